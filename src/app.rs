@@ -1,0 +1,292 @@
+//! Assembles the KREKI services chosen for this process into one HTTP server: their routes and
+//! OpenAPI, the shared middleware, health and metrics endpoints, the API docs, and their background
+//! workers, all tied to one shutdown token.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use kreki_platform::health::{DatabaseCheck, MigrationsCheck, ReadinessCheck};
+use kreki_platform::shutdown::CancellationToken;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::Config;
+
+/// Every migration of every service (one schema each), compiled into the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// A service `kreki serve --services` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Service {
+    /// KREKI ID: accounts, tokens, roles, OAuth2 clients, JWKS.
+    Auth,
+}
+
+impl Service {
+    /// Every service, in start order.
+    pub const ALL: [Service; 1] = [Service::Auth];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Auth => "auth",
+        }
+    }
+}
+
+/// The set of services one process runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Services(BTreeSet<Service>);
+
+impl Services {
+    /// Every service (what `kreki serve` runs by default).
+    pub fn all() -> Self {
+        Self(Service::ALL.into_iter().collect())
+    }
+
+    /// Parses names such as `auth,dispatch`; `all` means every service.
+    ///
+    /// # Errors
+    /// Names the unknown service and lists the known ones.
+    pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        let mut set = BTreeSet::new();
+        for name in names {
+            let name = name.trim();
+            if name == "all" {
+                return Ok(Self::all());
+            }
+            let service = Service::ALL
+                .into_iter()
+                .find(|service| service.name() == name)
+                .ok_or_else(|| {
+                    let known: Vec<&str> =
+                        Service::ALL.iter().map(|service| service.name()).collect();
+                    format!(
+                        "--services: unknown service `{name}`; known: all, {}",
+                        known.join(", ")
+                    )
+                })?;
+            set.insert(service);
+        }
+        if set.is_empty() {
+            return Err("--services: name at least one service".to_owned());
+        }
+        Ok(Self(set))
+    }
+
+    /// True when `service` runs here.
+    pub fn contains(&self, service: Service) -> bool {
+        self.0.contains(&service)
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "KREKI API",
+        description = "Emergency geo-dispatch for Indonesia. Errors are `application/problem+json`; times are UTC (RFC 3339); coordinates are WGS84 `lat`/`lng` in degrees.",
+        license(name = "AGPL-3.0-or-later"),
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "KREKI ID: accounts and tokens"),
+        (name = "admin", description = "Administration of accounts and OAuth2 clients"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("Access token from /v1/auth/login or /v1/auth/token"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// A built application: the router to serve and the workers it started.
+pub struct App {
+    /// Every route, with the shared middleware.
+    pub router: Router,
+    /// The OpenAPI description of the routes (also served at `/openapi.json`).
+    pub openapi: utoipa::openapi::OpenApi,
+    /// Background tasks; they stop when the shutdown token given to [`build`] is cancelled.
+    pub workers: Vec<JoinHandle<()>>,
+}
+
+/// Builds the services in `services` over `pool`.
+///
+/// # Errors
+/// When a service cannot be set up from `config` (for example an unreadable key file).
+pub fn build(
+    config: &Config,
+    pool: &PgPool,
+    services: &Services,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<App> {
+    let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
+    let mut workers = Vec::new();
+
+    let auth = kreki_auth::build(pool.clone(), config.auth.clone())?;
+    if services.contains(Service::Auth) {
+        if auth.service.keys().current().is_none() {
+            anyhow::bail!(
+                "auth.signing_key_file: KREKI ID needs a signing key; create one with `kreki keys generate --out FILE`"
+            );
+        }
+        api = api.merge(kreki_auth::routes::router(auth.clone()));
+        workers.push(tokio::spawn(kreki_auth::worker::run(
+            pool.clone(),
+            config.auth.throttle_window_s,
+            shutdown.clone(),
+        )));
+    } else if config.auth.jwks_url.is_none() && auth.service.keys().public_keys().is_empty() {
+        anyhow::bail!(
+            "auth.jwks_url: without the auth service here, set the JWKS URL of KREKI ID (or key files) to verify tokens"
+        );
+    }
+
+    let (router, openapi) = api.split_for_parts();
+    let spec = openapi.clone();
+    let checks: Vec<Box<dyn ReadinessCheck>> = vec![
+        Box::new(DatabaseCheck(pool.clone())),
+        Box::new(MigrationsCheck {
+            pool: pool.clone(),
+            migrator: &MIGRATOR,
+        }),
+    ];
+    let router = router
+        .merge(kreki_platform::health::router(checks))
+        .merge(kreki_platform::http::metrics_router())
+        .merge(SwaggerUi::new("/docs"))
+        .route(
+            "/openapi.json",
+            get(move || std::future::ready(axum::Json(spec.clone()).into_response())),
+        );
+    let limits = kreki_platform::http::Limits {
+        request_timeout: Duration::from_secs(config.server.request_timeout_s),
+        body_limit_bytes: config.server.body_limit_bytes,
+    };
+    Ok(App {
+        router: kreki_platform::http::finish(router, limits),
+        openapi,
+        workers,
+    })
+}
+
+/// Applies every pending migration.
+///
+/// # Errors
+/// When the database is unreachable or a migration fails.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR.run(pool).await.context("applying migrations")?;
+    Ok(())
+}
+
+/// Serves `services` on the configured address until SIGTERM/Ctrl-C, then lets in-flight requests
+/// finish (up to `server.shutdown_grace_s`) and stops the workers.
+///
+/// # Errors
+/// When the address cannot be bound or a service cannot be set up.
+pub async fn serve(
+    config: &Config,
+    services: &Services,
+    run_migrations: bool,
+) -> anyhow::Result<()> {
+    let pool = config.database.pool().map_err(anyhow::Error::msg)?;
+    if run_migrations {
+        migrate(&pool).await?;
+    } else {
+        match kreki_platform::db::pending_migrations(&pool, &MIGRATOR).await {
+            Ok(pending) if !pending.is_empty() => {
+                tracing::warn!(
+                    pending = pending.len(),
+                    "migrations pending: run `kreki migrate`; /readyz answers 503 until then"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "database not reachable yet; /readyz answers 503 until it is")
+            }
+        }
+    }
+    let listener = TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("server.listen: cannot listen on {}", config.server.listen))?;
+    let shutdown = CancellationToken::new();
+    let app = build(config, &pool, services, &shutdown)?;
+    tracing::info!(address = %listener.local_addr()?, "KREKI is listening");
+    run(
+        listener,
+        app,
+        shutdown,
+        kreki_platform::shutdown::signal(),
+        Duration::from_secs(config.server.shutdown_grace_s),
+    )
+    .await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// Serves `app` on `listener` until `stop` resolves, then drains: no new connections, in-flight
+/// requests get up to `grace` to finish, workers are cancelled and awaited.
+///
+/// # Errors
+/// When the server fails while running.
+pub async fn run(
+    listener: TcpListener,
+    app: App,
+    shutdown: CancellationToken,
+    stop: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let signalled = shutdown.clone();
+    let server = axum::serve(
+        listener,
+        app.router
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        stop.await;
+        signalled.cancel();
+    });
+    let drain_deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result.context("HTTP server failed")?,
+        () = drain_deadline => tracing::warn!(grace_s = grace.as_secs(), "in-flight requests still running after the grace period; exiting anyway"),
+    }
+    shutdown.cancel();
+    for worker in app.workers {
+        if tokio::time::timeout(Duration::from_secs(5), worker)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a background worker did not stop within 5 s");
+        }
+    }
+    tracing::info!("KREKI stopped");
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! The `kreki` command line. Each subcommand loads and validates the configuration first, so a
+//! wrong value stops it before it touches anything.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use kreki_auth::domain::{Email, NewPassword, PersonName, Phone, Role, Roles};
+use kreki_auth::service::NewAccount;
+
+use crate::app::{self, Services};
+use crate::config::Config;
+
+/// KREKI: open-source emergency geo-dispatch for Indonesia.
+///
+/// A citizen presses panic; the nearest on-duty, certified volunteers get an offer within
+/// milliseconds; a coordinator follows it live; hospitals see it as FHIR.
+///
+/// Configuration comes from `--config FILE` (TOML) and `KREKI_*` environment variables, nested keys
+/// joined with `__` (for example `KREKI_SERVER__LISTEN=0.0.0.0:8080`,
+/// `KREKI_DATABASE__URL=postgres://…`). See README.md for every key.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kreki",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// TOML configuration file (values from `KREKI_*` variables override it).
+    #[arg(long, short, global = true, env = "KREKI_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API and background workers until SIGTERM or Ctrl-C.
+    ///
+    /// Runs every service by default, which is what a small city needs. `--services` runs a
+    /// subset, so each role can be scaled on its own from one image.
+    Serve {
+        /// Services to run, comma-separated: `all`, or any of `auth`.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "all",
+            value_name = "LIST"
+        )]
+        services: Vec<String>,
+        /// Apply pending database migrations before serving.
+        #[arg(long)]
+        migrate: bool,
+    },
+    /// Apply pending database migrations (every service's schema), then exit.
+    Migrate,
+    /// Manage accounts directly in the database (no running server needed).
+    User {
+        /// What to do with accounts.
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage the Ed25519 keys that sign access tokens.
+    Keys {
+        /// What to do with keys.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Start a local platform with demo accounts: keeps a signing key under `--data-dir`, applies
+    /// migrations, creates demo users (if missing), prints where to look, and serves.
+    Demo {
+        /// Where the demo keeps its signing key between runs.
+        #[arg(long, default_value = ".kreki", value_name = "DIR")]
+        data_dir: PathBuf,
+    },
+    /// Check the configuration and print it (secrets redacted).
+    Config,
+}
+
+/// `kreki user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account, for example the first admin:
+    /// `kreki user create --phone 0811… --password … --name "Admin" --role admin`.
+    Create {
+        /// Phone number (`0812…` or `+62812…`).
+        #[arg(long)]
+        phone: String,
+        /// Password, 8 to 128 characters.
+        #[arg(long)]
+        password: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Optional e-mail (a second login).
+        #[arg(long)]
+        email: Option<String>,
+        /// Roles beyond `citizen`; repeat for several (`--role volunteer --role coordinator`).
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+}
+
+/// `kreki keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Write a new Ed25519 private key (PKCS#8 PEM) to `--out`, for `auth.signing_key_file`.
+    Generate {
+        /// File to create; refuses to overwrite.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    // Two TLS crypto providers end up linked (see STACK.md); choose one before any TLS is made.
+    drop(rustls::crypto::aws_lc_rs::default_provider().install_default());
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("kreki: invalid configuration\n{message}");
+            return ExitCode::from(2);
+        }
+    };
+    kreki_platform::telemetry::init_logging(config.log.format, &config.log.filter);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("kreki: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "kreki failed");
+            eprintln!("kreki: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { services, migrate } => {
+            let services =
+                Services::parse(services.iter().map(String::as_str)).map_err(anyhow::Error::msg)?;
+            app::serve(&config, &services, migrate).await
+        }
+        Command::Migrate => {
+            let pool = config.database.pool().map_err(anyhow::Error::msg)?;
+            app::migrate(&pool).await?;
+            say(&format!(
+                "migrations applied ({} known)",
+                app::MIGRATOR.iter().count()
+            ));
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    phone,
+                    password,
+                    name,
+                    email,
+                    roles,
+                },
+        } => {
+            let account = new_account(&phone, &password, &name, email.as_deref(), &roles)?;
+            let pool = config.database.pool().map_err(anyhow::Error::msg)?;
+            let auth = kreki_auth::build(pool, config.auth.clone())?;
+            let row = auth
+                .service
+                .register(account)
+                .await
+                .map_err(|error| anyhow::anyhow!(error.to_problem()))?;
+            say(&format!(
+                "created account {} ({}) with roles {}",
+                row.id,
+                row.phone,
+                row.roles.join(",")
+            ));
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Generate { out },
+        } => {
+            write_new_key(&out)?;
+            say(&format!("wrote a new signing key to {}", out.display()));
+            Ok(())
+        }
+        Command::Demo { data_dir } => crate::demo::run(config, &data_dir).await,
+        Command::Config => {
+            say(&format!("{config:#?}"));
+            Ok(())
+        }
+    }
+}
+
+/// Validates CLI input for a new account with the same rules as the API.
+///
+/// # Errors
+/// Names the flag that is wrong.
+pub fn new_account(
+    phone: &str,
+    password: &str,
+    name: &str,
+    email: Option<&str>,
+    roles: &[String],
+) -> anyhow::Result<NewAccount> {
+    let phone = Phone::parse(phone).map_err(|why| anyhow::anyhow!("--phone: {why}"))?;
+    let password =
+        NewPassword::parse(password).map_err(|why| anyhow::anyhow!("--password: {why}"))?;
+    let name = PersonName::parse(name).map_err(|why| anyhow::anyhow!("--name: {why}"))?;
+    let email = email
+        .map(Email::parse)
+        .transpose()
+        .map_err(|why| anyhow::anyhow!("--email: {why}"))?;
+    let roles = roles
+        .iter()
+        .map(|role| {
+            Role::parse(role).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--role: `{role}` is not one of citizen, volunteer, coordinator, trainer, admin"
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(NewAccount {
+        phone,
+        password,
+        name,
+        email,
+        roles: Roles::new(roles),
+    })
+}
+
+/// Creates `path` with a new private key, readable by its owner only.
+///
+/// # Errors
+/// When the file exists or cannot be written.
+pub fn write_new_key(path: &Path) -> anyhow::Result<()> {
+    let pem = kreki_auth::keys::generate_pem()?;
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {} (it must not exist yet)", path.display()))?;
+    file.write_all(pem.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Prints a line for the operator on standard output (logs go to the log stream).
+#[expect(clippy::print_stdout, reason = "the CLI's answer to its operator")]
+pub fn say(line: &str) {
+    println!("{line}");
+}

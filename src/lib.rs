@@ -1,0 +1,11 @@
+//! The `kreki` binary as a library, so tests drive exactly what operators run.
+//!
+//! - [`cli`]: the command line (`serve`, `migrate`, `user create`, `keys generate`, `demo`).
+//! - [`config`]: the one typed configuration (file + `KREKI_*` environment), validated at start.
+//! - [`app`]: wires the service crates into one HTTP server with shared middleware and shutdown.
+//! - [`demo`]: a local platform with a persistent signing key and demo accounts.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod demo;
