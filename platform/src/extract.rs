@@ -28,15 +28,7 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !has_content_type(req.headers(), "json") {
-            return Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-            )
-            .with_detail("Send the body as JSON with `Content-Type: application/json`."));
-        }
-        let bytes = read_body(req, state).await?;
+        let bytes = read_body(req, state, "json", "application/json").await?;
         parse_json(&bytes).map(Json)
     }
 }
@@ -101,15 +93,13 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !has_content_type(req.headers(), "x-www-form-urlencoded") {
-            return Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-            )
-            .with_detail("Send the body with `Content-Type: application/x-www-form-urlencoded`."));
-        }
-        let bytes = read_body(req, state).await?;
+        let bytes = read_body(
+            req,
+            state,
+            "x-www-form-urlencoded",
+            "application/x-www-form-urlencoded",
+        )
+        .await?;
         parse_urlencoded(&bytes, "body").map(Form)
     }
 }
@@ -177,7 +167,22 @@ fn has_content_type(headers: &http::HeaderMap, wanted: &str) -> bool {
         })
 }
 
-async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Problem> {
+/// The body, once its content type is `application/<subtype>` (or `application/…+<subtype>`): a
+/// wrong type is a 415 saying which to send, a body over the limit a 413.
+async fn read_body<S: Send + Sync>(
+    req: Request,
+    state: &S,
+    subtype: &str,
+    expected: &str,
+) -> Result<Bytes, Problem> {
+    if !has_content_type(req.headers(), subtype) {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+        )
+        .with_detail(format!("Send the body with `Content-Type: {expected}`.")));
+    }
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::new(
