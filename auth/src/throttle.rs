@@ -34,7 +34,9 @@ impl Attempt {
     pub fn new(ip: IpAddr, user: Option<UserId>, login: &str) -> Self {
         let account_key = match user {
             Some(id) => format!("account:{id}"),
-            None => format!("login:{login}"),
+            // Hashed: an unknown login is whatever a stranger typed (any length, NUL bytes that
+            // PostgreSQL text refuses, someone's mistyped number), none of which belongs in a key.
+            None => format!("login:{}", hex(&Sha256::digest(login.as_bytes()))),
         };
         Self {
             ip_key: format!("ip:{ip}"),
@@ -43,6 +45,16 @@ impl Attempt {
             user,
         }
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}");
+            out
+        })
 }
 
 /// Refuses the attempt with 429 when its address, or its account from an unknown address, must wait.
