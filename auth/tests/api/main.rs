@@ -6,6 +6,8 @@
 mod common;
 
 mod bad_input;
+mod keys;
+mod oauth_clients;
 mod refresh;
 mod registration;
 mod roles;
