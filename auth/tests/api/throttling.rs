@@ -27,7 +27,13 @@ fn retry_after_s(answer: &Answer) -> u64 {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn account_lock_spares_addresses_it_signed_in_from(pool: PgPool) {
-    let app = common::spawn(pool).await;
+    // Locks long enough that a slow, busy machine cannot see one end mid-test.
+    let config = AuthConfig {
+        account_lock_base_s: 30,
+        account_lock_max_s: 60,
+        ..common::config()
+    };
+    let app = common::spawn_with(pool, config).await;
     let max = app.config.account_max_failures;
     let phone = common::phone(1);
     app.create_user(&phone, &[]).await;
@@ -153,4 +159,27 @@ async fn concurrent_guesses_get_no_more_tries_than_one_at_a_time(pool: PgPool) {
         "{checked} of 16 concurrent guesses had their password checked; the limit is {}",
         app.config.account_max_failures
     );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_forged_forwarded_for_does_not_dodge_the_address_limit(pool: PgPool) {
+    let config = AuthConfig {
+        trust_forwarded_for: false,
+        ip_max_failures: 3,
+        account_max_failures: 10,
+        ..common::config()
+    };
+    let app = common::spawn_with(pool, config).await;
+    let target = common::phone(1);
+    app.create_user(&target, &[]).await;
+    for n in 2..5 {
+        let spoofed = format!("198.51.100.{n}");
+        let answer = app
+            .login_from(&spoofed, &common::phone(n), "tebak-tebakan")
+            .await;
+        answer.assert_problem(401, "invalid-credentials");
+    }
+    // Without a trusted proxy the header is ignored: every attempt came from this socket's address.
+    let blocked = app.login_from(ELSEWHERE, &target, PASSWORD).await;
+    retry_after_s(&blocked);
 }
