@@ -6,6 +6,7 @@
 mod common;
 
 mod bad_input;
+mod housekeeping;
 mod keys;
 mod oauth_clients;
 mod refresh;
