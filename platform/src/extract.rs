@@ -128,6 +128,14 @@ where
                         "path parameter `{key}` must be a {expected_type}"
                     ))
                     .with_field(key.clone(), format!("expected a {expected_type}")),
+                    ErrorKind::DeserializeError { key, message, .. } => Problem::bad_request(
+                        format!("path parameter `{key}` is not valid: {message}"),
+                    )
+                    .with_field(key.clone(), message.clone()),
+                    ErrorKind::InvalidUtf8InPathParam { key } => {
+                        Problem::bad_request(format!("path parameter `{key}` is not valid UTF-8"))
+                            .with_field(key.clone(), "must be valid UTF-8")
+                    }
                     other => Problem::bad_request(format!("bad path parameter: {other}")),
                 };
                 Err(problem)
