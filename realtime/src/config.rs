@@ -14,6 +14,9 @@ pub struct RealtimeConfig {
     /// Most WebSocket connections this instance holds at once; further upgrades get 503 with
     /// `Retry-After`.
     pub max_connections: usize,
+    /// Most connections one user may hold at once (phone, tablet, dashboard tabs); further upgrades
+    /// get 429. Checked before the upgrade, so concurrent upgrades may overshoot by a few.
+    pub max_connections_per_user: usize,
     /// Messages waiting to be written to one connection; when a publish finds this queue full the
     /// consumer is too slow and is disconnected with close code 4008 (it resumes from the replay
     /// ring with `resume_after`).
@@ -38,8 +41,9 @@ pub struct RealtimeConfig {
     /// flushed at once, so this only bounds the buffer's steady size.
     pub write_buffer_bytes: usize,
     /// Most bytes the write buffer may hold while the socket does not accept them; beyond, the
-    /// write fails and the connection is closed as too slow. Must exceed `write_buffer_bytes` plus
-    /// the largest message the hub sends.
+    /// write fails and the connection is closed. It also bounds what may be published: a message
+    /// whose frame is longer than `max_write_buffer_bytes - write_buffer_bytes` could never be
+    /// written, so `publish` refuses it (logged, counted).
     pub max_write_buffer_bytes: usize,
     /// Largest message a client may send, in bytes; a larger one closes the socket with 1009.
     pub max_message_bytes: usize,
@@ -62,6 +66,7 @@ impl Default for RealtimeConfig {
     fn default() -> Self {
         Self {
             max_connections: 10_000,
+            max_connections_per_user: 8,
             outbound_queue: 64,
             replay_messages: 512,
             replay_window_s: 600,
@@ -82,6 +87,12 @@ impl Default for RealtimeConfig {
 }
 
 impl RealtimeConfig {
+    /// Longest frame the hub will send, in bytes (see `max_write_buffer_bytes`).
+    pub fn max_outbound_frame_bytes(&self) -> usize {
+        self.max_write_buffer_bytes
+            .saturating_sub(self.write_buffer_bytes)
+    }
+
     /// Checks ranges; each message names the key and what is expected.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -93,6 +104,10 @@ impl RealtimeConfig {
         check(
             self.max_connections >= 1,
             "realtime.max_connections: must be at least 1",
+        );
+        check(
+            (1..=1_000).contains(&self.max_connections_per_user),
+            "realtime.max_connections_per_user: must be 1 to 1000",
         );
         check(
             (1..=65_536).contains(&self.outbound_queue),

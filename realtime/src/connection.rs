@@ -9,6 +9,9 @@
 //!   frame saying so comes first.
 //! - 4008 (too slow): the client did not read fast enough (its queue overflowed or a write took
 //!   longer than `realtime.write_timeout_ms`); reconnect with `resume_after`.
+//! - 4001 (token expired): the access token the socket was opened with ran out; reconnect with a
+//!   fresh one and `resume_after`. So a role taken away reaches live sockets within one token
+//!   lifetime.
 //!
 //! A peer silent for `realtime.idle_timeout_ms` (no frame, not even a pong to our pings) is dropped
 //! without a close frame: it would not read one.
@@ -32,6 +35,11 @@ use crate::protocol::{self, ClientFrame};
 pub const CLOSE_TOO_SLOW: u16 = 4008;
 /// Reason sent with [`CLOSE_TOO_SLOW`].
 pub const CLOSE_TOO_SLOW_REASON: &str = "too slow, resume with resume_after";
+/// Close code for a connection whose access token expired.
+pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+/// Reason sent with [`CLOSE_TOKEN_EXPIRED`].
+pub const CLOSE_TOKEN_EXPIRED_REASON: &str =
+    "token expired, reconnect with a fresh token and resume_after";
 /// Reason sent with 1001 on shutdown.
 pub const CLOSE_SHUTDOWN_REASON: &str = "server shutting down, resume with resume_after";
 /// Reason sent with 1009.
@@ -52,6 +60,8 @@ pub(crate) struct Connection {
     pub user: CurrentUser,
     /// `?resume_after=`: the newest `seq` the client has seen.
     pub resume_after: Option<u64>,
+    /// When the access token runs out: the socket closes with 4001 then.
+    pub token_expires_at: Instant,
     /// Decides `subscribe` frames.
     pub authorizer: Arc<dyn TopicAuthorizer>,
     /// Gets every other client message.
@@ -67,6 +77,8 @@ enum Ending {
     Shutdown,
     /// The client does not read fast enough: 4008.
     TooSlow,
+    /// The access token expired: 4001.
+    TokenExpired,
     /// The client sent a message over the limit: error frame, then 1009.
     TooBig,
     /// The client closed (its close frame is answered by tungstenite).
@@ -96,6 +108,9 @@ pub(crate) async fn serve(mut socket: WebSocket, connection: Connection) {
             metrics::counter!("realtime_slow_consumer_disconnects_total").increment(1);
             tracing::info!(%user, connection = id, "slow WebSocket consumer disconnected (4008)");
             close(&mut socket, CLOSE_TOO_SLOW, CLOSE_TOO_SLOW_REASON).await;
+        }
+        Ending::TokenExpired => {
+            close(&mut socket, CLOSE_TOKEN_EXPIRED, CLOSE_TOKEN_EXPIRED_REASON).await;
         }
         Ending::TooBig => {
             let config = connection.hub.config();
@@ -151,6 +166,8 @@ async fn pump(
     let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_heard = Instant::now();
+    let token_expiry = tokio::time::sleep_until(connection.token_expires_at);
+    tokio::pin!(token_expiry);
     loop {
         // Checked on every turn so neither a busy queue nor a chatty client delays them.
         if shutdown.is_cancelled() {
@@ -162,6 +179,7 @@ async fn pump(
         tokio::select! {
             () = shutdown.cancelled() => return Err(Ending::Shutdown),
             () = kicked.cancelled() => return Err(Ending::TooSlow),
+            () = &mut token_expiry => return Err(Ending::TokenExpired),
             frame = outbound.recv() => {
                 // The hub drops the sender only when it kicks the connection.
                 let Some(frame) = frame else { return Err(Ending::TooSlow) };

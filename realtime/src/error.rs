@@ -19,6 +19,9 @@ pub enum RealtimeError {
     /// 503 with `Retry-After`: this instance holds `realtime.max_connections` sockets already.
     #[error("too many WebSocket connections")]
     TooManyConnections,
+    /// 429: this user holds `realtime.max_connections_per_user` sockets already.
+    #[error("too many WebSocket connections for this account")]
+    TooManyForUser(usize),
     /// 400 in an error frame: a binary frame (the protocol is JSON text).
     #[error("binary frame")]
     Binary,
@@ -57,6 +60,15 @@ impl RealtimeError {
             Self::TooManyConnections => Problem::unavailable(
                 "This server holds as many live connections as it may; reconnect shortly.",
             ),
+            Self::TooManyForUser(max) => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-connections",
+                "Too many connections",
+            )
+            .with_detail(format!(
+                "This account holds {max} live connections already; close one first."
+            ))
+            .with_retry_after_s(5),
             Self::Binary => Problem::bad_request(
                 "Binary frames are not accepted; send JSON text such as {\"type\":\"ping\"}.",
             ),

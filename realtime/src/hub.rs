@@ -216,6 +216,7 @@ impl Hub {
 
     fn deliver_at(&self, envelope: Envelope, now: Instant) -> usize {
         let Envelope { audience, message } = envelope;
+        let config = &self.inner.config;
         let Some(body) = message_body(message) else {
             metrics::counter!("realtime_rejected_publishes_total").increment(1);
             tracing::error!(
@@ -224,7 +225,18 @@ impl Hub {
             );
             return 0;
         };
-        let config = &self.inner.config;
+        // `{"seq":` + up to 20 digits + `,` in front of the body.
+        let longest = body.len() + 28;
+        if longest > config.max_outbound_frame_bytes() {
+            metrics::counter!("realtime_rejected_publishes_total").increment(1);
+            tracing::error!(
+                ?audience,
+                bytes = longest,
+                max_bytes = config.max_outbound_frame_bytes(),
+                "published message is too long to write (realtime.max_write_buffer_bytes); dropped"
+            );
+            return 0;
+        }
         let mut state = self.lock();
         let recipients: Vec<Uuid> = match audience {
             Audience::User(id) => vec![id],
@@ -287,6 +299,14 @@ impl Hub {
                 .map(|session| session.connections.len())
                 .sum(),
         }
+    }
+
+    /// How many connections `user` holds now.
+    pub fn connections_of(&self, user: Uuid) -> usize {
+        self.lock()
+            .sessions
+            .get(&user)
+            .map_or(0, |session| session.connections.len())
     }
 
     /// A connection slot, or `None` when `max_connections` are open.
@@ -599,13 +619,25 @@ mod tests {
     }
 
     #[test]
-    fn messages_without_a_type_are_dropped() {
+    fn messages_without_a_type_or_too_long_to_write_are_dropped() {
         let hub = hub(RealtimeConfig::default());
         let user = Uuid::new_v4();
+        let limit = RealtimeConfig::default().max_outbound_frame_bytes();
+        let fits = json!({"type": "offer", "note": "x".repeat(limit - 100)});
+        assert_eq!(
+            hub.deliver(Envelope {
+                audience: Audience::User(user),
+                message: fits,
+            }),
+            1
+        );
+        let user = Uuid::new_v4();
+        let too_long = json!({"type": "offer", "note": "x".repeat(limit)});
         for message in [
             json!("offer"),
             json!({"kind": "offer"}),
             json!({"type": ""}),
+            too_long,
         ] {
             assert_eq!(
                 hub.deliver(Envelope {
@@ -615,7 +647,43 @@ mod tests {
                 0
             );
         }
-        assert_eq!(hub.stats().sessions, 0);
+        assert_eq!(hub.stats().sessions, 1);
+    }
+
+    /// Keeps what it is given, like a bus whose other side is not running.
+    #[derive(Default)]
+    struct Captured(Mutex<Vec<Envelope>>);
+
+    impl Bus for Arc<Captured> {
+        fn send(&self, envelope: Envelope) {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(envelope);
+        }
+    }
+
+    #[test]
+    fn with_a_bus_publish_goes_through_it_and_deliver_numbers_on_arrival() {
+        let bus = Arc::new(Captured::default());
+        let hub = Hub::with_bus(
+            RealtimeConfig::default(),
+            CancellationToken::new(),
+            Arc::new(Arc::clone(&bus)),
+        );
+        let user = Uuid::new_v4();
+        let mut conn = hub.attach(user, &Roles::default(), None);
+        hub.publish(Audience::User(user), json!({"type": "offer"}));
+        assert!(
+            drain(&mut conn).is_empty(),
+            "nothing is delivered until the bus brings it"
+        );
+        let carried = std::mem::take(&mut *bus.0.lock().unwrap_or_else(PoisonError::into_inner));
+        assert_eq!(carried.len(), 1);
+        for envelope in carried {
+            assert_eq!(hub.deliver(envelope), 1);
+        }
+        assert_eq!(drain(&mut conn), vec![json!({"seq": 1, "type": "offer"})]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! socket to [`crate::connection`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -109,7 +110,8 @@ pub struct ConnectParams {
 /// carry no `seq` and are not replayed.
 ///
 /// Close codes: 1001 server shutting down and 4008 too slow (reconnect with `resume_after`),
-/// 1009 message over the size limit. The server pings; a peer silent past the idle timeout is
+/// 4001 access token expired (reconnect with a fresh token and `resume_after`), 1009 message
+/// over the size limit. The server pings; a peer silent past the idle timeout is
 /// dropped.
 #[utoipa::path(get, path = "/v1/ws", tag = "realtime", params(ConnectParams),
     security(("bearer" = [])),
@@ -117,6 +119,7 @@ pub struct ConnectParams {
         (status = 101, description = "Switching protocols: the WebSocket is open"),
         (status = 401, description = "No access token, or an expired or invalid one", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token belongs to an OAuth2 client, not a person", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "This account holds as many connections as it may (see `Retry-After`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`resume_after` is not a whole number", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "This instance holds as many connections as it may (see `Retry-After`)", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -130,6 +133,12 @@ async fn connect(
     let token = bearer_token(&headers)
         .or(params.access_token.as_deref())
         .ok_or(AuthError::MissingToken)?;
+    // Read once for its expiry (the socket closes with 4001 then), once more for the caller.
+    let claims = state
+        .verifier
+        .verify(token)
+        .await
+        .map_err(AuthError::from)?;
     let user = match Caller::from_token(&state.verifier, token).await? {
         Caller::User(user) => user,
         Caller::Client(_) => {
@@ -155,11 +164,16 @@ async fn connect(
         Ok(upgrade) => upgrade,
         Err(rejection) => return Ok(rejection.into_response()),
     };
+    let config = state.hub.config();
+    if state.hub.connections_of(user.id.0) >= config.max_connections_per_user {
+        return Err(RealtimeError::TooManyForUser(
+            config.max_connections_per_user,
+        ));
+    }
     let slot = state
         .hub
         .try_connection_slot()
         .ok_or(RealtimeError::TooManyConnections)?;
-    let config = state.hub.config();
     // Explicit sizes: tungstenite's defaults (128 KiB buffers, 64 MiB messages) would make idle
     // sockets expensive and let one client make the server allocate megabytes.
     let upgrade = upgrade
@@ -173,6 +187,7 @@ async fn connect(
         hub: state.hub,
         user,
         resume_after,
+        token_expires_at: token_deadline(claims.exp),
         authorizer: state.authorizer,
         inbound: state.inbound,
         slot,
@@ -180,6 +195,15 @@ async fn connect(
     Ok(upgrade
         .on_failed_upgrade(|error| tracing::debug!(%error, "WebSocket upgrade failed"))
         .on_upgrade(move |socket| tracker.track_future(connection::serve(socket, connection))))
+}
+
+/// When a token expiring at `exp` (seconds since the epoch) runs out, on the runtime's clock.
+fn token_deadline(exp: i64) -> tokio::time::Instant {
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let left_s = u64::try_from(exp).map_or(0, |exp| exp.saturating_sub(now_s));
+    tokio::time::Instant::now() + Duration::from_secs(left_s)
 }
 
 /// The token of an `Authorization: Bearer …` header, if there is one.

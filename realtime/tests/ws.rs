@@ -31,6 +31,7 @@ const PATIENCE: Duration = Duration::from_secs(5);
 struct Server {
     addr: SocketAddr,
     hub: Hub,
+    keys: Arc<KeyRing>,
     issuer: Issuer,
     shutdown: CancellationToken,
     server: JoinHandle<()>,
@@ -56,7 +57,11 @@ impl Server {
         let key = SigningKey::from_pem(&pem).expect("the test key loads");
         let keys = Arc::new(KeyRing::new(Some(key), Vec::new()));
         let verifier = TokenVerifier::with_keys("kreki".to_owned(), &keys.public_keys());
-        let issuer = Issuer::new(keys, "kreki".to_owned(), Duration::from_secs(900));
+        let issuer = Issuer::new(
+            Arc::clone(&keys),
+            "kreki".to_owned(),
+            Duration::from_secs(900),
+        );
         let shutdown = CancellationToken::new();
         let hub = Hub::new(config, shutdown.clone());
         let state = ports(RealtimeState::new(hub.clone(), verifier));
@@ -77,6 +82,7 @@ impl Server {
         Self {
             addr,
             hub,
+            keys,
             issuer,
             shutdown,
             server,
@@ -85,9 +91,12 @@ impl Server {
     }
 
     fn person(&self, roles: &[Role]) -> Person {
+        self.person_with(&self.issuer, roles)
+    }
+
+    fn person_with(&self, issuer: &Issuer, roles: &[Role]) -> Person {
         let id = UserId::new();
-        let token = self
-            .issuer
+        let token = issuer
             .for_user(id, &Roles::new(roles.iter().copied()), "Test Person")
             .expect("signs");
         Person { id: id.0, token }
@@ -650,4 +659,46 @@ async fn shutdown_closes_every_socket_with_1001() {
         .expect("the server stops")
         .expect("the server did not panic");
     assert_eq!(server.hub.stats().connections, 0);
+}
+
+#[tokio::test]
+async fn one_account_cannot_take_every_connection() {
+    let server = Server::start(RealtimeConfig {
+        max_connections_per_user: 2,
+        ..RealtimeConfig::default()
+    })
+    .await;
+    let volunteer = server.person(&[Role::Volunteer]);
+    let _phone = server.connect_live(&volunteer).await;
+    let _tablet = server.connect_live(&volunteer).await;
+    let url = server.url(&format!("?access_token={}", volunteer.token));
+    match connect_async(url.as_str()).await {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), http::StatusCode::TOO_MANY_REQUESTS);
+        }
+        other => panic!("expected a 429, got {other:?}"),
+    }
+    // Someone else still gets in.
+    let other = server.person(&[Role::Volunteer]);
+    server.connect_live(&other).await;
+}
+
+#[tokio::test]
+async fn a_socket_closes_with_4001_when_its_token_expires() {
+    let server = Server::start(RealtimeConfig::default()).await;
+    let short = Issuer::new(
+        Arc::clone(&server.keys),
+        "kreki".to_owned(),
+        Duration::from_secs(1),
+    );
+    let volunteer = server.person_with(&short, &[Role::Volunteer]);
+    let mut client = server.connect_live(&volunteer).await;
+    let started = tokio::time::Instant::now();
+    let (_, code, reason) = until_close(&mut client).await;
+    assert_eq!(code, 4001);
+    assert!(reason.contains("resume_after"), "{reason}");
+    assert!(
+        started.elapsed() <= Duration::from_secs(2),
+        "closed at expiry"
+    );
 }
