@@ -57,8 +57,9 @@ pub struct RealtimeConfig {
     /// Longest one write to a client may take before the client counts as too slow, in
     /// milliseconds.
     pub write_timeout_ms: u64,
-    /// Longest the inbound handler (for example a location update) may take before the client gets
-    /// a 503 error frame, in milliseconds.
+    /// Longest the inbound handler (for example a location update) or the topic authorizer may
+    /// take before the client gets a 503 error frame, in milliseconds (less than
+    /// `idle_timeout_ms`: the socket is not read meanwhile).
     pub inbound_timeout_ms: u64,
 }
 
@@ -167,8 +168,8 @@ impl RealtimeConfig {
             "realtime.write_timeout_ms: must be 10 to 600000 milliseconds",
         );
         check(
-            (10..=600_000).contains(&self.inbound_timeout_ms),
-            "realtime.inbound_timeout_ms: must be 10 to 600000 milliseconds",
+            self.inbound_timeout_ms >= 10 && self.inbound_timeout_ms < self.idle_timeout_ms,
+            "realtime.inbound_timeout_ms: must be at least 10 milliseconds and less than realtime.idle_timeout_ms",
         );
         problems
     }
@@ -188,7 +189,7 @@ mod tests {
         let config = RealtimeConfig {
             outbound_queue: 0,
             max_frame_bytes: 32 * 1024,
-            idle_timeout_ms: 1_000,
+            idle_timeout_ms: 10_000,
             ..RealtimeConfig::default()
         };
         let problems = config.validate().join("\n");

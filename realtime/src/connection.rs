@@ -28,7 +28,7 @@ use tokio::time::{Instant, MissedTickBehavior, timeout};
 
 use crate::error::RealtimeError;
 use crate::hub::{Attachment, Hub, SubscribeError};
-use crate::ports::{InboundHandler, TopicAuthorizer, inbound_timeout};
+use crate::ports::{BoxFuture, InboundHandler, TopicAuthorizer, inbound_timeout};
 use crate::protocol::{self, ClientFrame};
 
 /// Close code for a consumer too slow to keep up.
@@ -168,6 +168,10 @@ async fn pump(
     let mut last_heard = Instant::now();
     let token_expiry = tokio::time::sleep_until(connection.token_expires_at);
     tokio::pin!(token_expiry);
+    // A client message being handled (subscribe, or one for the inbound handler). While it runs
+    // the socket is not read, which slows a chatty client down, but live frames keep flowing: a
+    // slow location update never delays an offer.
+    let mut handling: Option<BoxFuture<'_, Option<Utf8Bytes>>> = None;
     loop {
         // Checked on every turn so neither a busy queue nor a chatty client delays them.
         if shutdown.is_cancelled() {
@@ -186,7 +190,14 @@ async fn pump(
                 write(socket, Message::Text(frame), write_timeout, hub).await?;
                 metrics::counter!("realtime_messages_sent_total").increment(1);
             }
-            incoming = socket.recv() => {
+            reply = poll_handling(&mut handling), if handling.is_some() => {
+                handling = None;
+                last_heard = Instant::now();
+                if let Some(reply) = reply {
+                    write(socket, Message::Text(reply), write_timeout, hub).await?;
+                }
+            }
+            incoming = socket.recv(), if handling.is_none() => {
                 last_heard = Instant::now();
                 let reply = match incoming {
                     None => return Err(Ending::PeerClosed),
@@ -196,7 +207,18 @@ async fn pump(
                     Some(Ok(Message::Binary(_))) => {
                         Some(protocol::error_frame(&RealtimeError::Binary))
                     }
-                    Some(Ok(Message::Text(text))) => handle_text(connection, text.as_str()).await,
+                    Some(Ok(Message::Text(text))) => match protocol::parse_client_frame(text.as_str()) {
+                        Err(error) => Some(protocol::error_frame(&error)),
+                        Ok(ClientFrame::Ping) => Some(protocol::pong()),
+                        Ok(ClientFrame::Unsubscribe(topic)) => {
+                            hub.unsubscribe(connection.user.id.0, topic.as_str());
+                            Some(protocol::topic_ack("unsubscribed", &topic))
+                        }
+                        Ok(frame) => {
+                            handling = Some(Box::pin(handle(connection, frame)));
+                            None
+                        }
+                    },
                 };
                 if let Some(reply) = reply {
                     write(socket, Message::Text(reply), write_timeout, hub).await?;
@@ -209,6 +231,17 @@ async fn pump(
                 write(socket, Message::Ping(Bytes::new()), write_timeout, hub).await?;
             }
         }
+    }
+}
+
+/// Waits for the message being handled; pending forever when there is none (its `select!`
+/// branch is disabled then anyway).
+async fn poll_handling(
+    handling: &mut Option<BoxFuture<'_, Option<Utf8Bytes>>>,
+) -> Option<Utf8Bytes> {
+    match handling {
+        Some(future) => future.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -241,14 +274,18 @@ fn transport_failure(error: axum::Error) -> Ending {
     }
 }
 
-/// Acts on one text frame; returns the frame to answer with, if any.
-async fn handle_text(connection: &Connection, text: &str) -> Option<Utf8Bytes> {
+/// Acts on a subscribe frame or a message for the inbound handler, within
+/// `realtime.inbound_timeout_ms`; returns the frame to answer with, if any.
+async fn handle(connection: &Connection, frame: ClientFrame) -> Option<Utf8Bytes> {
     let limit = Duration::from_millis(connection.hub.config().inbound_timeout_ms);
     let user = &connection.user;
-    let result = match protocol::parse_client_frame(text) {
-        Err(error) => Err(error),
-        Ok(ClientFrame::Ping) => return Some(protocol::pong()),
-        Ok(ClientFrame::Subscribe(topic)) => {
+    let result = match frame {
+        ClientFrame::Ping => return Some(protocol::pong()),
+        ClientFrame::Unsubscribe(topic) => {
+            connection.hub.unsubscribe(user.id.0, topic.as_str());
+            return Some(protocol::topic_ack("unsubscribed", &topic));
+        }
+        ClientFrame::Subscribe(topic) => {
             match timeout(
                 limit,
                 connection.authorizer.may_subscribe(user, topic.as_str()),
@@ -263,11 +300,7 @@ async fn handle_text(connection: &Connection, text: &str) -> Option<Utf8Bytes> {
                 },
             }
         }
-        Ok(ClientFrame::Unsubscribe(topic)) => {
-            connection.hub.unsubscribe(user.id.0, topic.as_str());
-            return Some(protocol::topic_ack("unsubscribed", &topic));
-        }
-        Ok(ClientFrame::Other(message)) => {
+        ClientFrame::Other(message) => {
             match timeout(limit, connection.inbound.handle(user, message)).await {
                 Err(_) => Err(RealtimeError::Inbound(inbound_timeout())),
                 Ok(Err(problem)) => Err(RealtimeError::Inbound(problem)),

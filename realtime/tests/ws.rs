@@ -605,6 +605,7 @@ async fn the_server_pings_and_drops_peers_that_stay_silent() {
     let server = Server::start(RealtimeConfig {
         ping_interval_ms: 50,
         idle_timeout_ms: 300,
+        inbound_timeout_ms: 100,
         ..RealtimeConfig::default()
     })
     .await;
@@ -701,4 +702,65 @@ async fn a_socket_closes_with_4001_when_its_token_expires() {
         started.elapsed() <= Duration::from_secs(2),
         "closed at expiry"
     );
+}
+
+/// Takes its time over every message.
+struct Sluggish(Duration);
+
+impl InboundHandler for Sluggish {
+    fn handle(&self, _user: &CurrentUser, _message: Value) -> BoxFuture<'_, Result<(), Problem>> {
+        Box::pin(async move {
+            tokio::time::sleep(self.0).await;
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_slow_inbound_handler_never_delays_offers() {
+    let server = Server::start_with(RealtimeConfig::default(), |state| {
+        state.with_inbound(Arc::new(Sluggish(Duration::from_secs(2))))
+    })
+    .await;
+    let volunteer = server.person(&[Role::Volunteer]);
+    let mut client = server.connect_live(&volunteer).await;
+    send(
+        &mut client,
+        json!({"type": "location", "lat": -6.2, "lng": 106.8}),
+    )
+    .await;
+    // Let the socket task pick the location up and start on it.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let published = tokio::time::Instant::now();
+    server.offer(&volunteer, 1);
+    assert_eq!(next_json(&mut client).await["seq"], 1);
+    assert!(
+        published.elapsed() < Duration::from_secs(1),
+        "the offer waited for the handler: {:?}",
+        published.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn an_inbound_handler_over_its_time_gets_a_503_error_frame() {
+    let server = Server::start_with(
+        RealtimeConfig {
+            inbound_timeout_ms: 100,
+            ..RealtimeConfig::default()
+        },
+        |state| state.with_inbound(Arc::new(Sluggish(Duration::from_secs(30)))),
+    )
+    .await;
+    let volunteer = server.person(&[Role::Volunteer]);
+    let mut client = server.connect_live(&volunteer).await;
+    send(
+        &mut client,
+        json!({"type": "location", "lat": -6.2, "lng": 106.8}),
+    )
+    .await;
+    let answer = next_json(&mut client).await;
+    assert_eq!(answer["type"], "error");
+    assert_eq!(answer["problem"]["status"], 503);
+    send(&mut client, json!({"type": "ping"})).await;
+    assert_eq!(next_json(&mut client).await, json!({"type": "pong"}));
 }
