@@ -96,11 +96,15 @@ pub(crate) async fn serve(mut socket: WebSocket, connection: Connection) {
         .hub
         .attach(user, &connection.user.roles, connection.resume_after);
     let id = attachment.id;
+    let attached = Attached {
+        hub: connection.hub.clone(),
+        user,
+        id,
+    };
     metrics::gauge!("realtime_connections").increment(1.0);
     tracing::debug!(%user, connection = id, "WebSocket connected");
     let ending = run(&mut socket, &connection, attachment).await;
-    connection.hub.detach(user, id);
-    metrics::gauge!("realtime_connections").decrement(1.0);
+    drop(attached);
     tracing::debug!(%user, connection = id, ?ending, "WebSocket closing");
     match ending {
         Ending::Shutdown => close(&mut socket, close_code::AWAY, CLOSE_SHUTDOWN_REASON).await,
@@ -130,6 +134,21 @@ pub(crate) async fn serve(mut socket: WebSocket, connection: Connection) {
         Ending::Dead | Ending::Broken => {}
     }
     drop(connection.slot);
+}
+
+/// Detaches the connection from its session and counts it out, however the task ends (even by a
+/// panic in a port).
+struct Attached {
+    hub: Hub,
+    user: uuid::Uuid,
+    id: u64,
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.hub.detach(self.user, self.id);
+        metrics::gauge!("realtime_connections").decrement(1.0);
+    }
 }
 
 async fn run(socket: &mut WebSocket, connection: &Connection, attachment: Attachment) -> Ending {

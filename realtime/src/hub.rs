@@ -175,6 +175,18 @@ impl Hub {
         bus: Option<Arc<dyn Bus>>,
     ) -> Self {
         let connection_slots = Arc::new(Semaphore::new(config.max_connections));
+        // Register every series at once, so dashboards show zeros rather than gaps.
+        for gauge in ["realtime_connections", "realtime_sessions"] {
+            metrics::gauge!(gauge).increment(0.0);
+        }
+        for counter in [
+            "realtime_messages_sent_total",
+            "realtime_slow_consumer_disconnects_total",
+            "realtime_dropped_messages_total",
+            "realtime_rejected_publishes_total",
+        ] {
+            metrics::counter!(counter).increment(0);
+        }
         Self {
             inner: Arc::new(Inner {
                 config,
