@@ -13,6 +13,9 @@
 //!   fresh one and `resume_after`. So a role taken away reaches live sockets within one token
 //!   lifetime.
 //!
+//! - 1002 / 1007: the client broke the WebSocket protocol, or sent a text frame that is not UTF-8
+//!   (unreadable at the protocol level, so not answerable with an error frame).
+//!
 //! A peer silent for `realtime.idle_timeout_ms` (no frame, not even a pong to our pings) is dropped
 //! without a close frame: it would not read one.
 
@@ -85,7 +88,10 @@ enum Ending {
     PeerClosed,
     /// Nothing heard within the idle timeout.
     Dead,
-    /// The transport failed (reset, protocol violation).
+    /// The client broke the WebSocket protocol (1002) or sent a text frame that is not UTF-8
+    /// (1007); the stream cannot be read past that.
+    Violation(u16, &'static str),
+    /// The transport failed (reset, I/O error).
     Broken,
 }
 
@@ -131,6 +137,7 @@ pub(crate) async fn serve(mut socket: WebSocket, connection: Connection) {
             // Receiving again sends tungstenite's answer to the client's close frame.
             drop(timeout(CLOSE_HANDSHAKE_TIMEOUT, socket.recv()).await);
         }
+        Ending::Violation(code, reason) => close(&mut socket, code, reason).await,
         Ending::Dead | Ending::Broken => {}
     }
     drop(connection.slot);
@@ -286,6 +293,12 @@ fn transport_failure(error: axum::Error) -> Ending {
     let inner = error.into_inner();
     match inner.downcast_ref::<tungstenite::Error>() {
         Some(tungstenite::Error::Capacity(_)) => Ending::TooBig,
+        Some(tungstenite::Error::Utf8(_)) => {
+            Ending::Violation(close_code::INVALID, "text frames must be UTF-8")
+        }
+        Some(tungstenite::Error::Protocol(_)) => {
+            Ending::Violation(close_code::PROTOCOL, "WebSocket protocol error")
+        }
         _ => {
             tracing::debug!(error = %inner, "WebSocket transport failed");
             Ending::Broken

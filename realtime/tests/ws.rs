@@ -764,3 +764,22 @@ async fn an_inbound_handler_over_its_time_gets_a_503_error_frame() {
     send(&mut client, json!({"type": "ping"})).await;
     assert_eq!(next_json(&mut client).await, json!({"type": "pong"}));
 }
+
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    let server = Server::start(RealtimeConfig::default()).await;
+    let volunteer = server.person(&[Role::Volunteer]);
+    let mut client = server.connect_live(&volunteer).await;
+    let broken = Frame::message(
+        vec![0x7b_u8, 0xff, 0xfe, 0x7d],
+        OpCode::Data(Data::Text),
+        true,
+    );
+    client.send(Message::Frame(broken)).await.expect("sent");
+    let (_, code, _) = until_close(&mut client).await;
+    assert_eq!(code, 1007);
+    server.connect_live(&volunteer).await;
+}
