@@ -30,7 +30,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
 use crate::error::RealtimeError;
-use crate::hub::{Attachment, Hub, SubscribeError};
+use crate::hub::{Attachment, Cursor, Hub, SubscribeError};
 use crate::ports::{BoxFuture, InboundHandler, TopicAuthorizer, inbound_timeout};
 use crate::protocol::{self, ClientFrame};
 
@@ -61,8 +61,8 @@ pub(crate) struct Connection {
     pub hub: Hub,
     /// Who is connected.
     pub user: CurrentUser,
-    /// `?resume_after=`: the newest `seq` the client has seen.
-    pub resume_after: Option<u64>,
+    /// `?resume_after=` (and `?epoch=`): where the client left off.
+    pub resume: Option<Cursor>,
     /// When the access token runs out: the socket closes with 4001 then.
     pub token_expires_at: Instant,
     /// Decides `subscribe` frames.
@@ -100,7 +100,7 @@ pub(crate) async fn serve(mut socket: WebSocket, connection: Connection) {
     let user = connection.user.id.0;
     let attachment = connection
         .hub
-        .attach(user, &connection.user.roles, connection.resume_after);
+        .attach(user, &connection.user.roles, connection.resume);
     let id = attachment.id;
     let attached = Attached {
         hub: connection.hub.clone(),

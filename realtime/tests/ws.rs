@@ -143,8 +143,21 @@ async fn send(client: &mut Client, message: Value) {
         .expect("sent");
 }
 
-/// The next data frame as JSON (pings and pongs skipped).
+/// The next data frame as JSON (pings and pongs skipped), without its `epoch`, which every
+/// numbered frame must carry.
 async fn next_json(client: &mut Client) -> Value {
+    let mut frame = next_raw(client).await;
+    if frame.get("seq").is_some() {
+        let epoch = frame
+            .as_object_mut()
+            .and_then(|object| object.remove("epoch"));
+        assert!(epoch.is_some_and(|epoch| epoch.is_u64()), "{frame}");
+    }
+    frame
+}
+
+/// The next data frame as JSON (pings and pongs skipped).
+async fn next_raw(client: &mut Client) -> Value {
     loop {
         let frame = tokio::time::timeout(PATIENCE, client.next())
             .await
@@ -782,4 +795,62 @@ async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
     let (_, code, _) = until_close(&mut client).await;
     assert_eq!(code, 1007);
     server.connect_live(&volunteer).await;
+}
+
+#[tokio::test]
+async fn a_cursor_from_a_forgotten_session_gets_resync_not_a_partial_replay() {
+    let server = Server::start(RealtimeConfig {
+        session_idle_s: 0,
+        ..RealtimeConfig::default()
+    })
+    .await;
+    let volunteer = server.person(&[Role::Volunteer]);
+    let mut client = server.connect_live(&volunteer).await;
+    for n in 1..=3 {
+        server.offer(&volunteer, n);
+    }
+    let mut last = Value::Null;
+    for _ in 1..=3 {
+        last = next_raw(&mut client).await;
+    }
+    let old_epoch = last["epoch"].as_u64().expect("an epoch");
+    assert_eq!(last["seq"], 3);
+    drop(client);
+    // The sweeper forgets the idle session (within a second or two).
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while server.hub.stats().sessions > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the session was never swept"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Offers while away start a new numbering: seq 1..5.
+    for n in 1..=5 {
+        server.offer(&volunteer, n);
+    }
+    let query = format!("?resume_after=3&epoch={old_epoch}");
+    let mut client = server.connect(&volunteer, &query).await;
+    let resync = next_raw(&mut client).await;
+    assert_eq!(resync["type"], "resync", "{resync}");
+    assert_eq!(resync["seq"], 5);
+    let new_epoch = resync["epoch"].as_u64().expect("an epoch");
+    assert_ne!(new_epoch, old_epoch);
+    // With the new cursor nothing is missing.
+    let query = format!("?resume_after=4&epoch={new_epoch}");
+    let mut client = server.connect(&volunteer, &query).await;
+    assert_eq!(
+        next_json(&mut client).await,
+        json!({"seq": 5, "type": "offer", "offer": {"n": 5}})
+    );
+
+    let response = reqwest::get(format!(
+        "http://{}/v1/ws?access_token={}&resume_after=4&epoch=yesterday",
+        server.addr, volunteer.token
+    ))
+    .await
+    .expect("an answer");
+    assert_eq!(response.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: Value = response.json().await.expect("JSON");
+    assert_eq!(problem["errors"][0]["field"], "epoch");
 }
