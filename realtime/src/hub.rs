@@ -226,7 +226,7 @@ impl Hub {
     /// Sends `message` to `audience`: synchronous, never waits for a client.
     ///
     /// `message` must be a JSON object with a non-empty string `type` (`offer`, `alert.updated`, …);
-    /// the hub sets `seq` (any `seq` given is replaced). Anything else is a bug of the caller: it is
+    /// the hub sets `seq` and `epoch` (any given are replaced). Anything else is a bug of the caller: it is
     /// logged and dropped. Slow connections are disconnected (4008), never waited for.
     pub fn publish(&self, audience: Audience, message: serde_json::Value) {
         let envelope = Envelope { audience, message };
@@ -599,8 +599,8 @@ fn resync_frame(seq: u64, epoch: u64) -> Utf8Bytes {
     ))
 }
 
-/// The JSON of `message` without its opening brace and without any `seq`, ready to have
-/// `{"seq":n,` put in front; `None` unless it is an object with a non-empty string `type`.
+/// The JSON of `message` without its opening brace and without any `seq` or `epoch`, ready to have
+/// `{"seq":n,"epoch":e,` put in front; `None` unless it is an object with a non-empty string `type`.
 fn message_body(message: serde_json::Value) -> Option<String> {
     let serde_json::Value::Object(mut object) = message else {
         return None;
@@ -613,6 +613,7 @@ fn message_body(message: serde_json::Value) -> Option<String> {
         return None;
     }
     object.remove("seq");
+    object.remove("epoch");
     let json = serde_json::to_string(&object).ok()?;
     // An object with at least `type` serialises as `{"type":…}`; dropping the brace leaves the
     // members and the closing brace.
@@ -677,15 +678,21 @@ mod tests {
         let hub = hub(RealtimeConfig::default());
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let mut conn_a = hub.attach(a, &Roles::default(), None);
-        hub.publish(Audience::User(a), json!({"type": "offer", "seq": 99}));
+        hub.publish(
+            Audience::User(a),
+            json!({"type": "offer", "seq": 99, "epoch": 7}),
+        );
         hub.publish(
             Audience::Users(vec![a, b, a]),
             json!({"type": "alert.updated"}),
         );
+        let first = conn_a.outbound.try_recv().expect("the offer");
+        assert_eq!(first.as_str().matches("\"epoch\"").count(), 1, "{first}");
+        assert_ne!(epoch_of(&first), 7);
+        assert_eq!(parse(&first), json!({"seq": 1, "type": "offer"}));
         let frames = drain(&mut conn_a);
-        assert_eq!(frames.len(), 2, "{frames:?}");
-        assert_eq!(frames[0], json!({"seq": 1, "type": "offer"}));
-        assert_eq!(frames[1], json!({"seq": 2, "type": "alert.updated"}));
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        assert_eq!(frames[0], json!({"seq": 2, "type": "alert.updated"}));
         let conn_b = hub.attach(b, &Roles::default(), after(0));
         let replayed: Vec<Value> = conn_b.backlog.iter().map(parse).collect();
         assert_eq!(replayed, vec![json!({"seq": 1, "type": "alert.updated"})]);
