@@ -236,10 +236,6 @@ async fn pump(
                     Some(Ok(Message::Text(text))) => match protocol::parse_client_frame(text.as_str()) {
                         Err(error) => Some(protocol::error_frame(&error)),
                         Ok(ClientFrame::Ping) => Some(protocol::pong()),
-                        Ok(ClientFrame::Unsubscribe(topic)) => {
-                            hub.unsubscribe(connection.user.id.0, topic.as_str());
-                            Some(protocol::topic_ack("unsubscribed", &topic))
-                        }
                         Ok(frame) => {
                             handling = Some(Box::pin(handle(connection, frame)));
                             None
@@ -306,8 +302,8 @@ fn transport_failure(error: axum::Error) -> Ending {
     }
 }
 
-/// Acts on a subscribe frame or a message for the inbound handler, within
-/// `realtime.inbound_timeout_ms`; returns the frame to answer with, if any.
+/// Acts on a client frame (the ports get `realtime.inbound_timeout_ms`); returns the frame to
+/// answer with, if any.
 async fn handle(connection: &Connection, frame: ClientFrame) -> Option<Utf8Bytes> {
     let limit = Duration::from_millis(connection.hub.config().inbound_timeout_ms);
     let user = &connection.user;
