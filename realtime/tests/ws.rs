@@ -854,3 +854,131 @@ async fn a_cursor_from_a_forgotten_session_gets_resync_not_a_partial_replay() {
     let problem: Value = response.json().await.expect("JSON");
     assert_eq!(problem["errors"][0]["field"], "epoch");
 }
+
+/// Every data frame until the server closes or the connection ends, and the close code if a close
+/// frame came.
+async fn until_end(client: &mut Client) -> (Vec<Value>, Option<u16>) {
+    let mut frames = Vec::new();
+    loop {
+        match tokio::time::timeout(PATIENCE, client.next())
+            .await
+            .expect("the end in time")
+        {
+            Some(Ok(Message::Text(text))) => {
+                frames.push(serde_json::from_str(text.as_str()).expect("JSON"));
+            }
+            Some(Ok(Message::Close(close))) => {
+                return (frames, close.map(|close| u16::from(close.code)));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => return (frames, None),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_whose_writes_stall_is_dropped_and_resumes_from_the_ring() {
+    let server = Server::start(RealtimeConfig {
+        outbound_queue: 1024,
+        write_timeout_ms: 50,
+        ..RealtimeConfig::default()
+    })
+    .await;
+    let volunteer = server.person(&[Role::Volunteer]);
+    let mut client = server.connect_live(&volunteer).await;
+    let padding = "x".repeat(64 * 1024);
+    // 12.8 MB: more than the socket buffers hold while the client does not read.
+    for n in 1..=200 {
+        server.hub.publish(
+            Audience::User(volunteer.id),
+            json!({"type": "offer", "offer": {"n": n}, "pad": padding}),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        server.hub.stats().connections,
+        0,
+        "the stalled socket was let go"
+    );
+    let (received, code) = until_end(&mut client).await;
+    assert!(matches!(code, None | Some(4008)), "{code:?}");
+    let last_seen = seqs(&received).last().copied().unwrap_or(0);
+    assert!(last_seen < 200);
+    assert_eq!(seqs(&received), (1..=last_seen).collect::<Vec<_>>());
+
+    let mut client = server
+        .connect(&volunteer, &format!("?resume_after={last_seen}"))
+        .await;
+    let mut rest = Vec::new();
+    for _ in last_seen..200 {
+        rest.push(next_json(&mut client).await["seq"].as_u64().expect("a seq"));
+    }
+    assert_eq!(rest, ((last_seen + 1)..=200).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_never_reorder_or_skip_a_users_seq() {
+    let server = Server::start(RealtimeConfig {
+        outbound_queue: 4096,
+        ..RealtimeConfig::default()
+    })
+    .await;
+    let server = Arc::new(server);
+    let a = server.person(&[Role::Volunteer]);
+    let b = server.person(&[Role::Coordinator]);
+    let mut clients = vec![
+        server.connect_live(&a).await,
+        server.connect_live(&a).await,
+        server.connect_live(&b).await,
+    ];
+    let users = vec![a.id, b.id];
+    let publishers: Vec<JoinHandle<()>> = (0..4)
+        .map(|publisher| {
+            let hub = server.hub.clone();
+            let users = users.clone();
+            tokio::spawn(async move {
+                for n in 0..250 {
+                    hub.publish(
+                        Audience::Users(users.clone()),
+                        json!({"type": "alert.updated", "from": publisher, "n": n}),
+                    );
+                    if n % 50 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.await.expect("published");
+    }
+    for client in &mut clients {
+        let mut frames = Vec::new();
+        for _ in 0..1000 {
+            frames.push(next_json(client).await);
+        }
+        assert_eq!(seqs(&frames), (1..=1000).collect::<Vec<_>>());
+        // Each publisher's own messages keep their order.
+        for publisher in 0..4 {
+            let ns: Vec<u64> = frames
+                .iter()
+                .filter(|frame| frame["from"] == publisher)
+                .map(|frame| frame["n"].as_u64().expect("n"))
+                .collect();
+            assert_eq!(ns, (0..250).collect::<Vec<_>>());
+        }
+    }
+}
+
+#[tokio::test]
+async fn machine_clients_are_refused_with_403() {
+    let server = Server::start(RealtimeConfig::default()).await;
+    let token = server
+        .issuer
+        .for_client("rs-cipto", "system/*.read")
+        .expect("signs");
+    let response = reqwest::get(format!("http://{}/v1/ws?access_token={token}", server.addr))
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
+}
