@@ -894,12 +894,15 @@ async fn a_consumer_whose_writes_stall_is_dropped_and_resumes_from_the_ring() {
             json!({"type": "offer", "offer": {"n": n}, "pad": padding}),
         );
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        server.hub.stats().connections,
-        0,
-        "the stalled socket was let go"
-    );
+    // Not reading meanwhile: the server's writes stall until it gives up on this client.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while server.hub.stats().connections > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled socket was never let go"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (received, code) = until_end(&mut client).await;
     assert!(matches!(code, None | Some(4008)), "{code:?}");
     let last_seen = seqs(&received).last().copied().unwrap_or(0);
