@@ -278,13 +278,28 @@ async fn write(
     tokio::select! {
         written = timeout(write_timeout, socket.send(message)) => match written {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Ending::Broken),
+            Ok(Err(error)) => Err(write_failure(error)),
             Err(_) => Err(Ending::TooSlow),
         },
         () = hub.shutdown().cancelled() => Err(Ending::Shutdown),
     }
 }
 
+/// A full write buffer means the client does not read fast enough; anything else is a broken
+/// transport.
+fn write_failure(error: axum::Error) -> Ending {
+    let inner = error.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::WriteBufferFull(_)) => Ending::TooSlow,
+        _ => {
+            tracing::debug!(error = %inner, "WebSocket write failed");
+            Ending::Broken
+        }
+    }
+}
+
+/// What a failed read means: a message too big (1009), a protocol violation (1002/1007), or a
+/// broken transport.
 fn transport_failure(error: axum::Error) -> Ending {
     let inner = error.into_inner();
     match inner.downcast_ref::<tungstenite::Error>() {
