@@ -157,6 +157,9 @@ async fn connect(
             .into());
         }
     };
+    // The verifier allows some clock skew past `exp`; a socket would close at once, so say 401.
+    let token_expires_at = token_deadline(claims.exp)
+        .ok_or(AuthError::Token(kreki_auth::token::TokenError::Expired))?;
     let resume_after = whole_number(params.resume_after.as_deref(), "resume_after")?;
     let epoch = whole_number(params.epoch.as_deref(), "epoch")?;
     let resume = resume_after.map(|after| Cursor { after, epoch });
@@ -187,7 +190,7 @@ async fn connect(
         hub: state.hub,
         user,
         resume,
-        token_expires_at: token_deadline(claims.exp),
+        token_expires_at,
         authorizer: state.authorizer,
         inbound: state.inbound,
         slot,
@@ -207,13 +210,16 @@ fn whole_number(text: Option<&str>, field: &'static str) -> Result<Option<u64>, 
     .transpose()
 }
 
-/// When a token expiring at `exp` (seconds since the epoch) runs out, on the runtime's clock.
-fn token_deadline(exp: i64) -> tokio::time::Instant {
-    let now_s = std::time::SystemTime::now()
+/// When a token expiring at `exp` (seconds since the epoch) runs out, on the runtime's clock;
+/// `None` when it has already.
+fn token_deadline(exp: i64) -> Option<tokio::time::Instant> {
+    let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    let left_s = u64::try_from(exp).map_or(0, |exp| exp.saturating_sub(now_s));
-    tokio::time::Instant::now() + Duration::from_secs(left_s)
+        .map_or(0, |since| since.as_millis());
+    let exp_ms = u128::try_from(exp).ok()?.checked_mul(1000)?;
+    let left_ms = exp_ms.checked_sub(now_ms).filter(|left_ms| *left_ms > 0)?;
+    let left_ms = u64::try_from(left_ms).unwrap_or(u64::MAX);
+    Some(tokio::time::Instant::now() + Duration::from_millis(left_ms))
 }
 
 /// The token of an `Authorization: Bearer …` header, if there is one.
