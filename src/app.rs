@@ -31,16 +31,19 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub enum Service {
     /// KREKI ID: accounts, tokens, roles, OAuth2 clients, JWKS.
     Auth,
+    /// Training and certification: courses, quizzes, certificates, expiry sweep.
+    Lms,
 }
 
 impl Service {
     /// Every service, in start order.
-    pub const ALL: [Service; 1] = [Service::Auth];
+    pub const ALL: [Service; 2] = [Service::Auth, Service::Lms];
 
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Service::Auth => "auth",
+            Service::Lms => "lms",
         }
     }
 }
@@ -102,6 +105,7 @@ impl Services {
     tags(
         (name = "auth", description = "KREKI ID: accounts and tokens"),
         (name = "admin", description = "Administration of accounts and OAuth2 clients"),
+        (name = "lms", description = "Training and certification: courses, quizzes, certificates"),
     )
 )]
 struct ApiDoc;
@@ -164,6 +168,24 @@ pub fn build(
         anyhow::bail!(
             "auth.jwks_url: without the auth service here, set the JWKS URL of KREKI ID (or key files) to verify tokens"
         );
+    }
+
+    if services.contains(Service::Lms) {
+        // Nothing in this process listens yet: dispatch and the WebSocket hub plug in here through
+        // `kreki_lms::CertificationListener` and `kreki_lms::Notifier` once they exist.
+        let nobody = std::sync::Arc::new(kreki_lms::ports::NobodyListens);
+        let lms = kreki_lms::build(
+            pool.clone(),
+            config.lms.clone(),
+            auth.service.verifier().clone(),
+            nobody.clone(),
+            nobody,
+        );
+        workers.push(tokio::spawn(kreki_lms::worker::run(
+            lms.service.clone(),
+            shutdown.clone(),
+        )));
+        api = api.merge(kreki_lms::routes::router(lms));
     }
 
     let (router, openapi) = api.split_for_parts();
