@@ -5,6 +5,8 @@
 //!   the attempt limit with cool-down, verification codes, certificate status.
 //! - [`course`]: the course definition trainers send, its validation, and the views learners get
 //!   (correct answers never included).
+//! - [`changes`]: every eligibility change is also announced with PostgreSQL `NOTIFY`, and
+//!   [`changes::forward`] relays them to a listener in any instance.
 //! - [`ports`]: what the LMS needs from the rest of the platform ([`CertificationListener`],
 //!   [`Notifier`]), wired by the binary.
 //! - [`service`]: [`LmsService`], the operations (enroll, attempts, certificates, eligibility).
@@ -15,6 +17,7 @@
 //! - [`demo`]: the built-in BLS and first-aid courses, in Bahasa Indonesia.
 //! - [`config`]: `[lms]` settings. [`error`]: [`LmsError`] and its problem+json mapping.
 
+pub mod changes;
 pub mod config;
 pub mod course;
 pub mod demo;

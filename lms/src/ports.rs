@@ -11,6 +11,11 @@ use uuid::Uuid;
 pub trait CertificationListener: Send + Sync + 'static {
     /// `user`'s valid certifications may differ from what the listener last read.
     fn changed(&self, user: Uuid);
+
+    /// Changes may have been missed (the connection [`crate::changes::forward`] listens on was
+    /// lost and re-established): re-read everything (`all_valid_certifications`). Does nothing
+    /// unless implemented; never called for a listener given to [`crate::build`] directly.
+    fn resync(&self) {}
 }
 
 /// Delivers a message to a user now, if they are connected (the binary wires it to the WebSocket

@@ -51,6 +51,7 @@ pub fn router(state: LmsState) -> OpenApiRouter {
         .routes(routes!(start_attempt))
         .routes(routes!(submit_attempt))
         .routes(routes!(my_certificates))
+        .routes(routes!(user_certificates))
         .routes(routes!(record_certificate))
         .routes(routes!(revoke_certificate))
         .routes(routes!(print_certificate))
@@ -276,6 +277,23 @@ async fn my_certificates(
     caller: CurrentUser,
 ) -> LmsResult<Json<Vec<Certificate>>> {
     Ok(Json(state.service.certificates_of(caller.id.0).await?))
+}
+
+/// A person's certificates (trainers and coordinators), to find the one to revoke or check a
+/// volunteer's standing.
+#[utoipa::path(get, path = "/v1/lms/users/{id}/certificates", tag = "lms", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Account id")),
+    responses(
+        (status = 200, description = "Certificates, newest first", body = [Certificate]),
+        (status = 403, description = "Neither trainer nor coordinator", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn user_certificates(
+    State(state): State<LmsState>,
+    caller: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> LmsResult<Json<Vec<Certificate>>> {
+    caller.require_any(&[Role::Trainer, Role::Coordinator])?;
+    Ok(Json(state.service.certificates_of(id).await?))
 }
 
 /// Records a certificate earned elsewhere, with evidence (trainers).

@@ -630,6 +630,7 @@ impl LmsService {
             )
             .await?;
             store::complete_enrollment(&mut tx, user, rules.course_id).await?;
+            store::announce(&mut tx, &[user]).await?;
             certificate = Some(Certificate::from(row));
         }
         tx.commit().await?;
@@ -754,6 +755,7 @@ impl LmsService {
             },
         )
         .await?;
+        store::announce(&mut tx, &[request.user_id]).await?;
         tx.commit().await?;
         tracing::info!(user = %request.user_id, certification = code, %recorded_by, "external certificate recorded");
         self.changed(request.user_id);
@@ -770,7 +772,13 @@ impl LmsService {
         if reason.is_empty() || reason.chars().count() > 500 {
             return Err(LmsError::field("reason", "must be 1 to 500 characters"));
         }
-        match store::revoke(&self.pool, id, by, reason).await? {
+        let mut tx = self.pool.begin().await?;
+        let revoked = store::revoke(&mut tx, id, by, reason).await?;
+        if let Some(row) = &revoked {
+            store::announce(&mut tx, &[row.user_id]).await?;
+        }
+        tx.commit().await?;
+        match revoked {
             Some(row) => {
                 tracing::info!(certificate = %id, user = %row.user_id, %by, "certificate revoked");
                 self.changed(row.user_id);
@@ -856,12 +864,16 @@ impl LmsService {
     pub async fn sweep_once(&self) -> LmsResult<Sweep> {
         let mut sweep = Sweep::default();
         loop {
-            let batch = store::claim_expired(&self.pool, SWEEP_BATCH).await?;
+            let mut tx = self.pool.begin().await?;
+            let batch = store::claim_expired(&mut tx, SWEEP_BATCH).await?;
             let mut users = HashSet::new();
             for (certificate, user) in &batch {
                 tracing::info!(%certificate, %user, "certificate expired");
                 users.insert(*user);
             }
+            let announced: Vec<Uuid> = users.iter().copied().collect();
+            store::announce(&mut tx, &announced).await?;
+            tx.commit().await?;
             for user in users {
                 self.listener.changed(user);
             }

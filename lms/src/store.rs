@@ -861,7 +861,7 @@ pub async fn certificate_by_code(
 
 /// Revokes a certificate that is not revoked yet; `None` when it is unknown or revoked already.
 pub async fn revoke(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     id: Uuid,
     by: Uuid,
     reason: &str,
@@ -874,8 +874,24 @@ pub async fn revoke(
     .bind(id)
     .bind(by)
     .bind(reason)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await
+}
+
+/// The PostgreSQL channel on which every change of a user's valid certifications is announced,
+/// with the user id as payload. Sent inside the changing transaction, so it goes out on commit and
+/// never for a change that was rolled back.
+pub const CHANGES_CHANNEL: &str = "kreki_lms_certifications";
+
+/// Announces on [`CHANGES_CHANNEL`] that these users' valid certifications may have changed.
+pub async fn announce(conn: &mut PgConnection, users: &[Uuid]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT pg_notify('kreki_lms_certifications', u::text) FROM unnest($1::uuid[]) AS u",
+    )
+    .bind(users)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Codes of the certifications `user` holds a valid certificate of now (issued, not expired, not
@@ -905,7 +921,10 @@ pub async fn all_valid_codes(pool: &PgPool) -> Result<Vec<(Uuid, String)>, sqlx:
 /// Claims up to `limit` certificates whose expiry is due and not acted on yet, marks them processed
 /// and returns their holders. One statement; `SKIP LOCKED` lets several instances sweep at once
 /// without acting twice. Uses `certificates_expiry_due_idx`.
-pub async fn claim_expired(pool: &PgPool, limit: i64) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
+pub async fn claim_expired(
+    conn: &mut PgConnection,
+    limit: i64,
+) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
     sqlx::query_as(
         "UPDATE lms.certificates SET expiry_processed_at = now()
          WHERE id IN (
@@ -915,7 +934,7 @@ pub async fn claim_expired(pool: &PgPool, limit: i64) -> Result<Vec<(Uuid, Uuid)
          RETURNING id, user_id",
     )
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await
 }
 

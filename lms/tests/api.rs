@@ -707,8 +707,15 @@ async fn revocation_removes_eligibility_at_once(pool: PgPool) {
         json!({"user_id": volunteer.id, "certification": "bls", "issued_at": Utc::now() - chrono::Duration::days(1), "holder_name": "Budi"}),
     )
     .await;
-    let id = certificate["id"].as_str().unwrap_or_default();
     let code = certificate["code"].as_str().unwrap_or_default();
+    // The trainer finds the certificate among the volunteer's.
+    let listing = format!("/v1/lms/users/{}/certificates", volunteer.id);
+    let (status, _) = app.call("GET", &listing, Some(&volunteer), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, listed) = app.call("GET", &listing, Some(&trainer), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed[0]["code"], code);
+    let id = listed[0]["id"].as_str().unwrap_or_default();
     let path = format!("/v1/lms/certificates/{id}/revoke");
     app.recorder.clear();
 
@@ -1145,4 +1152,81 @@ async fn the_demo_courses_load_once_and_certify(pool: PgPool) {
         app.service.valid_certifications(learner.id).await.ok(),
         Some(vec!["bls".to_owned()])
     );
+}
+
+/// Waits up to a second for `done`.
+async fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not arrive within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn changes_reach_listeners_in_other_instances(pool: PgPool) {
+    let app = TestApp::new(pool.clone());
+    let trainer = app.person("Pelatih", &[Role::Trainer]);
+    let volunteer = app.person("Budi", &[Role::Volunteer]);
+    // Another instance: its own listener, hearing changes only through PostgreSQL.
+    let elsewhere = std::sync::Arc::new(support::Recorder::default());
+    let shutdown = kreki_platform::shutdown::CancellationToken::new();
+    let forwarder = tokio::spawn(kreki_lms::changes::forward(
+        pool.clone(),
+        elsewhere.clone(),
+        shutdown.clone(),
+    ));
+    wait_for("the subscription", || {
+        elsewhere.resyncs.load(std::sync::atomic::Ordering::SeqCst) > 0
+    })
+    .await;
+
+    let certificate = record(
+        &app,
+        &trainer,
+        json!({"user_id": volunteer.id, "certification": "bls", "issued_at": Utc::now() - chrono::Duration::days(1), "holder_name": "Budi"}),
+    )
+    .await;
+    wait_for("the issue", || elsewhere.changes_of(volunteer.id) == 1).await;
+
+    let id = certificate["id"].as_str().unwrap_or_default();
+    let (status, _) = app
+        .call(
+            "POST",
+            &format!("/v1/lms/certificates/{id}/revoke"),
+            Some(&trainer),
+            Some(json!({"reason": "Uji"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    wait_for("the revocation", || elsewhere.changes_of(volunteer.id) == 2).await;
+
+    sqlx::query(
+        "INSERT INTO lms.certificates (id, user_id, certification, holder_name, issued_at, expires_at, code, source)
+         VALUES (gen_random_uuid(), $1, 'first_aid', 'Budi', now() - interval '2 years', now() - interval '1 second', 'TEST-EXPIRED', 'external')",
+    )
+    .bind(volunteer.id)
+    .execute(&pool)
+    .await
+    .expect("an expired certificate");
+    assert_eq!(app.service.sweep_once().await.expect("sweep").expired, 1);
+    wait_for("the expiry", || elsewhere.changes_of(volunteer.id) == 3).await;
+
+    // A failed transaction announces nothing: a revoke of the revoked certificate is refused.
+    let (status, _) = app
+        .call(
+            "POST",
+            &format!("/v1/lms/certificates/{id}/revoke"),
+            Some(&trainer),
+            Some(json!({"reason": "lagi"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(elsewhere.changes_of(volunteer.id), 3);
+    shutdown.cancel();
+    forwarder.await.expect("the forwarder stops");
 }

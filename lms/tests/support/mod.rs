@@ -19,6 +19,7 @@ use uuid::Uuid;
 pub struct Recorder {
     pub changed: Mutex<Vec<Uuid>>,
     pub notified: Mutex<Vec<(Uuid, Value)>>,
+    pub resyncs: std::sync::atomic::AtomicUsize,
 }
 
 impl Recorder {
@@ -54,6 +55,11 @@ impl CertificationListener for Recorder {
         if let Ok(mut changed) = self.changed.lock() {
             changed.push(user);
         }
+    }
+
+    fn resync(&self) {
+        self.resyncs
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
