@@ -441,9 +441,10 @@ impl LmsService {
         if !store::course_exists(&self.pool, course).await? {
             return Err(LmsError::NotFound("course"));
         }
-        let mut conn = self.pool.acquire().await?;
-        store::upsert_learner(&mut conn, user, name).await?;
-        drop(conn);
+        if !name.trim().is_empty() {
+            let mut conn = self.pool.acquire().await?;
+            store::upsert_learner(&mut conn, user, name.trim()).await?;
+        }
         let (row, created) = store::enroll(&self.pool, user, course).await?;
         Ok((row.into(), created))
     }
@@ -613,13 +614,21 @@ impl LmsService {
             )
             .await?
         {
-            store::upsert_learner(&mut tx, user, name).await?;
+            let holder_name = match name.trim() {
+                "" => store::learner_name(&mut tx, user)
+                    .await?
+                    .unwrap_or_default(),
+                name => {
+                    store::upsert_learner(&mut tx, user, name).await?;
+                    name.to_owned()
+                }
+            };
             let row = store::insert_certificate(
                 &mut tx,
                 &NewCertificate {
                     user_id: user,
                     certification: code,
-                    holder_name: name,
+                    holder_name: &holder_name,
                     issued_at: None,
                     expires_at: None,
                     source: "course",

@@ -230,3 +230,34 @@ async fn a_citizen_passes_a_course_and_a_lapse_is_acted_on_at_once(pool: PgPool)
         "{statuses:?}"
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn kreki_demo_loads_the_courses_once(pool: PgPool) {
+    let dir = TempDir::new();
+    let env = vec![("KREKI_DATABASE__URL", database_url(&pool))];
+    let data_dir = dir.0.display().to_string();
+    for _run in 0..2 {
+        let server = Server::start_with(&["demo", "--data-dir", &data_dir], &env).await;
+        let client = reqwest::Client::new();
+        // The demo is up once its accounts exist; /healthz may answer a moment earlier.
+        let token = login(&client, &server.base, "081200000001", "demo-relawan").await;
+        let (status, courses) = send(
+            &client,
+            reqwest::Method::GET,
+            format!("{}/v1/lms/courses", server.base),
+            Some(&token),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let titles: Vec<&str> = courses
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["title"].as_str())
+            .collect();
+        assert_eq!(titles, ["Bantuan Hidup Dasar (BLS)", "Pertolongan Pertama"]);
+        server.terminate();
+        assert!(server.wait().await.success());
+    }
+}
