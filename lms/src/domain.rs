@@ -110,35 +110,66 @@ pub fn passes(score_pct: f64, pass_mark_pct: i32) -> bool {
     round_pct(score_pct) >= f64::from(pass_mark_pct)
 }
 
-/// Whether a learner may start another attempt at a quiz.
+/// Where a learner stands in the attempt limit of a quiz.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Round {
+    /// Failed attempts in the current round.
+    pub failures: usize,
+    /// End of the lock, while the quiz is locked.
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+/// The attempt round at `now`.
 ///
 /// The rule: a learner may fail `max_attempts` attempts in a row; the failure that uses up the last
 /// one locks the quiz for `cooldown_s` seconds from that failure; after the lock a fresh round of
 /// `max_attempts` begins. Passing never locks. `failed_at` are the submission times of the
 /// learner's failed attempts, oldest first.
-///
-/// Returns `None` when an attempt may start now, or the end of the lock.
+pub fn attempt_round(
+    failed_at: &[DateTime<Utc>],
+    max_attempts: i32,
+    cooldown_s: i32,
+    now: DateTime<Utc>,
+) -> Round {
+    let max_attempts = usize::try_from(max_attempts.max(1)).unwrap_or(1);
+    let cooldown = Duration::seconds(i64::from(cooldown_s.max(0)));
+    let mut failures = 0usize;
+    let mut lock_end: Option<DateTime<Utc>> = None;
+    for &at in failed_at {
+        if lock_end.is_some_and(|end| at >= end) {
+            failures = 0;
+            lock_end = None;
+        }
+        failures += 1;
+        if failures >= max_attempts {
+            lock_end = Some(at + cooldown);
+        }
+    }
+    match lock_end {
+        Some(end) if end > now => Round {
+            failures,
+            locked_until: Some(end),
+        },
+        Some(_) => Round {
+            failures: 0,
+            locked_until: None,
+        },
+        None => Round {
+            failures,
+            locked_until: None,
+        },
+    }
+}
+
+/// When the quiz unlocks for this learner, or `None` when an attempt may start now. See
+/// [`attempt_round`] for the rule.
 pub fn locked_until(
     failed_at: &[DateTime<Utc>],
     max_attempts: i32,
     cooldown_s: i32,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    let max_attempts = usize::try_from(max_attempts.max(1)).unwrap_or(1);
-    let cooldown = Duration::seconds(i64::from(cooldown_s.max(0)));
-    let mut in_round = 0usize;
-    let mut lock_end: Option<DateTime<Utc>> = None;
-    for &at in failed_at {
-        if lock_end.is_some_and(|end| at >= end) {
-            in_round = 0;
-            lock_end = None;
-        }
-        in_round += 1;
-        if in_round >= max_attempts {
-            lock_end = Some(at + cooldown);
-        }
-    }
-    lock_end.filter(|end| *end > now)
+    attempt_round(failed_at, max_attempts, cooldown_s, now).locked_until
 }
 
 /// Characters of verification codes: Crockford's base 32 (no I, L, O, U), so codes read aloud or
@@ -268,6 +299,20 @@ mod tests {
         );
         // One attempt with no cool-down never locks.
         assert_eq!(locked_until(&[s(0)], 1, 0, s(0)), None);
+        // Failures count within the round, and start again after a lock.
+        assert_eq!(attempt_round(&[s(0)], 3, 600, s(5)).failures, 1);
+        assert_eq!(
+            attempt_round(&[s(0), s(10), s(20)], 3, 600, s(30)).failures,
+            3
+        );
+        assert_eq!(
+            attempt_round(&[s(0), s(10), s(20)], 3, 600, s(700)).failures,
+            0
+        );
+        assert_eq!(
+            attempt_round(&[s(0), s(10), s(20), s(700)], 3, 600, s(710)).failures,
+            1
+        );
     }
 
     #[test]

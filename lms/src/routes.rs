@@ -21,7 +21,7 @@ use crate::domain::CertificationCode;
 use crate::error::{LmsError, LmsResult};
 use crate::service::{
     Answer, AttemptResult, Certificate, Certification, Enrollment, ExternalCertificate, LmsService,
-    Notification, Progress, StartedAttempt, Verification,
+    Notification, Progress, QuizStanding, StartedAttempt, Verification,
 };
 
 /// State of the LMS routes.
@@ -50,6 +50,7 @@ pub fn router(state: LmsState) -> OpenApiRouter {
         .routes(routes!(complete_lesson))
         .routes(routes!(start_attempt))
         .routes(routes!(submit_attempt))
+        .routes(routes!(quiz_standing))
         .routes(routes!(my_certificates))
         .routes(routes!(user_certificates))
         .routes(routes!(record_certificate))
@@ -264,6 +265,22 @@ async fn submit_attempt(
             )
             .await?,
     ))
+}
+
+/// The caller's attempts at a quiz, attempts left and any lock.
+#[utoipa::path(get, path = "/v1/lms/quizzes/{id}/attempts/me", tag = "lms", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Quiz id")),
+    responses(
+        (status = 200, description = "Standing in the quiz", body = QuizStanding),
+        (status = 403, description = "Not enrolled in the quiz's course", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such quiz", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn quiz_standing(
+    State(state): State<LmsState>,
+    caller: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> LmsResult<Json<QuizStanding>> {
+    Ok(Json(state.service.quiz_standing(caller.id.0, id).await?))
 }
 
 /// The caller's certificates, each with its status.

@@ -17,8 +17,8 @@ use uuid::Uuid;
 use crate::config::LmsConfig;
 use crate::course::{Course, CourseDefinition, Question};
 use crate::domain::{
-    CertificateStatus, CertificationCode, QuestionKind, certificate_status, locked_until,
-    normalise_code, passes, question_credit, round_pct,
+    CertificateStatus, CertificationCode, QuestionKind, attempt_round, certificate_status,
+    locked_until, normalise_code, passes, question_credit, round_pct,
 };
 use crate::error::{LmsError, LmsResult};
 use crate::ports::{CertificationListener, Notifier};
@@ -107,6 +107,39 @@ pub struct StartedAttempt {
     pub expires_at: DateTime<Utc>,
     /// Questions, shuffled for this attempt, without answers.
     pub questions: Vec<Question>,
+}
+
+/// A past or open attempt.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AttemptSummary {
+    /// Attempt id.
+    pub attempt_id: Uuid,
+    /// When it started (UTC).
+    pub started_at: DateTime<Utc>,
+    /// Answers had to arrive before this (UTC).
+    pub expires_at: DateTime<Utc>,
+    /// When it was scored; none while open (or never submitted).
+    pub submitted_at: Option<DateTime<Utc>>,
+    /// Score in percent, once scored.
+    pub score: Option<f64>,
+    /// Whether it passed, once scored.
+    pub passed: Option<bool>,
+}
+
+/// A learner's standing in one quiz: what the app needs to show "2 attempts left" or "try again
+/// at 14:00".
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QuizStanding {
+    /// The quiz.
+    pub quiz_id: Uuid,
+    /// Score needed to pass, percent.
+    pub pass_mark_pct: i32,
+    /// Failed attempts left before the quiz locks.
+    pub attempts_left: i32,
+    /// While locked: when attempts open again (UTC).
+    pub locked_until: Option<DateTime<Utc>>,
+    /// Attempts, newest first (at most 100).
+    pub attempts: Vec<AttemptSummary>,
 }
 
 /// One answer: the options chosen for a question.
@@ -533,6 +566,48 @@ impl LmsService {
                 .iter()
                 .filter_map(|id| by_id.get(id).map(|question| question.public()))
                 .collect(),
+        })
+    }
+
+    /// The learner's attempts at a quiz and where they stand in its attempt limit.
+    ///
+    /// # Errors
+    /// [`LmsError::NotFound`] (quiz), [`LmsError::NotEnrolled`].
+    pub async fn quiz_standing(&self, user: Uuid, quiz: Uuid) -> LmsResult<QuizStanding> {
+        let mut conn = self.pool.acquire().await?;
+        let rules = store::quiz_rules(&mut conn, quiz)
+            .await?
+            .ok_or(LmsError::NotFound("quiz"))?;
+        drop(conn);
+        if store::enrollment(&self.pool, user, rules.course_id)
+            .await?
+            .is_none()
+        {
+            return Err(LmsError::NotEnrolled);
+        }
+        let mut conn = self.pool.acquire().await?;
+        let failed = store::failed_attempt_times(&mut conn, user, quiz).await?;
+        drop(conn);
+        let round = attempt_round(&failed, rules.max_attempts, rules.cooldown_s, Utc::now());
+        let failures = i32::try_from(round.failures).unwrap_or(i32::MAX);
+        let attempts = store::attempts_of(&self.pool, user, quiz)
+            .await?
+            .into_iter()
+            .map(|row| AttemptSummary {
+                attempt_id: row.id,
+                started_at: row.started_at,
+                expires_at: row.expires_at,
+                submitted_at: row.submitted_at,
+                score: row.score_pct,
+                passed: row.passed,
+            })
+            .collect();
+        Ok(QuizStanding {
+            quiz_id: quiz,
+            pass_mark_pct: rules.pass_mark_pct,
+            attempts_left: (rules.max_attempts - failures).max(0),
+            locked_until: round.locked_until,
+            attempts,
         })
     }
 

@@ -571,6 +571,39 @@ pub async fn failed_attempt_times(
     .await
 }
 
+/// An attempt as its learner sees it in their history.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttemptSummaryRow {
+    /// Attempt id.
+    pub id: Uuid,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// Last moment it may be submitted.
+    pub expires_at: DateTime<Utc>,
+    /// When it was scored.
+    pub submitted_at: Option<DateTime<Utc>>,
+    /// Score, percent.
+    pub score_pct: Option<f64>,
+    /// Whether it passed.
+    pub passed: Option<bool>,
+}
+
+/// The learner's attempts at a quiz, newest first (at most 100). Uses `attempts_user_quiz_idx`.
+pub async fn attempts_of(
+    pool: &PgPool,
+    user: Uuid,
+    quiz: Uuid,
+) -> Result<Vec<AttemptSummaryRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, started_at, expires_at, submitted_at, score_pct, passed FROM lms.attempts
+         WHERE user_id = $1 AND quiz_id = $2 ORDER BY started_at DESC, id DESC LIMIT 100",
+    )
+    .bind(user)
+    .bind(quiz)
+    .fetch_all(pool)
+    .await
+}
+
 /// Starts an attempt.
 pub async fn insert_attempt(
     conn: &mut PgConnection,
@@ -895,7 +928,7 @@ pub async fn announce(conn: &mut PgConnection, users: &[Uuid]) -> Result<(), sql
 }
 
 /// Codes of the certifications `user` holds a valid certificate of now (issued, not expired, not
-/// revoked), sorted.
+/// revoked), sorted. Uses `certificates_user_idx`; a person holds a handful of certificates.
 pub async fn valid_codes(pool: &PgPool, user: Uuid) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT DISTINCT certification FROM lms.certificates

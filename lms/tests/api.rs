@@ -424,6 +424,18 @@ async fn attempts_lock_after_the_limit_until_the_cool_down_ends(pool: PgPool) {
         )
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let (status, standing) = app
+        .call(
+            "GET",
+            &format!("/v1/lms/quizzes/{quiz}/attempts/me"),
+            Some(&learner),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(standing["attempts_left"], 0);
+    assert!(standing["locked_until"].is_string(), "{standing}");
+    assert_eq!(standing["attempts"].as_array().map(Vec::len), Some(2));
     let retry_after: u64 = headers
         .get(http::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
@@ -442,6 +454,16 @@ async fn attempts_lock_after_the_limit_until_the_cool_down_ends(pool: PgPool) {
         .execute(&app.pool)
         .await
         .expect("attempts are aged");
+    let (_, standing) = app
+        .call(
+            "GET",
+            &format!("/v1/lms/quizzes/{quiz}/attempts/me"),
+            Some(&learner),
+            None,
+        )
+        .await;
+    assert_eq!(standing["attempts_left"], 2, "{standing}");
+    assert!(standing["locked_until"].is_null());
     let (attempt, questions) = app.start(&learner, quiz).await;
     let (status, result) = app
         .submit(
