@@ -1252,3 +1252,43 @@ async fn changes_reach_listeners_in_other_instances(pool: PgPool) {
     shutdown.cancel();
     forwarder.await.expect("the forwarder stops");
 }
+
+/// The plan of an `EXPLAIN` statement, as text.
+async fn plan(conn: &mut sqlx::PgConnection, sql: &'static str) -> String {
+    let rows: Vec<String> = sqlx::query_scalar(sql)
+        .fetch_all(conn)
+        .await
+        .expect("explained");
+    rows.join("\n")
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn sweep_and_eligibility_queries_use_their_indexes(pool: PgPool) {
+    let mut conn = pool.acquire().await.expect("a connection");
+    // With few rows the planner rightly scans; forbid that to see which index it can use.
+    sqlx::query("SET enable_seqscan = off")
+        .execute(&mut *conn)
+        .await
+        .expect("set");
+    let claim = plan(
+        &mut conn,
+        "EXPLAIN SELECT id FROM lms.certificates
+         WHERE expiry_processed_at IS NULL AND revoked_at IS NULL AND expires_at <= now()
+         ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED",
+    )
+    .await;
+    assert!(claim.contains("certificates_expiry_due_idx"), "{claim}");
+    let next = plan(
+        &mut conn,
+        "EXPLAIN SELECT min(expires_at) FROM lms.certificates WHERE expiry_processed_at IS NULL AND revoked_at IS NULL",
+    )
+    .await;
+    assert!(next.contains("certificates_expiry_due_idx"), "{next}");
+    let valid = plan(
+        &mut conn,
+        "EXPLAIN SELECT DISTINCT certification FROM lms.certificates
+         WHERE user_id = '00000000-0000-0000-0000-000000000000' AND revoked_at IS NULL AND issued_at <= now() AND expires_at > now()",
+    )
+    .await;
+    assert!(valid.contains("certificates_user_idx"), "{valid}");
+}
