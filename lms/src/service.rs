@@ -718,7 +718,10 @@ impl LmsService {
             certificate = Some(Certificate::from(row));
         }
         tx.commit().await?;
+        metrics::counter!("lms_attempts_scored_total", "passed" => if passed { "true" } else { "false" })
+            .increment(1);
         if certificate.is_some() {
+            metrics::counter!("lms_certificates_issued_total", "source" => "course").increment(1);
             tracing::info!(%user, certification = ?rules.certification, "certificate issued on passing the course");
             self.changed(user);
         }
@@ -841,6 +844,7 @@ impl LmsService {
         .await?;
         store::announce(&mut tx, &[request.user_id]).await?;
         tx.commit().await?;
+        metrics::counter!("lms_certificates_issued_total", "source" => "external").increment(1);
         tracing::info!(user = %request.user_id, certification = code, %recorded_by, "external certificate recorded");
         self.changed(request.user_id);
         Ok(row.into())
@@ -864,6 +868,7 @@ impl LmsService {
         tx.commit().await?;
         match revoked {
             Some(row) => {
+                metrics::counter!("lms_certificates_revoked_total").increment(1);
                 tracing::info!(certificate = %id, user = %row.user_id, %by, "certificate revoked");
                 self.changed(row.user_id);
                 Ok(row.into())
@@ -962,6 +967,7 @@ impl LmsService {
                 self.listener.changed(user);
             }
             sweep.expired += batch.len();
+            metrics::counter!("lms_certificates_expired_total").increment(batch.len() as u64);
             if i64::try_from(batch.len()).unwrap_or(i64::MAX) < SWEEP_BATCH {
                 break;
             }
@@ -969,6 +975,7 @@ impl LmsService {
         for reminder in store::insert_due_reminders(&self.pool).await? {
             self.notifier
                 .notify_user(reminder.user_id, reminder.message);
+            metrics::counter!("lms_reminders_sent_total").increment(1);
             sweep.reminders += 1;
         }
         sweep.next_expiry = store::next_expiry(&self.pool).await?;
