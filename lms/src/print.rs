@@ -5,7 +5,7 @@
 use chrono::{DateTime, FixedOffset, Offset, Utc};
 
 use crate::domain::CertificateStatus;
-use crate::service::{Certificate, Certification};
+use crate::service::{Certificate, Certification, Verification};
 
 /// Asia/Jakarta (WIB) is UTC+7 all year (no daylight saving), which is what people read.
 fn wib(at: DateTime<Utc>) -> String {
@@ -90,6 +90,56 @@ pub fn render(
         expires = wib(certificate.expires_at),
         code = escape(&certificate.code),
         url = escape(&url),
+    )
+}
+
+/// The page a person sees when they open a certificate's verify link in a browser: the same facts
+/// as the JSON answer, in words. `verification` is `None` for a code nobody was given.
+pub fn verification_page(code: &str, verification: Option<&Verification>) -> String {
+    let (verdict, class, details) = match verification {
+        None => ("Kode tidak dikenal / Unknown code", "bad", String::new()),
+        Some(v) => {
+            let verdict = match v.status {
+                CertificateStatus::Valid => ("SAH / VALID", "good"),
+                CertificateStatus::Expired => ("KEDALUWARSA / EXPIRED", "bad"),
+                CertificateStatus::Revoked => ("DICABUT / REVOKED", "bad"),
+                CertificateStatus::Pending => ("BELUM BERLAKU / NOT YET VALID", "bad"),
+            };
+            (
+                verdict.0,
+                verdict.1,
+                format!(
+                    "<p><b>{holder}</b></p><p>{name}</p><p>Berlaku {issued} s.d. {expires} (WIB) &middot; Valid {issued} to {expires}</p>",
+                    holder = escape(&v.holder_name),
+                    name = escape(&v.certification_name),
+                    issued = wib(v.issued_at),
+                    expires = wib(v.expires_at),
+                ),
+            )
+        }
+    };
+    format!(
+        r#"<!doctype html>
+<html lang="id">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Verifikasi sertifikat KREKI</title>
+<style>
+  body {{ font-family: system-ui, sans-serif; max-width: 36rem; margin: 2rem auto; padding: 0 1rem; }}
+  .good {{ color: #0a6b2d; }} .bad {{ color: #b00; }}
+  code {{ font-size: 1.1rem; }}
+</style>
+</head>
+<body>
+<h1>Verifikasi sertifikat / Certificate check</h1>
+<p><code>{code}</code></p>
+<h2 class="{class}">{verdict}</h2>
+{details}
+</body>
+</html>
+"#,
+        code = escape(code),
     )
 }
 

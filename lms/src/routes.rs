@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRef, State};
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use kreki_auth::{CurrentUser, Role, TokenVerifier};
 use kreki_platform::Problem;
 use kreki_platform::extract::{Json, Path};
@@ -390,7 +390,8 @@ async fn print_certificate(
 }
 
 /// Checks a verification code (anyone). Answers only what is printed on the certificate; an
-/// unknown code is a 404.
+/// unknown code is a 404. A browser (`Accept: text/html`, as when the printed link is opened) gets
+/// the same answer as a small HTML page.
 #[utoipa::path(get, path = "/v1/lms/certificates/verify/{code}", tag = "lms",
     params(("code" = String, Path, description = "Verification code as printed (case and spaces do not matter)")),
     responses(
@@ -399,10 +400,38 @@ async fn print_certificate(
     ))]
 async fn verify_certificate(
     State(state): State<LmsState>,
+    headers: HeaderMap,
     Path(code): Path<String>,
-) -> LmsResult<impl IntoResponse> {
-    let verification = state.service.verify(&code).await?;
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(verification)))
+) -> LmsResult<Response> {
+    let result = state.service.verify(&code).await;
+    if wants_html(&headers) {
+        let (status, verification) = match result {
+            Ok(verification) => (StatusCode::OK, Some(verification)),
+            Err(LmsError::NotFound(_)) => (StatusCode::NOT_FOUND, None),
+            Err(error) => return Err(error),
+        };
+        let page = crate::print::verification_page(&code, verification.as_ref());
+        return Ok((
+            status,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            page,
+        )
+            .into_response());
+    }
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(result?)).into_response())
+}
+
+/// True when the client prefers HTML (a browser opening the printed link) over JSON.
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| {
+            accept.contains("text/html") && !accept.starts_with("application/json")
+        })
 }
 
 /// The caller's stored notifications (expiry reminders), newest first.

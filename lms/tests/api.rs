@@ -910,6 +910,30 @@ async fn verify_tells_valid_expired_revoked_and_unknown_apart(pool: PgPool) {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["status"], 404);
 
+    // Opened in a browser, the verify link answers a page.
+    let (status, _, headers, html) = app
+        .call_html(&format!(
+            "/v1/lms/certificates/verify/{}",
+            valid["code"].as_str().unwrap_or_default()
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[http::header::CONTENT_TYPE]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/html")
+    );
+    assert!(
+        html.contains("SAH / VALID") && html.contains("Budi &lt;Santoso&gt;"),
+        "{html}"
+    );
+    let (status, _, _, html) = app
+        .call_html("/v1/lms/certificates/verify/AAAAAA-BBBBBB-CCCCCC-DDDDDD")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(html.contains("Unknown code"));
+
     // The printable page: for the holder and trainers, escaped, with the verify link.
     let id = valid["id"].as_str().unwrap_or_default();
     let (status, _, headers, html) = app

@@ -160,6 +160,28 @@ impl TestApp {
         (status, json, headers, text)
     }
 
+    /// A GET as a browser sends it (`Accept: text/html`).
+    pub async fn call_html(&self, path: &str) -> (StatusCode, Value, http::HeaderMap, String) {
+        let request = Request::builder()
+            .uri(path)
+            .header(header::ACCEPT, "text/html,application/xhtml+xml,*/*;q=0.8")
+            .body(Body::empty())
+            .expect("the request builds");
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("answered");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1024 * 1024)
+            .await
+            .expect("the body is read");
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        (status, Value::Null, headers, text)
+    }
+
     pub async fn call(
         &self,
         method: &str,
