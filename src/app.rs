@@ -170,17 +170,19 @@ pub fn build(
         );
     }
 
+    // Built in every process: its eligibility queries (`valid_certifications`) only need the
+    // database, so a dispatch-only process can use them too. Nothing in this process listens yet:
+    // dispatch and the WebSocket hub plug in here through `kreki_lms::CertificationListener` (or
+    // `kreki_lms::changes::forward` for changes made by other instances) and `kreki_lms::Notifier`.
+    let nobody = std::sync::Arc::new(kreki_lms::ports::NobodyListens);
+    let lms = kreki_lms::build(
+        pool.clone(),
+        config.lms.clone(),
+        auth.service.verifier().clone(),
+        nobody.clone(),
+        nobody,
+    );
     if services.contains(Service::Lms) {
-        // Nothing in this process listens yet: dispatch and the WebSocket hub plug in here through
-        // `kreki_lms::CertificationListener` and `kreki_lms::Notifier` once they exist.
-        let nobody = std::sync::Arc::new(kreki_lms::ports::NobodyListens);
-        let lms = kreki_lms::build(
-            pool.clone(),
-            config.lms.clone(),
-            auth.service.verifier().clone(),
-            nobody.clone(),
-            nobody,
-        );
         workers.push(tokio::spawn(kreki_lms::worker::run(
             lms.service.clone(),
             shutdown.clone(),
