@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -33,17 +34,20 @@ pub enum Service {
     Auth,
     /// The WebSocket hub at `/v1/ws`.
     Realtime,
+    /// Training and certification: courses, quizzes, certificates, expiry sweep.
+    Lms,
 }
 
 impl Service {
     /// Every service, in start order.
-    pub const ALL: [Service; 2] = [Service::Auth, Service::Realtime];
+    pub const ALL: [Service; 3] = [Service::Auth, Service::Realtime, Service::Lms];
 
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Service::Auth => "auth",
             Service::Realtime => "realtime",
+            Service::Lms => "lms",
         }
     }
 }
@@ -106,6 +110,7 @@ impl Services {
         (name = "auth", description = "KREKI ID: accounts and tokens"),
         (name = "admin", description = "Administration of accounts and OAuth2 clients"),
         (name = "realtime", description = "The live channel: offers and alert updates over WebSocket"),
+        (name = "lms", description = "Training and certification: courses, quizzes, certificates"),
     )
 )]
 struct ApiDoc;
@@ -170,15 +175,40 @@ pub fn build(
         );
     }
 
-    if services.contains(Service::Realtime) {
-        let hub = kreki_realtime::Hub::new(config.realtime.clone(), shutdown.clone());
+    // The hub exists where the realtime service runs; other services publish into it.
+    let hub = services
+        .contains(Service::Realtime)
+        .then(|| kreki_realtime::Hub::new(config.realtime.clone(), shutdown.clone()));
+    if let Some(hub) = &hub {
         let state =
             kreki_realtime::RealtimeState::new(hub.clone(), auth.service.verifier().clone());
         api = api.merge(kreki_realtime::router(state));
         workers.push(tokio::spawn(kreki_realtime::worker::run(
-            hub,
+            hub.clone(),
             shutdown.clone(),
         )));
+    }
+
+    // Built in every process: its eligibility queries (`valid_certifications`) only need the
+    // database, so a dispatch-only process can use them too. Reminders reach WebSockets through the
+    // hub when it runs here; they are stored and readable over HTTP either way.
+    let notifier: Arc<dyn kreki_lms::Notifier> = match &hub {
+        Some(hub) => Arc::new(crate::wiring::HubNotifier(hub.clone())),
+        None => Arc::new(kreki_lms::ports::NobodyListens),
+    };
+    let lms = kreki_lms::build(
+        pool.clone(),
+        config.lms.clone(),
+        auth.service.verifier().clone(),
+        Arc::new(kreki_lms::ports::NobodyListens),
+        notifier,
+    );
+    if services.contains(Service::Lms) {
+        workers.push(tokio::spawn(kreki_lms::worker::run(
+            lms.service.clone(),
+            shutdown.clone(),
+        )));
+        api = api.merge(kreki_lms::routes::router(lms));
     }
 
     let (router, openapi) = api.split_for_parts();

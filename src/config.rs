@@ -13,6 +13,7 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use kreki_auth::AuthConfig;
+use kreki_lms::LmsConfig;
 use kreki_platform::telemetry::LogFormat;
 use kreki_realtime::RealtimeConfig;
 use secrecy::{ExposeSecret, SecretString};
@@ -33,6 +34,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[realtime]`: the WebSocket hub.
     pub realtime: RealtimeConfig,
+    /// `[lms]`: training and certification.
+    pub lms: LmsConfig,
 }
 
 /// `[server]`
@@ -193,6 +196,7 @@ impl Config {
         }
         problems.extend(self.auth.validate());
         problems.extend(self.realtime.validate());
+        problems.extend(self.lms.validate());
         if problems.is_empty() {
             Ok(())
         } else {

@@ -31,6 +31,16 @@ async fn every_contract_path_is_described() {
         ("post", "/v1/admin/clients"),
         ("post", "/v1/auth/token"),
         ("get", "/.well-known/jwks.json"),
+        ("get", "/v1/lms/certifications"),
+        ("get", "/v1/lms/courses"),
+        ("get", "/v1/lms/courses/{id}"),
+        ("post", "/v1/lms/courses"),
+        ("post", "/v1/lms/courses/{id}/enroll"),
+        ("post", "/v1/lms/quizzes/{id}/attempts"),
+        ("get", "/v1/lms/certificates/me"),
+        ("post", "/v1/lms/certificates"),
+        ("post", "/v1/lms/certificates/{id}/revoke"),
+        ("get", "/v1/lms/certificates/verify/{code}"),
     ] {
         assert!(
             paths.get(path).and_then(|item| item.get(method)).is_some(),
