@@ -59,6 +59,9 @@ pub struct SatusehatConfig {
     pub retry_max_s: u64,
     /// How often the workers look for work when idle, in milliseconds.
     pub poll_ms: u64,
+    /// Public base URL of KREKI's FHIR API (`https://kreki.example/fhir/r4`), used in `fullUrl` and
+    /// paging links; derived from the request's `Host` when unset.
+    pub fhir_base_url: Option<String>,
 }
 
 impl Default for SatusehatConfig {
@@ -80,6 +83,7 @@ impl Default for SatusehatConfig {
             retry_base_s: 5,
             retry_max_s: 3600,
             poll_ms: 1000,
+            fhir_base_url: None,
         }
     }
 }
@@ -106,6 +110,11 @@ impl SatusehatConfig {
     /// Checks ranges and completeness; each message names the key and what is expected.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        if let Some(url) = &self.fhir_base_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            problems.push("satusehat.fhir_base_url: must be an http(s) URL".to_owned());
+        }
         if !self.enabled {
             return problems;
         }

@@ -123,7 +123,7 @@ pub struct LoggedRequest {
     pub query: Option<String>,
     /// `User-Agent`, if sent.
     pub user_agent: Option<String>,
-    /// Status answered.
+    /// Status answered; 0 while the request is still being answered.
     pub status: u16,
 }
 
@@ -328,6 +328,18 @@ async fn log_and_fault(
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let is_token = path == "/oauth2/v1/accesstoken";
+    // Logged on arrival (status 0 until answered), so a request still hanging is already visible.
+    let index = {
+        let mut inner = shared.lock();
+        inner.log.push(LoggedRequest {
+            method,
+            path,
+            query,
+            user_agent,
+            status: 0,
+        });
+        inner.log.len() - 1
+    };
     let delay = shared.lock().faults.delay;
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -367,13 +379,9 @@ async fn log_and_fault(
         Some(response) => response,
         None => next.run(request).await,
     };
-    shared.lock().log.push(LoggedRequest {
-        method,
-        path,
-        query,
-        user_agent,
-        status: response.status().as_u16(),
-    });
+    if let Some(logged) = shared.lock().log.get_mut(index) {
+        logged.status = response.status().as_u16();
+    }
     response
 }
 

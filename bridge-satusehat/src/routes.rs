@@ -1,0 +1,106 @@
+//! The bridge's KREKI endpoints: practitioner verification for volunteers and the list of Encounter
+//! sync failures for coordinators. Handlers parse, call [`crate::verify`] or [`crate::store`], shape.
+
+use chrono::{DateTime, Utc};
+use kreki_auth::{CurrentUser, Role};
+use kreki_platform::Problem;
+use kreki_platform::extract::{Json, Query};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::domain::Nik;
+use crate::error::{BridgeError, BridgeResult};
+use crate::state::BridgeState;
+use crate::verify::{self, Verification};
+
+/// The `/v1` routes of the bridge, with their OpenAPI description.
+pub fn router(state: BridgeState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(practitioner_verification))
+        .routes(routes!(sync_failures))
+        .with_state(state)
+}
+
+/// Body of `POST /v1/volunteers/me/practitioner-verification`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct VerificationRequest {
+    /// The volunteer's NIK: 16 digits (spaces, dots and dashes between groups are ignored).
+    #[schema(example = "3171012345678901")]
+    pub nik: String,
+}
+
+/// Checks the signed-in volunteer against SATUSEHAT's health-worker registry by NIK. `verified`
+/// volunteers count for alert kinds that require a health worker.
+#[utoipa::path(post, path = "/v1/volunteers/me/practitioner-verification", tag = "volunteers",
+    request_body = VerificationRequest, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`verified` (with the IHS number), `not_found`, `ambiguous`, or `unavailable` (SATUSEHAT could not be asked; KREKI retries in the background)", body = Verification),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a volunteer", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`nik` is not 16 digits", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn practitioner_verification(
+    state: axum::extract::State<BridgeState>,
+    user: CurrentUser,
+    Json(body): Json<VerificationRequest>,
+) -> BridgeResult<Json<Verification>> {
+    user.require(Role::Volunteer)?;
+    let nik = Nik::parse(&body.nik).map_err(|why| BridgeError::field("nik", why))?;
+    Ok(Json(verify::verify(&state, user.id.0, &nik).await?))
+}
+
+/// Query of `GET /v1/fhir-sync/failures`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct FailuresQuery {
+    /// Most failures to list, newest first (1 to 500, default 100).
+    pub limit: Option<i64>,
+}
+
+/// An Encounter change that SATUSEHAT never accepted.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SyncFailure {
+    /// The alert.
+    pub alert_id: Uuid,
+    /// `create` or `update`.
+    pub action: String,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// When KREKI gave up (UTC).
+    pub failed_at: DateTime<Utc>,
+}
+
+/// Encounter changes that exhausted their retries (coordinators), newest first.
+#[utoipa::path(get, path = "/v1/fhir-sync/failures", tag = "fhir", params(FailuresQuery), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The failures", body = Vec<SyncFailure>),
+        (status = 403, description = "Not a coordinator", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`limit` out of range", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn sync_failures(
+    state: axum::extract::State<BridgeState>,
+    user: CurrentUser,
+    Query(query): Query<FailuresQuery>,
+) -> BridgeResult<Json<Vec<SyncFailure>>> {
+    user.require(Role::Coordinator)?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(BridgeError::field("limit", "must be 1 to 500"));
+    }
+    let rows = crate::store::failures(&state.pool, limit).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|row| SyncFailure {
+                alert_id: row.alert_id,
+                action: row.action,
+                attempts: row.attempts,
+                last_error: row.last_error,
+                failed_at: row.failed_at,
+            })
+            .collect(),
+    ))
+}
