@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -31,16 +32,20 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub enum Service {
     /// KREKI ID: accounts, tokens, roles, OAuth2 clients, JWKS.
     Auth,
+    /// The SATUSEHAT bridge (practitioner verification, Encounter sync) and the FHIR R4 API for
+    /// health systems.
+    Bridge,
 }
 
 impl Service {
     /// Every service, in start order.
-    pub const ALL: [Service; 1] = [Service::Auth];
+    pub const ALL: [Service; 2] = [Service::Auth, Service::Bridge];
 
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Service::Auth => "auth",
+            Service::Bridge => "bridge",
         }
     }
 }
@@ -102,6 +107,8 @@ impl Services {
     tags(
         (name = "auth", description = "KREKI ID: accounts and tokens"),
         (name = "admin", description = "Administration of accounts and OAuth2 clients"),
+        (name = "volunteers", description = "Volunteers: duty, position, practitioner verification"),
+        (name = "fhir", description = "FHIR R4 for health systems (`application/fhir+json`, OperationOutcome errors) and SATUSEHAT sync"),
     )
 )]
 struct ApiDoc;
@@ -164,6 +171,23 @@ pub fn build(
         anyhow::bail!(
             "auth.jwks_url: without the auth service here, set the JWKS URL of KREKI ID (or key files) to verify tokens"
         );
+    }
+
+    if services.contains(Service::Bridge) {
+        // Until dispatch is wired in, the bridge reads an empty feed and its verification results
+        // go nowhere; the binary will pass dispatch's event stream and eligibility here.
+        let bridge = kreki_bridge_satusehat::build(
+            pool.clone(),
+            &config.satusehat,
+            auth.service.verifier().clone(),
+            Arc::new(kreki_bridge_satusehat::domain::NoSink),
+        )?;
+        api = api.merge(kreki_bridge_satusehat::router(bridge.clone()));
+        workers.extend(kreki_bridge_satusehat::spawn_workers(
+            &bridge,
+            Arc::new(kreki_bridge_satusehat::domain::EmptyFeed),
+            shutdown,
+        ));
     }
 
     let (router, openapi) = api.split_for_parts();

@@ -13,6 +13,7 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use kreki_auth::AuthConfig;
+use kreki_bridge_satusehat::SatusehatConfig;
 use kreki_platform::telemetry::LogFormat;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -30,6 +31,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[auth]`: KREKI ID.
     pub auth: AuthConfig,
+    /// `[satusehat]`: the SATUSEHAT bridge and the FHIR API for health systems.
+    pub satusehat: SatusehatConfig,
 }
 
 /// `[server]`
@@ -189,6 +192,7 @@ impl Config {
             ));
         }
         problems.extend(self.auth.validate());
+        problems.extend(self.satusehat.validate());
         if problems.is_empty() {
             Ok(())
         } else {
