@@ -286,7 +286,7 @@ impl SatusehatClient {
             .timeout(settings.request_timeout)
             .connect_timeout(settings.request_timeout)
             .build()
-            .map_err(|error| SatusehatError::Transport(error.to_string()))?;
+            .map_err(|error| SatusehatError::Transport(error.without_url().to_string()))?;
         Ok(Self {
             http,
             settings,
@@ -361,10 +361,10 @@ impl SatusehatClient {
             ])
             .send()
             .await
-            .map_err(|error| transport(&error))?;
+            .map_err(transport)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|error| transport(&error))?;
+        let body = response.bytes().await.map_err(transport)?;
         if status == StatusCode::TOO_MANY_REQUESTS {
             return Err(self.block(&headers));
         }
@@ -450,10 +450,10 @@ impl SatusehatClient {
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .body(bytes);
         }
-        let response = request.send().await.map_err(|error| transport(&error))?;
+        let response = request.send().await.map_err(transport)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(|error| transport(&error))?;
+        let bytes = response.bytes().await.map_err(transport)?;
         if status == StatusCode::TOO_MANY_REQUESTS {
             return Err(self.block(&headers));
         }
@@ -582,11 +582,13 @@ impl SatusehatClient {
     }
 }
 
-fn transport(error: &reqwest::Error) -> SatusehatError {
+/// Maps a reqwest failure. The URL is dropped from the message: search URLs carry NIKs, and this
+/// text ends up in logs and in `last_error` columns.
+fn transport(error: reqwest::Error) -> SatusehatError {
     if error.is_timeout() {
         SatusehatError::Timeout
     } else {
-        SatusehatError::Transport(error.to_string())
+        SatusehatError::Transport(error.without_url().to_string())
     }
 }
 

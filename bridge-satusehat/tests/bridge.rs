@@ -749,3 +749,79 @@ async fn scopes_are_enforced(pool: PgPool) {
     let (status, _, _) = fhir_get(&h, &url, Some("garbage")).await;
     assert_eq!(status, 401);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_running_workers_send_the_encounter_once_satusehat_is_back(pool: PgPool) {
+    let h = harness(
+        pool,
+        Options {
+            max_attempts: 50,
+            ..Options::default()
+        },
+    )
+    .await;
+    let shutdown = kreki_platform::shutdown::CancellationToken::new();
+    let workers = kreki_bridge_satusehat::spawn_workers(&h.state, h.feed.clone(), &shutdown);
+    h.fake.faults(|faults| faults.down = true);
+    let alert = Uuid::new_v4();
+    h.feed.push(event(
+        alert,
+        IncidentStatus::Assigned,
+        Utc::now(),
+        None,
+        vec![responder(
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            "accepted",
+            Some(fake::SEED_IHS_ONE),
+        )],
+    ));
+
+    // The feed is consumed while SATUSEHAT is down.
+    let mut projected = false;
+    for _ in 0..100 {
+        if kreki_bridge_satusehat::store::incident(&h.state.pool, alert)
+            .await
+            .expect("reads")
+            .is_some()
+        {
+            projected = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(projected, "the feed consumer kept going");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(h.fake.encounters().is_empty());
+    assert!(
+        h.fake
+            .requests()
+            .iter()
+            .any(|request| request.status == 503),
+        "it tried"
+    );
+
+    h.fake.faults(|faults| faults.down = false);
+    let mut sent = Vec::new();
+    for _ in 0..250 {
+        sent = h.fake.encounters_with_identifier(&alert.to_string());
+        if !sent.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sent.len(), 1, "sent once SATUSEHAT answered again");
+    shutdown.cancel();
+    for worker in workers {
+        tokio::time::timeout(Duration::from_secs(5), worker)
+            .await
+            .expect("workers stop on shutdown")
+            .expect("workers did not panic");
+    }
+    assert!(
+        kreki_bridge_satusehat::store::failures(&h.state.pool, 10)
+            .await
+            .expect("reads")
+            .is_empty()
+    );
+}

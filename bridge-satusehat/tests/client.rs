@@ -320,3 +320,21 @@ async fn encounter_rules_are_enforced() {
     );
     assert_eq!(fake.encounters().len(), 1);
 }
+
+#[tokio::test]
+async fn transport_errors_do_not_carry_the_nik() {
+    let (fake, client) = fake_and_client(FakeConfig::default()).await;
+    client.access_token().await.expect("token cached");
+    // SATUSEHAT goes away between the token and the search, whose URL carries the NIK.
+    drop(fake);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let error = client
+        .search_practitioners(&nik(fake::SEED_NIK_ONE))
+        .await
+        .expect_err("nobody answers");
+    assert!(matches!(error, SatusehatError::Transport(_)), "{error:?}");
+    assert!(
+        !error.to_string().contains(&fake::SEED_NIK_ONE[4..]),
+        "{error}"
+    );
+}
