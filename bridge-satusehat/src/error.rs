@@ -10,6 +10,9 @@ pub enum BridgeError {
     /// 422: one or more fields break the rules.
     #[error("invalid input")]
     Validation(Vec<FieldError>),
+    /// 404: no such resource.
+    #[error("{0} not found")]
+    NotFound(&'static str),
     /// 401/403: not signed in, or without the role needed.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -28,6 +31,7 @@ impl BridgeError {
     pub fn to_problem(&self) -> Problem {
         match self {
             Self::Validation(errors) => Problem::validation(errors.clone()),
+            Self::NotFound(what) => Problem::not_found(what),
             Self::Auth(error) => error.to_problem(),
             Self::Database(error) => kreki_platform::problem::from_sqlx(error),
         }

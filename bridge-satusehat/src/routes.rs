@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use kreki_auth::{CurrentUser, Role};
 use kreki_platform::Problem;
-use kreki_platform::extract::{Json, Query};
+use kreki_platform::extract::{Json, Path, Query};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -21,6 +21,7 @@ pub fn router(state: BridgeState) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(practitioner_verification))
         .routes(routes!(sync_failures))
+        .routes(routes!(retry_sync_failure))
         .with_state(state)
 }
 
@@ -62,6 +63,8 @@ pub struct FailuresQuery {
 /// An Encounter change that SATUSEHAT never accepted.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SyncFailure {
+    /// Id of the failed change (for `POST /v1/fhir-sync/failures/{id}/retry`).
+    pub id: i64,
     /// The alert.
     pub alert_id: Uuid,
     /// `create` or `update`.
@@ -95,6 +98,7 @@ async fn sync_failures(
     Ok(Json(
         rows.into_iter()
             .map(|row| SyncFailure {
+                id: row.id,
                 alert_id: row.alert_id,
                 action: row.action,
                 attempts: row.attempts,
@@ -102,5 +106,45 @@ async fn sync_failures(
                 failed_at: row.failed_at,
             })
             .collect(),
+    ))
+}
+
+/// A failed change queued again.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RetriedChange {
+    /// Id of the change.
+    pub id: i64,
+    /// The alert.
+    pub alert_id: Uuid,
+    /// `create` or `update`.
+    pub action: String,
+}
+
+/// Queues a failed Encounter change again with fresh attempts (coordinators), for example once
+/// SATUSEHAT credentials or the practitioner's registration were fixed.
+#[utoipa::path(post, path = "/v1/fhir-sync/failures/{id}/retry", tag = "fhir", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Id of the failed change")),
+    responses(
+        (status = 202, description = "Queued again", body = RetriedChange),
+        (status = 403, description = "Not a coordinator", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No failed change with this id", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn retry_sync_failure(
+    state: axum::extract::State<BridgeState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> BridgeResult<(http::StatusCode, Json<RetriedChange>)> {
+    user.require(Role::Coordinator)?;
+    let row = crate::store::retry_failed(&state.pool, id)
+        .await?
+        .ok_or(BridgeError::NotFound("failed change"))?;
+    tracing::info!(coordinator = %user.id, change = id, alert_id = %row.alert_id, "failed Encounter change queued again");
+    Ok((
+        http::StatusCode::ACCEPTED,
+        Json(RetriedChange {
+            id: row.id,
+            alert_id: row.alert_id,
+            action: row.action,
+        }),
     ))
 }

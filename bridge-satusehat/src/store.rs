@@ -104,7 +104,8 @@ pub async fn feed_cursor(pool: &PgPool) -> Result<i64, sqlx::Error> {
 
 /// Applies a batch of feed events and moves the cursor past them, in ONE transaction, so each event
 /// is applied exactly once even across crashes. With `sync` true, queues Encounter changes: a create
-/// once a verified practitioner is assigned, an update when the alert ends after a create.
+/// once a verified practitioner is assigned, an update whenever the Encounter status changes after
+/// that (on scene, resolved, cancelled).
 /// Events at or before the cursor are skipped.
 pub async fn apply_events(
     pool: &PgPool,
@@ -141,6 +142,15 @@ async fn apply_event(
         .and_then(|nik| crate::domain::Nik::parse(nik).ok())
         .map(String::from);
     let ended_at = event.status.is_final().then_some(event.changed_at);
+    let previous: Option<String> =
+        sqlx::query_scalar("SELECT status FROM bridge.incidents WHERE alert_id = $1 FOR UPDATE")
+            .bind(event.alert_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let encounter_status_changed = previous
+        .as_deref()
+        .and_then(IncidentStatus::parse)
+        .is_some_and(|previous| previous.encounter_status() != event.status.encounter_status());
     sqlx::query(
         "INSERT INTO bridge.incidents
              (alert_id, kind, status, location, occurred_at, ended_at, patient_nik, last_seq, updated_at)
@@ -202,7 +212,7 @@ async fn apply_event(
         .execute(&mut *conn)
         .await?;
     }
-    if sync && event.status.is_final() {
+    if sync && encounter_status_changed {
         sqlx::query(
             "INSERT INTO bridge.encounter_outbox (alert_id, action)
              SELECT $1, 'update' WHERE EXISTS (
@@ -456,6 +466,20 @@ pub async fn failures(pool: &PgPool, limit: i64) -> Result<Vec<FailureRow>, sqlx
     )
     .bind(limit)
     .fetch_all(pool)
+    .await
+}
+
+/// Puts failed outbox row `id` back in the queue with fresh attempts; answers it, or `None` when no
+/// failed row has that id.
+pub async fn retry_failed(pool: &PgPool, id: i64) -> Result<Option<OutboxRow>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE bridge.encounter_outbox SET state = 'pending', attempts = 0, next_attempt_at = now(),
+             updated_at = now()
+         WHERE id = $1 AND state = 'failed'
+         RETURNING id, alert_id, action, attempts",
+    )
+    .bind(id)
+    .fetch_optional(pool)
     .await
 }
 

@@ -195,7 +195,18 @@ async fn an_encounter_is_created_exactly_once_when_the_create_times_out_after_co
     );
     assert_eq!(encounter["status"], "arrived");
 
-    // Resolution updates it.
+    // Arrival on scene, then resolution, update it.
+    h.feed.push(event(
+        alert,
+        IncidentStatus::OnScene,
+        start,
+        None,
+        vec![responder(volunteer, assignment, "on_scene", None)],
+    ));
+    h.pump().await;
+    h.drain_outbox(2).await;
+    let sent = h.fake.encounters_with_identifier(&alert.to_string());
+    assert_eq!(sent[0]["status"], "in-progress");
     h.feed.push(event(
         alert,
         IncidentStatus::Resolved,
@@ -213,7 +224,8 @@ async fn an_encounter_is_created_exactly_once_when_the_create_times_out_after_co
             .as_str()
             .is_some_and(|end| end.ends_with('Z'))
     );
-    assert_eq!(sent[0]["meta"]["versionId"], "2");
+    assert_eq!(sent[0]["meta"]["versionId"], "3");
+    keep_sample("satusehat-encounter-finished", &sent[0]);
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -318,6 +330,32 @@ async fn a_satusehat_outage_leaves_the_feed_consumer_healthy_and_failures_are_li
             .is_some_and(|error| error.contains("503")),
         "{failures}"
     );
+
+    // Once SATUSEHAT is back, a coordinator queues it again and it goes through.
+    h.fake.faults(|faults| faults.down = false);
+    let coordinator = h.user_token(Uuid::new_v4(), &[Role::Coordinator]);
+    let id = failures[0]["id"].as_i64().expect("id");
+    let retried = h
+        .http
+        .post(h.url(&format!("/v1/fhir-sync/failures/{id}/retry")))
+        .bearer_auth(&coordinator)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(retried.status(), 202);
+    h.drain_outbox(2).await;
+    assert_eq!(
+        h.fake.encounters_with_identifier(&alert.to_string()).len(),
+        1
+    );
+    let again = h
+        .http
+        .post(h.url(&format!("/v1/fhir-sync/failures/{id}/retry")))
+        .bearer_auth(&coordinator)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(again.status(), 404, "no longer failed");
 
     let volunteer_asks = h
         .http

@@ -23,6 +23,7 @@ trap 'rm -rf "$samples"' EXIT
 echo "==> writing FHIR samples from the bridge's tests"
 KREKI_FHIR_SAMPLES_DIR="$samples" cargo test --quiet -p kreki-bridge-satusehat --test bridge -- \
   resources_are_versioned_scoped_and_free_of_personal_data \
-  health_systems_page_through_every_incident_exactly_once
+  health_systems_page_through_every_incident_exactly_once \
+  an_encounter_is_created_exactly_once_when_the_create_times_out_after_commit
 echo "==> validating them with fhir.resources"
 "$venv/bin/python" "$here/validate.py" "$samples"

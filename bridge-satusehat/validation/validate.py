@@ -23,6 +23,7 @@ EXPECTED = {
     "bundle-encounter-searchset.json": "Bundle",
     "operation-outcome.json": "OperationOutcome",
     "satusehat-encounter-0.json": "Encounter",
+    "satusehat-encounter-finished.json": "Encounter",
 }
 
 
