@@ -365,6 +365,8 @@ impl SatusehatClient {
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(transport)?;
+        metrics::counter!("satusehat_token_requests_total", "status" => status.as_u16().to_string())
+            .increment(1);
         if status == StatusCode::TOO_MANY_REQUESTS {
             return Err(self.block(&headers));
         }

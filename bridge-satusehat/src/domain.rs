@@ -27,6 +27,13 @@ pub struct Nik(String);
 impl Nik {
     /// Parses a NIK; spaces, dots and dashes people type between groups are dropped.
     ///
+    /// ```
+    /// use kreki_bridge_satusehat::Nik;
+    ///
+    /// assert_eq!(Nik::parse("3171-0123-4567-8901").map(|nik| nik.as_str().to_owned()), Ok("3171012345678901".to_owned()));
+    /// assert!(Nik::parse("12345").is_err());
+    /// ```
+    ///
     /// # Errors
     /// A message for the caller when it is not 16 digits.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {

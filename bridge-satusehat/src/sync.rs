@@ -109,6 +109,13 @@ pub async fn work_once(state: &BridgeState) -> Result<usize, sqlx::Error> {
             "create" => create(state, &client, row).await,
             _ => update(state, &client, row).await,
         };
+        let outcome = match &result {
+            Ok(()) => "sent",
+            Err(SendError::Retry(_)) => "retry",
+            Err(SendError::Permanent(_)) => "rejected",
+        };
+        metrics::counter!("bridge_encounter_sync_total", "action" => row.action.clone(), "outcome" => outcome)
+            .increment(1);
         match result {
             Ok(()) => store::outbox_done(&state.pool, row.id).await?,
             Err(error) => {

@@ -101,6 +101,8 @@ async fn settle(
     )
     .await?;
     state.sink.set_verified(user, found.ihs_number.clone());
+    metrics::counter!("bridge_practitioner_verifications_total", "status" => found.status.as_str())
+        .increment(1);
     tracing::info!(%user, status = found.status.as_str(), "practitioner verification settled");
     Ok(())
 }
