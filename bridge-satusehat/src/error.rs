@@ -13,6 +13,12 @@ pub enum BridgeError {
     /// 404: no such resource.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// 429 with `Retry-After`: asked again too soon.
+    #[error("too many requests")]
+    TooSoon {
+        /// Seconds until a new request is accepted.
+        retry_after_s: u64,
+    },
     /// 401/403: not signed in, or without the role needed.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -32,6 +38,15 @@ impl BridgeError {
         match self {
             Self::Validation(errors) => Problem::validation(errors.clone()),
             Self::NotFound(what) => Problem::not_found(what),
+            Self::TooSoon { retry_after_s } => Problem::new(
+                http::StatusCode::TOO_MANY_REQUESTS,
+                "too-soon",
+                "Too many requests",
+            )
+            .with_detail(format!(
+                "A verification was asked moments ago; try again in {retry_after_s} s."
+            ))
+            .with_retry_after_s(*retry_after_s),
             Self::Auth(error) => error.to_problem(),
             Self::Database(error) => kreki_platform::problem::from_sqlx(error),
         }

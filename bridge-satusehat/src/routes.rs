@@ -25,6 +25,9 @@ pub fn router(state: BridgeState) -> OpenApiRouter {
         .with_state(state)
 }
 
+/// Shortest time between two verifications of one volunteer, in seconds.
+pub const VERIFICATION_COOLDOWN_S: f64 = 10.0;
+
 /// Body of `POST /v1/volunteers/me/practitioner-verification`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct VerificationRequest {
@@ -42,6 +45,7 @@ pub struct VerificationRequest {
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a volunteer", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`nik` is not 16 digits", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Asked again within 10 s; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn practitioner_verification(
     state: axum::extract::State<BridgeState>,
@@ -50,6 +54,15 @@ async fn practitioner_verification(
 ) -> BridgeResult<Json<Verification>> {
     user.require(Role::Volunteer)?;
     let nik = Nik::parse(&body.nik).map_err(|why| BridgeError::field("nik", why))?;
+    // Every request is a search at SATUSEHAT on the organization's one credential: a volunteer
+    // hammering this endpoint must not get the whole organization rate-limited.
+    if let Some(elapsed_s) = crate::store::seconds_since_check(&state.pool, user.id.0).await?
+        && elapsed_s < VERIFICATION_COOLDOWN_S
+    {
+        return Err(BridgeError::TooSoon {
+            retry_after_s: (VERIFICATION_COOLDOWN_S - elapsed_s).ceil().max(1.0) as u64,
+        });
+    }
     Ok(Json(verify::verify(&state, user.id.0, &nik).await?))
 }
 

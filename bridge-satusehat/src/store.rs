@@ -75,6 +75,16 @@ pub async fn practitioner(
     .await
 }
 
+/// Seconds since `user_id` last asked for a verification, if ever.
+pub async fn seconds_since_check(pool: &PgPool, user_id: Uuid) -> Result<Option<f64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM now() - checked_at)::float8 FROM bridge.practitioners WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await
+}
+
 /// Claims up to `limit` verifications due for a retry, leasing each for `lease_s` seconds.
 pub async fn claim_due_practitioners(
     pool: &PgPool,
@@ -466,6 +476,16 @@ pub async fn failures(pool: &PgPool, limit: i64) -> Result<Vec<FailureRow>, sqlx
     )
     .bind(limit)
     .fetch_all(pool)
+    .await
+}
+
+/// State of the create of `alert_id` (`pending`, `done`, `failed`), if one was queued.
+pub async fn create_state(pool: &PgPool, alert_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT state FROM bridge.encounter_outbox WHERE alert_id = $1 AND action = 'create'",
+    )
+    .bind(alert_id)
+    .fetch_optional(pool)
     .await
 }
 

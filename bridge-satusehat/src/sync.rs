@@ -167,9 +167,10 @@ async fn create(
         .await?
         .ok_or_else(|| SendError::Permanent("incident not in the projection".into()))?;
     let Some(ihs) = practitioner_of(state, row).await? else {
-        return Err(SendError::Permanent(
-            "no verified practitioner on this alert any more".into(),
-        ));
+        // Every verified practitioner withdrew before the Encounter was sent: there is nothing
+        // to record in SATUSEHAT, and nothing a coordinator must fix.
+        tracing::info!(alert_id = %row.alert_id, "no verified practitioner on the alert any more; no Encounter sent");
+        return Ok(());
     };
     let patient_ihs = match incident
         .patient_nik
@@ -223,7 +224,14 @@ async fn update(
     row: &OutboxRow,
 ) -> Result<(), SendError> {
     let Some(mut synced) = store::sync_state(&state.pool, row.alert_id).await? else {
-        return Err(SendError::Retry("the Encounter is not created yet".into()));
+        return match store::create_state(&state.pool, row.alert_id)
+            .await?
+            .as_deref()
+        {
+            Some("pending") => Err(SendError::Retry("the Encounter is not created yet".into())),
+            // The create was given up (and is listed) or had nothing to send: nothing to update.
+            _ => Ok(()),
+        };
     };
     let incident = store::incident(&state.pool, row.alert_id)
         .await?

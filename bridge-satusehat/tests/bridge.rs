@@ -89,6 +89,14 @@ async fn a_bad_nik_is_a_422_naming_nik_and_only_volunteers_may_ask(pool: PgPool)
         .expect("answers");
     assert_eq!(response.status(), 401);
     assert!(h.fake.requests().is_empty(), "nothing reached SATUSEHAT");
+
+    // Asking again at once is refused without bothering SATUSEHAT.
+    let user = Uuid::new_v4();
+    assert_eq!(verify(&h, user, fake::SEED_NIK_ONE).await.0, 200);
+    let sent = h.fake.requests().len();
+    let (status, body) = verify(&h, user, fake::SEED_NIK_NONE).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(h.fake.requests().len(), sent);
 }
 
 #[sqlx::test(migrations = "../migrations")]
