@@ -871,3 +871,81 @@ async fn the_running_workers_send_the_encounter_once_satusehat_is_back(pool: PgP
             .is_empty()
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn two_workers_never_send_one_change_twice(pool: PgPool) {
+    let h = harness(pool, Options::default()).await;
+    h.fake
+        .faults(|faults| faults.delay = Duration::from_millis(100));
+    let alerts: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+    for alert in &alerts {
+        h.feed.push(event(
+            *alert,
+            IncidentStatus::Assigned,
+            Utc::now(),
+            None,
+            vec![responder(
+                Uuid::new_v4(),
+                Uuid::new_v4(),
+                "accepted",
+                Some(fake::SEED_IHS_ONE),
+            )],
+        ));
+    }
+    h.pump().await;
+    let (first, second) = tokio::join!(
+        kreki_bridge_satusehat::sync::work_once(&h.state),
+        kreki_bridge_satusehat::sync::work_once(&h.state)
+    );
+    assert_eq!(
+        first.expect("works") + second.expect("works"),
+        5,
+        "each row claimed once"
+    );
+    for alert in &alerts {
+        assert_eq!(
+            h.fake.encounters_with_identifier(&alert.to_string()).len(),
+            1
+        );
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_practitioner_who_withdrew_before_the_sync_is_not_a_failure(pool: PgPool) {
+    let h = harness(pool, Options::default()).await;
+    let (alert, volunteer, assignment) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let now = Utc::now();
+    h.feed.push(event(
+        alert,
+        IncidentStatus::Assigned,
+        now,
+        None,
+        vec![responder(
+            volunteer,
+            assignment,
+            "accepted",
+            Some(fake::SEED_IHS_ONE),
+        )],
+    ));
+    h.feed.push(event(
+        alert,
+        IncidentStatus::Cancelled,
+        now,
+        None,
+        vec![responder(
+            volunteer,
+            assignment,
+            "withdrawn",
+            Some(fake::SEED_IHS_ONE),
+        )],
+    ));
+    h.pump().await;
+    h.drain_outbox(2).await;
+    assert!(h.fake.encounters().is_empty());
+    assert!(
+        kreki_bridge_satusehat::store::failures(&h.state.pool, 10)
+            .await
+            .expect("reads")
+            .is_empty()
+    );
+}
