@@ -4,7 +4,8 @@
 # 1. deploy/local-services.sh makes sure PostgreSQL + PostGIS, Redis and Mosquitto run (installing
 #    Debian packages and starting services as needed).
 # 2. The deployment files are validated offline (deploy/validate.sh).
-# 3. Doc tests, then every unit, integration and end-to-end test of the workspace with cargo-nextest
+# 3. Every FHIR resource shape KREKI serves or sends is checked by an independent validator.
+# 4. Doc tests, then every unit, integration and end-to-end test of the workspace with cargo-nextest
 #    (plain `cargo test` where nextest is missing). Each database test gets its own fresh database.
 #
 # Builds go to $CARGO_TARGET_DIR (default ~/.cache/kreki-target) so repeated runs and clones reuse them.
@@ -17,6 +18,9 @@ bash deploy/local-services.sh
 echo "==> deployment files"
 cargo build --bin kreki --quiet
 bash deploy/validate.sh
+
+echo "==> FHIR resources checked by an independent validator (fhir.resources)"
+bash bridge-satusehat/validation/run.sh
 
 echo "==> doc tests"
 cargo test --workspace --doc --quiet

@@ -36,11 +36,19 @@ pub enum Service {
     Realtime,
     /// Training and certification: courses, quizzes, certificates, expiry sweep.
     Lms,
+    /// The SATUSEHAT bridge (practitioner verification, Encounter sync) and the FHIR R4 API for
+    /// health systems.
+    Bridge,
 }
 
 impl Service {
     /// Every service, in start order.
-    pub const ALL: [Service; 3] = [Service::Auth, Service::Realtime, Service::Lms];
+    pub const ALL: [Service; 4] = [
+        Service::Auth,
+        Service::Realtime,
+        Service::Lms,
+        Service::Bridge,
+    ];
 
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
@@ -48,6 +56,7 @@ impl Service {
             Service::Auth => "auth",
             Service::Realtime => "realtime",
             Service::Lms => "lms",
+            Service::Bridge => "bridge",
         }
     }
 }
@@ -111,6 +120,8 @@ impl Services {
         (name = "admin", description = "Administration of accounts and OAuth2 clients"),
         (name = "realtime", description = "The live channel: offers and alert updates over WebSocket"),
         (name = "lms", description = "Training and certification: courses, quizzes, certificates"),
+        (name = "volunteers", description = "Volunteers: duty, position, practitioner verification"),
+        (name = "fhir", description = "FHIR R4 for health systems (`application/fhir+json`, OperationOutcome errors) and SATUSEHAT sync"),
     )
 )]
 struct ApiDoc;
@@ -209,6 +220,23 @@ pub fn build(
             shutdown.clone(),
         )));
         api = api.merge(kreki_lms::routes::router(lms));
+    }
+
+    if services.contains(Service::Bridge) {
+        // Until dispatch is wired in, the bridge reads an empty feed and its verification results
+        // go nowhere; the binary will pass dispatch's event stream and eligibility here.
+        let bridge = kreki_bridge_satusehat::build(
+            pool.clone(),
+            &config.satusehat,
+            auth.service.verifier().clone(),
+            Arc::new(kreki_bridge_satusehat::domain::NoSink),
+        )?;
+        api = api.merge(kreki_bridge_satusehat::router(bridge.clone()));
+        workers.extend(kreki_bridge_satusehat::spawn_workers(
+            &bridge,
+            Arc::new(kreki_bridge_satusehat::domain::EmptyFeed),
+            shutdown,
+        ));
     }
 
     let (router, openapi) = api.split_for_parts();

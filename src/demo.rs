@@ -62,6 +62,11 @@ pub async fn run(mut config: Config, data_dir: &Path) -> anyhow::Result<()> {
         }
         config.auth.signing_key_file = Some(key_file);
     }
+    if !config.satusehat.enabled {
+        // The demo talks to the fake SATUSEHAT started in-process, never to the real one.
+        config.satusehat.enabled = true;
+        config.satusehat.environment = kreki_bridge_satusehat::config::Environment::Fake;
+    }
     let pool = config.database.pool().map_err(anyhow::Error::msg)?;
     app::migrate(&pool).await?;
     let auth = kreki_auth::build(pool.clone(), config.auth.clone())?;
@@ -109,6 +114,15 @@ fn banner(config: &Config) {
         };
         say(&format!("    {phone:<14} {password:<18} {name} ({roles})"));
     }
+    if config.satusehat.environment == kreki_bridge_satusehat::config::Environment::Fake {
+        say(&format!(
+            "  SATUSEHAT     a fake one runs in-process; practitioner NIKs: {} (verified), {} (ambiguous), {} (not found)",
+            kreki_bridge_satusehat::fake::SEED_NIK_ONE,
+            kreki_bridge_satusehat::fake::SEED_NIK_SEVERAL,
+            kreki_bridge_satusehat::fake::SEED_NIK_NONE,
+        ));
+    }
+    say(&format!("  FHIR R4       {base}/fhir/r4/metadata"));
     say(&format!(
         "  Try: curl -s -X POST {base}/v1/auth/login -H 'content-type: application/json' -d '{{\"login\":\"081300000001\",\"password\":\"demo-warga\"}}'"
     ));

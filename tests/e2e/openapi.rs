@@ -41,6 +41,12 @@ async fn every_contract_path_is_described() {
         ("post", "/v1/lms/certificates"),
         ("post", "/v1/lms/certificates/{id}/revoke"),
         ("get", "/v1/lms/certificates/verify/{code}"),
+        ("post", "/v1/volunteers/me/practitioner-verification"),
+        ("get", "/fhir/r4/metadata"),
+        ("get", "/fhir/r4/Encounter"),
+        ("get", "/fhir/r4/Encounter/{id}"),
+        ("get", "/fhir/r4/Location/{id}"),
+        ("get", "/fhir/r4/Task"),
     ] {
         assert!(
             paths.get(path).and_then(|item| item.get(method)).is_some(),
