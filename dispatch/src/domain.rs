@@ -8,6 +8,8 @@ use utoipa::ToSchema;
 
 use kreki_platform::FieldError;
 
+use crate::geo::LatLng;
+
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -161,51 +163,37 @@ impl IdempotencyKey {
     }
 }
 
-/// A WGS84 position, latitude first. Both are finite degrees in range.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Point {
-    /// Latitude, -90 to 90 degrees (north positive).
-    pub lat: f64,
-    /// Longitude, -180 to 180 degrees (east positive).
-    pub lng: f64,
+/// Checks a position from a request, naming the fields under `prefix` (such as `location.`), both
+/// at once when both are wrong. The result is the one position type of dispatch, [`LatLng`].
+///
+/// # Errors
+/// One field error per coordinate that is not a finite number in range.
+pub fn parse_position(lat: f64, lng: f64, prefix: &str) -> Result<LatLng, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    if LatLng::new(lat, 0.0).is_err() {
+        errors.push(FieldError::new(
+            format!("{prefix}lat"),
+            "must be a latitude from -90 to 90 degrees",
+        ));
+    }
+    if LatLng::new(0.0, lng).is_err() {
+        errors.push(FieldError::new(
+            format!("{prefix}lng"),
+            "must be a longitude from -180 to 180 degrees",
+        ));
+    }
+    match LatLng::new(lat, lng) {
+        Ok(at) if errors.is_empty() => Ok(at),
+        _ => Err(errors),
+    }
 }
 
-impl Point {
-    /// Checks ranges; errors name `{prefix}lat` / `{prefix}lng` (prefix like `location.` or empty).
-    ///
-    /// # Errors
-    /// One field error per coordinate out of range.
-    pub fn parse(lat: f64, lng: f64, prefix: &str) -> Result<Self, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
-            errors.push(FieldError::new(
-                format!("{prefix}lat"),
-                "must be a latitude from -90 to 90 degrees",
-            ));
-        }
-        if !lng.is_finite() || !(-180.0..=180.0).contains(&lng) {
-            errors.push(FieldError::new(
-                format!("{prefix}lng"),
-                "must be a longitude from -180 to 180 degrees",
-            ));
-        }
-        if errors.is_empty() {
-            Ok(Self { lat, lng })
-        } else {
-            Err(errors)
-        }
-    }
-
-    /// The H3 cell at resolution 9 (about 0.1 km^2), as PostgreSQL stores it (`bigint`).
-    pub fn h3_cell(self) -> i64 {
-        h3o::LatLng::new(self.lat, self.lng)
-            .map(|ll| {
-                let cell = u64::from(ll.to_cell(h3o::Resolution::Nine));
-                i64::try_from(cell).unwrap_or(i64::MAX)
-            })
-            // Unreachable for a parsed Point (ranges are checked); 0 is no valid cell.
-            .unwrap_or(0)
-    }
+/// The H3 cell of `at` at resolution 9 (about 0.1 km^2, the matcher's default), as PostgreSQL
+/// stores it beside the point (`bigint`).
+pub fn h3_cell(at: LatLng) -> i64 {
+    let cell = u64::from(at.to_cell(h3o::Resolution::Nine));
+    // H3 indexes use 63 bits, so this never saturates.
+    i64::try_from(cell).unwrap_or(i64::MAX)
 }
 
 /// Checks an optional accuracy in metres.
@@ -319,17 +307,17 @@ mod tests {
 
     #[test]
     fn points_out_of_range_name_the_field() {
-        let errors = Point::parse(91.0, 200.0, "location.").expect_err("out of range");
+        let errors = parse_position(91.0, 200.0, "location.").expect_err("out of range");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["location.lat", "location.lng"]);
-        assert!(Point::parse(f64::NAN, 0.0, "").is_err());
-        assert!(Point::parse(-6.2, 106.8, "").is_ok());
+        assert!(parse_position(f64::NAN, 0.0, "").is_err());
+        assert!(parse_position(-6.2, 106.8, "").is_ok());
     }
 
     #[test]
     fn h3_cells_differ_between_far_points() {
-        let a = Point::parse(-6.2, 106.8, "").expect("valid").h3_cell();
-        let b = Point::parse(-6.3, 106.9, "").expect("valid").h3_cell();
+        let a = h3_cell(parse_position(-6.2, 106.8, "").expect("valid"));
+        let b = h3_cell(parse_position(-6.3, 106.9, "").expect("valid"));
         assert!(a > 0 && b > 0 && a != b);
     }
 

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::domain::Point;
+use crate::geo::LatLng;
 
 /// One position for the history.
 #[derive(Debug, Clone, Copy)]
@@ -22,7 +22,7 @@ pub struct Sample {
     /// The volunteer.
     pub volunteer_id: Uuid,
     /// Where.
-    pub at: Point,
+    pub at: LatLng,
     /// Accuracy, metres.
     pub accuracy_m: Option<f32>,
     /// When the device recorded it.
@@ -105,8 +105,8 @@ async fn write(pool: &PgPool, buffer: &mut Vec<Sample>) {
         return;
     }
     let users: Vec<Uuid> = buffer.iter().map(|s| s.volunteer_id).collect();
-    let lats: Vec<f64> = buffer.iter().map(|s| s.at.lat).collect();
-    let lngs: Vec<f64> = buffer.iter().map(|s| s.at.lng).collect();
+    let lats: Vec<f64> = buffer.iter().map(|s| s.at.lat()).collect();
+    let lngs: Vec<f64> = buffer.iter().map(|s| s.at.lng()).collect();
     let accuracies: Vec<Option<f32>> = buffer.iter().map(|s| s.accuracy_m).collect();
     let recorded: Vec<DateTime<Utc>> = buffer.iter().map(|s| s.recorded_at).collect();
     if let Err(error) =

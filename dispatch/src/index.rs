@@ -3,14 +3,18 @@
 //!
 //! Guards are never held across an `.await`: each method takes the lock, does microseconds of work
 //! and releases it.
+//!
+//! A rebuild reads PostgreSQL while requests keep changing volunteers. So that a change made during
+//! the read is not lost when the fresh matcher replaces the old one, the index records which
+//! volunteers changed while a rebuild runs; the service re-reads those from PostgreSQL (which every
+//! change reaches before the index does) right after the swap.
 
 use std::collections::HashSet;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use crate::domain::Point;
 use crate::geo::LatLng;
 use crate::matcher::{CertSet, MatchQuery, Matcher, MatcherConfig, VolunteerState};
 use crate::store::VolunteerRow;
@@ -55,6 +59,8 @@ fn cert_set(codes: &[String]) -> CertSet {
 pub struct Index {
     matcher: RwLock<Matcher>,
     config: MatcherConfig,
+    /// While a rebuild runs: the volunteers changed since it started.
+    touched: Mutex<Option<HashSet<Uuid>>>,
 }
 
 impl Index {
@@ -69,60 +75,84 @@ impl Index {
         Self {
             matcher: RwLock::new(Matcher::new(config)),
             config,
+            touched: Mutex::new(None),
         }
     }
 
-    fn write<R>(&self, change: impl FnOnce(&mut Matcher) -> R) -> R {
+    /// Changes volunteer `id` (recording it when a rebuild runs). Lock order: matcher, then
+    /// `touched`, as in [`Self::finish_rebuild`].
+    fn write<R>(&self, id: Uuid, change: impl FnOnce(&mut Matcher) -> R) -> R {
         let mut guard = self.matcher.write().unwrap_or_else(PoisonError::into_inner);
-        change(&mut guard)
+        let result = change(&mut guard);
+        if let Some(touched) = self
+            .touched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            touched.insert(id);
+        }
+        result
     }
 
-    /// Replaces the whole contents.
-    pub fn rebuild(&self, states: Vec<VolunteerState>) {
+    /// Starts recording changed volunteers; call before reading the rebuild's snapshot.
+    pub fn begin_rebuild(&self) {
+        *self.touched.lock().unwrap_or_else(PoisonError::into_inner) = Some(HashSet::new());
+    }
+
+    /// Replaces the whole contents with `states` (read after [`Self::begin_rebuild`]) and returns
+    /// the volunteers changed meanwhile, whom the caller must re-read and [`Self::upsert`] or
+    /// [`Self::remove`].
+    pub fn finish_rebuild(&self, states: Vec<VolunteerState>) -> HashSet<Uuid> {
         let mut fresh = Matcher::new(self.config);
         for state in states {
             fresh.upsert(state);
         }
-        self.write(|matcher| *matcher = fresh);
+        let mut guard = self.matcher.write().unwrap_or_else(PoisonError::into_inner);
+        *guard = fresh;
+        self.touched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_default()
     }
 
     /// Adds or replaces one volunteer.
     pub fn upsert(&self, state: VolunteerState) {
-        self.write(|matcher| matcher.upsert(state));
+        self.write(state.id, |matcher| matcher.upsert(state));
     }
 
     /// Forgets a volunteer (off duty).
     pub fn remove(&self, id: Uuid) {
-        self.write(|matcher| matcher.remove(id));
+        self.write(id, |matcher| matcher.remove(id));
     }
 
     /// Moves a known volunteer; false when the matcher does not know them.
-    pub fn update_position(&self, id: Uuid, at: Point, recorded_at: DateTime<Utc>) -> bool {
-        let Ok(position) = LatLng::new(at.lat, at.lng) else {
-            return false;
-        };
-        self.write(|matcher| matcher.update_position(id, position, recorded_at))
+    pub fn update_position(&self, id: Uuid, at: LatLng, recorded_at: DateTime<Utc>) -> bool {
+        self.write(id, |matcher| matcher.update_position(id, at, recorded_at))
     }
 
     /// Marks a volunteer busy (active assignment) or free.
     pub fn set_busy(&self, id: Uuid, busy: bool) {
-        self.write(|matcher| matcher.set_busy(id, busy));
+        self.write(id, |matcher| matcher.set_busy(id, busy));
     }
 
     /// Starts a rest period.
     pub fn set_rest_until(&self, id: Uuid, until: DateTime<Utc>) {
-        self.write(|matcher| matcher.set_rest_until(id, Some(until)));
+        self.write(id, |matcher| matcher.set_rest_until(id, Some(until)));
     }
 
     /// Replaces a volunteer's certifications.
     pub fn set_certifications(&self, id: Uuid, codes: &[String]) {
         let set = cert_set(codes);
-        self.write(|matcher| matcher.set_certifications(id, set));
+        self.write(id, |matcher| matcher.set_certifications(id, set));
     }
 
     /// Sets practitioner verification.
     pub fn set_verified_practitioner(&self, id: Uuid, verified: bool) {
-        self.write(|matcher| matcher.set_verified_practitioner(id, verified));
+        self.write(id, |matcher| {
+            matcher.set_verified_practitioner(id, verified)
+        });
     }
 
     /// True when the matcher knows `id`.
@@ -138,16 +168,13 @@ impl Index {
     /// means nobody qualifies.
     pub fn nearest(
         &self,
-        at: Point,
+        at: LatLng,
         radius_m: f64,
         count: usize,
         required: &[String],
         requires_verified: bool,
         excluded: &HashSet<Uuid>,
     ) -> Vec<(Uuid, f64)> {
-        let Ok(point) = LatLng::new(at.lat, at.lng) else {
-            return Vec::new();
-        };
         let required = match CertSet::from_codes(required) {
             Ok(set) => set,
             Err(error) => {
@@ -156,7 +183,7 @@ impl Index {
             }
         };
         let query = MatchQuery {
-            point,
+            point: at,
             radius_m,
             limit: count,
             required: &required,

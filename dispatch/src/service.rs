@@ -20,13 +20,15 @@ use uuid::Uuid;
 
 use crate::config::DispatchConfig;
 use crate::domain::{
-    AlertKind, AlertStatus, AssignmentStatus, IdempotencyKey, KindSettings, OfferStatus, Point,
+    AlertKind, AlertStatus, AssignmentStatus, IdempotencyKey, KindSettings, OfferStatus,
 };
 use crate::eligibility::CertificationSource;
 use crate::error::{DispatchError, DispatchResult};
+use crate::geo::LatLng;
 use crate::history::{HistoryQueue, Sample};
 use crate::index::{Index, VolunteerFacts};
 use crate::notify::{Audience, Notifier};
+use crate::practitioner::{PractitionerCheck, PractitionerRegistry, PractitionerStatus};
 use crate::store;
 use crate::views::{Alert, Assignment, Offer, TimelineEvent, Volunteer};
 
@@ -39,7 +41,7 @@ pub struct AlertRequest {
     /// What happened.
     pub kind: AlertKind,
     /// Where.
-    pub at: Point,
+    pub at: LatLng,
     /// Accuracy of `at`, metres.
     pub accuracy_m: Option<f32>,
     /// Free text from the citizen (at most 1000 characters).
@@ -53,8 +55,8 @@ impl AlertRequest {
     fn hash(&self) -> Vec<u8> {
         let canonical = json!({
             "kind": self.kind.as_str(),
-            "lat": self.at.lat,
-            "lng": self.at.lng,
+            "lat": self.at.lat(),
+            "lng": self.at.lng(),
             "accuracy_m": self.accuracy_m,
             "note": self.note,
             "nik": self.patient_nik,
@@ -110,6 +112,16 @@ pub struct Workers {
     pub history: mpsc::Receiver<Sample>,
 }
 
+/// What dispatch talks to beyond PostgreSQL, each behind a port so tests and the binary choose.
+pub struct Ports {
+    /// Delivers messages (the realtime hub in the binary; a recorder in tests).
+    pub notifier: Arc<dyn Notifier>,
+    /// Valid certifications of volunteers (dispatch's own table until the LMS supplies them).
+    pub certs: Arc<dyn CertificationSource>,
+    /// The practitioner registry (issue 5); [`crate::practitioner::NoRegistry`] until wired.
+    pub practitioners: Arc<dyn PractitionerRegistry>,
+}
+
 /// The dispatch service. One per process; shared as `Arc<DispatchService>`.
 pub struct DispatchService {
     pool: PgPool,
@@ -117,6 +129,7 @@ pub struct DispatchService {
     index: Index,
     notifier: Arc<dyn Notifier>,
     certs: Arc<dyn CertificationSource>,
+    practitioners: Arc<dyn PractitionerRegistry>,
     wake: mpsc::Sender<Wake>,
     history: HistoryQueue,
 }
@@ -134,12 +147,7 @@ fn parse_status<T>(text: &str, parse: fn(&str) -> Option<T>) -> DispatchResult<T
 impl DispatchService {
     /// A service over `pool`; nothing runs until [`crate::worker::spawn`] is given the returned
     /// [`Workers`] (which first calls [`Self::prepare`]).
-    pub fn new(
-        pool: PgPool,
-        config: DispatchConfig,
-        notifier: Arc<dyn Notifier>,
-        certs: Arc<dyn CertificationSource>,
-    ) -> (Arc<Self>, Workers) {
+    pub fn new(pool: PgPool, config: DispatchConfig, ports: Ports) -> (Arc<Self>, Workers) {
         let (wake, wake_rx) = mpsc::channel(WAKE_QUEUE);
         let (history, history_rx) = HistoryQueue::new(config.location_history_queue);
         let index = Index::new(Duration::seconds(
@@ -149,8 +157,9 @@ impl DispatchService {
             pool,
             config,
             index,
-            notifier,
-            certs,
+            notifier: ports.notifier,
+            certs: ports.certs,
+            practitioners: ports.practitioners,
             wake,
             history,
         });
@@ -189,18 +198,36 @@ impl DispatchService {
     /// # Errors
     /// Database or certification-source failures.
     pub async fn rebuild_index(&self) -> anyhow::Result<()> {
+        self.index.begin_rebuild();
         let volunteers = store::all_volunteers(&self.pool).await?;
         let mut certs = self.certs.all_valid().await?;
-        let facts: Vec<_> = volunteers
+        let states: Vec<_> = volunteers
             .into_iter()
             .filter_map(|row| {
                 let codes = certs.remove(&row.user_id).unwrap_or_default();
                 VolunteerFacts::from_row(&row, &codes)
             })
             .collect();
-        let count = facts.len();
-        self.index.rebuild(facts);
+        let count = states.len();
+        let touched = self.index.finish_rebuild(states);
+        for id in touched {
+            self.reload_volunteer(id).await?;
+        }
         tracing::info!(volunteers = count, "dispatch matcher rebuilt");
+        Ok(())
+    }
+
+    /// Puts volunteer `id` into the matcher as PostgreSQL has them (or takes them out).
+    async fn reload_volunteer(&self, id: Uuid) -> DispatchResult<()> {
+        let row = store::volunteer(&self.pool, id).await?;
+        let state = match row.filter(|row| row.on_duty) {
+            Some(row) => VolunteerFacts::from_row(&row, &self.certifications(id).await?),
+            None => None,
+        };
+        match state {
+            Some(state) => self.index.upsert(state),
+            None => self.index.remove(id),
+        }
         Ok(())
     }
 
@@ -259,7 +286,7 @@ impl DispatchService {
                 existing,
                 "repeat_press",
                 Some(citizen_id),
-                json!({"location": {"lat": request.at.lat, "lng": request.at.lng}, "note": request.note}),
+                json!({"location": {"lat": request.at.lat(), "lng": request.at.lng()}, "note": request.note}),
             )
             .await?;
             tx.commit().await?;
@@ -286,7 +313,7 @@ impl DispatchService {
             alert_id,
             "created",
             Some(citizen_id),
-            json!({"kind": request.kind, "location": {"lat": request.at.lat, "lng": request.at.lng, "accuracy_m": request.accuracy_m}}),
+            json!({"kind": request.kind, "location": {"lat": request.at.lat(), "lng": request.at.lng(), "accuracy_m": request.accuracy_m}}),
         )
         .await?;
         tx.commit().await?;
@@ -580,10 +607,8 @@ impl DispatchService {
         let kind = AlertKind::parse(&alert.kind)
             .ok_or_else(|| DispatchError::Internal(format!("unknown kind {:?}", alert.kind)))?;
         let settings = self.kind_settings(conn, kind).await?;
-        let at = Point {
-            lat: alert.lat,
-            lng: alert.lng,
-        };
+        let at = LatLng::new(alert.lat, alert.lng)
+            .map_err(|error| DispatchError::Internal(format!("stored alert position: {error}")))?;
         let mut excluded: HashSet<Uuid> = store::offered_volunteers(conn, alert_id)
             .await?
             .into_iter()
@@ -993,7 +1018,7 @@ impl DispatchService {
         &self,
         volunteer: Uuid,
         name: &str,
-        at: Point,
+        at: LatLng,
         accuracy_m: Option<f32>,
         recorded_at: Option<DateTime<Utc>>,
     ) -> DispatchResult<()> {
@@ -1003,14 +1028,7 @@ impl DispatchService {
         store::set_position(&self.pool, volunteer, name, at, accuracy_m, recorded_at).await?;
         if !self.index.update_position(volunteer, at, recorded_at) {
             // Not in the matcher yet (first position since going on duty, or off duty).
-            if let Some(row) = store::volunteer(&self.pool, volunteer).await?
-                && row.on_duty
-            {
-                let codes = self.certifications(volunteer).await?;
-                if let Some(state) = VolunteerFacts::from_row(&row, &codes) {
-                    self.index.upsert(state);
-                }
-            }
+            self.reload_volunteer(volunteer).await?;
         }
         self.history.push(Sample {
             volunteer_id: volunteer,
@@ -1020,7 +1038,7 @@ impl DispatchService {
         });
         self.notifier.publish(
             Audience::Role(Role::Coordinator),
-            json!({"type": "volunteer.position", "volunteer_id": volunteer, "lat": at.lat, "lng": at.lng,
+            json!({"type": "volunteer.position", "volunteer_id": volunteer, "lat": at.lat(), "lng": at.lng(),
                    "accuracy_m": accuracy_m, "recorded_at": recorded_at}),
         );
         Ok(())
@@ -1062,6 +1080,26 @@ impl DispatchService {
         store::set_practitioner_verified(&self.pool, user, verified).await?;
         self.index.set_verified_practitioner(user, verified);
         Ok(())
+    }
+
+    /// Checks the volunteer's NIK with the practitioner registry and records the outcome: verified
+    /// makes them eligible for kinds that need a practitioner; `not_found` clears it; `ambiguous`
+    /// and `unavailable` change nothing.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn verify_practitioner(
+        &self,
+        user: Uuid,
+        nik: &str,
+    ) -> DispatchResult<PractitionerCheck> {
+        let check = self.practitioners.verify(user, nik).await;
+        match check.status {
+            PractitionerStatus::Verified => self.set_practitioner_verified(user, true).await?,
+            PractitionerStatus::NotFound => self.set_practitioner_verified(user, false).await?,
+            PractitionerStatus::Ambiguous | PractitionerStatus::Unavailable => {}
+        }
+        Ok(check)
     }
 
     /// May `user` receive messages of alert `id` (the realtime topic `alert:{id}`)?

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::{AlertKind, KindSettings, Point};
+use crate::domain::{AlertKind, KindSettings, h3_cell};
+use crate::geo::LatLng;
 
 /// An alert as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -317,7 +318,7 @@ pub async fn open_alert_nearby(
     conn: &mut PgConnection,
     citizen: Uuid,
     kind: AlertKind,
-    at: Point,
+    at: LatLng,
     radius_m: f64,
 ) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
@@ -329,8 +330,8 @@ pub async fn open_alert_nearby(
     )
     .bind(citizen)
     .bind(kind.as_str())
-    .bind(at.lng)
-    .bind(at.lat)
+    .bind(at.lng())
+    .bind(at.lat())
     .bind(radius_m)
     .fetch_optional(conn)
     .await
@@ -348,7 +349,7 @@ pub struct NewAlert<'a> {
     /// Kind.
     pub kind: AlertKind,
     /// Where.
-    pub at: Point,
+    pub at: LatLng,
     /// Accuracy, metres.
     pub accuracy_m: Option<f32>,
     /// Note.
@@ -373,9 +374,9 @@ pub async fn insert_alert(
     .bind(alert.citizen_id)
     .bind(alert.citizen_name)
     .bind(alert.kind.as_str())
-    .bind(alert.at.lng)
-    .bind(alert.at.lat)
-    .bind(alert.at.h3_cell())
+    .bind(alert.at.lng())
+    .bind(alert.at.lat())
+    .bind(h3_cell(alert.at))
     .bind(alert.accuracy_m)
     .bind(alert.note)
     .bind(alert.patient_nik)
@@ -472,13 +473,16 @@ pub async fn list_alerts(
     bbox: Option<[f64; 4]>,
     limit: i64,
 ) -> Result<Vec<AlertRow>, sqlx::Error> {
-    let [min_lng, min_lat, max_lng, max_lat] = bbox.unwrap_or([-180.0, -90.0, 180.0, 90.0]);
+    // No box means no spatial predicate: a whole-world envelope has antipodal edges that
+    // geography refuses.
+    let [min_lng, min_lat, max_lng, max_lat] = bbox.map_or([None; 4], |b| b.map(Some));
     sqlx::query_as(concat!(
         "SELECT ",
         alert_columns!(),
         " FROM dispatch.alerts a
          WHERE ($1::text IS NULL OR a.status = $1)
-           AND a.location && ST_MakeEnvelope($2, $3, $4, $5, 4326)::geography
+           AND ($2::float8 IS NULL
+                OR a.location && ST_MakeEnvelope($2, $3, $4, $5, 4326)::geography)
          ORDER BY a.created_at DESC LIMIT $6"
     ))
     .bind(status)
@@ -843,7 +847,7 @@ pub async fn set_position(
     pool: &PgPool,
     user: Uuid,
     name: &str,
-    at: Point,
+    at: LatLng,
     accuracy_m: Option<f32>,
     recorded_at: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
@@ -857,9 +861,9 @@ pub async fn set_position(
     )
     .bind(user)
     .bind(name)
-    .bind(at.lng)
-    .bind(at.lat)
-    .bind(at.h3_cell())
+    .bind(at.lng())
+    .bind(at.lat())
+    .bind(h3_cell(at))
     .bind(accuracy_m)
     .bind(recorded_at)
     .fetch_optional(pool)
@@ -944,12 +948,14 @@ pub async fn volunteers_in_box(
     bbox: Option<[f64; 4]>,
     limit: i64,
 ) -> Result<Vec<VolunteerRow>, sqlx::Error> {
-    let [min_lng, min_lat, max_lng, max_lat] = bbox.unwrap_or([-180.0, -90.0, 180.0, 90.0]);
+    let [min_lng, min_lat, max_lng, max_lat] = bbox.map_or([None; 4], |b| b.map(Some));
     sqlx::query_as(concat!(
         "SELECT ",
         volunteer_columns!(),
         " FROM dispatch.volunteers v
-         WHERE v.location && ST_MakeEnvelope($1, $2, $3, $4, 4326)::geography
+         WHERE v.location IS NOT NULL
+           AND ($1::float8 IS NULL
+                OR v.location && ST_MakeEnvelope($1, $2, $3, $4, 4326)::geography)
          ORDER BY v.updated_at DESC LIMIT $5"
     ))
     .bind(min_lng)
