@@ -191,6 +191,12 @@ impl Entry {
         }
     }
 
+    /// On duty and not busy: counted in [`Bucket::available`].
+    #[inline]
+    fn available(&self) -> bool {
+        self.flags & (ON_DUTY | BUSY) == ON_DUTY
+    }
+
     fn set_flag(&mut self, flag: u8, on: bool) {
         if on {
             self.flags |= flag;
@@ -200,45 +206,107 @@ impl Entry {
     }
 }
 
-/// The volunteers of one H3 cell, with the cell's geometry for pruning.
+/// The volunteers of one H3 cell, with the cell's geometry and a summary for pruning.
 #[derive(Debug)]
 struct Bucket {
     center_lat_rad: f64,
     center_lng_rad: f64,
     /// Largest distance from the centre to a point of the cell, metres, with margin.
     radius_m: f64,
+    /// The ring bound's step for queries starting in this cell, metres (see [`ring_step_m`]).
+    step_m: f64,
+    /// How many entries are on duty and not busy: a cell without any is skipped.
+    available: u32,
+    /// Every certification some entry holds: a cell lacking a required one is skipped.
+    certs_any: CertSet,
     entries: Vec<Entry>,
 }
 
 impl Bucket {
     fn new(cell: CellIndex) -> Self {
-        let center = h3o::LatLng::from(cell);
-        let (radius_m, _) = cell_geometry(cell, center);
+        let geometry = CellGeometry::of(cell);
         Self {
-            center_lat_rad: center.lat_radians(),
-            center_lng_rad: center.lng_radians(),
-            radius_m,
+            center_lat_rad: geometry.center_lat_rad,
+            center_lng_rad: geometry.center_lng_rad,
+            radius_m: geometry.radius_m,
+            step_m: geometry.step_m,
+            available: 0,
+            certs_any: CertSet::EMPTY,
             entries: Vec::new(),
         }
     }
+
+    fn push(&mut self, entry: Entry) -> u32 {
+        self.available += u32::from(entry.available());
+        self.certs_any = self.certs_any.union(entry.certs);
+        let index = self.entries.len() as u32;
+        self.entries.push(entry);
+        index
+    }
+
+    fn swap_remove(&mut self, index: usize) -> Entry {
+        let entry = self.entries.swap_remove(index);
+        self.available -= u32::from(entry.available());
+        if !entry.certs.is_empty() {
+            self.recount_certs();
+        }
+        entry
+    }
+
+    fn recount_certs(&mut self) {
+        self.certs_any = self
+            .entries
+            .iter()
+            .fold(CertSet::EMPTY, |all, e| all.union(e.certs));
+    }
 }
 
-/// The circumradius of `cell` around `center` (with a 2 % + 1 m margin) and its shortest edge, in
-/// metres, both measured with the same local metric the queries use.
-fn cell_geometry(cell: CellIndex, center: h3o::LatLng) -> (f64, f64) {
-    let metric = LocalMetric::from_radians(center.lat_radians(), center.lng_radians());
-    let boundary = cell.boundary();
-    let mut radius_m: f64 = 0.0;
-    let mut min_edge_m = f64::INFINITY;
-    let vertices: Vec<h3o::LatLng> = boundary.iter().copied().collect();
-    for (i, vertex) in vertices.iter().enumerate() {
-        radius_m = radius_m.max(metric.distance_rad_m(vertex.lat_radians(), vertex.lng_radians()));
-        let next = vertices[(i + 1) % vertices.len()];
-        let edge_m = LocalMetric::from_radians(vertex.lat_radians(), vertex.lng_radians())
-            .distance_rad_m(next.lat_radians(), next.lng_radians());
-        min_edge_m = min_edge_m.min(edge_m);
+/// Ring-bound step: three quarters of the shortest edge of the cell the query starts in.
+///
+/// Why it is a lower bound: to reach a cell at grid distance `k`, a straight line from the query
+/// point crosses every ring `1..k-1` from its inner to its outer side; those sides share no point
+/// (a vertex touches cells whose grid distances differ by at most one), and in a hexagon with
+/// angles near 120° they are at least one edge apart. The quarter of slack covers H3's change of
+/// cell size over the searched distance and the sphere-versus-ellipsoid difference.
+fn ring_step_m(min_edge_m: f64) -> f64 {
+    0.75 * min_edge_m
+}
+
+/// Geometry of one cell, measured with the same local metric the queries use.
+struct CellGeometry {
+    center_lat_rad: f64,
+    center_lng_rad: f64,
+    /// Circumradius around the centre, with a 2 % + 1 m margin, metres.
+    radius_m: f64,
+    /// [`ring_step_m`] of the cell's shortest edge, metres.
+    step_m: f64,
+}
+
+impl CellGeometry {
+    fn of(cell: CellIndex) -> Self {
+        let center = h3o::LatLng::from(cell);
+        let metric = LocalMetric::from_radians(center.lat_radians(), center.lng_radians());
+        let boundary = cell.boundary();
+        let mut radius_m: f64 = 0.0;
+        let mut min_edge_m = f64::INFINITY;
+        let mut previous = boundary.iter().last().copied();
+        for vertex in boundary.iter() {
+            radius_m =
+                radius_m.max(metric.distance_rad_m(vertex.lat_radians(), vertex.lng_radians()));
+            if let Some(previous) = previous {
+                let edge_m = LocalMetric::from_radians(vertex.lat_radians(), vertex.lng_radians())
+                    .distance_rad_m(previous.lat_radians(), previous.lng_radians());
+                min_edge_m = min_edge_m.min(edge_m);
+            }
+            previous = Some(*vertex);
+        }
+        Self {
+            center_lat_rad: center.lat_radians(),
+            center_lng_rad: center.lng_radians(),
+            radius_m: radius_m * 1.02 + 1.0,
+            step_m: ring_step_m(min_edge_m),
+        }
     }
-    (radius_m * 1.02 + 1.0, min_edge_m)
 }
 
 /// Where a volunteer's entry is.
@@ -283,9 +351,7 @@ impl Matcher {
         let cell = state.position.to_cell(self.resolution);
         match self.slots.get(&state.id).copied() {
             Some(slot) if slot.cell == cell => {
-                if let Some(stored) = self.entry_mut(slot) {
-                    *stored = entry;
-                }
+                self.modify(state.id, |stored| *stored = entry);
             }
             Some(slot) => {
                 self.take(state.id, slot);
@@ -306,7 +372,12 @@ impl Matcher {
         let lng_rad = position.lng().to_radians();
         let position_at_us = at.timestamp_micros();
         if slot.cell == cell {
-            if let Some(entry) = self.entry_mut(slot) {
+            // Neither availability nor certifications change: no summary to maintain.
+            if let Some(entry) = self
+                .buckets
+                .get_mut(&slot.cell)
+                .and_then(|bucket| bucket.entries.get_mut(slot.index as usize))
+            {
                 entry.lat_rad = lat_rad;
                 entry.lng_rad = lng_rad;
                 entry.position_at_us = position_at_us;
@@ -393,8 +464,10 @@ impl Matcher {
             now_us: query.now.timestamp_micros(),
         };
         let origin = query.point.to_cell(self.resolution);
-        let (_, min_edge_m) = cell_geometry(origin, h3o::LatLng::from(origin));
-        let step_m = 0.75 * min_edge_m;
+        let step_m = match self.buckets.get(&origin) {
+            Some(bucket) => bucket.step_m,
+            None => CellGeometry::of(origin).step_m,
+        };
         if !self.walk_rings_fast(&search, origin, step_m, &mut out) {
             // A pentagon's distortion broke the fast ring walk: start again the slow, safe way.
             out.clear();
@@ -453,6 +526,9 @@ impl Matcher {
         let Some(bucket) = self.buckets.get(&cell) else {
             return;
         };
+        if bucket.available == 0 || !bucket.certs_any.contains_all(*search.query.required) {
+            return;
+        }
         let cutoff = search.cutoff_m(out);
         let center_m = search
             .metric
@@ -499,8 +575,7 @@ impl Matcher {
             .buckets
             .entry(cell)
             .or_insert_with(|| Bucket::new(cell));
-        let index = bucket.entries.len() as u32;
-        bucket.entries.push(entry);
+        let index = bucket.push(entry);
         self.slots.insert(entry.id, Slot { cell, index });
     }
 
@@ -512,7 +587,7 @@ impl Matcher {
         if index >= bucket.entries.len() {
             return None;
         }
-        let entry = bucket.entries.swap_remove(index);
+        let entry = bucket.swap_remove(index);
         if let Some(moved) = bucket.entries.get(index) {
             let moved_id = moved.id;
             if let Some(moved_slot) = self.slots.get_mut(&moved_id) {
@@ -525,24 +600,30 @@ impl Matcher {
         Some(entry)
     }
 
-    fn entry_mut(&mut self, slot: Slot) -> Option<&mut Entry> {
-        self.buckets
-            .get_mut(&slot.cell)?
-            .entries
-            .get_mut(slot.index as usize)
-    }
-
+    /// Applies `change` to a known volunteer's entry in place, keeping its bucket's summary
+    /// right; `false` for an unknown id.
     fn modify(&mut self, id: Uuid, change: impl FnOnce(&mut Entry)) -> bool {
         let Some(slot) = self.slots.get(&id).copied() else {
             return false;
         };
-        match self.entry_mut(slot) {
-            Some(entry) => {
-                change(entry);
-                true
+        let Some(bucket) = self.buckets.get_mut(&slot.cell) else {
+            return false;
+        };
+        let Some(entry) = bucket.entries.get_mut(slot.index as usize) else {
+            return false;
+        };
+        let (was_available, old_certs) = (entry.available(), entry.certs);
+        change(entry);
+        let (available, certs) = (entry.available(), entry.certs);
+        bucket.available = bucket.available + u32::from(available) - u32::from(was_available);
+        if certs != old_certs {
+            if old_certs.contains_all(certs) {
+                bucket.recount_certs();
+            } else {
+                bucket.certs_any = bucket.certs_any.union(certs);
             }
-            None => false,
         }
+        true
     }
 }
 

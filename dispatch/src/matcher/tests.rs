@@ -556,3 +556,84 @@ fn works_around_a_pentagon() {
         assert_same(&ask.run(&m), &expected, &format!("pentagon round {round}"));
     }
 }
+
+#[test]
+fn random_changes_keep_the_index_equal_to_brute_force() {
+    // A model-based test: the same random changes applied to a plain list and to the matcher,
+    // whose per-cell summaries (available count, certifications held) must never hide anyone.
+    let mut rng = StdRng::seed_from_u64(23);
+    let center = ll(-6.2, 106.85);
+    let mut states = random_states(&mut rng, center, 0.01, 200);
+    let mut m = matcher();
+    for v in &states {
+        m.upsert(*v);
+    }
+    let pool = [
+        certs(&["bls"]),
+        certs(&["first_aid"]),
+        certs(&["bls", "first_aid"]),
+        CertSet::EMPTY,
+    ];
+    for step in 0..3_000 {
+        let i = rng.random_range(0..states.len());
+        let id = states[i].id;
+        match rng.random_range(0..8) {
+            0 => {
+                let on = rng.random_bool(0.8);
+                assert!(m.set_on_duty(id, on));
+                states[i].on_duty = on;
+            }
+            1 => {
+                let busy = rng.random_bool(0.3);
+                assert!(m.set_busy(id, busy));
+                states[i].busy = busy;
+            }
+            2 => {
+                let c = pool[rng.random_range(0..pool.len())];
+                assert!(m.set_certifications(id, c));
+                states[i].certifications = c;
+            }
+            3 => {
+                let until = rng.random_bool(0.5).then(|| now() + TimeDelta::seconds(60));
+                assert!(m.set_rest_until(id, until));
+                states[i].rest_until = until;
+            }
+            4 => {
+                let v = rng.random_bool(0.5);
+                assert!(m.set_verified_practitioner(id, v));
+                states[i].verified_practitioner = v;
+            }
+            5 | 6 => {
+                let p = ll(
+                    center.lat() + rng.random_range(-0.01..0.01),
+                    center.lng() + rng.random_range(-0.01..0.01),
+                );
+                assert!(m.update_position(id, p, now()));
+                states[i].position = p;
+                states[i].position_at = now();
+            }
+            _ => {
+                assert!(m.remove(id));
+                let replacement = random_states(&mut rng, center, 0.01, 1)[0];
+                m.upsert(replacement);
+                states[i] = replacement;
+            }
+        }
+        if step % 10 == 0 {
+            let ask = Ask {
+                point: ll(
+                    center.lat() + rng.random_range(-0.01..0.01),
+                    center.lng() + rng.random_range(-0.01..0.01),
+                ),
+                radius_m: 1_000.0,
+                limit: 5,
+                required: pool[step / 10 % pool.len()],
+                requires_verified: step % 30 == 0,
+                ..Ask::new()
+            };
+            let expected = brute_force(&states, &ask, DEFAULT_POSITION_MAX_AGE);
+            assert_same(&ask.run(&m), &expected, &format!("step {step}"));
+        }
+    }
+    assert_eq!(m.len(), states.len());
+}
