@@ -197,10 +197,12 @@ pub fn build(
                 practitioners: Arc::new(kreki_dispatch::practitioner::NoRegistry),
             },
         );
-        api = api.merge(kreki_dispatch::routes::router(kreki_dispatch::DispatchState {
-            service: service.clone(),
-            verifier: auth.service.verifier().clone(),
-        }));
+        api = api.merge(kreki_dispatch::routes::router(
+            kreki_dispatch::DispatchState {
+                service: service.clone(),
+                verifier: auth.service.verifier().clone(),
+            },
+        ));
         workers.extend(kreki_dispatch::worker::spawn(
             service.clone(),
             queues,
