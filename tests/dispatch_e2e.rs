@@ -249,7 +249,7 @@ async fn panic_to_offer_to_accept_over_websockets() {
     let child = Command::new(BIN)
         .arg("serve")
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
+        .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("kreki serve starts");
@@ -321,6 +321,21 @@ async fn panic_to_offer_to_accept_over_websockets() {
             ))
             .await
             .expect("sent");
+        // Frames of one socket are handled in order: the pong means the position is in the
+        // matcher, not only in PostgreSQL.
+        socket
+            .send(Message::text(r#"{"type":"ping"}"#))
+            .await
+            .expect("sent");
+        let pong = next_matching(&mut socket, WAIT, |m| {
+            m["type"] == "pong" || m["type"] == "error"
+        })
+        .await;
+        assert_eq!(
+            pong.as_ref().map(|m| &m["type"]),
+            Some(&json!("pong")),
+            "{pong:?}"
+        );
         sockets.push(socket);
     }
     // The coordinator's map shows all five before anyone panics.
@@ -361,9 +376,17 @@ async fn panic_to_offer_to_accept_over_websockets() {
     // The three nearest get the offer, nearest distances first; the two farther ones do not.
     let mut offers = Vec::new();
     for (socket, metres) in sockets.iter_mut().zip(distances).take(3) {
-        let offer = next_matching(socket, WAIT, |m| m["type"] == "offer")
+        let Some(offer) = next_matching(socket, WAIT, |m| m["type"] == "offer").await else {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("db");
+            let offers: Vec<(String, f64, String)> = sqlx::query_as(
+                "SELECT volunteer_id::text, distance_m, status FROM dispatch.offers ORDER BY distance_m",
+            )
+            .fetch_all(&mut conn)
             .await
-            .unwrap_or_else(|| panic!("no offer at {metres} m"));
+            .expect("offers");
+            let ids: Vec<&str> = volunteers.iter().map(|v| v.id.as_str()).collect();
+            panic!("no offer at {metres} m; volunteers {ids:?}; offers {offers:?}");
+        };
         assert_eq!(offer["offer"]["alert"]["id"], alert_id);
         assert!(offer["seq"].as_u64().is_some());
         let distance = offer["offer"]["distance_m"].as_f64().expect("distance");
