@@ -26,6 +26,46 @@
 //! The dispatch service owns one behind a `std::sync::RwLock` (or `parking_lot::RwLock`), e.g.
 //! `Arc<RwLock<Matcher>>`: location and duty updates take the write lock for about a microsecond,
 //! queries take the read lock and run in parallel. Never hold the guard across an `.await`.
+//!
+//! ```
+//! use std::collections::HashSet;
+//! use std::sync::{Arc, RwLock};
+//!
+//! use chrono::Utc;
+//! use kreki_dispatch::geo::LatLng;
+//! use kreki_dispatch::matcher::{CertSet, MatchQuery, Matcher, MatcherConfig, VolunteerState};
+//! use uuid::Uuid;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let matcher = Arc::new(RwLock::new(Matcher::new(MatcherConfig::default())));
+//! let volunteer = Uuid::new_v4();
+//! let bls = CertSet::from_codes(&["bls"])?;
+//! matcher.write().map_err(|_| "poisoned")?.upsert(VolunteerState {
+//!     id: volunteer,
+//!     position: LatLng::new(-6.1760, 106.8270)?,
+//!     position_at: Utc::now(),
+//!     on_duty: true,
+//!     busy: false,
+//!     rest_until: None,
+//!     certifications: bls,
+//!     verified_practitioner: false,
+//! });
+//! let already_offered = HashSet::new();
+//! let candidates = matcher.read().map_err(|_| "poisoned")?.nearest(&MatchQuery {
+//!     point: LatLng::new(-6.1754, 106.8272)?,
+//!     radius_m: 1_000.0,
+//!     limit: 3,
+//!     required: &bls,
+//!     requires_verified: false,
+//!     exclude: &already_offered,
+//!     now: Utc::now(),
+//! });
+//! assert_eq!(candidates.len(), 1);
+//! assert_eq!(candidates[0].id, volunteer);
+//! assert!((60.0..75.0).contains(&candidates[0].distance_m));
+//! # Ok(())
+//! # }
+//! ```
 
 mod cert;
 #[cfg(test)]
