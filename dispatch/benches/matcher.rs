@@ -363,7 +363,13 @@ impl RedisGeo {
     async fn setup(data: &Data) -> BenchResult<Self> {
         let url = env_or("KREKI_BENCH_REDIS_URL", "redis://127.0.0.1:6379");
         let client = redis::Client::open(url)?;
-        let mut conn = client.get_multiplexed_async_connection().await?;
+        // The default response timeout (0.5 s) is shorter than a 1M-member GEOSEARCH can take on
+        // a busy machine.
+        let config =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(60)));
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
         let key = format!("kreki:bench:{}", std::process::id());
         redis::cmd("DEL")
             .arg(&key)
@@ -406,7 +412,8 @@ impl RedisGeo {
     }
 
     async fn teardown(mut self) -> BenchResult<()> {
-        redis::cmd("DEL")
+        // UNLINK frees the million members in the background instead of blocking the server.
+        redis::cmd("UNLINK")
             .arg(&self.key)
             .query_async::<()>(&mut self.conn)
             .await?;

@@ -161,7 +161,9 @@ pub struct MatchQuery<'a> {
     /// Where the alert is.
     pub point: LatLng,
     /// Search radius in metres (inclusive). NaN or negative finds nobody; above [`MAX_RADIUS_M`]
-    /// it is treated as [`MAX_RADIUS_M`].
+    /// it is treated as [`MAX_RADIUS_M`]. When fewer than `limit` eligible volunteers are near,
+    /// the whole radius is walked, so the cost grows with (radius / cell edge)²: about 20 µs for
+    /// 5 km at resolution 9 with sparse eligibility (BENCHMARKS.md).
     pub radius_m: f64,
     /// Most candidates to return.
     pub limit: usize,
@@ -180,8 +182,8 @@ pub struct MatchQuery<'a> {
 pub struct Candidate {
     /// The volunteer's user id.
     pub id: Uuid,
-    /// Ellipsoidal distance from the query point, metres (within millimetres of PostGIS
-    /// `ST_Distance` on `geography`).
+    /// Ellipsoidal distance from the query point, metres: within 0.5 mm of PostGIS
+    /// `ST_Distance` on `geography` up to 5 km (see [`LocalMetric`] for larger distances).
     pub distance_m: f64,
 }
 
@@ -643,17 +645,26 @@ impl Matcher {
         // Entries at a squared distance above this cannot enter `out`; equal ones only while it
         // is not full (the radius is inclusive, ties with the worst kept do not displace it).
         let mut cutoff_m2 = cutoff * cutoff;
-        for (index, &[lat_rad, lng_rad]) in bucket.coords.iter().enumerate() {
-            let distance_m2 = search.metric.distance_squared_rad_m2(lat_rad, lng_rad);
-            if distance_m2 > cutoff_m2 || (distance_m2 == cutoff_m2 && out.len() >= limit) {
-                continue;
-            }
-            let Some(entry) = bucket.entries.get(index) else {
-                continue;
+        for (&[lat_rad, lng_rad], entry) in bucket.coords.iter().zip(&bucket.entries) {
+            // Cheapest test first: once `out` is full the cut-off rules out nearly everyone by
+            // distance alone; until then, with the whole radius open, eligibility rules out more
+            // (rare certifications, people off duty) than distance does.
+            let distance_m2 = if out.len() >= limit {
+                let distance_m2 = search.metric.distance_squared_rad_m2(lat_rad, lng_rad);
+                if distance_m2 >= cutoff_m2 || !search.eligible(entry) {
+                    continue;
+                }
+                distance_m2
+            } else {
+                if !search.eligible(entry) {
+                    continue;
+                }
+                let distance_m2 = search.metric.distance_squared_rad_m2(lat_rad, lng_rad);
+                if distance_m2 > cutoff_m2 {
+                    continue;
+                }
+                distance_m2
             };
-            if !search.eligible(entry) {
-                continue;
-            }
             // Looked up only for a volunteer who would make the list.
             if !search.query.exclude.is_empty() && search.query.exclude.contains(&entry.id) {
                 continue;
