@@ -373,6 +373,32 @@ async fn panic_to_offer_to_accept_over_websockets() {
     let alert: Value = answer.json().await.expect("JSON");
     let alert_id = alert["id"].clone();
 
+    // Following the alert's topic: its citizen may.
+    citizen_socket
+        .send(Message::text(json!({"type": "subscribe", "topic": format!("alert:{}", alert_id.as_str().expect("id"))}).to_string()))
+        .await
+        .expect("sent");
+    let subscribed = next_matching(&mut citizen_socket, WAIT, |m| {
+        m["type"] == "subscribed" || m["type"] == "error"
+    })
+    .await;
+    assert_eq!(
+        subscribed.as_ref().map(|m| &m["type"]),
+        Some(&json!("subscribed")),
+        "{subscribed:?}"
+    );
+    // Location frames: only volunteers, only valid coordinates.
+    citizen_socket
+        .send(Message::text(
+            json!({"type": "location", "lat": MONAS.0, "lng": MONAS.1}).to_string(),
+        ))
+        .await
+        .expect("sent");
+    let error = next_matching(&mut citizen_socket, WAIT, |m| m["type"] == "error")
+        .await
+        .expect("an error frame");
+    assert_eq!(error["problem"]["status"], 403, "{error}");
+
     // The three nearest get the offer, nearest distances first; the two farther ones do not.
     let mut offers = Vec::new();
     for (socket, metres) in sockets.iter_mut().zip(distances).take(3) {
@@ -400,6 +426,30 @@ async fn panic_to_offer_to_accept_over_websockets() {
                 .is_none()
         );
     }
+    // A volunteer never offered the alert may not follow it; a bad position is refused.
+    sockets[4]
+        .send(Message::text(json!({"type": "subscribe", "topic": format!("alert:{}", alert_id.as_str().expect("id"))}).to_string()))
+        .await
+        .expect("sent");
+    let refused = next_matching(&mut sockets[4], WAIT, |m| {
+        m["type"] == "error" || m["type"] == "subscribed"
+    })
+    .await;
+    assert_eq!(
+        refused.as_ref().map(|m| &m["problem"]["status"]),
+        Some(&json!(403)),
+        "{refused:?}"
+    );
+    sockets[4]
+        .send(Message::text(
+            json!({"type": "location", "lat": 95.0, "lng": MONAS.1}).to_string(),
+        ))
+        .await
+        .expect("sent");
+    let error = next_matching(&mut sockets[4], WAIT, |m| m["type"] == "error")
+        .await
+        .expect("an error frame");
+    assert_eq!(error["problem"]["errors"][0]["field"], "lat", "{error}");
 
     // The second nearest accepts.
     let offer_id = offers[1]["id"].as_str().expect("id");
