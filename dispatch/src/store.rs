@@ -313,6 +313,13 @@ pub async fn repoint_idempotency_key(
     Ok(())
 }
 
+/// SQL of [`open_alert_nearby`] (served by `alerts_citizen_open_idx`).
+pub const OPEN_ALERT_NEARBY_SQL: &str = "SELECT id FROM dispatch.alerts
+         WHERE citizen_id = $1 AND kind = $2
+           AND status IN ('dispatching', 'assigned', 'on_scene', 'unmatched')
+           AND ST_DWithin(location, ST_SetSRID(ST_MakePoint($3, $4), 4326)::geography, $5)
+         ORDER BY created_at DESC LIMIT 1 FOR UPDATE";
+
 /// The citizen's open alert of `kind` within `radius_m` of `at`, newest first, locked.
 pub async fn open_alert_nearby(
     conn: &mut PgConnection,
@@ -321,20 +328,14 @@ pub async fn open_alert_nearby(
     at: LatLng,
     radius_m: f64,
 ) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT id FROM dispatch.alerts
-         WHERE citizen_id = $1 AND kind = $2
-           AND status IN ('dispatching', 'assigned', 'on_scene', 'unmatched')
-           AND ST_DWithin(location, ST_SetSRID(ST_MakePoint($3, $4), 4326)::geography, $5)
-         ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
-    )
-    .bind(citizen)
-    .bind(kind.as_str())
-    .bind(at.lng())
-    .bind(at.lat())
-    .bind(radius_m)
-    .fetch_optional(conn)
-    .await
+    sqlx::query_scalar(OPEN_ALERT_NEARBY_SQL)
+        .bind(citizen)
+        .bind(kind.as_str())
+        .bind(at.lng())
+        .bind(at.lat())
+        .bind(radius_m)
+        .fetch_optional(conn)
+        .await
 }
 
 /// What a new alert is made of.
@@ -762,32 +763,34 @@ pub async fn has_active_assignment(
     .await
 }
 
+/// SQL of [`has_live_offers`] (served by `offers_alert_pending_idx`).
+pub const HAS_LIVE_OFFERS_SQL: &str = "SELECT EXISTS (SELECT 1 FROM dispatch.offers
+                        WHERE alert_id = $1 AND status = 'pending' AND expires_at > now())";
+
 /// True when `alert_id` has a pending offer that has not expired.
 pub async fn has_live_offers(conn: &mut PgConnection, alert_id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM dispatch.offers
-                        WHERE alert_id = $1 AND status = 'pending' AND expires_at > now())",
-    )
-    .bind(alert_id)
-    .fetch_one(conn)
-    .await
+    sqlx::query_scalar(HAS_LIVE_OFFERS_SQL)
+        .bind(alert_id)
+        .fetch_one(conn)
+        .await
 }
 
 // ---------------------------------------------------------------- outbox and timers
+
+/// SQL of [`claim_outbox`] (served by `outbox_pending_idx`).
+pub const CLAIM_OUTBOX_SQL: &str = "SELECT id, alert_id FROM dispatch.outbox
+         WHERE processed_at IS NULL AND ($1::uuid IS NULL OR alert_id = $1)
+         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED";
 
 /// Claims one unprocessed outbox row (of `alert_id` when given), skipping rows another worker holds.
 pub async fn claim_outbox(
     conn: &mut PgConnection,
     alert_id: Option<Uuid>,
 ) -> Result<Option<(i64, Uuid)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, alert_id FROM dispatch.outbox
-         WHERE processed_at IS NULL AND ($1::uuid IS NULL OR alert_id = $1)
-         ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED",
-    )
-    .bind(alert_id)
-    .fetch_optional(conn)
-    .await
+    sqlx::query_as(CLAIM_OUTBOX_SQL)
+        .bind(alert_id)
+        .fetch_optional(conn)
+        .await
 }
 
 /// Marks an outbox row done.
@@ -799,17 +802,18 @@ pub async fn finish_outbox(conn: &mut PgConnection, id: i64) -> Result<(), sqlx:
     Ok(())
 }
 
+/// SQL of [`claim_due_timer`] (served by `timers_due_idx`).
+pub const CLAIM_DUE_TIMER_SQL: &str = "SELECT id, alert_id, wave FROM dispatch.timers
+         WHERE fired_at IS NULL AND due_at <= now()
+         ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED";
+
 /// Claims one due, unfired timer, skipping timers another worker holds: `(id, alert, wave)`.
 pub async fn claim_due_timer(
     conn: &mut PgConnection,
 ) -> Result<Option<(i64, Uuid, i32)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, alert_id, wave FROM dispatch.timers
-         WHERE fired_at IS NULL AND due_at <= now()
-         ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED",
-    )
-    .fetch_optional(conn)
-    .await
+    sqlx::query_as(CLAIM_DUE_TIMER_SQL)
+        .fetch_optional(conn)
+        .await
 }
 
 /// Marks a timer fired.
