@@ -742,6 +742,13 @@ impl DispatchService {
             OfferStatus::Withdrawn if active >= alert.responders_needed => {
                 return Err(DispatchError::AlertCovered);
             }
+            // A retry of an accept that went through (the answer was lost): the same assignment.
+            OfferStatus::Accepted => {
+                if let Some(row) = store::assignment_of_offer(&mut tx, offer_id).await? {
+                    return Ok(row.into());
+                }
+                return Err(DispatchError::OfferNotPending(OfferStatus::Accepted));
+            }
             // Withdrawn because they took another alert meanwhile: say that.
             OfferStatus::Withdrawn
                 if store::has_active_assignment(&mut tx, volunteer.id.0).await? =>

@@ -565,6 +565,21 @@ pub async fn lock_assignment(
     .await
 }
 
+/// The assignment made by accepting `offer_id`, if any.
+pub async fn assignment_of_offer(
+    conn: &mut PgConnection,
+    offer_id: Uuid,
+) -> Result<Option<AssignmentRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        assignment_columns!(),
+        " FROM dispatch.assignments s WHERE s.offer_id = $1"
+    ))
+    .bind(offer_id)
+    .fetch_optional(conn)
+    .await
+}
+
 /// Inserts an assignment. A volunteer with an active one already violates
 /// `assignments_one_active_per_volunteer`.
 pub async fn insert_assignment(

@@ -163,6 +163,10 @@ async fn declines_send_the_next_wider_wave_at_once_and_accept_withdraws_the_rest
     assert_eq!(status, StatusCode::OK, "{assignment}");
     assert_eq!(assignment["status"], "accepted");
     assert_eq!(assignment["volunteer"]["name"], "v1500");
+    // A retry (the answer was lost on a bad network) gets the same assignment, not a second one.
+    let (status, again) = accept(&app, &v1500, &offer).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["id"], assignment["id"]);
 
     let updated = app
         .notifier
@@ -494,4 +498,68 @@ async fn taking_one_alert_withdraws_the_volunteers_other_offers_and_moves_that_a
     let (status, problem) = accept(&app, &both, &offer_b).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(problem["type"], "https://kreki.id/problems/volunteer-busy");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn two_instances_on_one_database_send_each_wave_once(pool: PgPool) {
+    let mut first = TestApp::new(pool.clone()).await;
+    let near = volunteer_north(&first, "near", 100.0, &[]).await;
+    let far = volunteer_north(&first, "far", 1500.0, &[]).await;
+    // The second instance learns the volunteers from PostGIS when it prepares.
+    let mut second = TestApp::new(pool.clone()).await;
+    first.start_workers();
+    second.start_workers();
+    let citizen = first.citizen("Sari");
+    let (_, alert) = first
+        .panic(&citizen, "two", alert_body("other", MONAS))
+        .await;
+    let offer = offer_for(&first, &near).await;
+    assert_eq!(offer["alert"]["id"], alert["id"]);
+    // Both pollers race for the deadline of the first wave.
+    sqlx::query("UPDATE dispatch.offers SET expires_at = now() - interval '1 second'")
+        .execute(&pool)
+        .await
+        .expect("expire");
+    sqlx::query("UPDATE dispatch.timers SET due_at = now() - interval '1 second'")
+        .execute(&pool)
+        .await
+        .expect("due");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let waves = first.notifier.to_user(far.id, "offer").len()
+            + second.notifier.to_user(far.id, "offer").len();
+        if waves > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second wave never went out"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Give a doubled wave the chance to happen.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let per_volunteer: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT volunteer_id::text, count(*) FROM dispatch.offers GROUP BY volunteer_id ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("counts");
+    assert_eq!(per_volunteer.len(), 2, "{per_volunteer:?}");
+    assert!(
+        per_volunteer.iter().all(|(_, count)| *count == 1),
+        "{per_volunteer:?}"
+    );
+    let sent: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM dispatch.alert_events WHERE type = 'offers_sent'")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(sent, 2, "one event per wave");
+    let fired: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM dispatch.timers WHERE fired_at IS NOT NULL")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(fired, 1);
 }
