@@ -34,6 +34,8 @@ pub enum Service {
     Auth,
     /// The WebSocket hub at `/v1/ws`.
     Realtime,
+    /// Alerts, volunteers, the matcher, offers and assignments (and their background dispatcher).
+    Dispatch,
     /// Training and certification: courses, quizzes, certificates, expiry sweep.
     Lms,
     /// The SATUSEHAT bridge (practitioner verification, Encounter sync) and the FHIR R4 API for
@@ -43,9 +45,10 @@ pub enum Service {
 
 impl Service {
     /// Every service, in start order.
-    pub const ALL: [Service; 4] = [
+    pub const ALL: [Service; 5] = [
         Service::Auth,
         Service::Realtime,
+        Service::Dispatch,
         Service::Lms,
         Service::Bridge,
     ];
@@ -55,6 +58,7 @@ impl Service {
         match self {
             Service::Auth => "auth",
             Service::Realtime => "realtime",
+            Service::Dispatch => "dispatch",
             Service::Lms => "lms",
             Service::Bridge => "bridge",
         }
@@ -119,6 +123,7 @@ impl Services {
         (name = "auth", description = "KREKI ID: accounts and tokens"),
         (name = "admin", description = "Administration of accounts and OAuth2 clients"),
         (name = "realtime", description = "The live channel: offers and alert updates over WebSocket"),
+        (name = "dispatch", description = "Panic alerts, volunteers on duty, offers and assignments"),
         (name = "lms", description = "Training and certification: courses, quizzes, certificates"),
         (name = "volunteers", description = "Volunteers: duty, position, practitioner verification"),
         (name = "fhir", description = "FHIR R4 for health systems (`application/fhir+json`, OperationOutcome errors) and SATUSEHAT sync"),
@@ -186,25 +191,17 @@ pub fn build(
         );
     }
 
-    // The hub exists where the realtime service runs; other services publish into it.
+    // The hub exists where the realtime service runs; the other services publish into it.
     let hub = services
         .contains(Service::Realtime)
         .then(|| kreki_realtime::Hub::new(config.realtime.clone(), shutdown.clone()));
-    if let Some(hub) = &hub {
-        let state =
-            kreki_realtime::RealtimeState::new(hub.clone(), auth.service.verifier().clone());
-        api = api.merge(kreki_realtime::router(state));
-        workers.push(tokio::spawn(kreki_realtime::worker::run(
-            hub.clone(),
-            shutdown.clone(),
-        )));
-    }
 
-    // Built in every process: its eligibility queries (`valid_certifications`) only need the
-    // database, so a dispatch-only process can use them too. Reminders reach WebSockets through the
-    // hub when it runs here; they are stored and readable over HTTP either way.
-    let notifier: Arc<dyn kreki_lms::Notifier> = match &hub {
-        Some(hub) => Arc::new(crate::wiring::HubNotifier(hub.clone())),
+    // Built in every process: eligibility queries (`valid_certifications`) only need the database,
+    // so a dispatch-only process uses them too. Reminders reach WebSockets through the hub when it
+    // runs here; they are stored and readable over HTTP either way. Certificate changes reach
+    // dispatch through the LMS change feed below (it covers every instance), not a direct listener.
+    let reminders: Arc<dyn kreki_lms::Notifier> = match &hub {
+        Some(hub) => Arc::new(crate::wiring::LmsReminders(hub.clone())),
         None => Arc::new(kreki_lms::ports::NobodyListens),
     };
     let lms = kreki_lms::build(
@@ -212,8 +209,68 @@ pub fn build(
         config.lms.clone(),
         auth.service.verifier().clone(),
         Arc::new(kreki_lms::ports::NobodyListens),
-        notifier,
+        reminders,
     );
+
+    let dispatch = if services.contains(Service::Dispatch) {
+        let notifier: Arc<dyn kreki_dispatch::Notifier> = match &hub {
+            Some(hub) => Arc::new(crate::wiring::HubNotifier(hub.clone())),
+            None => {
+                tracing::warn!(
+                    "dispatch runs without realtime in this process: offers and updates are not pushed (clients poll)"
+                );
+                Arc::new(kreki_dispatch::notify::NullNotifier)
+            }
+        };
+        let certs = crate::wiring::Certifications {
+            lms: lms.service.clone(),
+            granted: kreki_dispatch::PgCertificationSource::new(pool.clone()),
+        };
+        let (service, queues) = kreki_dispatch::DispatchService::new(
+            pool.clone(),
+            config.dispatch.clone(),
+            kreki_dispatch::service::Ports {
+                notifier,
+                certs: Arc::new(certs),
+                practitioners: Arc::new(kreki_dispatch::practitioner::NoRegistry),
+            },
+        );
+        api = api.merge(kreki_dispatch::routes::router(
+            kreki_dispatch::DispatchState {
+                service: service.clone(),
+                verifier: auth.service.verifier().clone(),
+            },
+        ));
+        workers.extend(kreki_dispatch::worker::spawn(
+            service.clone(),
+            queues,
+            shutdown.clone(),
+        ));
+        workers.push(tokio::spawn(kreki_lms::changes::forward(
+            pool.clone(),
+            Arc::new(crate::wiring::EligibilityChanges(service.clone())),
+            shutdown.clone(),
+        )));
+        Some(service)
+    } else {
+        None
+    };
+
+    if let Some(hub) = &hub {
+        let mut state =
+            kreki_realtime::RealtimeState::new(hub.clone(), auth.service.verifier().clone());
+        if let Some(dispatch) = &dispatch {
+            state = state
+                .with_authorizer(Arc::new(crate::wiring::AlertTopics(dispatch.clone())))
+                .with_inbound(Arc::new(crate::wiring::DispatchInbound(dispatch.clone())));
+        }
+        api = api.merge(kreki_realtime::router(state));
+        workers.push(tokio::spawn(kreki_realtime::worker::run(
+            hub.clone(),
+            shutdown.clone(),
+        )));
+    }
+
     if services.contains(Service::Lms) {
         workers.push(tokio::spawn(kreki_lms::worker::run(
             lms.service.clone(),
@@ -223,19 +280,26 @@ pub fn build(
     }
 
     if services.contains(Service::Bridge) {
-        // Until dispatch is wired in, the bridge reads an empty feed and its verification results
-        // go nowhere; the binary will pass dispatch's event stream and eligibility here.
+        // Verdicts are stored on the volunteer where dispatch runs in this process; the incident
+        // feed reads dispatch's alert changes (the bridge keeps its own cursor and projection).
+        let sink: Arc<dyn kreki_bridge_satusehat::domain::PractitionerStatusSink> = match &dispatch
+        {
+            Some(dispatch) => Arc::new(crate::wiring::PractitionerVerified(dispatch.clone())),
+            None => Arc::new(kreki_bridge_satusehat::domain::NoSink),
+        };
+        let feed: Arc<dyn kreki_bridge_satusehat::domain::IncidentFeed> = match &dispatch {
+            Some(dispatch) => Arc::new(crate::wiring::IncidentChanges(dispatch.clone())),
+            None => Arc::new(kreki_bridge_satusehat::domain::EmptyFeed),
+        };
         let bridge = kreki_bridge_satusehat::build(
             pool.clone(),
             &config.satusehat,
             auth.service.verifier().clone(),
-            Arc::new(kreki_bridge_satusehat::domain::NoSink),
+            sink,
         )?;
         api = api.merge(kreki_bridge_satusehat::router(bridge.clone()));
         workers.extend(kreki_bridge_satusehat::spawn_workers(
-            &bridge,
-            Arc::new(kreki_bridge_satusehat::domain::EmptyFeed),
-            shutdown,
+            &bridge, feed, shutdown,
         ));
     }
 

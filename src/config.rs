@@ -14,6 +14,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use kreki_auth::AuthConfig;
 use kreki_bridge_satusehat::SatusehatConfig;
+use kreki_dispatch::DispatchConfig;
 use kreki_lms::LmsConfig;
 use kreki_platform::telemetry::LogFormat;
 use kreki_realtime::RealtimeConfig;
@@ -39,6 +40,8 @@ pub struct Config {
     pub lms: LmsConfig,
     /// `[satusehat]`: the SATUSEHAT bridge and the FHIR API for health systems.
     pub satusehat: SatusehatConfig,
+    /// `[dispatch]`: per-kind defaults, freshness, rest period, queues.
+    pub dispatch: DispatchConfig,
 }
 
 /// `[server]`
@@ -201,6 +204,7 @@ impl Config {
         problems.extend(self.realtime.validate());
         problems.extend(self.lms.validate());
         problems.extend(self.satusehat.validate());
+        problems.extend(self.dispatch.validate());
         if problems.is_empty() {
             Ok(())
         } else {
@@ -236,8 +240,10 @@ mod tests {
         config.auth.access_token_ttl_s = 5;
         config.database.url = SecretString::from("mysql://nope");
         config.realtime.outbound_queue = 0;
+        config.dispatch.poll_interval_ms = 0;
         let message = config.validate().expect_err("invalid");
         assert!(message.contains("realtime.outbound_queue"), "{message}");
+        assert!(message.contains("dispatch.poll_interval_ms"), "{message}");
         assert!(message.contains("server.request_timeout_s"), "{message}");
         assert!(message.contains("auth.access_token_ttl_s"), "{message}");
         assert!(

@@ -5,6 +5,7 @@
 //! - [`app`]: wires the service crates into one HTTP server with shared middleware and shutdown.
 //! - [`wiring`]: adapters that connect one service's ports to another service.
 //! - [`demo`]: a local platform with a persistent signing key and demo accounts.
+//! - [`wiring`]: the adapters joining dispatch and the realtime hub.
 
 pub mod app;
 pub mod cli;

@@ -1,16 +1,243 @@
 //! Adapters between the service crates. Each crate declares the ports it needs in its own terms;
-//! only the binary knows every crate, so the glue lives here, one small type per port.
+//! only the binary knows every crate, so the glue lives here, one small type per port:
+//!
+//! - dispatch -> realtime: [`HubNotifier`] publishes dispatch's messages through the [`Hub`];
+//!   [`AlertTopics`] lets the hub ask dispatch who may follow `alert:{id}`; [`DispatchInbound`]
+//!   hands volunteers' `location` frames to dispatch.
+//! - lms -> realtime: [`LmsReminders`] delivers certificate reminders through the hub.
+//! - lms -> dispatch: [`Certifications`] answers dispatch's eligibility questions from the LMS (and
+//!   operators' direct grants); [`EligibilityChanges`] tells dispatch when someone's certificates
+//!   changed, so the matcher follows within a second.
+//! - bridge <- dispatch: [`IncidentChanges`] feeds dispatch's alert changes to the SATUSEHAT bridge;
+//!   [`PractitionerVerified`] stores the bridge's verdicts on the volunteer.
 
-use kreki_realtime::{Audience, Hub};
+use std::sync::Arc;
+
+use kreki_auth::{CurrentUser, Role};
+use kreki_dispatch::{DispatchService, Notifier};
+use kreki_platform::Problem;
+use kreki_realtime::{BoxFuture, Hub, InboundHandler, TopicAuthorizer};
+use serde::Deserialize;
 use uuid::Uuid;
 
-/// Delivers LMS notifications (certificate expiry reminders) to the user's WebSocket, through the
-/// hub's replay ring, so a volunteer who reconnects within the window still gets them. They are
-/// also stored by the LMS and readable over HTTP, so a user never connected loses nothing.
+/// Dispatch's messages, delivered by the hub.
+#[derive(Clone)]
 pub struct HubNotifier(pub Hub);
 
-impl kreki_lms::Notifier for HubNotifier {
-    fn notify_user(&self, user: Uuid, message: serde_json::Value) {
-        self.0.publish(Audience::User(user), message);
+impl Notifier for HubNotifier {
+    fn publish(&self, audience: kreki_dispatch::Audience, message: serde_json::Value) {
+        let audience = match audience {
+            kreki_dispatch::Audience::User(id) => kreki_realtime::Audience::User(id),
+            kreki_dispatch::Audience::Users(ids) => kreki_realtime::Audience::Users(ids),
+            kreki_dispatch::Audience::Role(role) => kreki_realtime::Audience::Role(role),
+            kreki_dispatch::Audience::Topic(topic) => kreki_realtime::Audience::Topic(topic),
+        };
+        self.0.publish(audience, message);
     }
+}
+
+/// `alert:{id}` for those who may see the alert (its citizen, its volunteers, coordinators);
+/// `user:{own id}` for oneself; nothing else.
+pub struct AlertTopics(pub Arc<DispatchService>);
+
+impl TopicAuthorizer for AlertTopics {
+    fn may_subscribe(&self, user: &CurrentUser, topic: &str) -> BoxFuture<'_, bool> {
+        let user = user.clone();
+        let topic = topic.to_owned();
+        Box::pin(async move {
+            if let Some(id) = topic.strip_prefix("user:") {
+                return id == user.id.0.to_string();
+            }
+            let Some(Ok(alert)) = topic.strip_prefix("alert:").map(Uuid::parse_str) else {
+                return false;
+            };
+            match self.0.may_see_alert(&user, alert).await {
+                Ok(allowed) => allowed,
+                Err(error) => {
+                    tracing::warn!(%error, %topic, "topic check failed; refusing");
+                    false
+                }
+            }
+        })
+    }
+}
+
+/// A `{"type":"location", lat, lng, accuracy_m?}` frame.
+#[derive(Debug, Deserialize)]
+struct LocationFrame {
+    lat: f64,
+    lng: f64,
+    accuracy_m: Option<f64>,
+}
+
+/// Volunteers' `location` frames go to dispatch like `POST /v1/volunteers/me/location`.
+pub struct DispatchInbound(pub Arc<DispatchService>);
+
+impl InboundHandler for DispatchInbound {
+    fn handle(
+        &self,
+        user: &CurrentUser,
+        message: serde_json::Value,
+    ) -> BoxFuture<'_, Result<(), Problem>> {
+        let user = user.clone();
+        Box::pin(async move {
+            let kind = message
+                .get("type")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            if kind != "location" {
+                return Err(kreki_realtime::ports::unknown_type(&kind));
+            }
+            user.require(Role::Volunteer)
+                .map_err(|error| error.to_problem())?;
+            let bytes = serde_json::to_vec(&message)
+                .map_err(|error| Problem::bad_request(error.to_string()))?;
+            let frame: LocationFrame = kreki_platform::extract::parse_json(&bytes)?;
+            let (at, accuracy_m) =
+                kreki_dispatch::routes::parse_position(frame.lat, frame.lng, frame.accuracy_m, "")
+                    .map_err(|error| error.to_problem())?;
+            self.0
+                .update_location(user.id.0, &user.name, at, accuracy_m, None)
+                .await
+                .map_err(|error| error.to_problem())
+        })
+    }
+}
+
+/// Certificate reminders from the LMS, delivered to the user's WebSocket through the hub's replay
+/// ring (so a volunteer who reconnects within the window still gets them). They are also stored by
+/// the LMS and readable over HTTP, so a user who never connects loses nothing.
+pub struct LmsReminders(pub Hub);
+
+impl kreki_lms::Notifier for LmsReminders {
+    fn notify_user(&self, user: Uuid, message: serde_json::Value) {
+        self.0
+            .publish(kreki_realtime::Audience::User(user), message);
+    }
+}
+
+/// Dispatch's eligibility source: valid LMS certificates, plus the grants operators make directly
+/// with `kreki volunteer grant-cert` (dispatch's own table).
+pub struct Certifications {
+    /// The training service.
+    pub lms: Arc<kreki_lms::LmsService>,
+    /// Direct grants.
+    pub granted: kreki_dispatch::PgCertificationSource,
+}
+
+impl kreki_dispatch::CertificationSource for Certifications {
+    fn valid_for(&self, user: Uuid) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        Box::pin(async move {
+            let mut codes = self.lms.valid_certifications(user).await?;
+            codes.extend(self.granted.valid_for(user).await?);
+            codes.sort();
+            codes.dedup();
+            Ok(codes)
+        })
+    }
+
+    fn all_valid(
+        &self,
+    ) -> BoxFuture<'_, anyhow::Result<std::collections::HashMap<Uuid, Vec<String>>>> {
+        Box::pin(async move {
+            let mut all = self.lms.all_valid_certifications().await?;
+            for (user, codes) in self.granted.all_valid().await? {
+                all.entry(user).or_default().extend(codes);
+            }
+            for codes in all.values_mut() {
+                codes.sort();
+                codes.dedup();
+            }
+            Ok(all)
+        })
+    }
+}
+
+/// Certificate issues, expiries and revocations (from this or any instance, via the LMS change
+/// feed) re-read into dispatch's matcher.
+pub struct EligibilityChanges(pub Arc<DispatchService>);
+
+impl kreki_lms::CertificationListener for EligibilityChanges {
+    fn changed(&self, user: Uuid) {
+        let dispatch = self.0.clone();
+        tokio::spawn(async move {
+            if let Err(error) = dispatch.eligibility_changed(user).await {
+                tracing::warn!(%error, %user, "could not refresh a volunteer's certifications");
+            }
+        });
+    }
+
+    fn resync(&self) {
+        let dispatch = self.0.clone();
+        tokio::spawn(async move {
+            if let Err(error) = dispatch.rebuild_index().await {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "could not rebuild the matcher"
+                );
+            }
+        });
+    }
+}
+
+/// The bridge's practitioner verdicts, stored on the volunteer for kinds that need a health worker.
+pub struct PractitionerVerified(pub Arc<DispatchService>);
+
+impl kreki_bridge_satusehat::domain::PractitionerStatusSink for PractitionerVerified {
+    fn set_verified(&self, user: Uuid, ihs_number: Option<String>) {
+        let dispatch = self.0.clone();
+        tokio::spawn(async move {
+            if let Err(error) = dispatch
+                .set_practitioner_verified(user, ihs_number.is_some())
+                .await
+            {
+                tracing::warn!(%error, %user, "could not store a practitioner verification");
+            }
+        });
+    }
+}
+
+/// Dispatch's alert changes as the bridge's incident feed (each event carries the full state).
+pub struct IncidentChanges(pub Arc<DispatchService>);
+
+impl kreki_bridge_satusehat::domain::IncidentFeed for IncidentChanges {
+    fn next_batch(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> BoxFuture<'_, anyhow::Result<Vec<kreki_bridge_satusehat::domain::IncidentEvent>>> {
+        Box::pin(async move {
+            let changes = self.0.changes_after(after, limit).await?;
+            changes.into_iter().map(incident_event).collect()
+        })
+    }
+}
+
+fn incident_event(
+    change: kreki_dispatch::service::AlertChange,
+) -> anyhow::Result<kreki_bridge_satusehat::domain::IncidentEvent> {
+    use kreki_bridge_satusehat::domain::{IncidentEvent, Responder};
+    let alert = change.alert;
+    Ok(IncidentEvent {
+        seq: change.seq,
+        alert_id: alert.id,
+        kind: alert.kind,
+        status: serde_json::from_value(serde_json::Value::String(alert.status))?,
+        location: (alert.location.lat, alert.location.lng),
+        occurred_at: alert.created_at,
+        changed_at: alert.updated_at,
+        patient_nik: change.patient_nik,
+        responders: alert
+            .assignments
+            .into_iter()
+            .map(|assignment| Responder {
+                volunteer_id: assignment.volunteer.id,
+                assignment_id: assignment.id,
+                status: assignment.status,
+                // The bridge knows verified practitioners' IHS numbers itself.
+                ihs_number: None,
+            })
+            .collect(),
+    })
 }
