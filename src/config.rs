@@ -18,6 +18,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::postgres::PgConnectOptions;
 
+use crate::web::WebConfig;
+
 /// Everything `kreki` can be told.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -30,6 +32,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[auth]`: KREKI ID.
     pub auth: AuthConfig,
+    /// `[web]`: the dashboard and the web apps.
+    pub web: WebConfig,
 }
 
 /// `[server]`
@@ -189,6 +193,7 @@ impl Config {
             ));
         }
         problems.extend(self.auth.validate());
+        problems.extend(self.web.validate());
         if problems.is_empty() {
             Ok(())
         } else {

@@ -4,8 +4,10 @@
 //! - [`config`]: the one typed configuration (file + `KREKI_*` environment), validated at start.
 //! - [`app`]: wires the service crates into one HTTP server with shared middleware and shutdown.
 //! - [`demo`]: a local platform with a persistent signing key and demo accounts.
+//! - [`web`]: the coordinator dashboard and the citizen and volunteer web apps, compiled in.
 
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod web;

@@ -1,0 +1,270 @@
+// KREKI's pages in a real headless Chromium against a real `kreki`: run with
+// `node tests/browser/run.mjs` after `cargo build --bin kreki` and `npm ci` in web/ (scripts/test.sh
+// does all of it). Screenshots of each screen land in tests/browser/screenshots/.
+// BROWSER_TEST_FILTER=part-of-a-name runs a subset; TEST_LOG=1 shows kreki's log.
+import { apiCall, assert, launchBrowser, run, screenshot, startKreki } from './harness.mjs';
+
+const JAKARTA = { latitude: -6.2, longitude: 106.8167, accuracy: 15 };
+let phoneCounter = 0;
+/** A fresh Indonesian mobile number per account. */
+function phone() {
+  phoneCounter += 1;
+  return `0813${String(Date.now() % 100000).padStart(5, '0')}${String(phoneCounter).padStart(3, '0')}`;
+}
+
+async function newPage(browser, base, options = {}) {
+  const context = await browser.newContext({ baseURL: base, viewport: { width: 1280, height: 800 }, locale: 'id-ID', ...options });
+  const page = await context.newPage();
+  page.on('pageerror', (error) => {
+    page.errors = [...(page.errors ?? []), error];
+  });
+  return { context, page };
+}
+
+function noPageErrors(page) {
+  assert(!page.errors?.length, `no script errors on the page: ${page.errors?.map(String).join('; ')}`);
+}
+
+async function signIn(page, who) {
+  await page.fill('#login', who.phone);
+  await page.fill('#password', who.password);
+  await page.click('#signin-form button[type=submit]');
+}
+
+const tests = [
+  ['dashboard: a coordinator signs in and sees the live map on the bundled basemap', async ({ browser, server }) => {
+    const coordinator = server.user(phone(), 'koordinator-rahasia', 'Sari Koordinator', ['coordinator']);
+    const { context, page } = await newPage(browser, server.base);
+    await page.goto('/dashboard');
+    assert(new URL(page.url()).pathname === '/dashboard/', 'the bare path redirects into /dashboard/');
+    await page.waitForSelector('#signin:not([hidden])');
+    assert(await page.getAttribute('html', 'lang') === 'id', 'Indonesian is the default');
+    await screenshot(page, 'dashboard-signin');
+
+    await page.fill('#login', coordinator.phone);
+    await page.fill('#password', 'salah-sandi-123');
+    await page.click('#signin-form button[type=submit]');
+    await page.waitForSelector('#signin-error:not([hidden])');
+    assert((await page.textContent('#signin-error')).includes('salah'), 'a wrong password is said in Indonesian');
+
+    await signIn(page, coordinator);
+    await page.waitForSelector('#dash:not([hidden])');
+    await page.waitForSelector('#map[data-basemap="offline"]');
+    const land = await page.locator('#map .leaflet-overlay-pane path').count();
+    assert(land > 5, `the offline basemap draws country shapes (got ${land})`);
+    assert((await page.textContent('#who')) === 'Sari Koordinator', 'the coordinator is named');
+    await page.waitForSelector('#live[data-on="true"]', { timeout: 5000 }).catch(() => {});
+    await screenshot(page, 'dashboard-map');
+    noPageErrors(page);
+    await context.close();
+  }],
+
+  ['dashboard: only coordinators get in', async ({ browser, server }) => {
+    const citizen = server.user(phone(), 'warga-rahasia-1', 'Budi Warga');
+    const { context, page } = await newPage(browser, server.base);
+    await page.goto('/dashboard/');
+    await signIn(page, citizen);
+    await page.waitForSelector('#signin-error:not([hidden])');
+    assert((await page.textContent('#signin-error')).includes('coordinator'), 'the refusal names the role');
+    assert(await page.isHidden('#dash'), 'the dashboard stays hidden');
+    await context.close();
+  }],
+
+  ['language: the switch turns every page to English and is remembered', async ({ browser, server }) => {
+    const { context, page } = await newPage(browser, server.base);
+    await page.goto('/app/');
+    await page.waitForSelector('#signin:not([hidden])');
+    assert((await page.textContent('#signin h2')) === 'Masuk atau daftar', 'Indonesian first');
+    await page.click('button[data-lang="en"]');
+    assert((await page.textContent('#signin h2')) === 'Sign in or register', 'English after the switch');
+    assert(await page.getAttribute('html', 'lang') === 'en', '<html lang> follows');
+    assert(await page.getAttribute('button[data-lang="en"]', 'aria-pressed') === 'true', 'the switch says which is on');
+    await page.goto('/volunteer/');
+    await page.waitForSelector('#signin:not([hidden])');
+    assert((await page.textContent('#signin h2')) === 'Sign in as volunteer', 'the choice carries to the other app');
+    await screenshot(page, 'volunteer-signin-en');
+    await page.click('button[data-lang="id"]');
+    assert((await page.textContent('#signin h2')) === 'Masuk sebagai relawan', 'and back');
+    await context.close();
+  }],
+
+  ['citizen: registers, and a panic is retried with one Idempotency-Key until acknowledged', async ({ browser, server }) => {
+    const { context, page } = await newPage(browser, server.base, {
+      viewport: { width: 412, height: 915 }, permissions: ['geolocation'], geolocation: JAKARTA, isMobile: true, hasTouch: true,
+    });
+    await page.goto('/app/');
+    await page.click('#tab-register');
+    const number = phone();
+    await page.fill('#reg-name', 'Wati Warga');
+    await page.fill('#reg-phone', number);
+    await page.fill('#reg-password', 'warga-rahasia-2');
+    await page.click('#register-form button[type=submit]');
+    await page.waitForSelector('#panic-screen:not([hidden])');
+    await page.waitForSelector('#location.ok');
+    await screenshot(page, 'app-panic');
+
+    // The network drops the first two tries; the third reaches a server that acknowledges.
+    const keys = [];
+    const bodies = [];
+    await page.route('**/v1/alerts', async (route) => {
+      keys.push(route.request().headers()['idempotency-key']);
+      bodies.push(route.request().postDataJSON());
+      if (keys.length <= 2) {
+        await route.abort('internetdisconnected');
+        return;
+      }
+      const now = new Date().toISOString();
+      await route.fulfill({
+        status: 201,
+        contentType: 'application/json',
+        body: JSON.stringify({
+          id: '0193a000-0000-7000-8000-000000000001', kind: bodies[0].kind, status: 'dispatching',
+          location: bodies[0].location, note: null, created_at: now, updated_at: now,
+          citizen: { id: '0193a000-0000-7000-8000-0000000000aa', name: 'Wati Warga' }, assignments: [],
+        }),
+      });
+    });
+    await page.route('**/v1/alerts/0193a000-0000-7000-8000-000000000001', (route) => route.fulfill({
+      status: 200, contentType: 'application/json',
+      body: JSON.stringify({
+        id: '0193a000-0000-7000-8000-000000000001', kind: 'fire', status: 'assigned', location: bodies[0].location, note: null,
+        created_at: new Date().toISOString(), updated_at: new Date().toISOString(), citizen: { id: 'c', name: 'Wati Warga' },
+        assignments: [{ id: 'a1', alert_id: '0193a000-0000-7000-8000-000000000001', volunteer: { id: 'v1', name: 'Rudi Relawan' }, status: 'en_route', distance_m: 850, accepted_at: new Date().toISOString(), updated_at: new Date().toISOString() }],
+      }),
+    }));
+    await page.check('input[name=kind][value=fire]');
+    await page.click('#panic');
+    await page.waitForSelector('#status-screen:not([hidden])', { timeout: 15000 });
+    assert(keys.length === 3, `three tries (got ${keys.length})`);
+    assert(keys[0] && keys.every((key) => key === keys[0]), `one key for every try: ${keys.join(', ')}`);
+    assert(bodies[0].kind === 'fire', 'the chosen kind is sent');
+    assert(Math.abs(bodies[0].location.lat - JAKARTA.latitude) < 1e-6 && Math.abs(bodies[0].location.lng - JAKARTA.longitude) < 1e-6, 'the position is sent');
+    assert(await page.evaluate(() => localStorage.getItem('kreki.app.pending')) === null, 'the acknowledged panic is no longer pending');
+    await page.waitForSelector('#responders .responder');
+    const coming = await page.textContent('#responders');
+    assert(coming.includes('Rudi Relawan') && coming.includes('850 m'), `who is coming and how far: ${coming}`);
+    await screenshot(page, 'app-status');
+    noPageErrors(page);
+    await context.close();
+  }],
+
+  ['citizen: a panic that cannot get through survives a reload and keeps its key', async ({ browser, server }) => {
+    const citizen = server.user(phone(), 'warga-rahasia-3', 'Ani Warga');
+    const { context, page } = await newPage(browser, server.base, {
+      viewport: { width: 412, height: 915 }, permissions: ['geolocation'], geolocation: JAKARTA,
+    });
+    await page.goto('/app/');
+    await signIn(page, citizen);
+    await page.waitForSelector('#panic-screen:not([hidden])');
+    const keys = [];
+    await page.route('**/v1/alerts', (route) => {
+      keys.push(route.request().headers()['idempotency-key']);
+      return route.abort('internetdisconnected');
+    });
+    await page.click('#panic');
+    await page.waitForSelector('#sending-screen:not([hidden])');
+    await page.waitForFunction(() => Number(document.body.dataset.attempts) >= 2, null, { timeout: 10000 });
+    await screenshot(page, 'app-sending');
+    await page.reload();
+    await page.waitForSelector('#sending-screen:not([hidden])');
+    await page.waitForFunction((n) => Number(document.body.dataset.attempts) >= 1, null, { timeout: 10000 });
+    await page.waitForTimeout(300);
+    assert(keys.length >= 3, `it went on trying after the reload (${keys.length} tries)`);
+    assert(keys.every((key) => key === keys[0]), 'with the same key');
+    const pending = await page.evaluate(() => JSON.parse(localStorage.getItem('kreki.app.pending')));
+    assert(pending?.key === keys[0], 'the panic is kept until acknowledged');
+    await context.close();
+  }],
+
+  ['volunteer: duty, position, an offer with a countdown, accept, navigation and status', async ({ browser, server }) => {
+    const volunteer = server.user(phone(), 'relawan-rahasia', 'Rudi Relawan', ['volunteer']);
+    const { context, page } = await newPage(browser, server.base, {
+      viewport: { width: 412, height: 915 }, permissions: ['geolocation'], geolocation: JAKARTA,
+    });
+    // Until the dispatch service is merged these answers come from its contract (API.md).
+    const calls = [];
+    const offer = {
+      id: 'offer-1', status: 'pending', distance_m: 640, offered_at: new Date().toISOString(),
+      expires_at: new Date(Date.now() + 45000).toISOString(),
+      alert: { id: 'alert-1', kind: 'cardiac_arrest', location: { lat: -6.205, lng: 106.82, accuracy_m: 10 }, note: 'Lantai 2' },
+    };
+    await page.route('**/v1/volunteers/me/**', (route) => {
+      const request = route.request();
+      calls.push(`${request.method()} ${new URL(request.url()).pathname}`);
+      if (request.url().endsWith('/duty')) {
+        return route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ on_duty: request.postDataJSON().on_duty, eligible_kinds: ['medical', 'cardiac_arrest'] }) });
+      }
+      if (request.url().endsWith('/location')) return route.fulfill({ status: 202, body: '' });
+      return route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(calls.some((c) => c.endsWith('/location')) ? [offer] : []) });
+    });
+    await page.route('**/v1/offers/offer-1/accept', (route) => route.fulfill({
+      status: 200, contentType: 'application/json',
+      body: JSON.stringify({ id: 'assignment-1', alert_id: 'alert-1', volunteer: { id: 'v', name: 'Rudi Relawan' }, status: 'accepted', distance_m: 640, accepted_at: new Date().toISOString(), updated_at: new Date().toISOString() }),
+    }));
+    const statuses = [];
+    await page.route('**/v1/assignments/assignment-1/status', (route) => {
+      statuses.push(route.request().postDataJSON().status);
+      return route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ id: 'assignment-1', alert_id: 'alert-1', status: statuses.at(-1), distance_m: 640 }) });
+    });
+
+    await page.goto('/volunteer/');
+    await signIn(page, volunteer);
+    await page.waitForSelector('#main-screen:not([hidden])');
+    assert(await page.getAttribute('#duty', 'aria-pressed') === 'false', 'off duty at first');
+    await page.click('#duty');
+    await page.waitForSelector('#duty[aria-pressed="true"]');
+    await page.waitForSelector('#location.ok');
+    assert(calls.includes('POST /v1/volunteers/me/location'), 'the position is sent while on duty');
+    await page.evaluate(() => window.dispatchEvent(new Event('focus')));
+    await page.waitForSelector('[data-offer="offer-1"]', { timeout: 15000 });
+    const first = await page.textContent('[data-countdown="offer-1"]');
+    await page.waitForTimeout(1100);
+    const second = await page.textContent('[data-countdown="offer-1"]');
+    assert(/\d+ detik/.test(first) && first !== second, `the countdown runs: ${first} -> ${second}`);
+    await screenshot(page, 'volunteer-offer');
+    await page.click('[data-accept="offer-1"]');
+    await page.waitForSelector('#assignment:not([hidden])');
+    assert((await page.getAttribute('#navigate', 'href')) === 'geo:-6.205,106.82?q=-6.205,106.82', 'a geo: link to the scene');
+    assert((await page.getAttribute('#navigate-osm', 'href')).includes('-6.205%2C106.82'), 'an OpenStreetMap route to the scene');
+    await page.click('[data-status="en_route"]');
+    await page.waitForSelector('#assignment-status[data-status="en_route"]');
+    await page.click('[data-status="on_scene"]');
+    await page.waitForSelector('#assignment-status[data-status="on_scene"]');
+    await screenshot(page, 'volunteer-assignment');
+    await page.click('[data-status="completed"]');
+    await page.waitForSelector('#assignment', { state: 'hidden' });
+    assert(statuses.join(',') === 'en_route,on_scene,completed', `statuses sent in order: ${statuses}`);
+    noPageErrors(page);
+    await context.close();
+  }],
+
+  ['pwa: the apps install (manifest, service worker) and open offline', async ({ browser, server }) => {
+    const { context, page } = await newPage(browser, server.base, { viewport: { width: 412, height: 915 } });
+    for (const app of ['app', 'volunteer']) {
+      await page.goto(`/${app}/`);
+      const manifest = await page.evaluate(async () => (await fetch(document.querySelector('link[rel=manifest]').href)).json());
+      assert(manifest.start_url === `/${app}/` && manifest.icons.length > 0, `${app} has a manifest`);
+      await page.evaluate(() => navigator.serviceWorker.ready);
+      await page.reload();
+      await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+    }
+    await context.setOffline(true);
+    await page.goto('/app/');
+    await page.waitForSelector('#signin:not([hidden])');
+    assert((await page.textContent('#signin h2')).length > 0, 'the citizen app opens without a network');
+    await context.setOffline(false);
+    await context.close();
+  }],
+];
+
+const server = await startKreki();
+let browser;
+let failed = 1;
+try {
+  browser = await launchBrowser();
+  failed = await run(tests, { browser, server });
+} finally {
+  await browser?.close();
+  await server.stop();
+}
+process.exit(failed ? 1 : 0);
