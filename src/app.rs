@@ -31,16 +31,19 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub enum Service {
     /// KREKI ID: accounts, tokens, roles, OAuth2 clients, JWKS.
     Auth,
+    /// The WebSocket hub at `/v1/ws`.
+    Realtime,
 }
 
 impl Service {
     /// Every service, in start order.
-    pub const ALL: [Service; 1] = [Service::Auth];
+    pub const ALL: [Service; 2] = [Service::Auth, Service::Realtime];
 
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Service::Auth => "auth",
+            Service::Realtime => "realtime",
         }
     }
 }
@@ -102,6 +105,7 @@ impl Services {
     tags(
         (name = "auth", description = "KREKI ID: accounts and tokens"),
         (name = "admin", description = "Administration of accounts and OAuth2 clients"),
+        (name = "realtime", description = "The live channel: offers and alert updates over WebSocket"),
     )
 )]
 struct ApiDoc;
@@ -164,6 +168,17 @@ pub fn build(
         anyhow::bail!(
             "auth.jwks_url: without the auth service here, set the JWKS URL of KREKI ID (or key files) to verify tokens"
         );
+    }
+
+    if services.contains(Service::Realtime) {
+        let hub = kreki_realtime::Hub::new(config.realtime.clone(), shutdown.clone());
+        let state =
+            kreki_realtime::RealtimeState::new(hub.clone(), auth.service.verifier().clone());
+        api = api.merge(kreki_realtime::router(state));
+        workers.push(tokio::spawn(kreki_realtime::worker::run(
+            hub,
+            shutdown.clone(),
+        )));
     }
 
     let (router, openapi) = api.split_for_parts();

@@ -14,6 +14,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use kreki_auth::AuthConfig;
 use kreki_platform::telemetry::LogFormat;
+use kreki_realtime::RealtimeConfig;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::postgres::PgConnectOptions;
@@ -34,6 +35,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[web]`: the dashboard and the web apps.
     pub web: WebConfig,
+    /// `[realtime]`: the WebSocket hub.
+    pub realtime: RealtimeConfig,
 }
 
 /// `[server]`
@@ -194,6 +197,7 @@ impl Config {
         }
         problems.extend(self.auth.validate());
         problems.extend(self.web.validate());
+        problems.extend(self.realtime.validate());
         if problems.is_empty() {
             Ok(())
         } else {
@@ -228,7 +232,9 @@ mod tests {
         config.server.request_timeout_s = 0;
         config.auth.access_token_ttl_s = 5;
         config.database.url = SecretString::from("mysql://nope");
+        config.realtime.outbound_queue = 0;
         let message = config.validate().expect_err("invalid");
+        assert!(message.contains("realtime.outbound_queue"), "{message}");
         assert!(message.contains("server.request_timeout_s"), "{message}");
         assert!(message.contains("auth.access_token_ttl_s"), "{message}");
         assert!(

@@ -53,7 +53,8 @@ const tests = [
     const land = await page.locator('#map .leaflet-overlay-pane path').count();
     assert(land > 5, `the offline basemap draws country shapes (got ${land})`);
     assert((await page.textContent('#who')) === 'Sari Koordinator', 'the coordinator is named');
-    await page.waitForSelector('#live[data-on="true"]', { timeout: 5000 }).catch(() => {});
+    await page.waitForSelector('#live[data-on="true"]', { timeout: 5000 });
+    assert((await page.textContent('#live')) === 'Langsung', 'the live channel (/v1/ws) is connected');
     await screenshot(page, 'dashboard-map');
     noPageErrors(page);
     await context.close();

@@ -1,0 +1,37 @@
+//! KREKI's real-time transport: the WebSocket hub at `GET /v1/ws` of one instance.
+//!
+//! It knows users, roles, topics and connections, never alerts: dispatch publishes
+//! `{"type":"offer",..}` to a user, a role or a topic through [`Hub::publish`], and the hub numbers
+//! it per user, keeps it for replay, and writes it to every connection of each recipient without
+//! ever waiting for a slow one.
+//!
+//! - [`config`]: [`RealtimeConfig`], the `[realtime]` section (every buffer and queue size).
+//! - [`hub`]: [`Hub`], sessions (`seq`, replay ring, topics, roles), [`Audience`], and the [`Bus`]
+//!   seam for fan-out across instances (issue 7).
+//! - [`ports`]: [`TopicAuthorizer`] and [`InboundHandler`], which the binary wires to dispatch, and
+//!   their safe defaults.
+//! - [`protocol`]: client frames and the frames a connection answers with itself.
+//! - [`connection`]: one socket's task: backlog, live frames, heartbeat, backpressure, close codes.
+//! - [`routes`]: `GET /v1/ws` and its OpenAPI description.
+//! - [`worker`]: sweeping idle sessions; waiting for sockets to close at shutdown.
+//! - [`error`]: [`RealtimeError`] and its mapping to problem+json.
+//!
+//! Metrics: `realtime_connections` (gauge), `realtime_sessions` (gauge),
+//! `realtime_messages_sent_total`, `realtime_slow_consumer_disconnects_total`,
+//! `realtime_dropped_messages_total` (no session could be made), `realtime_rejected_publishes_total`
+//! (a message without `type`).
+
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod hub;
+pub mod ports;
+pub mod protocol;
+pub mod routes;
+pub mod worker;
+
+pub use config::RealtimeConfig;
+pub use error::RealtimeError;
+pub use hub::{Audience, Bus, Envelope, Hub, HubStats};
+pub use ports::{BoxFuture, InboundHandler, NoInbound, OwnTopicOnly, TopicAuthorizer};
+pub use routes::{RealtimeState, router};
