@@ -3,7 +3,7 @@
 // playwright-core, screenshots, and a tiny runner that prints `N passed, M failed`.
 import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -45,8 +45,34 @@ function psql(sql) {
   if (result.status !== 0) throw new Error(`psql failed: ${result.stderr}`);
 }
 
+/** The newest modification time under `dir`, in milliseconds (node_modules left out). */
+function newest(dir) {
+  let latest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === 'node_modules') continue;
+    const path = join(dir, entry.name);
+    latest = Math.max(latest, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs);
+  }
+  return latest;
+}
+
+/** The pages are compiled into `kreki`: testing an older binary would test older pages. */
+function checkBinaryIsCurrent() {
+  let built;
+  try {
+    built = statSync(kreki()).mtimeMs;
+  } catch {
+    throw new Error(`${kreki()} is missing: run \`cargo build --bin kreki\` first`);
+  }
+  const compiled = ['dashboard', 'app', 'volunteer', 'shared', 'vendor'].map((folder) => newest(join(root, 'web', folder)));
+  if (Math.max(...compiled) > built) {
+    throw new Error(`web/ changed after ${kreki()} was built: run \`cargo build --bin kreki\` first`);
+  }
+}
+
 /** A running `kreki serve --migrate` on a database of its own; `stop()` ends both. */
 export async function startKreki() {
+  checkBinaryIsCurrent();
   const dir = mkdtempSync(join(tmpdir(), 'kreki-browser-'));
   const database = `kreki_browser_${randomUUID().replaceAll('-', '')}`;
   psql(`CREATE DATABASE ${database}`);

@@ -60,6 +60,73 @@ const tests = [
     await context.close();
   }],
 
+  ['dashboard: alerts, volunteers and lines on the map; filter, detail, timeline, nearest-first assign', async ({ browser, server }) => {
+    const coordinator = server.user(phone(), 'koordinator-rahasia', 'Dedi Koordinator', ['coordinator']);
+    const { context, page } = await newPage(browser, server.base);
+    // The dispatch answers, shaped as API.md says, so the drawing can be checked on its own.
+    const now = Date.now();
+    const iso = (ms) => new Date(ms).toISOString();
+    const alerts = [
+      { id: 'a-1', kind: 'cardiac_arrest', status: 'assigned', location: { lat: -6.2, lng: 106.82, accuracy_m: 10 }, note: 'Pingsan di pasar', created_at: iso(now - 300000), updated_at: iso(now - 200000),
+        citizen: { id: 'c-1', name: 'Wati Warga' },
+        assignments: [{ id: 's-1', alert_id: 'a-1', volunteer: { id: 'v-busy', name: 'Rudi Relawan' }, status: 'en_route', distance_m: 900, accepted_at: iso(now - 300000 + 42000), updated_at: iso(now - 200000) }] },
+      { id: 'a-2', kind: 'fire', status: 'dispatching', location: { lat: -6.25, lng: 106.9, accuracy_m: 20 }, note: null, created_at: iso(now - 60000), updated_at: iso(now - 60000), citizen: { id: 'c-2', name: 'Budi' }, assignments: [] },
+      { id: 'a-3', kind: 'accident', status: 'unmatched', location: { lat: -6.15, lng: 106.75, accuracy_m: 20 }, note: null, created_at: iso(now - 900000), updated_at: iso(now - 600000), citizen: { id: 'c-3', name: 'Ani' }, assignments: [] },
+      { id: 'a-4', kind: 'medical', status: 'resolved', location: { lat: -6.3, lng: 106.8, accuracy_m: 20 }, note: null, created_at: iso(now - 3600000), updated_at: iso(now - 1800000), citizen: { id: 'c-4', name: 'Eko' }, assignments: [] },
+    ];
+    const volunteers = [
+      { id: 'v-busy', name: 'Rudi Relawan', on_duty: true, busy: true, lat: -6.205, lng: 106.81, updated_at: iso(now) },
+      { id: 'v-far', name: 'Sinta Jauh', on_duty: true, busy: false, lat: -6.3, lng: 106.95, updated_at: iso(now) },
+      { id: 'v-near', name: 'Agus Dekat', on_duty: true, busy: false, lat: -6.245, lng: 106.895, updated_at: iso(now) },
+    ];
+    const assigned = [];
+    await page.route(/\/v1\/alerts(\?.*)?$/, (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(alerts) }));
+    await page.route(/\/v1\/alerts\/[^/]+$/, (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(alerts.find((a) => route.request().url().endsWith(a.id))) }));
+    await page.route(/\/v1\/alerts\/[^/]+\/timeline$/, (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify([
+      { at: iso(now - 60000), type: 'alert.created', actor: { id: 'c-2', name: 'Budi' }, data: {} },
+      { at: iso(now - 59000), type: 'offers.sent', data: { wave: 1, count: 3 } },
+    ]) }));
+    await page.route(/\/v1\/alerts\/[^/]+\/assign$/, (route) => {
+      assigned.push(route.request().postDataJSON());
+      return route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(alerts[1]) });
+    });
+    await page.route(/\/v1\/volunteers\?bbox=/, (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(volunteers) }));
+
+    await page.goto('/dashboard/');
+    await signIn(page, coordinator);
+    await page.waitForSelector('#map[data-alerts="3"][data-volunteers="3"]');
+    assert(await page.locator('.leaflet-marker-pane .pin-alert').count() === 3, 'open alerts only on the map');
+    assert(await page.locator('.leaflet-overlay-pane path.responder-line').count() === 1, 'a line from the responder to the alert');
+    assert((await page.textContent('#fig-open')) === '3', 'three open');
+    assert((await page.textContent('#fig-unmatched')) === '1', 'one unmatched');
+    assert((await page.textContent('#fig-median')) === '42 s', 'median time to first accept');
+    assert(await page.locator('#alerts li button').count() === 3, 'the list shows open alerts');
+    await page.selectOption('#filter-kind', 'fire');
+    assert(await page.locator('#alerts li button').count() === 1, 'filtered by kind');
+    await page.selectOption('#filter-kind', '');
+    await page.selectOption('#filter-status', '');
+    assert(await page.locator('#alerts li button').count() === 4, 'all statuses');
+    await page.selectOption('#filter-status', 'open');
+    await screenshot(page, 'dashboard-live');
+
+    await page.click('.pin-alert.kind-fire');
+    await page.waitForSelector('#detail:not([hidden])');
+    await page.waitForSelector('#suggestions button[data-volunteer]');
+    const order = await page.locator('#suggestions button[data-volunteer]').evaluateAll((buttons) => buttons.map((b) => b.dataset.volunteer));
+    assert(order.join(',') === 'v-near,v-far', `free volunteers nearest first, busy ones left out: ${order}`);
+    const first = await page.textContent('#suggestions li:first-child span');
+    assert(/Agus Dekat — \d+ m/.test(first), `with the distance: ${first}`);
+    assert((await page.locator('#timeline li').count()) === 2, 'the timeline');
+    await screenshot(page, 'dashboard-detail');
+    await page.click('#suggestions button[data-volunteer="v-near"]');
+    await page.waitForSelector('#detail-message.ok');
+    assert(assigned.length === 1 && assigned[0].volunteer_id === 'v-near', 'POST /assign with the volunteer');
+    await page.click('#dash button[data-lang="en"]');
+    assert((await page.textContent('#detail-title')) === 'Alert detail', 'the dashboard speaks English too');
+    noPageErrors(page);
+    await context.close();
+  }],
+
   ['dashboard: only coordinators get in', async ({ browser, server }) => {
     const citizen = server.user(phone(), 'warga-rahasia-1', 'Budi Warga');
     const { context, page } = await newPage(browser, server.base);
