@@ -83,8 +83,8 @@ const tests = [
     await page.route(/\/v1\/alerts(\?.*)?$/, (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(alerts) }));
     await page.route(/\/v1\/alerts\/[^/]+$/, (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(alerts.find((a) => route.request().url().endsWith(a.id))) }));
     await page.route(/\/v1\/alerts\/[^/]+\/timeline$/, (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify([
-      { at: iso(now - 60000), type: 'alert.created', actor: { id: 'c-2', name: 'Budi' }, data: {} },
-      { at: iso(now - 59000), type: 'offers.sent', data: { wave: 1, count: 3 } },
+      { at: iso(now - 60000), type: 'created', actor: 'c-2', data: { kind: 'fire' } },
+      { at: iso(now - 59000), type: 'offers_sent', actor: null, data: { wave: 1, radius_m: 2000, volunteers: ['v-near', 'v-far', 'v-x'] } },
     ]) }));
     await page.route(/\/v1\/alerts\/[^/]+\/assign$/, (route) => {
       assigned.push(route.request().postDataJSON());
@@ -116,7 +116,9 @@ const tests = [
     assert(order.join(',') === 'v-near,v-far', `free volunteers nearest first, busy ones left out: ${order}`);
     const first = await page.textContent('#suggestions li:first-child span');
     assert(/Agus Dekat — \d+ m/.test(first), `with the distance: ${first}`);
-    assert((await page.locator('#timeline li').count()) === 2, 'the timeline');
+    const timeline = await page.locator('#timeline li').allTextContents();
+    assert(timeline.length === 2 && timeline[0].includes('Panggilan dibuat — Budi'), `the timeline, with who: ${timeline}`);
+    assert(timeline[1].includes('gelombang 1 ke 3 relawan (radius 2.0 km)'), `in words: ${timeline[1]}`);
     await screenshot(page, 'dashboard-detail');
     await page.click('#suggestions button[data-volunteer="v-near"]');
     await page.waitForSelector('#detail-message.ok');

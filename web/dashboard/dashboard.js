@@ -186,6 +186,7 @@ function onLive(message) {
       const position = message.volunteer ?? message;
       const id = position.volunteer_id ?? position.user_id ?? position.id;
       if (!id || typeof position.lat !== 'number') break;
+      if (!state.volunteers.has(id)) reloadVolunteersSoon();
       const known = state.volunteers.get(id) ?? { id, name: position.name ?? '', on_duty: true, busy: false };
       state.volunteers.set(id, { ...known, ...pick(position, ['lat', 'lng', 'busy', 'on_duty', 'name', 'updated_at']) });
       renderMap();
@@ -194,6 +195,12 @@ function onLive(message) {
     default:
       break;
   }
+}
+
+/** A volunteer the page does not know yet moved: fetch the list (names, busy) once things settle. */
+function reloadVolunteersSoon() {
+  clearTimeout(state.volunteerReload);
+  state.volunteerReload = setTimeout(loadVolunteers, 500);
 }
 
 function pick(object, keys) {
@@ -432,9 +439,37 @@ function renderDetail() {
     button.addEventListener('click', () => assign(alert.id, button.dataset.volunteer, button.dataset.name, button));
   }
   $('timeline').innerHTML = (state.timeline ?? []).map((event) => {
-    const actor = event.actor?.name ?? (typeof event.actor === 'string' ? event.actor : '');
-    return `<li><time datetime="${esc(event.at)}">${esc(clock(event.at))}</time>${esc(String(event.type).replaceAll(/[._]/g, ' '))}${actor ? ` — ${esc(actor)}` : ''}</li>`;
+    const actor = actorName(alert, event.actor);
+    return `<li><time datetime="${esc(event.at)}">${esc(clock(event.at))}</time>${esc(describe(event))}${actor ? ` — ${esc(actor)}` : ''}</li>`;
   }).join('');
+}
+
+/** A timeline event in words; unknown types show as they are. */
+function describe(event) {
+  const data = event.data ?? {};
+  const key = `tl.${event.type}`;
+  const text = t(key, {
+    wave: data.wave ?? '?',
+    n: Array.isArray(data.volunteers) ? data.volunteers.length : (data.volunteers ?? data.count ?? '?'),
+    radius: distance(data.radius_m),
+    distance: distance(data.distance_m),
+    name: data.volunteer?.name ?? '',
+    status: data.to ? t(`astatus.${data.to}`) : data.status ? t(`astatus.${data.status}`) : '',
+  });
+  const reason = data.reason ? ` (${data.reason})` : '';
+  return (text === key ? String(event.type).replaceAll(/[._]/g, ' ') : text) + reason;
+}
+
+/** Who an event's actor id is, from what the page knows: the citizen, a responder, a volunteer, or you. */
+function actorName(alert, actor) {
+  if (!actor) return '';
+  if (typeof actor === 'object') return actor.name ?? '';
+  if (actor === alert.citizen?.id) return alert.citizen.name;
+  const responder = (alert.assignments ?? []).find((a) => a.volunteer?.id === actor);
+  if (responder) return responder.volunteer.name;
+  if (state.volunteers.has(actor)) return state.volunteers.get(actor).name;
+  if (actor === api.user?.id) return t('tl.you');
+  return '';
 }
 
 async function assign(alertId, volunteerId, name, button) {
