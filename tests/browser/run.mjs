@@ -265,7 +265,7 @@ const tests = [
         return route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ on_duty: request.postDataJSON().on_duty, eligible_kinds: ['medical', 'cardiac_arrest'] }) });
       }
       if (request.url().endsWith('/location')) return route.fulfill({ status: 202, body: '' });
-      return route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(calls.some((c) => c.endsWith('/location')) ? [offer] : []) });
+      return route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(calls.includes('PUT /v1/volunteers/me/duty') ? [offer] : []) });
     });
     await page.route('**/v1/offers/offer-1/accept', (route) => route.fulfill({
       status: 200, contentType: 'application/json',
@@ -285,8 +285,7 @@ const tests = [
     await page.waitForSelector('#duty[aria-pressed="true"]');
     await page.waitForSelector('#location.ok');
     assert(calls.includes('POST /v1/volunteers/me/location'), 'the position is sent while on duty');
-    await page.evaluate(() => window.dispatchEvent(new Event('focus')));
-    await page.waitForSelector('[data-offer="offer-1"]', { timeout: 15000 });
+    await page.waitForSelector('[data-offer="offer-1"]', { timeout: 5000 });
     const first = await page.textContent('[data-countdown="offer-1"]');
     await page.waitForTimeout(1100);
     const second = await page.textContent('[data-countdown="offer-1"]');

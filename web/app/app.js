@@ -113,6 +113,7 @@ function route() {
   } else {
     show('panic-screen');
     locate().catch(() => {});
+    listen();
   }
 }
 
@@ -230,14 +231,27 @@ function showStatus(alert) {
   loadStatus();
   clearInterval(statusPoll);
   statusPoll = setInterval(loadStatus, STATUS_POLL_MS);
-  if (!live) {
-    live = connectLive(api, {
-      onMessage: (message) => {
-        if (['alert.updated', 'assignment.updated'].includes(message.type)) loadStatus();
-      },
-      onResync: () => loadStatus(),
-    });
-  }
+  listen();
+}
+
+/** The live channel: updates of the shown alert, and alerts made for this citizen elsewhere
+ *  (an MQTT panic device, another phone), which the app then shows. */
+function listen() {
+  if (live) return;
+  live = connectLive(api, {
+    onMessage: (message) => {
+      if (!['alert.updated', 'assignment.updated'].includes(message.type)) return;
+      const alert = message.alert;
+      const open = alert && !['resolved', 'cancelled'].includes(alert.status);
+      if (open && !localStorage.getItem(CURRENT) && !pending() && alert.citizen?.id === api.user?.id) {
+        localStorage.setItem(CURRENT, alert.id);
+        showStatus(alert);
+        return;
+      }
+      loadStatus();
+    },
+    onResync: () => loadStatus(),
+  });
 }
 
 async function loadStatus() {

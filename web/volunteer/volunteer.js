@@ -15,6 +15,7 @@ const LOCATION_MIN_MOVE_M = 30;
 /** The last position is sent again this often while standing still, so it stays fresh. */
 const LOCATION_HEARTBEAT_MS = 60000;
 const OFFERS_POLL_MS = 10000;
+const ACTIVE = new Set(['accepted', 'en_route', 'on_scene']);
 
 const api = new Api('volunteer');
 const $ = (id) => document.getElementById(id);
@@ -95,8 +96,14 @@ async function setDuty(on) {
     button.disabled = false;
     render();
   }
-  if (state.duty) watchPosition();
-  else stopWatching();
+  if (state.duty) {
+    watchPosition();
+    loadOffers();
+  } else {
+    stopWatching();
+    state.offers.clear();
+    renderOffers();
+  }
 }
 
 function watchPosition() {
@@ -180,11 +187,27 @@ function onMessage(message) {
       if (kept && assignment.id === kept.assignment.id && assignment.status) {
         keep({ ...kept, assignment: { ...kept.assignment, ...assignment } });
         render();
+      } else if (!kept && ACTIVE.has(assignment.status) && assignment.volunteer?.id === api.user?.id) {
+        adopt(assignment);
       }
       break;
     }
     default:
       break;
+  }
+}
+
+/** An assignment made for this volunteer elsewhere (a coordinator assigned them): show it. */
+async function adopt(assignment) {
+  try {
+    const alert = await api.request('GET', `/v1/alerts/${encodeURIComponent(assignment.alert_id)}`);
+    keep({ assignment, alert });
+    state.offers.delete([...state.offers.values()].find((o) => o.alert.id === alert.id)?.id);
+    $('offers').dataset.ids = '';
+    render();
+    navigator.vibrate?.([300, 100, 300]);
+  } catch (failure) {
+    problem(failure);
   }
 }
 
