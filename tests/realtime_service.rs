@@ -138,3 +138,33 @@ fn the_service_is_named_realtime() {
     let error = Services::parse(["realtim"]).expect_err("unknown");
     assert!(error.contains("realtime"), "{error}");
 }
+
+#[test]
+fn the_realtime_section_is_read_and_checked() {
+    let dir = std::env::temp_dir().join(format!("kreki-realtime-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "[realtime]\nmax_connections = 5\nreplay_messages = 64\n",
+    )
+    .expect("written");
+    let config = Config::load(Some(&good)).expect("valid");
+    assert_eq!(config.realtime.max_connections, 5);
+    assert_eq!(config.realtime.replay_messages, 64);
+    assert_eq!(
+        config.realtime.outbound_queue, 64,
+        "unset keys keep their defaults"
+    );
+
+    let unknown = dir.join("unknown.toml");
+    std::fs::write(&unknown, "[realtime]\nmax_conections = 5\n").expect("written");
+    let error = Config::load(Some(&unknown)).expect_err("a misspelt key");
+    assert!(error.contains("max_conections"), "{error}");
+
+    let wrong = dir.join("wrong.toml");
+    std::fs::write(&wrong, "[realtime]\nmax_frame_bytes = 1000000\n").expect("written");
+    let error = Config::load(Some(&wrong)).expect_err("out of range");
+    assert!(error.contains("realtime.max_frame_bytes"), "{error}");
+    std::fs::remove_dir_all(&dir).expect("cleaned up");
+}

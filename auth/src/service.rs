@@ -180,7 +180,7 @@ impl AuthService {
             }
         };
         let attempt = Attempt::new(ip, user.as_ref().map(|row| UserId(row.id)), &normalised);
-        throttle::check(&self.pool, &attempt).await?;
+        throttle::admit(&self.pool, &self.config, &attempt).await?;
         let hash = user.as_ref().map(|row| row.password_hash.clone());
         if !self.hasher.verify(password.to_owned(), hash).await? {
             throttle::record_failure(&self.pool, &self.config, &attempt).await?;

@@ -128,6 +128,14 @@ where
                         "path parameter `{key}` must be a {expected_type}"
                     ))
                     .with_field(key.clone(), format!("expected a {expected_type}")),
+                    ErrorKind::DeserializeError { key, message, .. } => Problem::bad_request(
+                        format!("path parameter `{key}` is not valid: {message}"),
+                    )
+                    .with_field(key.clone(), message.clone()),
+                    ErrorKind::InvalidUtf8InPathParam { key } => {
+                        Problem::bad_request(format!("path parameter `{key}` is not valid UTF-8"))
+                            .with_field(key.clone(), "must be valid UTF-8")
+                    }
                     other => Problem::bad_request(format!("bad path parameter: {other}")),
                 };
                 Err(problem)
@@ -198,9 +206,14 @@ async fn read_body<S: Send + Sync>(
 }
 
 fn parse_urlencoded<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Problem> {
-    serde_urlencoded::from_bytes(bytes).map_err(|error| {
-        let message = error.to_string();
-        let field = backticked(&message).unwrap_or(what).to_owned();
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(bytes));
+    serde_path_to_error::deserialize::<_, T>(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.into_inner().to_string();
+        let field = match field_of(&path, &message).as_str() {
+            "body" => what.to_owned(),
+            named => named.to_owned(),
+        };
         Problem::validation(vec![crate::FieldError::new(field, message)])
     })
 }
@@ -265,6 +278,23 @@ mod tests {
         let problem =
             parse_json::<Alert>(br#"{"location":{"lat":1,"lng":2}}"#).expect_err("no kind");
         assert_eq!(problem.errors[0].field, "kind");
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[expect(dead_code, reason = "fields exist to be deserialised")]
+    struct Resume {
+        resume_after: Option<u64>,
+        bbox: String,
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        let problem = parse_urlencoded::<Resume>(b"resume_after=soon&bbox=1", "query")
+            .expect_err("not a number");
+        assert_eq!(problem.errors[0].field, "resume_after");
+        let problem =
+            parse_urlencoded::<Resume>(b"resume_after=3", "query").expect_err("bbox missing");
+        assert_eq!(problem.errors[0].field, "bbox");
     }
 
     #[test]

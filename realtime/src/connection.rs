@@ -30,7 +30,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
 use crate::error::RealtimeError;
-use crate::hub::{Attachment, Hub, SubscribeError};
+use crate::hub::{Attachment, Cursor, Hub, SubscribeError};
 use crate::ports::{BoxFuture, InboundHandler, TopicAuthorizer, inbound_timeout};
 use crate::protocol::{self, ClientFrame};
 
@@ -61,8 +61,8 @@ pub(crate) struct Connection {
     pub hub: Hub,
     /// Who is connected.
     pub user: CurrentUser,
-    /// `?resume_after=`: the newest `seq` the client has seen.
-    pub resume_after: Option<u64>,
+    /// `?resume_after=` (and `?epoch=`): where the client left off.
+    pub resume: Option<Cursor>,
     /// When the access token runs out: the socket closes with 4001 then.
     pub token_expires_at: Instant,
     /// Decides `subscribe` frames.
@@ -100,7 +100,7 @@ pub(crate) async fn serve(mut socket: WebSocket, connection: Connection) {
     let user = connection.user.id.0;
     let attachment = connection
         .hub
-        .attach(user, &connection.user.roles, connection.resume_after);
+        .attach(user, &connection.user.roles, connection.resume);
     let id = attachment.id;
     let attached = Attached {
         hub: connection.hub.clone(),
@@ -236,10 +236,6 @@ async fn pump(
                     Some(Ok(Message::Text(text))) => match protocol::parse_client_frame(text.as_str()) {
                         Err(error) => Some(protocol::error_frame(&error)),
                         Ok(ClientFrame::Ping) => Some(protocol::pong()),
-                        Ok(ClientFrame::Unsubscribe(topic)) => {
-                            hub.unsubscribe(connection.user.id.0, topic.as_str());
-                            Some(protocol::topic_ack("unsubscribed", &topic))
-                        }
                         Ok(frame) => {
                             handling = Some(Box::pin(handle(connection, frame)));
                             None
@@ -282,13 +278,28 @@ async fn write(
     tokio::select! {
         written = timeout(write_timeout, socket.send(message)) => match written {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Ending::Broken),
+            Ok(Err(error)) => Err(write_failure(error)),
             Err(_) => Err(Ending::TooSlow),
         },
         () = hub.shutdown().cancelled() => Err(Ending::Shutdown),
     }
 }
 
+/// A full write buffer means the client does not read fast enough; anything else is a broken
+/// transport.
+fn write_failure(error: axum::Error) -> Ending {
+    let inner = error.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::WriteBufferFull(_)) => Ending::TooSlow,
+        _ => {
+            tracing::debug!(error = %inner, "WebSocket write failed");
+            Ending::Broken
+        }
+    }
+}
+
+/// What a failed read means: a message too big (1009), a protocol violation (1002/1007), or a
+/// broken transport.
 fn transport_failure(error: axum::Error) -> Ending {
     let inner = error.into_inner();
     match inner.downcast_ref::<tungstenite::Error>() {
@@ -306,8 +317,8 @@ fn transport_failure(error: axum::Error) -> Ending {
     }
 }
 
-/// Acts on a subscribe frame or a message for the inbound handler, within
-/// `realtime.inbound_timeout_ms`; returns the frame to answer with, if any.
+/// Acts on a client frame (the ports get `realtime.inbound_timeout_ms`); returns the frame to
+/// answer with, if any.
 async fn handle(connection: &Connection, frame: ClientFrame) -> Option<Utf8Bytes> {
     let limit = Duration::from_millis(connection.hub.config().inbound_timeout_ms);
     let user = &connection.user;

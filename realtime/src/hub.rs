@@ -1,6 +1,9 @@
 //! The hub: who is connected, what each user has been sent, and who gets a published message.
 //!
-//! Every user the hub knows has a *session*: a sequence counter (`seq`, 1, 2, 3 … per user), a
+//! Every user the hub knows has a *session*: a sequence counter (`seq`, 1, 2, 3 … per user), an
+//! `epoch` naming this numbering (unique per session; a session the hub forgot, by idle expiry or a
+//! restart, starts again at 1 under a new epoch, so a client's old cursor is never mistaken for a
+//! position in the new one), a
 //! bounded replay ring of the frames sent to them (newest `replay_messages`, none older than
 //! `replay_window_s`), the topics they follow, the roles their last token carried, and the
 //! connections they hold now. A published message is serialised once; each recipient's frame is
@@ -96,6 +99,8 @@ struct Inner {
     state: Mutex<State>,
     bus: Option<Arc<dyn Bus>>,
     next_connection: AtomicU64,
+    /// The newest epoch handed out: epochs are Unix milliseconds, made strictly increasing.
+    last_epoch: AtomicU64,
     connection_slots: Arc<Semaphore>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -109,6 +114,9 @@ struct State {
 }
 
 struct Session {
+    /// Names this numbering: Unix milliseconds at creation, unique within the process and
+    /// increasing across restarts (while the clock does not go back).
+    epoch: u64,
     /// The `seq` of the newest frame sent to this user (0 before the first).
     seq: u64,
     ring: VecDeque<Stored>,
@@ -143,6 +151,15 @@ pub(crate) struct Attachment {
     pub outbound: mpsc::Receiver<Utf8Bytes>,
     /// Cancelled when the connection's queue overflowed: close with 4008.
     pub kicked: CancellationToken,
+}
+
+/// Where a reconnecting client left off: `?resume_after=` and `?epoch=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    /// The newest `seq` the client has processed.
+    pub after: u64,
+    /// The `epoch` that `seq` belongs to, when the client sent it.
+    pub epoch: Option<u64>,
 }
 
 /// Why a subscription was not recorded.
@@ -193,6 +210,7 @@ impl Hub {
                 state: Mutex::new(State::default()),
                 bus,
                 next_connection: AtomicU64::new(1),
+                last_epoch: AtomicU64::new(0),
                 connection_slots,
                 shutdown,
                 tracker: TaskTracker::new(),
@@ -208,7 +226,7 @@ impl Hub {
     /// Sends `message` to `audience`: synchronous, never waits for a client.
     ///
     /// `message` must be a JSON object with a non-empty string `type` (`offer`, `alert.updated`, …);
-    /// the hub sets `seq` (any `seq` given is replaced). Anything else is a bug of the caller: it is
+    /// the hub sets `seq` and `epoch` (any given are replaced). Anything else is a bug of the caller: it is
     /// logged and dropped. Slow connections are disconnected (4008), never waited for.
     pub fn publish(&self, audience: Audience, message: serde_json::Value) {
         let envelope = Envelope { audience, message };
@@ -237,8 +255,8 @@ impl Hub {
             );
             return 0;
         };
-        // `{"seq":` + up to 20 digits + `,` in front of the body.
-        let longest = body.len() + 28;
+        // `{"seq":n,"epoch":e,` in front of the body, with up to 20 digits each.
+        let longest = body.len() + 60;
         if longest > config.max_outbound_frame_bytes() {
             metrics::counter!("realtime_rejected_publishes_total").increment(1);
             tracing::error!(
@@ -280,14 +298,19 @@ impl Hub {
                     );
                     continue;
                 }
-                state.sessions.insert(id, Session::new(now));
+                state
+                    .sessions
+                    .insert(id, Session::new(now, self.next_epoch()));
                 metrics::gauge!("realtime_sessions").increment(1.0);
             }
             let Some(session) = state.sessions.get_mut(&id) else {
                 continue;
             };
             session.seq += 1;
-            let frame = Utf8Bytes::from(format!("{{\"seq\":{},{body}", session.seq));
+            let frame = Utf8Bytes::from(format!(
+                "{{\"seq\":{},\"epoch\":{},{body}",
+                session.seq, session.epoch
+            ));
             session.ring.push_back(Stored {
                 seq: session.seq,
                 at: now,
@@ -338,23 +361,18 @@ impl Hub {
         &self.inner.tracker
     }
 
-    /// Attaches a new connection of `user` holding `roles`. With `resume_after = Some(n)` the
-    /// backlog holds the frames after `n` still in the ring, or a `resync` frame when some of them
-    /// are gone (or `n` is from a session this hub no longer has).
-    pub(crate) fn attach(
-        &self,
-        user: Uuid,
-        roles: &Roles,
-        resume_after: Option<u64>,
-    ) -> Attachment {
-        self.attach_at(user, roles, resume_after, Instant::now())
+    /// Attaches a new connection of `user` holding `roles`. With `resume = Some(cursor)` the
+    /// backlog holds the frames after the cursor still in the ring, or a `resync` frame when some
+    /// of them are gone or the cursor belongs to another epoch.
+    pub(crate) fn attach(&self, user: Uuid, roles: &Roles, resume: Option<Cursor>) -> Attachment {
+        self.attach_at(user, roles, resume, Instant::now())
     }
 
     fn attach_at(
         &self,
         user: Uuid,
         roles: &Roles,
-        resume_after: Option<u64>,
+        resume: Option<Cursor>,
         now: Instant,
     ) -> Attachment {
         let config = &self.inner.config;
@@ -365,7 +383,7 @@ impl Hub {
         let state = &mut *state;
         let session = state.sessions.entry(user).or_insert_with(|| {
             metrics::gauge!("realtime_sessions").increment(1.0);
-            Session::new(now)
+            Session::new(now, self.next_epoch())
         });
         if session.roles.as_ref() != Some(roles) {
             session.roles = Some(roles.clone());
@@ -379,9 +397,9 @@ impl Hub {
             }
         }
         session.prune(config, now);
-        let backlog = match resume_after {
+        let backlog = match resume {
             None => Vec::new(),
-            Some(after) => session.backlog_after(after),
+            Some(cursor) => session.backlog_after(cursor),
         };
         session.connections.push(Connection {
             id,
@@ -481,6 +499,24 @@ impl Hub {
         expired.len()
     }
 
+    /// A new epoch: now in Unix milliseconds, or one more than the last if that is not later.
+    fn next_epoch(&self) -> u64 {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
+        let next = |last: u64| now_ms.max(last.saturating_add(1));
+        match self
+            .inner
+            .last_epoch
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+                Some(next(last))
+            }) {
+            Ok(last) | Err(last) => next(last),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // The state stays consistent even if a panic interrupted a holder: every mutation is
         // complete before anything that could panic, so a poisoned lock is still usable.
@@ -492,8 +528,9 @@ impl Hub {
 }
 
 impl Session {
-    fn new(now: Instant) -> Self {
+    fn new(now: Instant, epoch: u64) -> Self {
         Self {
+            epoch,
             seq: 0,
             ring: VecDeque::new(),
             connections: Vec::new(),
@@ -516,12 +553,15 @@ impl Session {
         }
     }
 
-    /// Frames after `after`, or a lone `resync` when some of them are no longer kept (or `after` is
-    /// ahead of this session, which happens when the session expired and started again at 1).
-    fn backlog_after(&self, after: u64) -> Vec<Utf8Bytes> {
+    /// Frames after the cursor, or a lone `resync` when some of them are no longer kept, or the
+    /// cursor is of another epoch, or ahead of this session (a client that sends no epoch, after
+    /// the session it knew expired or the server restarted).
+    fn backlog_after(&self, cursor: Cursor) -> Vec<Utf8Bytes> {
+        let Cursor { after, epoch } = cursor;
         let first_kept = self.ring.front().map_or(self.seq + 1, |stored| stored.seq);
-        if after > self.seq || after.saturating_add(1) < first_kept {
-            return vec![resync_frame(self.seq)];
+        let other_epoch = epoch.is_some_and(|epoch| epoch != self.epoch);
+        if other_epoch || after > self.seq || after.saturating_add(1) < first_kept {
+            return vec![resync_frame(self.seq, self.epoch)];
         }
         self.ring
             .iter()
@@ -550,14 +590,17 @@ impl Session {
     }
 }
 
-/// `{"type":"resync","seq":n}`: the client missed messages that are no longer kept; it refetches
-/// its state over HTTP and takes `n` as its new cursor (the next message has `seq` n+1).
-fn resync_frame(seq: u64) -> Utf8Bytes {
-    Utf8Bytes::from(format!("{{\"type\":\"resync\",\"seq\":{seq}}}"))
+/// `{"type":"resync","seq":n,"epoch":e}`: the client missed messages that are no longer kept; it
+/// refetches its state over HTTP and takes `n` (in epoch `e`) as its new cursor (the next message
+/// has `seq` n+1).
+fn resync_frame(seq: u64, epoch: u64) -> Utf8Bytes {
+    Utf8Bytes::from(format!(
+        "{{\"type\":\"resync\",\"seq\":{seq},\"epoch\":{epoch}}}"
+    ))
 }
 
-/// The JSON of `message` without its opening brace and without any `seq`, ready to have
-/// `{"seq":n,` put in front; `None` unless it is an object with a non-empty string `type`.
+/// The JSON of `message` without its opening brace and without any `seq` or `epoch`, ready to have
+/// `{"seq":n,"epoch":e,` put in front; `None` unless it is an object with a non-empty string `type`.
 fn message_body(message: serde_json::Value) -> Option<String> {
     let serde_json::Value::Object(mut object) = message else {
         return None;
@@ -570,6 +613,7 @@ fn message_body(message: serde_json::Value) -> Option<String> {
         return None;
     }
     object.remove("seq");
+    object.remove("epoch");
     let json = serde_json::to_string(&object).ok()?;
     // An object with at least `type` serialises as `{"type":…}`; dropping the brace leaves the
     // members and the closing brace.
@@ -599,8 +643,26 @@ mod tests {
         Hub::new(config, CancellationToken::new())
     }
 
+    /// A frame as JSON, without its `epoch` (checked to be there).
     fn parse(frame: &Utf8Bytes) -> Value {
-        serde_json::from_str(frame.as_str()).expect("frames are JSON")
+        let mut value: Value = serde_json::from_str(frame.as_str()).expect("frames are JSON");
+        let epoch = value
+            .as_object_mut()
+            .and_then(|object| object.remove("epoch"));
+        assert!(epoch.is_some_and(|epoch| epoch.is_u64()), "{frame}");
+        value
+    }
+
+    fn epoch_of(frame: &Utf8Bytes) -> u64 {
+        let value: Value = serde_json::from_str(frame.as_str()).expect("frames are JSON");
+        value["epoch"].as_u64().expect("an epoch")
+    }
+
+    fn after(seq: u64) -> Option<Cursor> {
+        Some(Cursor {
+            after: seq,
+            epoch: None,
+        })
     }
 
     fn drain(attachment: &mut Attachment) -> Vec<Value> {
@@ -616,16 +678,22 @@ mod tests {
         let hub = hub(RealtimeConfig::default());
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let mut conn_a = hub.attach(a, &Roles::default(), None);
-        hub.publish(Audience::User(a), json!({"type": "offer", "seq": 99}));
+        hub.publish(
+            Audience::User(a),
+            json!({"type": "offer", "seq": 99, "epoch": 7}),
+        );
         hub.publish(
             Audience::Users(vec![a, b, a]),
             json!({"type": "alert.updated"}),
         );
+        let first = conn_a.outbound.try_recv().expect("the offer");
+        assert_eq!(first.as_str().matches("\"epoch\"").count(), 1, "{first}");
+        assert_ne!(epoch_of(&first), 7);
+        assert_eq!(parse(&first), json!({"seq": 1, "type": "offer"}));
         let frames = drain(&mut conn_a);
-        assert_eq!(frames.len(), 2, "{frames:?}");
-        assert_eq!(frames[0], json!({"seq": 1, "type": "offer"}));
-        assert_eq!(frames[1], json!({"seq": 2, "type": "alert.updated"}));
-        let conn_b = hub.attach(b, &Roles::default(), Some(0));
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        assert_eq!(frames[0], json!({"seq": 2, "type": "alert.updated"}));
+        let conn_b = hub.attach(b, &Roles::default(), after(0));
         let replayed: Vec<Value> = conn_b.backlog.iter().map(parse).collect();
         assert_eq!(replayed, vec![json!({"seq": 1, "type": "alert.updated"})]);
     }
@@ -739,7 +807,7 @@ mod tests {
         }
         assert!(conn.kicked.is_cancelled());
         assert_eq!(hub.stats().connections, 0);
-        let again = hub.attach(user, &Roles::default(), Some(1));
+        let again = hub.attach(user, &Roles::default(), after(1));
         let seqs: Vec<Value> = again
             .backlog
             .iter()
@@ -758,8 +826,8 @@ mod tests {
         for _ in 0..5 {
             hub.publish(Audience::User(user), json!({"type": "offer"}));
         }
-        let backlog = |after| {
-            hub.attach(user, &Roles::default(), Some(after))
+        let backlog = |seq| {
+            hub.attach(user, &Roles::default(), after(seq))
                 .backlog
                 .iter()
                 .map(parse)
@@ -772,6 +840,59 @@ mod tests {
         assert_eq!(backlog(1), vec![json!({"type": "resync", "seq": 5})]);
         // A cursor from a session this hub no longer has.
         assert_eq!(backlog(77), vec![json!({"type": "resync", "seq": 5})]);
+    }
+
+    #[test]
+    fn a_cursor_of_a_forgotten_session_gets_resync_even_when_its_seq_fits() {
+        let hub = hub(RealtimeConfig {
+            session_idle_s: 60,
+            ..RealtimeConfig::default()
+        });
+        let user = Uuid::new_v4();
+        let mut first = hub.attach(user, &Roles::default(), None);
+        for _ in 0..3 {
+            hub.publish(Audience::User(user), json!({"type": "offer"}));
+        }
+        let old_epoch = first
+            .outbound
+            .try_recv()
+            .map(|frame| epoch_of(&frame))
+            .expect("a frame");
+        hub.detach(user, first.id);
+        assert_eq!(hub.sweep_at(Instant::now() + Duration::from_secs(61)), 1);
+        // The user's next messages start a new session: seq 1..5 under a new epoch.
+        for _ in 0..5 {
+            hub.publish(Audience::User(user), json!({"type": "offer"}));
+        }
+        let stale = Some(Cursor {
+            after: 3,
+            epoch: Some(old_epoch),
+        });
+        let backlog = hub.attach(user, &Roles::default(), stale).backlog;
+        assert_eq!(backlog.len(), 1);
+        assert_eq!(parse(&backlog[0]), json!({"type": "resync", "seq": 5}));
+        let new_epoch = epoch_of(&backlog[0]);
+        assert!(new_epoch > old_epoch);
+        // With the right epoch, the same seq replays.
+        let current = Some(Cursor {
+            after: 3,
+            epoch: Some(new_epoch),
+        });
+        let backlog = hub.attach(user, &Roles::default(), current).backlog;
+        assert_eq!(
+            backlog.iter().map(parse).collect::<Vec<_>>(),
+            vec![
+                json!({"seq": 4, "type": "offer"}),
+                json!({"seq": 5, "type": "offer"}),
+            ]
+        );
+    }
+
+    #[test]
+    fn epochs_are_unique_and_increasing() {
+        let hub = hub(RealtimeConfig::default());
+        let epochs: Vec<u64> = (0..1000).map(|_| hub.next_epoch()).collect();
+        assert!(epochs.windows(2).all(|pair| pair[0] < pair[1]));
     }
 
     #[test]
@@ -790,12 +911,12 @@ mod tests {
         hub.deliver_at(envelope(), start);
         hub.deliver_at(envelope(), start + Duration::from_secs(50));
         let later = start + Duration::from_secs(70);
-        let attachment = hub.attach_at(user, &Roles::default(), Some(0), later);
+        let attachment = hub.attach_at(user, &Roles::default(), after(0), later);
         assert_eq!(
             attachment.backlog.iter().map(parse).collect::<Vec<_>>(),
             vec![json!({"type": "resync", "seq": 2})]
         );
-        let attachment = hub.attach_at(user, &Roles::default(), Some(1), later);
+        let attachment = hub.attach_at(user, &Roles::default(), after(1), later);
         assert_eq!(attachment.backlog.len(), 1);
         // Connected sessions never expire; idle ones do after session_idle_s.
         assert_eq!(hub.sweep_at(later + Duration::from_secs(1000)), 0);

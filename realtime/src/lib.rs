@@ -2,7 +2,7 @@
 //!
 //! It knows users, roles, topics and connections, never alerts: dispatch publishes
 //! `{"type":"offer",..}` to a user, a role or a topic through [`Hub::publish`], and the hub numbers
-//! it per user, keeps it for replay, and writes it to every connection of each recipient without
+//! it per user (`seq` within an `epoch`), keeps it for replay, and writes it to every connection of each recipient without
 //! ever waiting for a slow one.
 //!
 //! - [`config`]: [`RealtimeConfig`], the `[realtime]` section (every buffer and queue size).

@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 
 use crate::connection::{self, Connection};
 use crate::error::RealtimeError;
-use crate::hub::Hub;
+use crate::hub::{Cursor, Hub};
 use crate::ports::{InboundHandler, NoInbound, OwnTopicOnly, TopicAuthorizer};
 
 /// State of the real-time routes: the hub, how tokens are verified, and the two ports.
@@ -83,23 +83,32 @@ pub struct ConnectParams {
     /// The access token, for browsers, which cannot set `Authorization` on a WebSocket; ignored
     /// when the header is present. Never logged.
     pub access_token: Option<String>,
-    /// The newest `seq` this client has seen: the messages after it still kept are replayed
+    /// The newest `seq` this client has processed: the messages after it still kept are replayed
     /// before live ones, or a `resync` message comes first when some are no longer kept.
     // Read as text and parsed here: the shared query extractor cannot name the parameter when a
     // number does not parse.
     #[param(value_type = Option<u64>, minimum = 0)]
     pub resume_after: Option<String>,
+    /// The `epoch` of that `seq` (every message carries one). When the server no longer has that
+    /// numbering (it restarted, or the user's session expired), the answer is `resync` rather than
+    /// a replay that would skip messages. Strongly recommended with `resume_after`.
+    #[param(value_type = Option<u64>, minimum = 0)]
+    pub epoch: Option<String>,
 }
 
 /// Opens the live channel (WebSocket).
 ///
-/// Every message the server publishes is a JSON text frame `{"seq": n, "type": ..., ...}`, `seq`
-/// increasing by one per message to this user (all connections of one user get the same
-/// messages with the same `seq`). Types: `offer`, `offer.withdrawn`, `alert.updated`,
-/// `assignment.updated`, `volunteer.position` (coordinators), and `resync` (`{"type":"resync",
-/// "seq": n}`: messages after `resume_after` are no longer kept; refetch state over HTTP and take
-/// `n` as the new cursor). A volunteer gets its own offers, a citizen its own alerts, a
-/// coordinator everything, without subscribing.
+/// Every message the server publishes is a JSON text frame `{"seq": n, "epoch": e, "type": ...,
+/// ...}`, `seq` increasing by one per message to this user (all connections of one user get the
+/// same messages with the same `seq`), `epoch` naming the numbering `seq` belongs to (it changes
+/// when the server forgot the user's session; `seq` starts again at 1 then). Reconnect with
+/// `?resume_after=<seq>&epoch=<epoch>` of the last message processed.
+///
+/// Types: `offer`, `offer.withdrawn`, `alert.updated`, `assignment.updated`,
+/// `volunteer.position` (coordinators), and `resync` (`{"type":"resync", "seq": n, "epoch": e}`:
+/// messages after `resume_after` are no longer kept, or were of another epoch; refetch state over
+/// HTTP and take `n` and `e` as the new cursor). A volunteer gets its own offers, a citizen its
+/// own alerts, a coordinator everything, without subscribing.
 ///
 /// Client messages (JSON text): `{"type":"ping"}` -> `{"type":"pong"}`;
 /// `{"type":"subscribe","topic":"alert:{id}"}` -> `{"type":"subscribed","topic":..}`;
@@ -120,7 +129,7 @@ pub struct ConnectParams {
         (status = 401, description = "No access token, or an expired or invalid one", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The token belongs to an OAuth2 client, not a person", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "This account holds as many connections as it may (see `Retry-After`)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`resume_after` is not a whole number", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`resume_after` or `epoch` is not a whole number", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "This instance holds as many connections as it may (see `Retry-After`)", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn connect(
@@ -148,18 +157,12 @@ async fn connect(
             .into());
         }
     };
-    let resume_after = params
-        .resume_after
-        .as_deref()
-        .map(|text| {
-            text.trim().parse::<u64>().map_err(|_| {
-                RealtimeError::Query(FieldError::new(
-                    "resume_after",
-                    "must be a whole number: the newest seq this client has seen",
-                ))
-            })
-        })
-        .transpose()?;
+    // The verifier allows some clock skew past `exp`; a socket would close at once, so say 401.
+    let token_expires_at = token_deadline(claims.exp)
+        .ok_or(AuthError::Token(kreki_auth::token::TokenError::Expired))?;
+    let resume_after = whole_number(params.resume_after.as_deref(), "resume_after")?;
+    let epoch = whole_number(params.epoch.as_deref(), "epoch")?;
+    let resume = resume_after.map(|after| Cursor { after, epoch });
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => return Ok(rejection.into_response()),
@@ -186,8 +189,8 @@ async fn connect(
     let connection = Connection {
         hub: state.hub,
         user,
-        resume_after,
-        token_expires_at: token_deadline(claims.exp),
+        resume,
+        token_expires_at,
         authorizer: state.authorizer,
         inbound: state.inbound,
         slot,
@@ -197,13 +200,26 @@ async fn connect(
         .on_upgrade(move |socket| tracker.track_future(connection::serve(socket, connection))))
 }
 
-/// When a token expiring at `exp` (seconds since the epoch) runs out, on the runtime's clock.
-fn token_deadline(exp: i64) -> tokio::time::Instant {
-    let now_s = std::time::SystemTime::now()
+/// Parses an optional whole-number query parameter, naming it when it is not one.
+fn whole_number(text: Option<&str>, field: &'static str) -> Result<Option<u64>, RealtimeError> {
+    text.map(|text| {
+        text.trim()
+            .parse::<u64>()
+            .map_err(|_| RealtimeError::Query(FieldError::new(field, "must be a whole number")))
+    })
+    .transpose()
+}
+
+/// When a token expiring at `exp` (seconds since the epoch) runs out, on the runtime's clock;
+/// `None` when it has already.
+fn token_deadline(exp: i64) -> Option<tokio::time::Instant> {
+    let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    let left_s = u64::try_from(exp).map_or(0, |exp| exp.saturating_sub(now_s));
-    tokio::time::Instant::now() + Duration::from_secs(left_s)
+        .map_or(0, |since| since.as_millis());
+    let exp_ms = u128::try_from(exp).ok()?.checked_mul(1000)?;
+    let left_ms = exp_ms.checked_sub(now_ms).filter(|left_ms| *left_ms > 0)?;
+    let left_ms = u64::try_from(left_ms).unwrap_or(u64::MAX);
+    Some(tokio::time::Instant::now() + Duration::from_millis(left_ms))
 }
 
 /// The token of an `Authorization: Bearer …` header, if there is one.

@@ -70,6 +70,8 @@ pub struct Server {
     child: Option<Child>,
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// Where the process writes its logs (shown when it fails to start).
+    log: PathBuf,
 }
 
 impl Server {
@@ -78,33 +80,38 @@ impl Server {
         Self::start_with(&["serve", "--migrate"], env).await
     }
 
-    /// Starts `kreki` with `args` and `env` and waits until `/healthz` answers.
+    /// Starts `kreki` with `args` and `env` and waits until `/healthz` answers. Logs go to a file that
+    /// is printed if it never comes up (`TEST_LOG=1` shows them live instead).
     pub async fn start_with(args: &[&str], env: &[(&str, String)]) -> Self {
         let port = free_port();
+        let log =
+            std::env::temp_dir().join(format!("kreki-e2e-{port}-{}.log", uuid::Uuid::new_v4()));
+        let stderr = if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::from(std::fs::File::create(&log).expect("log file is creatable"))
+        };
         let mut command = kreki();
         command
             .args(args)
             .env("KREKI_SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .env("KREKI_LOG__FILTER", "warn")
             .stdout(Stdio::null())
-            .stderr(if std::env::var_os("TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            });
+            .stderr(stderr);
         for (key, value) in env {
             command.env(key, value);
         }
         let child = command.spawn().expect("kreki serve starts");
-        let server = Self {
+        let mut server = Self {
             child: Some(child),
             base: format!("http://127.0.0.1:{port}"),
+            log,
         };
         server.wait_until_up().await;
         server
     }
 
-    async fn wait_until_up(&self) {
+    async fn wait_until_up(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = reqwest::Client::new();
         while Instant::now() < deadline {
@@ -116,9 +123,26 @@ impl Server {
             {
                 return;
             }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten())
+            {
+                panic!(
+                    "kreki exited with {status} before answering:\n{}",
+                    self.log_text()
+                );
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("kreki did not answer /healthz within 30 s");
+        panic!(
+            "kreki did not answer /healthz within 30 s:\n{}",
+            self.log_text()
+        );
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Sends SIGTERM, as Kubernetes does.
@@ -155,5 +179,6 @@ impl Drop for Server {
             drop(child.kill());
             drop(child.wait());
         }
+        drop(std::fs::remove_file(&self.log));
     }
 }

@@ -312,3 +312,70 @@ async fn wrong_password_and_unknown_login_look_the_same(pool: PgPool) {
     wrong_type.assert_problem(422, "validation");
     assert_eq!(wrong_type.fields(), ["login"]);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn racing_registrations_of_one_phone_make_one_account(pool: PgPool) {
+    let app = common::spawn(pool).await;
+    let mut racers = tokio::task::JoinSet::new();
+    for (n, spelling) in [
+        "081234567890",
+        "+6281234567890",
+        "0812-3456-7890",
+        "6281234567890",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let request = app.request(Method::POST, "/v1/auth/register").json(&json!({
+            "phone": spelling, "password": PASSWORD, "name": format!("Pelari {n}"),
+        }));
+        racers.spawn(send(request));
+    }
+    let answers = racers.join_all().await;
+    let created = answers
+        .iter()
+        .filter(|answer| answer.status == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1, "{answers:#?}");
+    for answer in answers
+        .iter()
+        .filter(|answer| answer.status != StatusCode::CREATED)
+    {
+        answer.assert_problem(409, "phone-taken");
+        assert_eq!(answer.fields(), ["phone"]);
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn malformed_bodies_are_400_not_500(pool: PgPool) {
+    let app = common::spawn(pool).await;
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let bodies: [&[u8]; 6] = [
+        deep.as_bytes(),
+        b"{\"phone\": \"\xff\xfe\", \"password\": \"kata-sandi-aman\", \"name\": \"x\"}",
+        b"{\"phone\": \"081234567890\"",
+        b"null",
+        b"\"just a string\"",
+        b"{\"phone\": \"081234567890\", \"password\": \"kata-sandi-aman\", \"name\": \"\\ud800\"}",
+    ];
+    for path in ["/v1/auth/register", "/v1/auth/login", "/v1/auth/refresh"] {
+        for body in bodies {
+            let answer = send(
+                app.request(Method::POST, path)
+                    .header("content-type", "application/json")
+                    .body(body.to_vec()),
+            )
+            .await;
+            assert!(
+                answer.status == StatusCode::BAD_REQUEST
+                    || answer.status == StatusCode::UNPROCESSABLE_ENTITY,
+                "{path} {:?}: {answer:#?}",
+                String::from_utf8_lossy(&body[..body.len().min(40)])
+            );
+            assert_eq!(
+                answer.header("content-type"),
+                Some("application/problem+json")
+            );
+        }
+    }
+}

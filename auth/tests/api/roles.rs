@@ -312,3 +312,33 @@ async fn admin_role_changes(pool: PgPool) {
         "citizen is always kept"
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn two_admins_demoting_each_other_at_once_leave_one_admin(pool: PgPool) {
+    let app = common::spawn(pool).await;
+    let (ani_id, ani) = app.user_with(&common::phone(1), &[Role::Admin]).await;
+    let (budi_id, budi) = app.user_with(&common::phone(2), &[Role::Admin]).await;
+    let mut demotions = tokio::task::JoinSet::new();
+    for (bearer, target) in [(ani.access, budi_id), (budi.access, ani_id)] {
+        let request = app
+            .request(Method::PUT, &format!("/v1/admin/users/{target}/roles"))
+            .bearer_auth(bearer)
+            .json(&json!({"roles": ["coordinator"]}));
+        demotions.spawn(send(request));
+    }
+    let answers = demotions.join_all().await;
+    let statuses: Vec<u16> = answers
+        .iter()
+        .map(|answer| answer.status.as_u16())
+        .collect();
+    assert!(
+        statuses.contains(&200) && statuses.contains(&409),
+        "one demotion wins, the other would leave no admin: {answers:#?}"
+    );
+    let admins: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM auth.users WHERE 'admin' = ANY (roles)")
+            .fetch_one(&app.pool)
+            .await
+            .expect("counted");
+    assert_eq!(admins, 1);
+}

@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use kreki_auth::AuthConfig;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
 use sqlx::PgPool;
 
-use crate::common::{self, Answer, PASSWORD};
+use crate::common::{self, Answer, PASSWORD, send};
 
 const HOME: &str = "10.1.1.1";
 const ATTACKER: &str = "203.0.113.7";
@@ -26,7 +27,13 @@ fn retry_after_s(answer: &Answer) -> u64 {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn account_lock_spares_addresses_it_signed_in_from(pool: PgPool) {
-    let app = common::spawn(pool).await;
+    // Locks long enough that a slow, busy machine cannot see one end mid-test.
+    let config = AuthConfig {
+        account_lock_base_s: 30,
+        account_lock_max_s: 60,
+        ..common::config()
+    };
+    let app = common::spawn_with(pool, config).await;
     let max = app.config.account_max_failures;
     let phone = common::phone(1);
     app.create_user(&phone, &[]).await;
@@ -116,4 +123,63 @@ async fn one_address_failing_across_accounts_must_wait(pool: PgPool) {
     );
     let elsewhere = app.login_from(ELSEWHERE, &target, PASSWORD).await;
     assert_eq!(elsewhere.status, StatusCode::OK, "{elsewhere:#?}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn concurrent_guesses_get_no_more_tries_than_one_at_a_time(pool: PgPool) {
+    let config = AuthConfig {
+        ip_max_failures: 1000,
+        account_lock_base_s: 30,
+        account_lock_max_s: 60,
+        ..common::config()
+    };
+    let app = common::spawn_with(pool, config).await;
+    let phone = common::phone(1);
+    app.create_user(&phone, &[]).await;
+    let mut guesses = tokio::task::JoinSet::new();
+    for n in 0..16 {
+        let request = app
+            .request(Method::POST, "/v1/auth/login")
+            .header("x-forwarded-for", ATTACKER)
+            .json(&json!({"login": phone, "password": format!("tebakan-ke-{n}")}));
+        guesses.spawn(send(request));
+    }
+    let answers = guesses.join_all().await;
+    let checked = answers
+        .iter()
+        .filter(|answer| answer.status == StatusCode::UNAUTHORIZED)
+        .count();
+    for answer in &answers {
+        if answer.status != StatusCode::UNAUTHORIZED {
+            retry_after_s(answer);
+        }
+    }
+    assert!(
+        checked <= app.config.account_max_failures as usize,
+        "{checked} of 16 concurrent guesses had their password checked; the limit is {}",
+        app.config.account_max_failures
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_forged_forwarded_for_does_not_dodge_the_address_limit(pool: PgPool) {
+    let config = AuthConfig {
+        trust_forwarded_for: false,
+        ip_max_failures: 3,
+        account_max_failures: 10,
+        ..common::config()
+    };
+    let app = common::spawn_with(pool, config).await;
+    let target = common::phone(1);
+    app.create_user(&target, &[]).await;
+    for n in 2..5 {
+        let spoofed = format!("198.51.100.{n}");
+        let answer = app
+            .login_from(&spoofed, &common::phone(n), "tebak-tebakan")
+            .await;
+        answer.assert_problem(401, "invalid-credentials");
+    }
+    // Without a trusted proxy the header is ignored: every attempt came from this socket's address.
+    let blocked = app.login_from(ELSEWHERE, &target, PASSWORD).await;
+    retry_after_s(&blocked);
 }

@@ -164,6 +164,23 @@ async fn forged_and_stale_tokens_are_401_with_a_challenge(pool: PgPool) {
     };
     assert_token_refused(&app, &no_kid, "no kid").await;
 
+    // A token that brings its own key in the header (`jwk`, RFC 7515 §4.1.3) is judged by our keys.
+    let stranger_jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(json!({
+        "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA",
+        "x": URL_SAFE_NO_PAD.encode(
+            ed25519_dalek::SigningKey::from_pkcs8_pem(&stranger_pem).expect("key").verifying_key().to_bytes()
+        ),
+    }))
+    .expect("a JWK");
+    for kid in [kid.clone(), kid_of(&stranger_pem)] {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid);
+        header.jwk = Some(stranger_jwk.clone());
+        let key = EncodingKey::from_ed_pem(stranger_pem.as_bytes()).expect("key");
+        let self_keyed = jsonwebtoken::encode(&header, &admin_claims, &key).expect("signed");
+        assert_token_refused(&app, &self_keyed, "embedded jwk").await;
+    }
+
     // The classic attack: HS256 with the public key, in each form an attacker can get it, as the
     // HMAC secret (a verifier that lets the token pick its algorithm would accept these).
     let public = ed25519_dalek::SigningKey::from_pkcs8_pem(&app.signing_pem)
