@@ -307,6 +307,66 @@ const tests = [
     await context.close();
   }],
 
+  ['accessibility: every control is named, big enough to tap, and text has strong contrast', async ({ browser, server }) => {
+    const citizen = server.user(phone(), 'warga-rahasia-9', 'Tono Warga');
+    const volunteer = server.user(phone(), 'relawan-rahasia-9', 'Tini Relawan', ['volunteer']);
+    const coordinator = server.user(phone(), 'koordinator-rahasia-9', 'Tika Koordinator', ['coordinator']);
+    const { context, page } = await newPage(browser, server.base, { permissions: ['geolocation'], geolocation: JAKARTA });
+    const audit = () => page.evaluate(() => {
+      const problems = [];
+      const visible = (el) => el.offsetParent !== null && getComputedStyle(el).visibility !== 'hidden';
+      const luminance = (rgb) => {
+        const [r, g, b] = rgb.match(/\d+(\.\d+)?/g).slice(0, 3).map(Number).map((v) => {
+          const c = v / 255;
+          return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+      };
+      const background = (el) => {
+        for (let node = el; node; node = node.parentElement) {
+          const bg = getComputedStyle(node).backgroundColor;
+          if (!/rgba\(.*,\s*0\)$/.test(bg) && bg !== 'transparent') return bg;
+        }
+        return 'rgb(255, 255, 255)';
+      };
+      for (const el of document.querySelectorAll('button, a.button, input, select')) {
+        if (!visible(el) || el.closest('.leaflet-control-container')) continue;
+        const labelled = (el.labels && el.labels.length > 0 && el.labels[0].textContent.trim())
+          || el.getAttribute('aria-label') || el.textContent.trim() || el.title;
+        if (!labelled) problems.push(`unnamed ${el.tagName.toLowerCase()}#${el.id}`);
+        const box = el.getBoundingClientRect();
+        const target = el.type === 'radio' ? el.closest('label').getBoundingClientRect() : box;
+        if (target.height < 44 || target.width < 44) problems.push(`small target ${el.tagName.toLowerCase()}#${el.id} ${Math.round(target.width)}x${Math.round(target.height)}`);
+      }
+      for (const el of document.querySelectorAll('h1, h2, label, p, button, legend, li, span, strong, small')) {
+        if (!visible(el) || !el.textContent.trim() || el.closest('.leaflet-container')) continue;
+        const fg = luminance(getComputedStyle(el).color);
+        const bg = luminance(background(el));
+        const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+        if (ratio < 4.5) problems.push(`contrast ${ratio.toFixed(2)} on "${el.textContent.trim().slice(0, 30)}"`);
+      }
+      return problems;
+    });
+    const screens = [
+      ['/app/', null, '#signin'],
+      ['/app/', citizen, '#panic-screen'],
+      ['/volunteer/', volunteer, '#main-screen'],
+      ['/dashboard/', coordinator, '#dash'],
+    ];
+    for (const [path, who, screen] of screens) {
+      await page.goto(path);
+      if (who) {
+        await page.evaluate(() => localStorage.clear());
+        await page.reload();
+        await signIn(page, who);
+      }
+      await page.waitForSelector(`${screen}:not([hidden])`);
+      const problems = await audit();
+      assert(problems.length === 0, `${path} ${screen}: ${problems.join('; ')}`);
+    }
+    await context.close();
+  }],
+
   ['pwa: the apps install (manifest, service worker) and open offline', async ({ browser, server }) => {
     const { context, page } = await newPage(browser, server.base, { viewport: { width: 412, height: 915 } });
     for (const app of ['app', 'volunteer']) {
