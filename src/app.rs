@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -33,17 +34,20 @@ pub enum Service {
     Auth,
     /// The WebSocket hub at `/v1/ws`.
     Realtime,
+    /// Alerts, volunteers, the matcher, offers and assignments (and their background dispatcher).
+    Dispatch,
 }
 
 impl Service {
     /// Every service, in start order.
-    pub const ALL: [Service; 2] = [Service::Auth, Service::Realtime];
+    pub const ALL: [Service; 3] = [Service::Auth, Service::Realtime, Service::Dispatch];
 
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Service::Auth => "auth",
             Service::Realtime => "realtime",
+            Service::Dispatch => "dispatch",
         }
     }
 }
@@ -106,6 +110,7 @@ impl Services {
         (name = "auth", description = "KREKI ID: accounts and tokens"),
         (name = "admin", description = "Administration of accounts and OAuth2 clients"),
         (name = "realtime", description = "The live channel: offers and alert updates over WebSocket"),
+        (name = "dispatch", description = "Panic alerts, volunteers on duty, offers and assignments"),
     )
 )]
 struct ApiDoc;
@@ -170,10 +175,52 @@ pub fn build(
         );
     }
 
-    if services.contains(Service::Realtime) {
-        let hub = kreki_realtime::Hub::new(config.realtime.clone(), shutdown.clone());
-        let state =
+    let hub = services
+        .contains(Service::Realtime)
+        .then(|| kreki_realtime::Hub::new(config.realtime.clone(), shutdown.clone()));
+    let dispatch = if services.contains(Service::Dispatch) {
+        let notifier: Arc<dyn kreki_dispatch::Notifier> = match &hub {
+            Some(hub) => Arc::new(crate::wiring::HubNotifier(hub.clone())),
+            None => {
+                tracing::warn!(
+                    "dispatch runs without realtime in this process: offers and updates are not pushed (clients poll)"
+                );
+                Arc::new(kreki_dispatch::notify::NullNotifier)
+            }
+        };
+        let (service, queues) = kreki_dispatch::DispatchService::new(
+            pool.clone(),
+            config.dispatch.clone(),
+            kreki_dispatch::service::Ports {
+                notifier,
+                certs: Arc::new(kreki_dispatch::PgCertificationSource::new(pool.clone())),
+                practitioners: Arc::new(kreki_dispatch::practitioner::NoRegistry),
+            },
+        );
+        api = api.merge(kreki_dispatch::routes::router(
+            kreki_dispatch::DispatchState {
+                service: service.clone(),
+                verifier: auth.service.verifier().clone(),
+            },
+        ));
+        workers.extend(kreki_dispatch::worker::spawn(
+            service.clone(),
+            queues,
+            shutdown.clone(),
+        ));
+        Some(service)
+    } else {
+        None
+    };
+
+    if let Some(hub) = hub {
+        let mut state =
             kreki_realtime::RealtimeState::new(hub.clone(), auth.service.verifier().clone());
+        if let Some(dispatch) = &dispatch {
+            state = state
+                .with_authorizer(Arc::new(crate::wiring::AlertTopics(dispatch.clone())))
+                .with_inbound(Arc::new(crate::wiring::DispatchInbound(dispatch.clone())));
+        }
         api = api.merge(kreki_realtime::router(state));
         workers.push(tokio::spawn(kreki_realtime::worker::run(
             hub,

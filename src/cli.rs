@@ -46,7 +46,7 @@ pub enum Command {
     /// Runs every service by default, which is what a small city needs. `--services` runs a
     /// subset, so each role can be scaled on its own from one image.
     Serve {
-        /// Services to run, comma-separated: `all`, or any of `auth`, `realtime`.
+        /// Services to run, comma-separated: `all`, or any of `auth`, `realtime`, `dispatch`.
         #[arg(
             long,
             value_delimiter = ',',
@@ -79,8 +79,33 @@ pub enum Command {
         #[arg(long, default_value = ".kreki", value_name = "DIR")]
         data_dir: PathBuf,
     },
+    /// Manage volunteers' dispatch data directly in the database.
+    Volunteer {
+        /// What to do with volunteers.
+        #[command(subcommand)]
+        command: VolunteerCommand,
+    },
     /// Check the configuration and print it (secrets redacted).
     Config,
+}
+
+/// `kreki volunteer …`
+#[derive(Debug, Subcommand)]
+pub enum VolunteerCommand {
+    /// Grant (or renew) a certification used for dispatch eligibility, until the LMS issues
+    /// certificates: `kreki volunteer grant-cert --user ID --cert bls [--expires 2027-06-30T00:00:00Z]`.
+    /// A running dispatch picks it up at the volunteer's next duty change or at restart.
+    GrantCert {
+        /// The volunteer's account id.
+        #[arg(long)]
+        user: uuid::Uuid,
+        /// Certification code (`first_aid`, `bls`, `fire_basic`, ...).
+        #[arg(long)]
+        cert: String,
+        /// When it stops counting (RFC 3339, UTC); never when absent.
+        #[arg(long)]
+        expires: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 /// `kreki user …`
@@ -201,6 +226,28 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo { data_dir } => crate::demo::run(config, &data_dir).await,
+        Command::Volunteer {
+            command:
+                VolunteerCommand::GrantCert {
+                    user,
+                    cert,
+                    expires,
+                },
+        } => {
+            let code = cert.trim();
+            if kreki_dispatch::CertSet::from_codes(&[code]).is_err() {
+                anyhow::bail!("--cert: `{code}` must be 1 to 64 characters of a-z, 0-9 and _");
+            }
+            let pool = config.database.pool().map_err(anyhow::Error::msg)?;
+            kreki_dispatch::eligibility::grant(&pool, user, code, expires)
+                .await
+                .context("granting the certification")?;
+            say(&format!(
+                "granted {code} to {user}{}",
+                expires.map_or(String::new(), |at| format!(" until {}", at.to_rfc3339()))
+            ));
+            Ok(())
+        }
         Command::Config => {
             say(&format!("{config:#?}"));
             Ok(())

@@ -13,6 +13,7 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use kreki_auth::AuthConfig;
+use kreki_dispatch::DispatchConfig;
 use kreki_platform::telemetry::LogFormat;
 use kreki_realtime::RealtimeConfig;
 use secrecy::{ExposeSecret, SecretString};
@@ -37,6 +38,8 @@ pub struct Config {
     pub web: WebConfig,
     /// `[realtime]`: the WebSocket hub.
     pub realtime: RealtimeConfig,
+    /// `[dispatch]`: per-kind defaults, freshness, rest period, queues.
+    pub dispatch: DispatchConfig,
 }
 
 /// `[server]`
@@ -198,6 +201,7 @@ impl Config {
         problems.extend(self.auth.validate());
         problems.extend(self.web.validate());
         problems.extend(self.realtime.validate());
+        problems.extend(self.dispatch.validate());
         if problems.is_empty() {
             Ok(())
         } else {
@@ -233,8 +237,10 @@ mod tests {
         config.auth.access_token_ttl_s = 5;
         config.database.url = SecretString::from("mysql://nope");
         config.realtime.outbound_queue = 0;
+        config.dispatch.poll_interval_ms = 0;
         let message = config.validate().expect_err("invalid");
         assert!(message.contains("realtime.outbound_queue"), "{message}");
+        assert!(message.contains("dispatch.poll_interval_ms"), "{message}");
         assert!(message.contains("server.request_timeout_s"), "{message}");
         assert!(message.contains("auth.access_token_ttl_s"), "{message}");
         assert!(

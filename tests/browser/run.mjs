@@ -3,6 +3,7 @@
 // does all of it). Screenshots of each screen land in tests/browser/screenshots/.
 // BROWSER_TEST_FILTER=part-of-a-name runs a subset; TEST_LOG=1 shows kreki's log.
 import { apiCall, assert, launchBrowser, run, screenshot, startKreki } from './harness.mjs';
+import { flowTests } from './flow.mjs';
 
 const JAKARTA = { latitude: -6.2, longitude: 106.8167, accuracy: 15 };
 let phoneCounter = 0;
@@ -385,6 +386,8 @@ const tests = [
     await context.close();
   }],
 ];
+
+tests.push(...flowTests({ newPage, signIn, phone, noPageErrors }));
 
 const server = await startKreki();
 let browser;

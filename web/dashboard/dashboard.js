@@ -180,6 +180,7 @@ function onLive(message) {
     case 'assignment.updated': {
       const assignment = message.assignment ?? message;
       refetchAlert(assignment.alert_id ?? message.alert_id);
+      reloadVolunteersSoon(); // busy or free now
       break;
     }
     case 'volunteer.position': {
@@ -363,7 +364,7 @@ function renderFigures() {
     median = waits.length % 2 ? waits[mid] : (waits[mid - 1] + waits[mid]) / 2;
   }
   $('fig-median').textContent = median === null ? '—'
-    : median < 60 ? `${Math.round(median)} s` : `${Math.floor(median / 60)}:${String(Math.round(median % 60)).padStart(2, '0')}`;
+    : median < 10 ? `${median.toFixed(1)} s` : median < 60 ? `${Math.round(median)} s` : `${Math.floor(median / 60)}:${String(Math.round(median % 60)).padStart(2, '0')}`;
   $('fig-volunteers').textContent = String([...state.volunteers.values()].filter((v) => v.on_duty).length);
 }
 
@@ -418,7 +419,7 @@ function renderDetail() {
   const alert = state.alerts.get(state.selected);
   if (!alert) return;
   const responders = (alert.assignments ?? []).map((a) =>
-    `<li>${esc(a.volunteer?.name ?? '')} — ${esc(t(`astatus.${a.status}`))}, ${esc(distance(a.distance_m))}</li>`).join('');
+    `<li>${esc(a.volunteer?.name ?? '')} — ${esc(t(`astatus.${a.status}`))}${typeof a.distance_m === 'number' ? `, ${esc(distance(a.distance_m))}` : ''}</li>`).join('');
   $('detail-body').innerHTML = `
     <p><span class="badge">${esc(KIND_CODE[alert.kind] ?? '?')}</span> <strong>${esc(t(`kind.${alert.kind}`))}</strong>
       — <span class="badge" id="detail-status">${esc(t(`status.${alert.status}`))}</span></p>
@@ -480,7 +481,7 @@ async function assign(alertId, volunteerId, name, button) {
     const message = $('detail-message');
     message.className = 'message ok';
     showError(message, t('dash.assign.done', { name }));
-    await loadDetail(alertId);
+    await Promise.all([loadDetail(alertId), loadVolunteers()]);
   } catch (error) {
     const message = $('detail-message');
     message.className = 'message error';

@@ -1,0 +1,169 @@
+//! `[dispatch]` configuration: the per-kind defaults that seed `dispatch.kind_settings`, position
+//! freshness, rest period, and the sizes of the background queues.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::domain::{AlertKind, KindSettings, WaveSpec};
+
+/// `[dispatch]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DispatchConfig {
+    /// Per-kind settings used to seed the database where a kind has none yet
+    /// (`[dispatch.kinds.fire]`); a kind not named here gets the built-in default. After the first
+    /// start, admins change them with `PUT /v1/dispatch/kinds/{kind}`.
+    pub kinds: BTreeMap<AlertKind, KindSettings>,
+    /// A position older than this takes a volunteer out of matching, in seconds.
+    pub position_max_age_s: u64,
+    /// After completing an assignment, a volunteer gets no offers for this long, in seconds.
+    pub rest_period_s: u64,
+    /// A second press by the same citizen, same kind, within this distance of an open alert attaches
+    /// to it, in metres.
+    pub repeat_press_radius_m: f64,
+    /// How often the safety-net poller claims unprocessed outbox rows and due timers, in ms.
+    pub poll_interval_ms: u64,
+    /// Capacity of the location-history queue; positions beyond it are dropped and counted.
+    pub location_history_queue: usize,
+    /// Most positions written per batch insert.
+    pub location_history_batch: usize,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        Self {
+            kinds: BTreeMap::new(),
+            position_max_age_s: 600,
+            rest_period_s: 300,
+            repeat_press_radius_m: 500.0,
+            poll_interval_ms: 1000,
+            location_history_queue: 10_000,
+            location_history_batch: 500,
+        }
+    }
+}
+
+/// The default waves: nearest 3 within 1 km, then 5 more within 2 km, then 10 more within 5 km,
+/// 30 s each.
+pub fn default_waves() -> Vec<WaveSpec> {
+    vec![
+        WaveSpec {
+            count: 3,
+            radius_m: 1000,
+            timeout_s: 30,
+        },
+        WaveSpec {
+            count: 5,
+            radius_m: 2000,
+            timeout_s: 30,
+        },
+        WaveSpec {
+            count: 10,
+            radius_m: 5000,
+            timeout_s: 30,
+        },
+    ]
+}
+
+/// The built-in settings of `kind` (API.md: `cardiac_arrest` needs `bls`; `medical` and
+/// `accident` need `first_aid`; `fire` needs `fire_basic`; the rest nothing).
+pub fn default_kind_settings(kind: AlertKind) -> KindSettings {
+    let required = match kind {
+        AlertKind::CardiacArrest => vec!["bls".to_owned()],
+        AlertKind::Medical | AlertKind::Accident => vec!["first_aid".to_owned()],
+        AlertKind::Fire => vec!["fire_basic".to_owned()],
+        AlertKind::Disaster | AlertKind::Security | AlertKind::Other => Vec::new(),
+    };
+    KindSettings {
+        required_certifications: required,
+        requires_verified_practitioner: false,
+        responders_needed: 1,
+        waves: default_waves(),
+    }
+}
+
+impl DispatchConfig {
+    /// The settings that seed `kind`: the configured ones, else the built-in default.
+    pub fn kind_settings(&self, kind: AlertKind) -> KindSettings {
+        self.kinds
+            .get(&kind)
+            .cloned()
+            .unwrap_or_else(|| default_kind_settings(kind))
+    }
+
+    /// Range checks; each problem names its key under `dispatch.`.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (kind, settings) in &self.kinds {
+            problems.extend(
+                settings
+                    .validate(&format!("dispatch.kinds.{kind}."))
+                    .into_iter()
+                    .map(|error| format!("{}: {}", error.field, error.message)),
+            );
+        }
+        if !(10..=86_400).contains(&self.position_max_age_s) {
+            problems.push("dispatch.position_max_age_s: must be 10 to 86400 seconds".to_owned());
+        }
+        if self.rest_period_s > 86_400 {
+            problems.push("dispatch.rest_period_s: must be at most 86400 seconds".to_owned());
+        }
+        if !self.repeat_press_radius_m.is_finite()
+            || !(0.0..=10_000.0).contains(&self.repeat_press_radius_m)
+        {
+            problems.push("dispatch.repeat_press_radius_m: must be 0 to 10000 metres".to_owned());
+        }
+        if !(50..=60_000).contains(&self.poll_interval_ms) {
+            problems.push("dispatch.poll_interval_ms: must be 50 to 60000 ms".to_owned());
+        }
+        if !(1..=1_000_000).contains(&self.location_history_queue) {
+            problems.push("dispatch.location_history_queue: must be 1 to 1000000".to_owned());
+        }
+        if !(1..=10_000).contains(&self.location_history_batch) {
+            problems.push("dispatch.location_history_batch: must be 1 to 10000".to_owned());
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_follow_the_contract() {
+        let config = DispatchConfig::default();
+        assert!(config.validate().is_empty());
+        assert_eq!(
+            config
+                .kind_settings(AlertKind::CardiacArrest)
+                .required_certifications,
+            ["bls"]
+        );
+        assert!(
+            config
+                .kind_settings(AlertKind::Security)
+                .required_certifications
+                .is_empty()
+        );
+        assert_eq!(config.kind_settings(AlertKind::Fire).waves.len(), 3);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let mut config = DispatchConfig {
+            poll_interval_ms: 0,
+            ..DispatchConfig::default()
+        };
+        let mut fire = default_kind_settings(AlertKind::Fire);
+        fire.responders_needed = 0;
+        config.kinds.insert(AlertKind::Fire, fire);
+        let problems = config.validate().join("\n");
+        assert!(problems.contains("dispatch.poll_interval_ms"), "{problems}");
+        assert!(
+            problems.contains("dispatch.kinds.fire.responders_needed"),
+            "{problems}"
+        );
+    }
+}

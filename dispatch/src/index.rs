@@ -1,0 +1,202 @@
+//! Dispatch's handle on the [`Matcher`]: one matcher behind a `RwLock`, fed with what the service
+//! knows (rows from PostgreSQL, certification codes), asked in the service's own terms.
+//!
+//! Guards are never held across an `.await`: each method takes the lock, does microseconds of work
+//! and releases it.
+//!
+//! A rebuild reads PostgreSQL while requests keep changing volunteers. So that a change made during
+//! the read is not lost when the fresh matcher replaces the old one, the index records which
+//! volunteers changed while a rebuild runs; the service re-reads those from PostgreSQL (which every
+//! change reaches before the index does) right after the swap.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError, RwLock};
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use crate::geo::LatLng;
+use crate::matcher::{CertSet, MatchQuery, Matcher, MatcherConfig, VolunteerState};
+use crate::store::VolunteerRow;
+
+/// Builds matcher state from a stored volunteer row and their valid certification codes.
+pub struct VolunteerFacts;
+
+impl VolunteerFacts {
+    /// The matcher's state of `row`; `None` while the volunteer has no position (they join the
+    /// matcher with their first location update).
+    pub fn from_row(row: &VolunteerRow, codes: &[String]) -> Option<VolunteerState> {
+        let position = LatLng::new(row.lat?, row.lng?).ok()?;
+        Some(VolunteerState {
+            id: row.user_id,
+            position,
+            position_at: row.location_at?,
+            on_duty: row.on_duty,
+            busy: row.busy,
+            rest_until: row.rest_until,
+            certifications: cert_set(codes),
+            verified_practitioner: row.practitioner_verified,
+        })
+    }
+}
+
+/// The volunteer's codes as a set; codes the matcher cannot hold are logged and left out (the
+/// volunteer then does not qualify for kinds needing them, which is the safe side).
+fn cert_set(codes: &[String]) -> CertSet {
+    codes.iter().fold(CertSet::EMPTY, |set, code| {
+        match CertSet::from_codes(std::slice::from_ref(code)) {
+            Ok(one) => set.union(one),
+            Err(error) => {
+                tracing::warn!(%error, "certification code left out of the matcher");
+                set
+            }
+        }
+    })
+}
+
+/// The locked matcher.
+#[derive(Debug)]
+pub struct Index {
+    matcher: RwLock<Matcher>,
+    config: MatcherConfig,
+    /// While a rebuild runs: the volunteers changed since it started.
+    touched: Mutex<Option<HashSet<Uuid>>>,
+}
+
+impl Index {
+    /// An empty index whose positions go stale after `position_max_age`.
+    pub fn new(position_max_age: Duration) -> Self {
+        let config = MatcherConfig {
+            position_max_age: position_max_age
+                .to_std()
+                .unwrap_or(crate::matcher::DEFAULT_POSITION_MAX_AGE),
+            ..MatcherConfig::default()
+        };
+        Self {
+            matcher: RwLock::new(Matcher::new(config)),
+            config,
+            touched: Mutex::new(None),
+        }
+    }
+
+    /// Changes volunteer `id` (recording it when a rebuild runs). Lock order: matcher, then
+    /// `touched`, as in [`Self::finish_rebuild`].
+    fn write<R>(&self, id: Uuid, change: impl FnOnce(&mut Matcher) -> R) -> R {
+        let mut guard = self.matcher.write().unwrap_or_else(PoisonError::into_inner);
+        let result = change(&mut guard);
+        if let Some(touched) = self
+            .touched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            touched.insert(id);
+        }
+        result
+    }
+
+    /// Starts recording changed volunteers; call before reading the rebuild's snapshot.
+    pub fn begin_rebuild(&self) {
+        *self.touched.lock().unwrap_or_else(PoisonError::into_inner) = Some(HashSet::new());
+    }
+
+    /// Replaces the whole contents with `states` (read after [`Self::begin_rebuild`]) and returns
+    /// the volunteers changed meanwhile, whom the caller must re-read and [`Self::upsert`] or
+    /// [`Self::remove`].
+    pub fn finish_rebuild(&self, states: Vec<VolunteerState>) -> HashSet<Uuid> {
+        let mut fresh = Matcher::new(self.config);
+        for state in states {
+            fresh.upsert(state);
+        }
+        let mut guard = self.matcher.write().unwrap_or_else(PoisonError::into_inner);
+        *guard = fresh;
+        self.touched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_default()
+    }
+
+    /// Adds or replaces one volunteer.
+    pub fn upsert(&self, state: VolunteerState) {
+        self.write(state.id, |matcher| matcher.upsert(state));
+    }
+
+    /// Forgets a volunteer (off duty).
+    pub fn remove(&self, id: Uuid) {
+        self.write(id, |matcher| matcher.remove(id));
+    }
+
+    /// Moves a known volunteer; false when the matcher does not know them.
+    pub fn update_position(&self, id: Uuid, at: LatLng, recorded_at: DateTime<Utc>) -> bool {
+        self.write(id, |matcher| matcher.update_position(id, at, recorded_at))
+    }
+
+    /// Marks a volunteer busy (active assignment) or free.
+    pub fn set_busy(&self, id: Uuid, busy: bool) {
+        self.write(id, |matcher| matcher.set_busy(id, busy));
+    }
+
+    /// Starts a rest period.
+    pub fn set_rest_until(&self, id: Uuid, until: DateTime<Utc>) {
+        self.write(id, |matcher| matcher.set_rest_until(id, Some(until)));
+    }
+
+    /// Replaces a volunteer's certifications.
+    pub fn set_certifications(&self, id: Uuid, codes: &[String]) {
+        let set = cert_set(codes);
+        self.write(id, |matcher| matcher.set_certifications(id, set));
+    }
+
+    /// Sets practitioner verification.
+    pub fn set_verified_practitioner(&self, id: Uuid, verified: bool) {
+        self.write(id, |matcher| {
+            matcher.set_verified_practitioner(id, verified)
+        });
+    }
+
+    /// True when the matcher knows `id`.
+    pub fn contains(&self, id: Uuid) -> bool {
+        self.matcher
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(id)
+    }
+
+    /// The nearest `count` eligible volunteers within `radius_m` of `at`, nearest first, with
+    /// their distances in metres, leaving out `excluded`. A required code the matcher cannot hold
+    /// means nobody qualifies.
+    pub fn nearest(
+        &self,
+        at: LatLng,
+        radius_m: f64,
+        count: usize,
+        required: &[String],
+        requires_verified: bool,
+        excluded: &HashSet<Uuid>,
+    ) -> Vec<(Uuid, f64)> {
+        let required = match CertSet::from_codes(required) {
+            Ok(set) => set,
+            Err(error) => {
+                tracing::error!(%error, "required certification cannot be matched; nobody qualifies");
+                return Vec::new();
+            }
+        };
+        let query = MatchQuery {
+            point: at,
+            radius_m,
+            limit: count,
+            required: &required,
+            requires_verified,
+            exclude: excluded,
+            now: Utc::now(),
+        };
+        self.matcher
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .nearest(&query)
+            .into_iter()
+            .map(|candidate| (candidate.id, candidate.distance_m))
+            .collect()
+    }
+}

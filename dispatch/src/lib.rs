@@ -1,0 +1,46 @@
+//! KREKI dispatch: from a citizen's panic to the nearest eligible volunteers, and on to an
+//! accepted assignment.
+//!
+//! - [`geo`]: validated positions ([`LatLng`]) and distances in metres.
+//! - [`matcher`]: the in-memory H3 index of volunteers that answers "the nearest N eligible within
+//!   R metres" in microseconds.
+//! - [`domain`]: alert kinds and statuses, offers and assignments, the idempotency key, checked
+//!   positions, per-kind wave settings.
+//! - [`config`]: `[dispatch]` configuration and the default waves.
+//! - [`service`]: [`DispatchService`]: durable ingest, waves, accept/decline, cancel, assign,
+//!   assignment status, duty and location.
+//! - [`index`]: the service's handle on the [`Matcher`] (locking, rebuild from PostGIS rows).
+//! - [`worker`]: the dispatcher (outbox, timers, poller) and the location-history writer.
+//! - [`history`]: the bounded, batched location history.
+//! - [`eligibility`]: the [`CertificationSource`] port and its PostgreSQL implementation.
+//! - [`notify`]: the [`Notifier`] port to the realtime transport.
+//! - [`practitioner`]: the port to the practitioner registry (SATUSEHAT, issue 5).
+//! - [`store`]: the SQL (schema `dispatch`).
+//! - [`views`]: the JSON shapes of API.md (Alert, Offer, Assignment, ...).
+//! - [`routes`]: the HTTP endpoints and their OpenAPI description.
+//! - [`error`]: [`DispatchError`] and its mapping to problem+json.
+
+pub mod config;
+pub mod domain;
+pub mod eligibility;
+pub mod error;
+pub mod geo;
+pub mod history;
+pub mod index;
+pub mod matcher;
+pub mod notify;
+pub mod practitioner;
+pub mod routes;
+pub mod service;
+pub mod store;
+pub mod views;
+pub mod worker;
+
+pub use config::DispatchConfig;
+pub use eligibility::{CertificationSource, PgCertificationSource};
+pub use error::DispatchError;
+pub use geo::{GeoError, LatLng};
+pub use matcher::{Candidate, CertSet, MatchQuery, Matcher, MatcherConfig, VolunteerState};
+pub use notify::{Audience, Notifier, RecordingNotifier};
+pub use routes::DispatchState;
+pub use service::DispatchService;

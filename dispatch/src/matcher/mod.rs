@@ -1,0 +1,658 @@
+//! The in-memory matcher: which eligible volunteers are nearest to an alert, in microseconds.
+//!
+//! Volunteers are kept in buckets keyed by the H3 cell (`h3o`) of their last position. A query walks
+//! the rings of cells around the alert's cell, nearest ring first, skips cells that cannot hold a
+//! point within the current cut-off, checks eligibility and the distance of each volunteer in the
+//! others, and stops as soon as no further ring can improve the answer:
+//!
+//! - *Ring bound.* Getting from the alert's cell to a cell at grid distance `k` crosses `k - 1`
+//!   whole rings of cells, each at least about one edge long, so every point of ring `k` is at
+//!   least `(k - 1) × step` away, with `step` three quarters of the shortest edge of the alert's
+//!   cell (the slack covers H3's distortion over the distances searched).
+//! - *Cell bound.* Every bucket stores its cell's centre and the largest centre-to-vertex distance
+//!   (plus a margin); a cell whose centre is farther than cut-off + that radius is skipped.
+//! - *Cut-off.* The radius, then, once `limit` candidates are held, the distance of the worst one.
+//!
+//! Distances are measured with [`LocalMetric`], the WGS84 ellipsoid flattened around the alert:
+//! within millimetres of the geodesic distance PostGIS `geography` computes (see [`crate::geo`]),
+//! so the matcher and the database agree on who is within a radius and in which order.
+//!
+//! Eligibility (see [`MatchQuery`]): on duty, position fresher than
+//! [`MatcherConfig::position_max_age`], not busy, not resting, holding every required
+//! certification, verified when required, not excluded, within the radius.
+//!
+//! # Concurrency
+//! A [`Matcher`] is a plain value with no lock inside: `&mut self` to change, `&self` to query.
+//! The dispatch service owns one behind a `std::sync::RwLock` (or `parking_lot::RwLock`), e.g.
+//! `Arc<RwLock<Matcher>>`: location and duty updates take the write lock for about a microsecond,
+//! queries take the read lock and run in parallel. Never hold the guard across an `.await`.
+
+mod cert;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use h3o::{CellIndex, Resolution};
+use uuid::Uuid;
+
+use crate::geo::{LatLng, LocalMetric};
+
+pub use cert::{CertError, CertSet, MAX_CERT_CODE_LEN, MAX_CERT_CODES};
+
+/// Largest radius a query searches, in metres; larger radii (and infinity) are treated as this.
+/// Dispatch waves reach 5 km; this bounds the work a wrong value can cause.
+pub const MAX_RADIUS_M: f64 = 50_000.0;
+
+/// The H3 resolution used when none is configured (cells of about 0.1 km², edges of about 200 m):
+/// see BENCHMARKS.md for the measurement that chose it.
+pub const DEFAULT_H3_RESOLUTION: u8 = 9;
+
+/// How old a position may be by default before its volunteer stops being offered alerts.
+pub const DEFAULT_POSITION_MAX_AGE: Duration = Duration::from_secs(10 * 60);
+
+/// How the matcher indexes and what it calls fresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatcherConfig {
+    /// H3 resolution of the buckets, 0..=15 (default [`DEFAULT_H3_RESOLUTION`]). Finer cells mean
+    /// fewer points checked per query but more cells walked; 8 to 10 suit 1 to 5 km queries. An
+    /// invalid value falls back to the default (see [`MatcherConfig::validate`]).
+    pub h3_resolution: u8,
+    /// A position older than this at query time makes its volunteer ineligible (default 10 min).
+    pub position_max_age: Duration,
+}
+
+impl Default for MatcherConfig {
+    fn default() -> Self {
+        Self {
+            h3_resolution: DEFAULT_H3_RESOLUTION,
+            position_max_age: DEFAULT_POSITION_MAX_AGE,
+        }
+    }
+}
+
+impl MatcherConfig {
+    /// Problems with this configuration, each naming its key under `prefix` (e.g. `dispatch`), for
+    /// the start-up config check. Empty when valid.
+    pub fn validate(&self, prefix: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if Resolution::try_from(self.h3_resolution).is_err() {
+            problems.push(format!(
+                "{prefix}.h3_resolution: must be an H3 resolution from 0 to 15, got {}",
+                self.h3_resolution
+            ));
+        }
+        if self.position_max_age.is_zero() {
+            problems.push(format!(
+                "{prefix}.position_max_age: must be more than zero, or no volunteer is ever eligible"
+            ));
+        }
+        problems
+    }
+}
+
+/// Everything the matcher needs to know about one volunteer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VolunteerState {
+    /// The volunteer's user id.
+    pub id: Uuid,
+    /// Last known position.
+    pub position: LatLng,
+    /// When that position was taken; it is stale after [`MatcherConfig::position_max_age`].
+    pub position_at: DateTime<Utc>,
+    /// On duty: willing to receive offers.
+    pub on_duty: bool,
+    /// Holding an active assignment (or an offer the caller wants to keep exclusive).
+    pub busy: bool,
+    /// Resting until this instant (exclusive): no offers while `now < rest_until`.
+    pub rest_until: Option<DateTime<Utc>>,
+    /// Valid certifications held.
+    pub certifications: CertSet,
+    /// Verified as a health practitioner (e.g. by SATUSEHAT).
+    pub verified_practitioner: bool,
+}
+
+/// One question to the matcher: the nearest `limit` eligible volunteers within `radius_m` of
+/// `point`.
+#[derive(Debug, Clone, Copy)]
+pub struct MatchQuery<'a> {
+    /// Where the alert is.
+    pub point: LatLng,
+    /// Search radius in metres (inclusive). NaN or negative finds nobody; above [`MAX_RADIUS_M`]
+    /// it is treated as [`MAX_RADIUS_M`].
+    pub radius_m: f64,
+    /// Most candidates to return.
+    pub limit: usize,
+    /// Certifications a candidate must all hold ([`CertSet::EMPTY`] for none).
+    pub required: &'a CertSet,
+    /// Only verified practitioners.
+    pub requires_verified: bool,
+    /// Volunteers never to return (already offered, declined).
+    pub exclude: &'a HashSet<Uuid>,
+    /// The instant eligibility is judged at (freshness and rest periods).
+    pub now: DateTime<Utc>,
+}
+
+/// A volunteer the matcher proposes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    /// The volunteer's user id.
+    pub id: Uuid,
+    /// Ellipsoidal distance from the query point, metres (within millimetres of PostGIS
+    /// `ST_Distance` on `geography`).
+    pub distance_m: f64,
+}
+
+/// The hasher of the matcher's maps. Keys are H3 cells and server-made UUIDs, not attacker-chosen
+/// strings; foldhash is several times faster than SipHash and still seeded per map.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+const ON_DUTY: u8 = 1;
+const BUSY: u8 = 2;
+const VERIFIED: u8 = 4;
+
+/// Microseconds since the Unix epoch (PostgreSQL's own precision) for "never".
+const NO_REST: i64 = i64::MIN;
+
+/// One volunteer as stored in its bucket: everything a query checks, in one cache line.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    lat_rad: f64,
+    lng_rad: f64,
+    certs: CertSet,
+    position_at_us: i64,
+    rest_until_us: i64,
+    id: Uuid,
+    flags: u8,
+}
+
+impl Entry {
+    fn from_state(state: &VolunteerState) -> Self {
+        let mut flags = 0;
+        if state.on_duty {
+            flags |= ON_DUTY;
+        }
+        if state.busy {
+            flags |= BUSY;
+        }
+        if state.verified_practitioner {
+            flags |= VERIFIED;
+        }
+        Self {
+            lat_rad: state.position.lat().to_radians(),
+            lng_rad: state.position.lng().to_radians(),
+            certs: state.certifications,
+            position_at_us: state.position_at.timestamp_micros(),
+            rest_until_us: state.rest_until.map_or(NO_REST, |t| t.timestamp_micros()),
+            id: state.id,
+            flags,
+        }
+    }
+
+    /// On duty and not busy: counted in [`Bucket::available`].
+    #[inline]
+    fn available(&self) -> bool {
+        self.flags & (ON_DUTY | BUSY) == ON_DUTY
+    }
+
+    fn set_flag(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+    }
+}
+
+/// The volunteers of one H3 cell, with the cell's geometry and a summary for pruning.
+#[derive(Debug)]
+struct Bucket {
+    center_lat_rad: f64,
+    center_lng_rad: f64,
+    /// Largest distance from the centre to a point of the cell, metres, with margin.
+    radius_m: f64,
+    /// The ring bound's step for queries starting in this cell, metres (see [`ring_step_m`]).
+    step_m: f64,
+    /// How many entries are on duty and not busy: a cell without any is skipped.
+    available: u32,
+    /// Every certification some entry holds: a cell lacking a required one is skipped.
+    certs_any: CertSet,
+    entries: Vec<Entry>,
+}
+
+impl Bucket {
+    fn new(cell: CellIndex) -> Self {
+        let geometry = CellGeometry::of(cell);
+        Self {
+            center_lat_rad: geometry.center_lat_rad,
+            center_lng_rad: geometry.center_lng_rad,
+            radius_m: geometry.radius_m,
+            step_m: geometry.step_m,
+            available: 0,
+            certs_any: CertSet::EMPTY,
+            entries: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, entry: Entry) -> u32 {
+        self.available += u32::from(entry.available());
+        self.certs_any = self.certs_any.union(entry.certs);
+        let index = self.entries.len() as u32;
+        self.entries.push(entry);
+        index
+    }
+
+    fn swap_remove(&mut self, index: usize) -> Entry {
+        let entry = self.entries.swap_remove(index);
+        self.available -= u32::from(entry.available());
+        if !entry.certs.is_empty() {
+            self.recount_certs();
+        }
+        entry
+    }
+
+    fn recount_certs(&mut self) {
+        self.certs_any = self
+            .entries
+            .iter()
+            .fold(CertSet::EMPTY, |all, e| all.union(e.certs));
+    }
+}
+
+/// Ring-bound step: three quarters of the shortest edge of the cell the query starts in.
+///
+/// Why it is a lower bound: to reach a cell at grid distance `k`, a straight line from the query
+/// point crosses every ring `1..k-1` from its inner to its outer side; those sides share no point
+/// (a vertex touches cells whose grid distances differ by at most one), and in a hexagon with
+/// angles near 120° they are at least one edge apart. The quarter of slack covers H3's change of
+/// cell size over the searched distance and the sphere-versus-ellipsoid difference.
+fn ring_step_m(min_edge_m: f64) -> f64 {
+    0.75 * min_edge_m
+}
+
+/// Geometry of one cell, measured with the same local metric the queries use.
+struct CellGeometry {
+    center_lat_rad: f64,
+    center_lng_rad: f64,
+    /// Circumradius around the centre, with a 2 % + 1 m margin, metres.
+    radius_m: f64,
+    /// [`ring_step_m`] of the cell's shortest edge, metres.
+    step_m: f64,
+}
+
+impl CellGeometry {
+    fn of(cell: CellIndex) -> Self {
+        let center = h3o::LatLng::from(cell);
+        let metric = LocalMetric::from_radians(center.lat_radians(), center.lng_radians());
+        let boundary = cell.boundary();
+        let mut radius_m: f64 = 0.0;
+        let mut min_edge_m = f64::INFINITY;
+        let mut previous = boundary.iter().last().copied();
+        for vertex in boundary.iter() {
+            radius_m =
+                radius_m.max(metric.distance_rad_m(vertex.lat_radians(), vertex.lng_radians()));
+            if let Some(previous) = previous {
+                let edge_m = LocalMetric::from_radians(vertex.lat_radians(), vertex.lng_radians())
+                    .distance_rad_m(previous.lat_radians(), previous.lng_radians());
+                min_edge_m = min_edge_m.min(edge_m);
+            }
+            previous = Some(*vertex);
+        }
+        Self {
+            center_lat_rad: center.lat_radians(),
+            center_lng_rad: center.lng_radians(),
+            radius_m: radius_m * 1.02 + 1.0,
+            step_m: ring_step_m(min_edge_m),
+        }
+    }
+}
+
+/// Where a volunteer's entry is.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    cell: CellIndex,
+    index: u32,
+}
+
+/// The in-memory index of volunteers (see the module documentation). Not internally locked.
+#[derive(Debug)]
+pub struct Matcher {
+    resolution: Resolution,
+    position_max_age_us: i64,
+    buckets: FastMap<CellIndex, Bucket>,
+    slots: FastMap<Uuid, Slot>,
+}
+
+impl Matcher {
+    /// An empty index. An invalid `h3_resolution` falls back to [`DEFAULT_H3_RESOLUTION`]
+    /// (check with [`MatcherConfig::validate`] at start-up); a `position_max_age` beyond
+    /// `i64::MAX` microseconds is treated as that.
+    pub fn new(config: MatcherConfig) -> Self {
+        let resolution = Resolution::try_from(config.h3_resolution).unwrap_or(Resolution::Nine);
+        Self {
+            resolution,
+            position_max_age_us: i64::try_from(config.position_max_age.as_micros())
+                .unwrap_or(i64::MAX),
+            buckets: FastMap::default(),
+            slots: FastMap::default(),
+        }
+    }
+
+    /// The H3 resolution in use.
+    pub fn resolution(&self) -> u8 {
+        u8::from(self.resolution)
+    }
+
+    /// Adds a volunteer, or replaces everything known about them.
+    pub fn upsert(&mut self, state: VolunteerState) {
+        let entry = Entry::from_state(&state);
+        let cell = state.position.to_cell(self.resolution);
+        match self.slots.get(&state.id).copied() {
+            Some(slot) if slot.cell == cell => {
+                self.modify(state.id, |stored| *stored = entry);
+            }
+            Some(slot) => {
+                self.take(state.id, slot);
+                self.put(cell, entry);
+            }
+            None => self.put(cell, entry),
+        }
+    }
+
+    /// Records a new position of a known volunteer. Returns `false` (and changes nothing) for an
+    /// unknown id: the caller then loads the volunteer and calls [`Matcher::upsert`].
+    pub fn update_position(&mut self, id: Uuid, position: LatLng, at: DateTime<Utc>) -> bool {
+        let Some(slot) = self.slots.get(&id).copied() else {
+            return false;
+        };
+        let cell = position.to_cell(self.resolution);
+        let lat_rad = position.lat().to_radians();
+        let lng_rad = position.lng().to_radians();
+        let position_at_us = at.timestamp_micros();
+        if slot.cell == cell {
+            // Neither availability nor certifications change: no summary to maintain.
+            if let Some(entry) = self
+                .buckets
+                .get_mut(&slot.cell)
+                .and_then(|bucket| bucket.entries.get_mut(slot.index as usize))
+            {
+                entry.lat_rad = lat_rad;
+                entry.lng_rad = lng_rad;
+                entry.position_at_us = position_at_us;
+            }
+        } else if let Some(mut entry) = self.take(id, slot) {
+            entry.lat_rad = lat_rad;
+            entry.lng_rad = lng_rad;
+            entry.position_at_us = position_at_us;
+            self.put(cell, entry);
+        }
+        true
+    }
+
+    /// Sets whether a known volunteer is on duty; `false` for an unknown id.
+    pub fn set_on_duty(&mut self, id: Uuid, on_duty: bool) -> bool {
+        self.modify(id, |entry| entry.set_flag(ON_DUTY, on_duty))
+    }
+
+    /// Sets whether a known volunteer is busy (holds an assignment); `false` for an unknown id.
+    pub fn set_busy(&mut self, id: Uuid, busy: bool) -> bool {
+        self.modify(id, |entry| entry.set_flag(BUSY, busy))
+    }
+
+    /// Sets or clears a known volunteer's rest period; `false` for an unknown id.
+    pub fn set_rest_until(&mut self, id: Uuid, until: Option<DateTime<Utc>>) -> bool {
+        self.modify(id, |entry| {
+            entry.rest_until_us = until.map_or(NO_REST, |t| t.timestamp_micros());
+        })
+    }
+
+    /// Replaces a known volunteer's certifications; `false` for an unknown id.
+    pub fn set_certifications(&mut self, id: Uuid, certs: CertSet) -> bool {
+        self.modify(id, |entry| entry.certs = certs)
+    }
+
+    /// Sets whether a known volunteer is a verified practitioner; `false` for an unknown id.
+    pub fn set_verified_practitioner(&mut self, id: Uuid, verified: bool) -> bool {
+        self.modify(id, |entry| entry.set_flag(VERIFIED, verified))
+    }
+
+    /// Forgets a volunteer; `false` if they were not known.
+    pub fn remove(&mut self, id: Uuid) -> bool {
+        match self.slots.get(&id).copied() {
+            Some(slot) => self.take(id, slot).is_some(),
+            None => false,
+        }
+    }
+
+    /// Number of volunteers known (eligible or not).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// True when no volunteer is known.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Whether a volunteer is known.
+    pub fn contains(&self, id: Uuid) -> bool {
+        self.slots.contains_key(&id)
+    }
+
+    /// The nearest `query.limit` eligible volunteers within `query.radius_m` of `query.point`,
+    /// nearest first, with their distances. Allocates only the result.
+    pub fn nearest(&self, query: &MatchQuery<'_>) -> Vec<Candidate> {
+        let mut out = Vec::new();
+        if query.limit == 0
+            || self.slots.is_empty()
+            || query.radius_m.is_nan()
+            || query.radius_m < 0.0
+        {
+            return out;
+        }
+        out.reserve_exact(query.limit.min(256));
+        let search = Search {
+            metric: LocalMetric::new(query.point),
+            radius_m: query.radius_m.min(MAX_RADIUS_M),
+            query,
+            fresh_after_us: query
+                .now
+                .timestamp_micros()
+                .saturating_sub(self.position_max_age_us),
+            now_us: query.now.timestamp_micros(),
+        };
+        let origin = query.point.to_cell(self.resolution);
+        let step_m = match self.buckets.get(&origin) {
+            Some(bucket) => bucket.step_m,
+            None => CellGeometry::of(origin).step_m,
+        };
+        if !self.walk_rings_fast(&search, origin, step_m, &mut out) {
+            // A pentagon's distortion broke the fast ring walk: start again the slow, safe way.
+            out.clear();
+            self.walk_rings_safe(&search, origin, step_m, &mut out);
+        }
+        out
+    }
+
+    /// Ring by ring with `grid_ring_fast`; `false` when it hit pentagon distortion.
+    fn walk_rings_fast(
+        &self,
+        search: &Search<'_>,
+        origin: CellIndex,
+        step_m: f64,
+        out: &mut Vec<Candidate>,
+    ) -> bool {
+        let mut k: u32 = 0;
+        loop {
+            let cutoff = search.cutoff_m(out);
+            if f64::from(k.saturating_sub(1)) * step_m > cutoff {
+                return true;
+            }
+            for cell in origin.grid_ring_fast(k) {
+                let Some(cell) = cell else {
+                    return false;
+                };
+                self.scan(search, cell, out);
+            }
+            k += 1;
+        }
+    }
+
+    /// The same walk over `grid_disk_distances_safe`, which copes with pentagons.
+    fn walk_rings_safe(
+        &self,
+        search: &Search<'_>,
+        origin: CellIndex,
+        step_m: f64,
+        out: &mut Vec<Candidate>,
+    ) {
+        // Every cell holding a point within the radius is within this many rings (ring bound).
+        let k_max = (search.radius_m / step_m).floor() as u32 + 1;
+        let mut cells: Vec<(CellIndex, u32)> = origin.grid_disk_distances_safe(k_max).collect();
+        cells.sort_unstable_by_key(|&(_, k)| k);
+        for (cell, k) in cells {
+            if f64::from(k.saturating_sub(1)) * step_m > search.cutoff_m(out) {
+                break;
+            }
+            self.scan(search, cell, out);
+        }
+    }
+
+    /// Checks the volunteers of one cell, keeping `out` sorted and at most `limit` long.
+    #[inline]
+    fn scan(&self, search: &Search<'_>, cell: CellIndex, out: &mut Vec<Candidate>) {
+        let Some(bucket) = self.buckets.get(&cell) else {
+            return;
+        };
+        if bucket.available == 0 || !bucket.certs_any.contains_all(*search.query.required) {
+            return;
+        }
+        let cutoff = search.cutoff_m(out);
+        let center_m = search
+            .metric
+            .distance_rad_m(bucket.center_lat_rad, bucket.center_lng_rad);
+        if center_m - bucket.radius_m > cutoff {
+            return;
+        }
+        for entry in &bucket.entries {
+            if !search.eligible(entry) {
+                continue;
+            }
+            let distance_m = search.metric.distance_rad_m(entry.lat_rad, entry.lng_rad);
+            if distance_m > search.radius_m {
+                continue;
+            }
+            let full = out.len() >= search.query.limit;
+            if full
+                && out
+                    .last()
+                    .is_some_and(|worst| distance_m >= worst.distance_m)
+            {
+                continue;
+            }
+            // Looked up only for a volunteer who would make the list.
+            if !search.query.exclude.is_empty() && search.query.exclude.contains(&entry.id) {
+                continue;
+            }
+            if full {
+                out.pop();
+            }
+            let at = out.partition_point(|c| c.distance_m <= distance_m);
+            out.insert(
+                at,
+                Candidate {
+                    id: entry.id,
+                    distance_m,
+                },
+            );
+        }
+    }
+
+    fn put(&mut self, cell: CellIndex, entry: Entry) {
+        let bucket = self
+            .buckets
+            .entry(cell)
+            .or_insert_with(|| Bucket::new(cell));
+        let index = bucket.push(entry);
+        self.slots.insert(entry.id, Slot { cell, index });
+    }
+
+    /// Removes and returns the entry at `slot`, fixing the slot of the entry moved into its place.
+    fn take(&mut self, id: Uuid, slot: Slot) -> Option<Entry> {
+        self.slots.remove(&id);
+        let bucket = self.buckets.get_mut(&slot.cell)?;
+        let index = slot.index as usize;
+        if index >= bucket.entries.len() {
+            return None;
+        }
+        let entry = bucket.swap_remove(index);
+        if let Some(moved) = bucket.entries.get(index) {
+            let moved_id = moved.id;
+            if let Some(moved_slot) = self.slots.get_mut(&moved_id) {
+                moved_slot.index = slot.index;
+            }
+        }
+        if bucket.entries.is_empty() {
+            self.buckets.remove(&slot.cell);
+        }
+        Some(entry)
+    }
+
+    /// Applies `change` to a known volunteer's entry in place, keeping its bucket's summary
+    /// right; `false` for an unknown id.
+    fn modify(&mut self, id: Uuid, change: impl FnOnce(&mut Entry)) -> bool {
+        let Some(slot) = self.slots.get(&id).copied() else {
+            return false;
+        };
+        let Some(bucket) = self.buckets.get_mut(&slot.cell) else {
+            return false;
+        };
+        let Some(entry) = bucket.entries.get_mut(slot.index as usize) else {
+            return false;
+        };
+        let (was_available, old_certs) = (entry.available(), entry.certs);
+        change(entry);
+        let (available, certs) = (entry.available(), entry.certs);
+        bucket.available = bucket.available + u32::from(available) - u32::from(was_available);
+        if certs != old_certs {
+            if old_certs.contains_all(certs) {
+                bucket.recount_certs();
+            } else {
+                bucket.certs_any = bucket.certs_any.union(certs);
+            }
+        }
+        true
+    }
+}
+
+/// One query, prepared.
+struct Search<'a> {
+    metric: LocalMetric,
+    radius_m: f64,
+    query: &'a MatchQuery<'a>,
+    fresh_after_us: i64,
+    now_us: i64,
+}
+
+impl Search<'_> {
+    /// Nothing farther than this can enter the answer.
+    #[inline]
+    fn cutoff_m(&self, out: &[Candidate]) -> f64 {
+        if out.len() >= self.query.limit {
+            out.last().map_or(self.radius_m, |worst| worst.distance_m)
+        } else {
+            self.radius_m
+        }
+    }
+
+    #[inline]
+    fn eligible(&self, entry: &Entry) -> bool {
+        entry.flags & (ON_DUTY | BUSY) == ON_DUTY
+            && (!self.query.requires_verified || entry.flags & VERIFIED != 0)
+            && entry.position_at_us > self.fresh_after_us
+            && entry.rest_until_us <= self.now_us
+            && entry.certs.contains_all(*self.query.required)
+    }
+}

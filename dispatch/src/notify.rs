@@ -1,0 +1,107 @@
+//! The port through which dispatch tells people what happened (offers, withdrawals, alert and
+//! assignment updates, positions). The binary adapts it to the realtime hub; tests record it.
+//!
+//! Publishing never blocks and never fails the caller: the state change is already committed, and a
+//! client that missed a message re-reads the resource.
+
+use std::sync::Mutex;
+
+use kreki_auth::Role;
+use uuid::Uuid;
+
+/// Who should receive a message (the same shape as the realtime hub's audience).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// One person, on every connection they have.
+    User(Uuid),
+    /// Several people.
+    Users(Vec<Uuid>),
+    /// Everyone holding a role (coordinators see everything).
+    Role(Role),
+    /// Everyone subscribed to a topic such as `alert:{id}`.
+    Topic(String),
+}
+
+/// Delivers server messages (`{"type": ..., ...}`; the transport adds `seq`).
+pub trait Notifier: Send + Sync + 'static {
+    /// Hands `message` to the transport for `audience`. Must not block.
+    fn publish(&self, audience: Audience, message: serde_json::Value);
+}
+
+/// A notifier that drops everything (a dispatch instance with no transport wired).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NullNotifier;
+
+impl Notifier for NullNotifier {
+    fn publish(&self, _audience: Audience, _message: serde_json::Value) {}
+}
+
+/// A fake transport that keeps every message, for tests.
+#[derive(Debug, Default)]
+pub struct RecordingNotifier {
+    messages: Mutex<Vec<(Audience, serde_json::Value)>>,
+}
+
+impl RecordingNotifier {
+    /// Everything published so far, oldest first.
+    pub fn messages(&self) -> Vec<(Audience, serde_json::Value)> {
+        self.messages
+            .lock()
+            .map(|messages| messages.clone())
+            .unwrap_or_default()
+    }
+
+    /// Messages of `kind` (their `type`) whose audience includes `user` directly.
+    pub fn to_user(&self, user: Uuid, kind: &str) -> Vec<serde_json::Value> {
+        self.messages()
+            .into_iter()
+            .filter(|(audience, message)| {
+                message["type"] == kind
+                    && match audience {
+                        Audience::User(id) => *id == user,
+                        Audience::Users(ids) => ids.contains(&user),
+                        _ => false,
+                    }
+            })
+            .map(|(_, message)| message)
+            .collect()
+    }
+
+    /// Messages of `kind` sent to everyone holding `role`.
+    pub fn to_role(&self, role: Role, kind: &str) -> Vec<serde_json::Value> {
+        self.messages()
+            .into_iter()
+            .filter(|(audience, message)| {
+                message["type"] == kind && *audience == Audience::Role(role)
+            })
+            .map(|(_, message)| message)
+            .collect()
+    }
+
+    /// Waits (polling every 10 ms, up to `timeout`) until `user` has a message of `kind`.
+    pub async fn wait_for_user(
+        &self,
+        user: Uuid,
+        kind: &str,
+        timeout: std::time::Duration,
+    ) -> Option<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(message) = self.to_user(user, kind).pop() {
+                return Some(message);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Notifier for RecordingNotifier {
+    fn publish(&self, audience: Audience, message: serde_json::Value) {
+        if let Ok(mut messages) = self.messages.lock() {
+            messages.push((audience, message));
+        }
+    }
+}

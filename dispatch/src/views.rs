@@ -1,0 +1,227 @@
+//! The shapes dispatch shows on the wire (API.md: Alert, Offer, Assignment, timeline entries,
+//! volunteers), built from stored rows. The same JSON goes out over HTTP and in WebSocket messages.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::store::{AlertRow, AssignmentRow, EventRow, OfferRow, VolunteerRow};
+
+/// A position with its accuracy.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Location {
+    /// Latitude, degrees (WGS84).
+    pub lat: f64,
+    /// Longitude, degrees (WGS84).
+    pub lng: f64,
+    /// Accuracy radius in metres, if reported.
+    pub accuracy_m: Option<f32>,
+}
+
+/// A person referred to by an alert or assignment.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PersonRef {
+    /// Account id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+}
+
+/// An alert: a panic press and everything that followed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Alert {
+    /// Alert id.
+    pub id: Uuid,
+    /// `medical`, `cardiac_arrest`, `accident`, `fire`, `disaster`, `security` or `other`.
+    pub kind: String,
+    /// `dispatching`, `assigned`, `on_scene`, `resolved`, `cancelled` or `unmatched`.
+    pub status: String,
+    /// Where help is needed.
+    pub location: Location,
+    /// The citizen's note.
+    pub note: Option<String>,
+    /// Created (UTC).
+    pub created_at: DateTime<Utc>,
+    /// Last change (UTC).
+    pub updated_at: DateTime<Utc>,
+    /// Who pressed panic.
+    pub citizen: PersonRef,
+    /// Volunteers who accepted (or were assigned), oldest first.
+    pub assignments: Vec<Assignment>,
+    /// How many responders this alert needs.
+    pub responders_needed: i32,
+}
+
+impl Alert {
+    /// Builds the view of `row` with its `assignments`.
+    pub fn from_rows(row: AlertRow, assignments: Vec<AssignmentRow>) -> Self {
+        Self {
+            id: row.id,
+            kind: row.kind,
+            status: row.status,
+            location: Location {
+                lat: row.lat,
+                lng: row.lng,
+                accuracy_m: row.accuracy_m,
+            },
+            note: row.note,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            citizen: PersonRef {
+                id: row.citizen_id,
+                name: row.citizen_name,
+            },
+            assignments: assignments.into_iter().map(Assignment::from).collect(),
+            responders_needed: row.responders_needed,
+        }
+    }
+}
+
+/// A volunteer's commitment to an alert.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Assignment {
+    /// Assignment id.
+    pub id: Uuid,
+    /// The alert.
+    pub alert_id: Uuid,
+    /// The volunteer.
+    pub volunteer: PersonRef,
+    /// `accepted`, `en_route`, `on_scene`, `completed` or `withdrawn`.
+    pub status: String,
+    /// Distance from the volunteer to the alert when accepted, metres.
+    pub distance_m: Option<f64>,
+    /// Accepted (UTC).
+    pub accepted_at: DateTime<Utc>,
+    /// Last change (UTC).
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<AssignmentRow> for Assignment {
+    fn from(row: AssignmentRow) -> Self {
+        Self {
+            id: row.id,
+            alert_id: row.alert_id,
+            volunteer: PersonRef {
+                id: row.volunteer_id,
+                name: row.volunteer_name,
+            },
+            status: row.status,
+            distance_m: row.distance_m,
+            accepted_at: row.accepted_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// What a volunteer sees of the alert in an offer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OfferAlert {
+    /// Alert id.
+    pub id: Uuid,
+    /// Kind.
+    pub kind: String,
+    /// Where.
+    pub location: Location,
+    /// The citizen's note.
+    pub note: Option<String>,
+}
+
+/// A request to one volunteer to take an alert.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Offer {
+    /// Offer id.
+    pub id: Uuid,
+    /// The alert.
+    pub alert: OfferAlert,
+    /// Distance from the volunteer to the alert, metres.
+    pub distance_m: f64,
+    /// `pending`, `accepted`, `declined`, `expired` or `withdrawn`.
+    pub status: String,
+    /// Made (UTC).
+    pub offered_at: DateTime<Utc>,
+    /// Answer before this (UTC).
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<OfferRow> for Offer {
+    fn from(row: OfferRow) -> Self {
+        Self {
+            id: row.id,
+            alert: OfferAlert {
+                id: row.alert_id,
+                kind: row.kind,
+                location: Location {
+                    lat: row.lat,
+                    lng: row.lng,
+                    accuracy_m: row.accuracy_m,
+                },
+                note: row.note,
+            },
+            distance_m: row.distance_m,
+            status: row.status,
+            offered_at: row.offered_at,
+            expires_at: row.expires_at,
+        }
+    }
+}
+
+/// One timeline entry.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TimelineEvent {
+    /// When (UTC).
+    pub at: DateTime<Utc>,
+    /// `created`, `repeat_press`, `offers_sent`, `offer_declined`, `accepted`, `assigned`,
+    /// `assignment_status`, `cancelled`, `unmatched`, `resolved`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Who did it, when a person did.
+    pub actor: Option<Uuid>,
+    /// Details of the event.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+impl From<EventRow> for TimelineEvent {
+    fn from(row: EventRow) -> Self {
+        Self {
+            at: row.at,
+            kind: row.r#type,
+            actor: row.actor,
+            data: row.data,
+        }
+    }
+}
+
+/// A volunteer on the coordinators' map.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Volunteer {
+    /// Account id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// On duty.
+    pub on_duty: bool,
+    /// Holds an active assignment.
+    pub busy: bool,
+    /// Latitude of the last position.
+    pub lat: Option<f64>,
+    /// Longitude of the last position.
+    pub lng: Option<f64>,
+    /// When that position was recorded (UTC).
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl From<VolunteerRow> for Volunteer {
+    fn from(row: VolunteerRow) -> Self {
+        Self {
+            id: row.user_id,
+            name: row.name,
+            on_duty: row.on_duty,
+            busy: row.busy,
+            lat: row.lat,
+            lng: row.lng,
+            updated_at: row.location_at,
+        }
+    }
+}

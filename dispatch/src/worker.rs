@@ -1,0 +1,122 @@
+//! Dispatch's background tasks: the dispatcher (first waves right after commit, next waves when
+//! timers fall due, a poller as the safety net) and the location-history writer.
+//!
+//! The dispatcher is woken through a bounded queue for speed, but owns no state of its own: every
+//! piece of work is a row in `dispatch.outbox` or `dispatch.timers`, claimed with
+//! `FOR UPDATE SKIP LOCKED` and finished in the same transaction as the wave it sends. A crash
+//! between an alert's commit and its offers, a full wake queue, a restart or a second instance
+//! therefore neither loses nor doubles a wave: the poller finds whatever is left.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::service::{DispatchService, Wake, Workers};
+
+/// Most waves being sent at once by one instance (each holds one database connection).
+const PARALLEL_WAVES: usize = 4;
+
+/// Most rows the poller handles per tick before it looks at the wake queue again.
+const POLL_BATCH: usize = 256;
+
+/// Starts the dispatcher and the history writer; they stop when `shutdown` is cancelled.
+pub fn spawn(
+    service: Arc<DispatchService>,
+    workers: Workers,
+    shutdown: CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let history = tokio::spawn(crate::history::run(
+        service.pool().clone(),
+        workers.history,
+        service.config().location_history_batch,
+        shutdown.clone(),
+    ));
+    let dispatcher = tokio::spawn(run_dispatcher(service, workers.wake, shutdown));
+    vec![dispatcher, history]
+}
+
+/// Prepares the service (kind settings, matcher rebuild; retried with backoff until it works),
+/// then serves wake-ups and polls.
+async fn run_dispatcher(
+    service: Arc<DispatchService>,
+    mut wake: tokio::sync::mpsc::Receiver<Wake>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match service.prepare().await {
+            Ok(()) => break,
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "dispatch not ready"
+                );
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+    let permits = Arc::new(Semaphore::new(PARALLEL_WAVES));
+    let mut tick = tokio::time::interval(Duration::from_millis(service.config().poll_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            received = wake.recv() => {
+                let Some(wake) = received else { break };
+                let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                let service = service.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    match wake {
+                        Wake::Alert(alert) => {
+                            if let Err(error) = service.process_outbox(Some(alert)).await {
+                                tracing::warn!(%alert, %error, "first wave failed; the poller retries");
+                            }
+                        }
+                        Wake::Timers => drain_timers(&service).await,
+                    }
+                });
+            }
+            _ = tick.tick() => {
+                drain_outbox(&service).await;
+                drain_timers(&service).await;
+            }
+        }
+    }
+    // Let waves in flight finish their transactions.
+    drop(permits.acquire_many(PARALLEL_WAVES as u32).await);
+}
+
+async fn drain_outbox(service: &DispatchService) {
+    for _ in 0..POLL_BATCH {
+        match service.process_outbox(None).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                tracing::warn!(%error, "outbox poll failed");
+                return;
+            }
+        }
+    }
+}
+
+async fn drain_timers(service: &DispatchService) {
+    for _ in 0..POLL_BATCH {
+        match service.process_due_timer().await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                tracing::warn!(%error, "timer poll failed");
+                return;
+            }
+        }
+    }
+}
