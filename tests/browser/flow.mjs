@@ -32,9 +32,13 @@ export function flowTests({ newPage, signIn, phone, noPageErrors }) {
       await volunteer.page.waitForSelector('#location.ok');
       await volunteer.page.waitForSelector('#live[data-on="true"]');
 
-      // Agus is on duty near the second scene, through the API as his phone would be.
-      assert((await apiCall(server.base, agus, 'PUT', '/v1/volunteers/me/duty', { on_duty: true })).status === 200, 'Agus goes on duty');
-      assert((await apiCall(server.base, agus, 'POST', '/v1/volunteers/me/location', { lat: NEAR_2.lat, lng: NEAR_2.lng, accuracy_m: 10 })).status === 202, 'Agus sends his position');
+      // Agus is on duty near the second scene, in his own volunteer app.
+      const agusApp = await newPage(browser, server.base, { viewport: { width: 412, height: 915 }, permissions: ['geolocation'], geolocation: { latitude: NEAR_2.lat, longitude: NEAR_2.lng, accuracy: 10 } });
+      await agusApp.page.goto('/volunteer/');
+      await signIn(agusApp.page, agus);
+      await agusApp.page.click('#duty');
+      await agusApp.page.waitForSelector('#location.ok');
+      await agusApp.page.waitForSelector('#live[data-on="true"]');
 
       const citizen = await newPage(browser, server.base, { viewport: { width: 412, height: 915 }, permissions: ['geolocation'], geolocation: SCENE_1 });
       await citizen.page.goto('/app/');
@@ -87,10 +91,68 @@ export function flowTests({ newPage, signIn, phone, noPageErrors }) {
       await dash.page.waitForSelector('#map .pin-volunteer.busy', { timeout: 5000 });
       await screenshot(dash.page, 'flow-dashboard-assigned');
 
-      for (const side of [dash, volunteer, citizen]) {
+      // Agus's app learns of the assignment over /v1/ws and shows where to go.
+      await agusApp.page.waitForSelector('#assignment:not([hidden])', { timeout: 5000 });
+      const navigate = await agusApp.page.getAttribute('#navigate', 'href');
+      assert(navigate === `geo:${SCENE_2.lat},${SCENE_2.lng}?q=${SCENE_2.lat},${SCENE_2.lng}`, `navigation to the second scene: ${navigate}`);
+      await agusApp.page.click('[data-status="on_scene"]');
+      await agusApp.page.waitForSelector('#assignment-status[data-status="on_scene"]');
+      await dash.page.waitForFunction(() => document.querySelector('#responders')?.textContent.includes('Di lokasi'), null, { timeout: 5000 });
+      await screenshot(agusApp.page, 'flow-volunteer-assigned-by-coordinator');
+
+      for (const side of [dash, volunteer, agusApp, citizen]) {
         noPageErrors(side.page);
         await side.context.close();
       }
+    }],
+    ['flow: the dashboard reconnects with resume_after and gets what it missed', async ({ browser, server }) => {
+      const coordinator = server.user(phone(), 'koordinator-rahasia', 'Tomi Koordinator', ['coordinator']);
+      const dewi = server.user(phone(), 'relawan-rahasia-3', 'Dewi Relawan', ['volunteer']);
+      assert((await apiCall(server.base, dewi, 'PUT', '/v1/volunteers/me/duty', { on_duty: true })).status === 200, 'Dewi goes on duty');
+      assert((await apiCall(server.base, dewi, 'POST', '/v1/volunteers/me/location', { lat: -6.2, lng: 106.8, accuracy_m: 10 })).status === 202, 'first position');
+
+      const dash = await newPage(browser, server.base);
+      // Watch the page's WebSockets: the URLs it opens and the frames it receives.
+      await dash.context.addInitScript(() => {
+        const Native = window.WebSocket;
+        window.__sockets = [];
+        window.__frames = [];
+        window.WebSocket = class extends Native {
+          constructor(...args) {
+            super(...args);
+            window.__sockets.push(this);
+            this.addEventListener('message', (event) => window.__frames.push(JSON.parse(event.data)));
+          }
+        };
+      });
+      await dash.page.goto('/dashboard/');
+      await signIn(dash.page, coordinator);
+      await dash.page.waitForSelector('#live[data-on="true"]');
+      const marker = dash.page.locator('#map .pin-volunteer').first();
+      await marker.waitFor();
+
+      // A live message first, so the page has a cursor.
+      assert((await apiCall(server.base, dewi, 'POST', '/v1/volunteers/me/location', { lat: -6.21, lng: 106.81, accuracy_m: 10 })).status === 202, 'second position');
+      await dash.page.waitForFunction(() => window.__frames.some((f) => f.type === 'volunteer.position' && f.lat === -6.21));
+      const cursor = await dash.page.evaluate(() => Math.max(...window.__frames.filter((f) => typeof f.seq === 'number').map((f) => f.seq)));
+      const before = await marker.boundingBox();
+
+      // The connection drops; Dewi moves while the dashboard is away.
+      await dash.page.evaluate(() => window.__sockets.at(-1).close());
+      await dash.page.waitForSelector('#live[data-on="false"]');
+      assert((await apiCall(server.base, dewi, 'POST', '/v1/volunteers/me/location', { lat: -6.25, lng: 106.86, accuracy_m: 10 })).status === 202, 'position while away');
+      await dash.page.waitForSelector('#live[data-on="true"]', { timeout: 5000 });
+      const url = await dash.page.evaluate(() => window.__sockets.at(-1).url);
+      assert(new URL(url).searchParams.get('resume_after') === String(cursor), `reconnected with resume_after=${cursor}: ${url.replace(/access_token=[^&]+/, 'access_token=…')}`);
+      await dash.page.waitForFunction(() => window.__frames.some((f) => f.type === 'volunteer.position' && f.lat === -6.25), null, { timeout: 5000 });
+      const replayed = await dash.page.evaluate(() => window.__frames.find((f) => f.type === 'volunteer.position' && f.lat === -6.25));
+      assert(replayed.seq === cursor + 1, `the missed message came with the next seq (${replayed.seq})`);
+      await dash.page.waitForFunction((y) => {
+        const box = document.querySelector('#map .pin-volunteer').getBoundingClientRect();
+        return Math.abs(box.y - y) > 10;
+      }, before.y, { timeout: 3000 });
+      noPageErrors(dash.page);
+      await dash.context.close();
     }],
   ];
 }
