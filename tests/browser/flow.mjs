@@ -77,7 +77,8 @@ export function flowTests({ newPage, signIn, phone, noPageErrors }) {
       const second = await apiCall(server.base, budi, 'POST', '/v1/alerts', { kind: 'other', location: { lat: SCENE_2.lat, lng: SCENE_2.lng, accuracy_m: 15 } }, { 'Idempotency-Key': crypto.randomUUID() });
       assert(second.status === 201, `second alert (${second.status})`);
       await dash.page.waitForSelector(`#map [data-alert-id="${second.json.id}"]`, { timeout: 1000 });
-      await dash.page.click(`#map [data-alert-id="${second.json.id}"]`);
+      // Picked from the list: the new alert may lie outside the part of the map in view.
+      await dash.page.click(`#alerts button[data-id="${second.json.id}"]`);
       await dash.page.waitForSelector('#detail:not([hidden])');
       await dash.page.waitForSelector('#suggestions button[data-volunteer]');
       const suggested = await dash.page.locator('#suggestions button[data-volunteer]').first().getAttribute('data-name');

@@ -70,8 +70,9 @@ function checkBinaryIsCurrent() {
   }
 }
 
-/** A running `kreki serve --migrate` on a database of its own; `stop()` ends both. */
-export async function startKreki() {
+/** A running `kreki serve --migrate` on a database of its own, with `extraEnv` (KREKI_* settings)
+ *  on top; `stop()` ends both. */
+export async function startKreki(extraEnv = {}) {
   checkBinaryIsCurrent();
   const dir = mkdtempSync(join(tmpdir(), 'kreki-browser-'));
   const database = `kreki_browser_${randomUUID().replaceAll('-', '')}`;
@@ -83,6 +84,7 @@ export async function startKreki() {
     KREKI_SERVER__LISTEN: `127.0.0.1:${port}`,
     KREKI_LOG__FILTER: process.env.TEST_LOG ? 'info' : 'warn',
     KREKI_AUTH__SIGNING_KEY_FILE: join(dir, 'signing-key.pem'),
+    ...extraEnv,
   };
   const keys = spawnSync(kreki(), ['keys', 'generate', '--out', env.KREKI_AUTH__SIGNING_KEY_FILE], { env, encoding: 'utf8' });
   if (keys.status !== 0) throw new Error(`kreki keys generate failed (is ${kreki()} built?): ${keys.stderr}`);
