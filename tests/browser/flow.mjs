@@ -94,6 +94,8 @@ export function flowTests({ newPage, signIn, phone, noPageErrors }) {
 
       // Agus's app learns of the assignment over /v1/ws and shows where to go.
       await agusApp.page.waitForSelector('#assignment:not([hidden])', { timeout: 5000 });
+      const away = await agusApp.page.textContent('#assignment-distance');
+      assert(/^\d+ m dari Anda$/.test(away), `how far, measured from the phone: ${away}`);
       const navigate = await agusApp.page.getAttribute('#navigate', 'href');
       assert(navigate === `geo:${SCENE_2.lat},${SCENE_2.lng}?q=${SCENE_2.lat},${SCENE_2.lng}`, `navigation to the second scene: ${navigate}`);
       await agusApp.page.click('[data-status="on_scene"]');

@@ -309,7 +309,7 @@ function renderMap() {
   if (!state.framed && state.markers.size > 0) {
     // The first time there is something to see, show all of it.
     state.framed = true;
-    state.map.fitBounds(L.featureGroup([...state.markers.values()]).getBounds().pad(0.3), { maxZoom: 14 });
+    state.map.fitBounds(L.featureGroup([...state.markers.values()]).getBounds().pad(0.3), { maxZoom: 13 });
   }
   $('map').dataset.alerts = String(state.markers.size);
   $('map').dataset.volunteers = String(state.volunteerMarkers.size);

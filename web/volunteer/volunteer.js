@@ -2,7 +2,7 @@
 // offers with a countdown to their deadline and accept or decline each in one tap, then follow the
 // assignment: a navigation link (geo: URI and OpenStreetMap) and the status buttons en route, on
 // scene, completed. Offers arrive over /v1/ws and are polled as a fallback.
-import { Api, ApiError, esc, signInForm } from '/web/shared/api.js';
+import { Api, ApiError, distanceM, esc, signInForm } from '/web/shared/api.js';
 import { applyI18n, clock, distance, initI18n, onLanguage, t } from '/web/shared/i18n.js';
 import { connectLive } from '/web/shared/live.js';
 
@@ -241,8 +241,11 @@ function renderAssignment() {
   const { assignment, alert } = kept;
   const { lat, lng } = alert.location;
   $('assignment-kind').textContent = t(`kind.${alert.kind}`);
-  $('assignment-distance').textContent = distance(assignment.distance_m);
+  // A coordinator's assignment carries no distance: measure it from here when the phone knows where here is.
+  const away = typeof assignment.distance_m === 'number' ? assignment.distance_m : state.position ? distanceM(state.position, alert.location) : null;
+  $('assignment-distance').textContent = away === null ? '' : t('vol.offer.distance', { distance: distance(away) });
   $('assignment-note').textContent = alert.note ?? '';
+  $('assignment-note').hidden = !alert.note;
   $('assignment-status').textContent = t('vol.status.now', { status: t(`astatus.${assignment.status}`) });
   $('assignment-status').dataset.status = assignment.status;
   $('navigate').href = `geo:${lat},${lng}?q=${lat},${lng}`;
