@@ -103,6 +103,20 @@ export function flowTests({ newPage, signIn, phone, noPageErrors }) {
       await dash.page.waitForFunction(() => document.querySelector('#responders')?.textContent.includes('Di lokasi'), null, { timeout: 5000 });
       await screenshot(agusApp.page, 'flow-volunteer-assigned-by-coordinator');
 
+      // The coordinator cancels the second alert: Agus's assignment ends in his app.
+      await dash.page.fill('#cancel-reason', 'Latihan selesai');
+      await dash.page.click('#cancel-form button[type=submit]');
+      await dash.page.waitForFunction(() => document.querySelector('#detail-status')?.textContent === 'Dibatalkan', null, { timeout: 5000 });
+      await agusApp.page.waitForSelector('#assignment', { state: 'hidden', timeout: 5000 });
+
+      // The citizen cancels her call: Rudi's assignment ends in his app, and she may call again.
+      await citizen.page.click('#cancel');
+      await citizen.page.waitForSelector('#alert-status[data-status="cancelled"]');
+      await citizen.page.waitForSelector('#new-call:not([hidden])');
+      await volunteer.page.waitForSelector('#assignment', { state: 'hidden', timeout: 5000 });
+      const cancelled = await apiCall(server.base, coordinator, 'GET', `/v1/alerts/${alert.id}`);
+      assert(cancelled.json.status === 'cancelled', `the first alert is cancelled (${cancelled.json.status})`);
+
       for (const side of [dash, volunteer, agusApp, citizen]) {
         noPageErrors(side.page);
         await side.context.close();
