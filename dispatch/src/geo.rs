@@ -204,14 +204,25 @@ impl LocalMetric {
     /// Distance in metres from the origin to a point given in radians.
     #[inline]
     pub fn distance_rad_m(&self, lat_rad: f64, lng_rad: f64) -> f64 {
+        self.distance_squared_rad_m2(lat_rad, lng_rad).sqrt()
+    }
+
+    /// The square of [`LocalMetric::distance_rad_m`], in m²: cheaper, and orders the same way.
+    #[inline]
+    pub fn distance_squared_rad_m2(&self, lat_rad: f64, lng_rad: f64) -> f64 {
+        let (east_m, north_m) = self.offset_rad_m(lat_rad, lng_rad);
+        east_m * east_m + north_m * north_m
+    }
+
+    /// Where a point given in radians lies from the origin, in metres east and north.
+    #[inline]
+    pub fn offset_rad_m(&self, lat_rad: f64, lng_rad: f64) -> (f64, f64) {
         let d_lat = lat_rad - self.lat0_rad;
         let d_lng = lng_rad - self.lng0_rad;
         let h = 0.5 * d_lat;
         let m = self.m0 + h * (self.m1 + h * self.m2);
         let p = self.p0 + h * (self.p1 + h * self.p2);
-        let y = m * d_lat;
-        let x = p * d_lng;
-        (x * x + y * y).sqrt()
+        (p * d_lng, m * d_lat)
     }
 
     /// Distance in metres from the origin to `point`.

@@ -101,6 +101,9 @@ enum Effect {
     Busy(Uuid, bool),
     Rest(Uuid, DateTime<Utc>),
     Wake(Wake),
+    /// The volunteer took an assignment: their other pending offers go, and alerts left without a
+    /// live offer move to their next wave now.
+    WithdrawOtherOffers(Uuid),
 }
 
 /// The receiving ends of dispatch's queues, for [`crate::worker::spawn`].
@@ -512,6 +515,7 @@ impl DispatchService {
         .await?;
         tx.commit().await?;
         effects.push(Effect::AlertChanged(id));
+        effects.push(Effect::WithdrawOtherOffers(volunteer_id));
         self.apply(effects).await;
         self.alert(id).await
     }
@@ -738,6 +742,12 @@ impl DispatchService {
             OfferStatus::Withdrawn if active >= alert.responders_needed => {
                 return Err(DispatchError::AlertCovered);
             }
+            // Withdrawn because they took another alert meanwhile: say that.
+            OfferStatus::Withdrawn
+                if store::has_active_assignment(&mut tx, volunteer.id.0).await? =>
+            {
+                return Err(DispatchError::VolunteerBusy);
+            }
             other => return Err(DispatchError::OfferNotPending(other)),
         }
         if active >= alert.responders_needed {
@@ -776,6 +786,7 @@ impl DispatchService {
         metrics::histogram!("kreki_dispatch_accept_seconds")
             .record(started.elapsed().as_secs_f64());
         effects.push(Effect::AlertChanged(alert_id));
+        effects.push(Effect::WithdrawOtherOffers(volunteer.id.0));
         self.apply(effects).await;
         Ok(row.into())
     }
@@ -1139,7 +1150,8 @@ impl DispatchService {
 
     async fn apply(&self, effects: Vec<Effect>) {
         let mut alerts_changed = Vec::new();
-        for effect in effects {
+        let mut queue: std::collections::VecDeque<Effect> = effects.into();
+        while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::Offer(volunteer, offer) => self.notifier.publish(
                     Audience::User(volunteer),
@@ -1178,6 +1190,13 @@ impl DispatchService {
                         tracing::debug!("dispatcher wake queue full; the poller takes over");
                     }
                 }
+                Effect::WithdrawOtherOffers(volunteer) => {
+                    match self.withdraw_other_offers(volunteer).await {
+                        Ok(more) => queue.extend(more),
+                        // Best effort: the offers still expire at their deadline.
+                        Err(error) => tracing::warn!(%volunteer, %error, "other offers not withdrawn"),
+                    }
+                }
             }
         }
         for id in alerts_changed {
@@ -1186,6 +1205,34 @@ impl DispatchService {
                 Err(error) => tracing::warn!(alert_id = %id, %error, "alert.updated not sent"),
             }
         }
+    }
+
+    /// Withdraws a newly busy volunteer's other pending offers and, for each alert left with no
+    /// live offer, moves its wave deadline to now. Separate statements, each committing on its
+    /// own and taking no alert lock, so they cannot deadlock with waves or accepts.
+    async fn withdraw_other_offers(&self, volunteer: Uuid) -> DispatchResult<Vec<Effect>> {
+        let withdrawn = store::withdraw_offers_of_volunteer(&self.pool, volunteer).await?;
+        let mut effects = Vec::new();
+        let mut alerts = Vec::new();
+        for (offer_id, alert_id) in withdrawn {
+            effects.push(Effect::Withdrawn {
+                volunteer,
+                offer_id,
+                alert_id,
+                reason: "busy",
+            });
+            if !alerts.contains(&alert_id) {
+                alerts.push(alert_id);
+            }
+        }
+        let mut moved = false;
+        for alert_id in alerts {
+            moved |= store::hurry_timer_without_live_offers(&self.pool, alert_id).await?;
+        }
+        if moved {
+            effects.push(Effect::Wake(Wake::Timers));
+        }
+        Ok(effects)
     }
 
     fn publish_alert(&self, alert: &Alert) {

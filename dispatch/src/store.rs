@@ -716,9 +716,9 @@ pub async fn close_pending_offers(
     .await
 }
 
-/// Withdraws a volunteer's other pending offers (they just took an assignment).
+/// Withdraws every pending offer of a volunteer who just took an assignment: `(offer, alert)`.
 pub async fn withdraw_offers_of_volunteer(
-    conn: &mut PgConnection,
+    pool: &PgPool,
     volunteer: Uuid,
 ) -> Result<Vec<(Uuid, Uuid)>, sqlx::Error> {
     sqlx::query_as(
@@ -726,7 +726,39 @@ pub async fn withdraw_offers_of_volunteer(
          WHERE volunteer_id = $1 AND status = 'pending' RETURNING id, alert_id",
     )
     .bind(volunteer)
-    .fetch_all(conn)
+    .fetch_all(pool)
+    .await
+}
+
+/// Moves the unfired timer of `alert_id` to now when the alert has no live offer left. True when
+/// a timer moved.
+pub async fn hurry_timer_without_live_offers(
+    pool: &PgPool,
+    alert_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE dispatch.timers t SET due_at = now()
+         WHERE t.alert_id = $1 AND t.fired_at IS NULL AND t.due_at > now()
+           AND NOT EXISTS (SELECT 1 FROM dispatch.offers o
+                           WHERE o.alert_id = $1 AND o.status = 'pending' AND o.expires_at > now())",
+    )
+    .bind(alert_id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// True when the volunteer holds an active assignment.
+pub async fn has_active_assignment(
+    conn: &mut PgConnection,
+    volunteer: Uuid,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM dispatch.assignments
+                        WHERE volunteer_id = $1 AND status IN ('accepted', 'en_route', 'on_scene'))",
+    )
+    .bind(volunteer)
+    .fetch_one(conn)
     .await
 }
 

@@ -436,3 +436,62 @@ async fn an_alert_nobody_can_take_is_unmatched_and_coordinators_are_told(pool: P
         .await;
     assert_eq!(read["status"], "unmatched");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn taking_one_alert_withdraws_the_volunteers_other_offers_and_moves_that_alert_on(
+    pool: PgPool,
+) {
+    let mut app = TestApp::new(pool.clone()).await;
+    app.start_workers();
+    let both = volunteer_north(&app, "both", 100.0, &[]).await;
+    let b_point = offset(MONAS.0, MONAS.1, 0.0, 300.0);
+    let (lat, lng) = offset(b_point.0, b_point.1, -1500.0, 0.0);
+    let backup = app.volunteer_at("backup", lat, lng, &[]).await;
+    let sari = app.citizen("Sari");
+    let budi = app.citizen("Budi");
+    let (_, a) = app.panic(&sari, "a", alert_body("security", MONAS)).await;
+    let (_, b) = app.panic(&budi, "b", alert_body("security", b_point)).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let offers = loop {
+        let offers = app.notifier.to_user(both.id, "offer");
+        if offers.len() == 2 {
+            break offers;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "both alerts are offered"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    settle().await;
+    assert!(
+        !offered(&app, &backup),
+        "the backup is outside the first waves"
+    );
+    let offer_a = offers
+        .iter()
+        .find(|o| o["offer"]["alert"]["id"] == a["id"])
+        .expect("offer for a")["offer"]
+        .clone();
+    let (status, _) = accept(&app, &both, &offer_a).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let withdrawn = app
+        .notifier
+        .wait_for_user(both.id, "offer.withdrawn", WAIT)
+        .await
+        .expect("the other offer is withdrawn");
+    assert_eq!(withdrawn["alert_id"], b["id"]);
+    assert_eq!(withdrawn["reason"], "busy");
+    // b does not wait 30 s for an answer that cannot come: its second wave reaches the backup.
+    let offer = offer_for(&app, &backup).await;
+    assert_eq!(offer["alert"]["id"], b["id"]);
+    let offer_b = offers
+        .iter()
+        .find(|o| o["offer"]["alert"]["id"] == b["id"])
+        .expect("offer for b")["offer"]
+        .clone();
+    let (status, problem) = accept(&app, &both, &offer_b).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(problem["type"], "https://kreki.id/problems/volunteer-busy");
+}

@@ -637,3 +637,39 @@ fn random_changes_keep_the_index_equal_to_brute_force() {
     }
     assert_eq!(m.len(), states.len());
 }
+
+#[test]
+fn surely_contains_never_claims_a_point_of_another_cell() {
+    // The shortcut of `update_position` must agree with h3o whenever it answers "inside".
+    let mut rng = StdRng::seed_from_u64(5);
+    let pentagon = Resolution::Nine.pentagons().next().map(h3o::LatLng::from);
+    let mut places = vec![
+        (-6.2, 106.85),
+        (-8.65, 115.2),
+        (3.6, 98.7),
+        (60.0, 10.0),
+        (-45.0, 170.0),
+    ];
+    places.extend(pentagon.map(|p| (p.lat(), p.lng())));
+    let (mut inside, mut total) = (0_u32, 0_u32);
+    for (lat, lng) in places {
+        for resolution in [Resolution::Seven, Resolution::Nine, Resolution::Eleven] {
+            let cell = ll(lat, lng).to_cell(resolution);
+            let bucket = Bucket::new(cell);
+            let spread_rad = 1.3 * bucket.radius_m / 6_371_000.0;
+            for _ in 0..2_000 {
+                let lat_rad = bucket.center_lat_rad + rng.random_range(-spread_rad..spread_rad);
+                let lng_rad = bucket.center_lng_rad
+                    + rng.random_range(-spread_rad..spread_rad) / lat.to_radians().cos();
+                let point = ll(lat_rad.to_degrees(), lng_rad.to_degrees());
+                total += 1;
+                if bucket.surely_contains(lat_rad, lng_rad) {
+                    inside += 1;
+                    assert_eq!(point.to_cell(resolution), cell, "{point} in {cell}?");
+                }
+            }
+        }
+    }
+    // Not vacuous: the disc covers a good share of the cell.
+    assert!(inside > total / 5, "{inside} of {total}");
+}
