@@ -178,6 +178,15 @@ export async function run(tests, context) {
     } catch (error) {
       failed += 1;
       console.log(`FAIL ${name} (${Date.now() - started} ms)\n     ${String(error?.stack ?? error).split('\n').join('\n     ')}`);
+      // What every page showed when it failed, for the person reading the log.
+      let n = 0;
+      for (const open of context.browser?.contexts() ?? []) {
+        for (const page of open.pages()) {
+          n += 1;
+          await screenshot(page, `FAILED-${failed}-${n}`).catch(() => {});
+        }
+        await open.close().catch(() => {});
+      }
     }
   }
   console.log(`browser: ${passed} passed, ${failed} failed`);

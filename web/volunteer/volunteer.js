@@ -185,8 +185,10 @@ function onMessage(message) {
       const assignment = message.assignment ?? message;
       const kept = current();
       if (kept && assignment.id === kept.assignment.id && assignment.status) {
-        keep({ ...kept, assignment: { ...kept.assignment, ...assignment } });
-        render();
+        if (!isOlder(assignment, kept.assignment)) {
+          keep({ ...kept, assignment: { ...kept.assignment, ...assignment } });
+          render();
+        }
       } else if (!kept && ACTIVE.has(assignment.status) && assignment.volunteer?.id === api.user?.id) {
         adopt(assignment);
       }
@@ -201,6 +203,8 @@ function onMessage(message) {
 async function adopt(assignment) {
   try {
     const alert = await api.request('GET', `/v1/alerts/${encodeURIComponent(assignment.alert_id)}`);
+    // The accept's own answer (or a newer status) may have arrived meanwhile: that one stays.
+    if (current()) return;
     keep({ assignment, alert });
     state.offers.delete([...state.offers.values()].find((o) => o.alert.id === alert.id)?.id);
     $('offers').dataset.ids = '';
@@ -209,6 +213,13 @@ async function adopt(assignment) {
   } catch (failure) {
     problem(failure);
   }
+}
+
+/** True when `update` is older than what is shown (messages and answers may cross on the wire). */
+function isOlder(update, shown) {
+  const a = Date.parse(update.updated_at);
+  const b = Date.parse(shown.updated_at);
+  return Number.isFinite(a) && Number.isFinite(b) && a < b;
 }
 
 function current() {
@@ -302,7 +313,8 @@ async function accept(id, button) {
   try {
     const assignment = await api.request('POST', `/v1/offers/${encodeURIComponent(id)}/accept`);
     state.offers.delete(id);
-    keep({ assignment, alert: offer.alert });
+    const shown = current();
+    if (!(shown && shown.assignment.id === assignment.id && isOlder(assignment, shown.assignment))) keep({ assignment, alert: offer.alert });
     error('');
   } catch (failure) {
     if (failure.status === 409) {
@@ -335,7 +347,7 @@ async function setStatus(status, button) {
   button.disabled = true;
   try {
     const assignment = await api.request('POST', `/v1/assignments/${encodeURIComponent(kept.assignment.id)}/status`, { body: { status } });
-    keep({ ...kept, assignment: { ...kept.assignment, ...assignment } });
+    keep({ ...(current() ?? kept), assignment: { ...kept.assignment, ...assignment } });
     error('');
   } catch (failure) {
     problem(failure);
