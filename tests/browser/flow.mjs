@@ -103,13 +103,19 @@ export function flowTests({ newPage, signIn, phone, noPageErrors }) {
       await dash.page.waitForFunction(() => document.querySelector('#responders')?.textContent.includes('Di lokasi'), null, { timeout: 5000 });
       await screenshot(agusApp.page, 'flow-volunteer-assigned-by-coordinator');
 
-      // The coordinator cancels the second alert: Agus's assignment ends in his app.
+      // The coordinator cancels the second alert (a reason is required): Agus's assignment ends in his app.
+      await dash.page.click('#cancel-form button[type=submit]');
+      assert(await dash.page.evaluate(() => !document.querySelector('#cancel-reason').validity.valid), 'no cancel without a reason');
       await dash.page.fill('#cancel-reason', 'Latihan selesai');
       await dash.page.click('#cancel-form button[type=submit]');
       await dash.page.waitForFunction(() => document.querySelector('#detail-status')?.textContent === 'Dibatalkan', null, { timeout: 5000 });
       await agusApp.page.waitForSelector('#assignment', { state: 'hidden', timeout: 5000 });
 
       // The citizen cancels her call: Rudi's assignment ends in his app, and she may call again.
+      await citizen.page.click('#cancel');
+      assert((await citizen.page.textContent('#cancel')) === 'Tekan lagi untuk membatalkan', 'one tap only asks for a second');
+      await citizen.page.waitForTimeout(300);
+      assert((await apiCall(server.base, coordinator, 'GET', `/v1/alerts/${alert.id}`)).json.status !== 'cancelled', 'one tap does not cancel');
       await citizen.page.click('#cancel');
       await citizen.page.waitForSelector('#alert-status[data-status="cancelled"]');
       await citizen.page.waitForSelector('#new-call:not([hidden])');

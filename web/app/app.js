@@ -287,9 +287,26 @@ function renderStatus(alert) {
   if (closed) clearInterval(statusPoll);
 }
 
+/** How long the second press that confirms a cancel may take, in milliseconds. */
+const CANCEL_CONFIRM_MS = 5000;
+let cancelArmedAt = 0;
+
+/** Cancelling help takes two presses, so a stray tap does not send the volunteers home. */
 async function cancel() {
   const id = localStorage.getItem(CURRENT);
   if (!id) return;
+  const button = $('cancel');
+  if (Date.now() - cancelArmedAt > CANCEL_CONFIRM_MS) {
+    cancelArmedAt = Date.now();
+    button.dataset.i18n = 'app.status.cancel.confirm';
+    button.textContent = t(button.dataset.i18n);
+    setTimeout(() => {
+      button.dataset.i18n = 'app.status.cancel';
+      button.textContent = t(button.dataset.i18n);
+    }, CANCEL_CONFIRM_MS);
+    return;
+  }
+  cancelArmedAt = 0;
   $('cancel').disabled = true;
   try {
     renderStatus(await api.request('POST', `/v1/alerts/${encodeURIComponent(id)}/cancel`, { body: {} }));
