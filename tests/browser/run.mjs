@@ -166,6 +166,35 @@ const tests = [
     await context.close();
   }],
 
+  ['session: an expired access token is refreshed once for many parallel requests, and the session lives on', async ({ browser, server }) => {
+    const coordinator = server.user(phone(), 'koordinator-rahasia', 'Rina Koordinator', ['coordinator']);
+    const { context, page } = await newPage(browser, server.base);
+    await page.goto('/dashboard/');
+    await signIn(page, coordinator);
+    await page.waitForSelector('#live[data-on="true"]');
+    const before = await page.evaluate(() => JSON.parse(localStorage.getItem('kreki.dashboard.session')));
+    // The access token has run out: the next page load must refresh it (once, though the
+    // alerts, the volunteers and the live channel all want it at the same moment).
+    await page.evaluate(() => {
+      const session = JSON.parse(localStorage.getItem('kreki.dashboard.session'));
+      session.expires_at_ms = 0;
+      localStorage.setItem('kreki.dashboard.session', JSON.stringify(session));
+    });
+    const refreshes = [];
+    page.on('request', (request) => {
+      if (request.url().endsWith('/v1/auth/refresh')) refreshes.push(request);
+    });
+    await page.reload();
+    await page.waitForSelector('#dash:not([hidden])');
+    await page.waitForSelector('#live[data-on="true"]');
+    await page.waitForTimeout(500);
+    assert(refreshes.length === 1, `one refresh for all (got ${refreshes.length})`);
+    const after = await page.evaluate(() => JSON.parse(localStorage.getItem('kreki.dashboard.session')));
+    assert(after && after.refresh_token !== before.refresh_token && after.expires_at_ms > Date.now(), 'a new pair is kept');
+    assert(await page.isHidden('#service-error'), 'the data loads with the new token');
+    await context.close();
+  }],
+
   ['language: the switch turns every page to English and is remembered', async ({ browser, server }) => {
     const { context, page } = await newPage(browser, server.base);
     await page.goto('/app/');
