@@ -161,7 +161,7 @@ const tests = [
     await page.goto('/dashboard/');
     await signIn(page, citizen);
     await page.waitForSelector('#signin-error:not([hidden])');
-    assert((await page.textContent('#signin-error')).includes('coordinator'), 'the refusal names the role');
+    assert((await page.textContent('#signin-error')) === 'Akun ini bukan koordinator.', 'the refusal names the role, in Indonesian');
     assert(await page.isHidden('#dash'), 'the dashboard stays hidden');
     await context.close();
   }],

@@ -1,6 +1,7 @@
 // The HTTP side of the pages: sign-in, tokens (kept in localStorage per app, refreshed before they
 // expire and once more on a 401), and JSON requests whose failures arrive as ApiError carrying the
 // server's problem+json. Every path is the contract in API.md.
+import { t } from '/web/shared/i18n.js';
 
 /** A failed request: `status` 0 means the network (or the server) could not be reached. */
 export class ApiError extends Error {
@@ -181,6 +182,11 @@ export function esc(value) {
   return String(value ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 }
 
+/** A role's name in the page's language. */
+function roleName(role) {
+  return t(`role.${role}`);
+}
+
 /** Wires a sign-in form (`login`, `password` inputs) to `api`; calls `done(user)` on success. */
 export function signInForm(form, api, { role, onError, done }) {
   form.addEventListener('submit', async (event) => {
@@ -192,7 +198,7 @@ export function signInForm(form, api, { role, onError, done }) {
       const user = await api.signIn(String(data.get('login')).trim(), String(data.get('password')));
       if (role && !api.hasRole(role)) {
         await api.signOut();
-        onError('common.error.role', { role });
+        onError('common.error.role', { role: roleName(role) });
         return;
       }
       done(user);
