@@ -70,6 +70,25 @@ function checkBinaryIsCurrent() {
   }
 }
 
+/** Waits (up to 30 s) for `/readyz` of the kreki in `child`; false when it exited first. */
+async function waitUntilReady(child, base) {
+  const deadline = Date.now() + 30000;
+  for (;;) {
+    if (child.exitCode !== null) return false;
+    try {
+      const response = await fetch(`${base}/readyz`);
+      if (response.ok) return true;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      return false;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** A running `kreki serve --migrate` on a database of its own, with `extraEnv` (KREKI_* settings)
  *  on top; `stop()` ends both. */
 export async function startKreki(extraEnv = {}) {
@@ -77,30 +96,32 @@ export async function startKreki(extraEnv = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'kreki-browser-'));
   const database = `kreki_browser_${randomUUID().replaceAll('-', '')}`;
   psql(`CREATE DATABASE ${database}`);
-  const port = await freePort();
   const env = {
     PATH: process.env.PATH,
     KREKI_DATABASE__URL: `${DATABASE_SERVER}/${database}`,
-    KREKI_SERVER__LISTEN: `127.0.0.1:${port}`,
     KREKI_LOG__FILTER: process.env.TEST_LOG ? 'info' : 'warn',
     KREKI_AUTH__SIGNING_KEY_FILE: join(dir, 'signing-key.pem'),
     ...extraEnv,
   };
   const keys = spawnSync(kreki(), ['keys', 'generate', '--out', env.KREKI_AUTH__SIGNING_KEY_FILE], { env, encoding: 'utf8' });
   if (keys.status !== 0) throw new Error(`kreki keys generate failed (is ${kreki()} built?): ${keys.stderr}`);
-  const child = spawn(kreki(), ['serve', '--migrate'], { env, stdio: ['ignore', 'ignore', process.env.TEST_LOG ? 'inherit' : 'ignore'] });
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30000;
-  for (;;) {
-    try {
-      const response = await fetch(`${base}/readyz`);
-      if (response.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (child.exitCode !== null) throw new Error(`kreki exited with ${child.exitCode}`);
-    if (Date.now() > deadline) throw new Error('kreki was not ready within 30 s');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  // A free port can be taken by another process before kreki binds it: then try another one.
+  let child;
+  let base;
+  for (let attempt = 1; ; attempt += 1) {
+    const port = await freePort();
+    env.KREKI_SERVER__LISTEN = `127.0.0.1:${port}`;
+    base = `http://127.0.0.1:${port}`;
+    child = spawn(kreki(), ['serve', '--migrate'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    child.stderr.on('data', (chunk) => {
+      if (process.env.TEST_LOG) process.stderr.write(chunk);
+      log = (log + chunk).slice(-4000);
+    });
+    const up = await waitUntilReady(child, base);
+    if (up) break;
+    if (/Address already in use/.test(log) && attempt < 3) continue;
+    throw new Error(`kreki did not become ready (exit ${child.exitCode}):\n${log}`);
   }
   return {
     base,
