@@ -7,6 +7,8 @@
 # 3. Every FHIR resource shape KREKI serves or sends is checked by an independent validator.
 # 4. Doc tests, then every unit, integration and end-to-end test of the workspace with cargo-nextest
 #    (plain `cargo test` where nextest is missing). Each database test gets its own fresh database.
+# 5. The dashboard and the web apps in a real headless Chromium (tests/browser/; installs Debian's
+#    chromium and the npm packages when missing), against a real `kreki` on its own database.
 #
 # Builds go to $CARGO_TARGET_DIR (default ~/.cache/kreki-target) so repeated runs and clones reuse them.
 set -euo pipefail
@@ -31,3 +33,7 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+
+echo "==> browser tests (headless Chromium)"
+bash tests/browser/setup.sh
+node tests/browser/run.mjs

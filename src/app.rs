@@ -316,6 +316,7 @@ pub fn build(
         .merge(kreki_platform::health::router(checks))
         .merge(kreki_platform::http::metrics_router())
         .merge(SwaggerUi::new("/docs"))
+        .merge(crate::web::router(&config.web))
         .route(
             "/openapi.json",
             get(move || std::future::ready(axum::Json(spec.clone()).into_response())),

@@ -22,6 +22,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::postgres::PgConnectOptions;
 
+use crate::web::WebConfig;
+
 /// Everything `kreki` can be told.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -34,6 +36,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[auth]`: KREKI ID.
     pub auth: AuthConfig,
+    /// `[web]`: the dashboard and the web apps.
+    pub web: WebConfig,
     /// `[realtime]`: the WebSocket hub.
     pub realtime: RealtimeConfig,
     /// `[lms]`: training and certification.
@@ -201,6 +205,7 @@ impl Config {
             ));
         }
         problems.extend(self.auth.validate());
+        problems.extend(self.web.validate());
         problems.extend(self.realtime.validate());
         problems.extend(self.lms.validate());
         problems.extend(self.satusehat.validate());

@@ -101,6 +101,9 @@ fn banner(config: &Config) {
     let base = format!("http://{}", config.server.listen);
     say("");
     say("KREKI demo is starting.");
+    say(&format!("  Dashboard     {base}/dashboard/"));
+    say(&format!("  Citizen app   {base}/app/"));
+    say(&format!("  Volunteer app {base}/volunteer/"));
     say(&format!("  API docs      {base}/docs"));
     say(&format!("  OpenAPI       {base}/openapi.json"));
     say(&format!("  Readiness     {base}/readyz"));

@@ -1,0 +1,472 @@
+//! KREKI's faces, served by `kreki` itself: the coordinator dashboard at `/dashboard/`, the citizen
+//! app at `/app/` and the volunteer app at `/volunteer/` (both installable PWAs), with their shared
+//! scripts, Leaflet and the offline basemap under `/web/`.
+//!
+//! The files live in `web/` and are compiled into the binary, so a deployment is one file and needs
+//! no CDN, tile server or Node at run time. Every answer carries an `ETag` (a hash of the file) and
+//! `Cache-Control: no-cache`, so browsers revalidate cheaply and a new release is picked up at once;
+//! the service workers of the two apps keep the same files for offline use.
+//!
+//! `GET /web/config.json` tells the pages what the operator configured in `[web]` (a raster tile URL
+//! for production maps; without it the bundled Natural Earth basemap is drawn).
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, LazyLock};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use kreki_platform::Problem;
+use serde::{Deserialize, Serialize};
+
+/// `[web]`: the dashboard and the web apps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Serve the dashboard and the apps from this process (turn off on API-only instances).
+    pub enabled: bool,
+    /// A raster tile URL template such as `https://tile.openstreetmap.org/{z}/{x}/{y}.png`
+    /// (OpenStreetMap or self-hosted). Unset (the default): the bundled offline basemap.
+    pub tile_url: Option<String>,
+    /// The attribution the tile provider requires, shown on the map.
+    pub tile_attribution: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            tile_url: None,
+            tile_attribution: "© OpenStreetMap contributors".to_owned(),
+        }
+    }
+}
+
+impl WebConfig {
+    /// Checks the tile URL; each message names its key.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(url) = &self.tile_url {
+            if tile_origin(url).is_none() {
+                problems.push(
+                    "web.tile_url: must be an http(s) URL with {z}, {x} and {y}, such as https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+                        .to_owned(),
+                );
+            }
+            if self.tile_attribution.trim().is_empty() {
+                problems.push(
+                    "web.tile_attribution: must name the tile provider when web.tile_url is set"
+                        .to_owned(),
+                );
+            }
+        }
+        problems
+    }
+}
+
+/// `scheme://host[:port]` of a tile URL template, or `None` when it is not a usable template.
+fn tile_origin(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .map(|rest| ("https", rest))
+        .or_else(|| url.strip_prefix("http://").map(|rest| ("http", rest)))?;
+    let (scheme, rest) = rest;
+    let host = rest.split('/').next().filter(|host| {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '{' | '}'))
+    })?;
+    let has_placeholders = ["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p));
+    let clean = !url
+        .chars()
+        .any(|c| c.is_whitespace() || c == '"' || c == '\'');
+    (has_placeholders && clean).then(|| format!("{scheme}://{host}"))
+}
+
+/// One file of `web/`, compiled in.
+struct Asset {
+    /// Its path under `web/`, which is also its URL path (`dashboard/index.html` is served at
+    /// `/dashboard/index.html`; `shared/` and `vendor/` are served under `/web/`).
+    file: &'static str,
+    content_type: &'static str,
+    body: &'static [u8],
+}
+
+macro_rules! asset {
+    ($file:literal, $content_type:literal) => {
+        Asset {
+            file: $file,
+            content_type: $content_type,
+            body: include_bytes!(concat!("../web/", $file)),
+        }
+    };
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Every file the pages use. A unit test checks that each file under the served folders of `web/`
+/// is listed here, so a new file cannot be forgotten.
+static ASSETS: &[Asset] = &[
+    asset!("dashboard/index.html", "text/html; charset=utf-8"),
+    asset!("dashboard/dashboard.js", "text/javascript; charset=utf-8"),
+    asset!("app/index.html", "text/html; charset=utf-8"),
+    asset!("app/app.js", "text/javascript; charset=utf-8"),
+    asset!("app/sw.js", "text/javascript; charset=utf-8"),
+    asset!("app/manifest.webmanifest", "application/manifest+json"),
+    asset!("volunteer/index.html", "text/html; charset=utf-8"),
+    asset!("volunteer/volunteer.js", "text/javascript; charset=utf-8"),
+    asset!("volunteer/sw.js", "text/javascript; charset=utf-8"),
+    asset!(
+        "volunteer/manifest.webmanifest",
+        "application/manifest+json"
+    ),
+    asset!("shared/kreki.css", "text/css; charset=utf-8"),
+    asset!("shared/i18n.js", "text/javascript; charset=utf-8"),
+    asset!("shared/api.js", "text/javascript; charset=utf-8"),
+    asset!("shared/live.js", "text/javascript; charset=utf-8"),
+    asset!("shared/map.js", "text/javascript; charset=utf-8"),
+    asset!("shared/icon.svg", "image/svg+xml"),
+    asset!("vendor/leaflet.js", "text/javascript; charset=utf-8"),
+    asset!("vendor/leaflet.css", "text/css; charset=utf-8"),
+    asset!("vendor/basemap.geojson", "application/geo+json"),
+    asset!("vendor/LICENSE.leaflet.txt", "text/plain; charset=utf-8"),
+];
+
+/// An asset ready to answer: its bytes, type and entity tag.
+struct Served {
+    content_type: &'static str,
+    body: &'static [u8],
+    etag: HeaderValue,
+}
+
+/// URL path -> asset, built once.
+static BY_URL: LazyLock<HashMap<String, Served>> = LazyLock::new(|| {
+    ASSETS
+        .iter()
+        .map(|asset| {
+            let url = if asset.file.starts_with("shared/") || asset.file.starts_with("vendor/") {
+                format!("/web/{}", asset.file)
+            } else {
+                format!("/{}", asset.file)
+            };
+            let mut hasher = DefaultHasher::new();
+            asset.body.hash(&mut hasher);
+            let etag = HeaderValue::from_str(&format!("\"{:016x}\"", hasher.finish()))
+                .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+            let served = Served {
+                content_type: asset.content_type,
+                body: asset.body,
+                etag,
+            };
+            (url, served)
+        })
+        .collect()
+});
+
+/// What the pages are told at `GET /web/config.json`.
+#[derive(Debug, Clone, Serialize)]
+struct PageConfig {
+    tile_url: Option<String>,
+    tile_attribution: Option<String>,
+}
+
+#[derive(Clone)]
+struct WebState {
+    page_config: Arc<PageConfig>,
+    security_policy: HeaderValue,
+}
+
+/// The routes of the dashboard and the apps; an empty router when `[web] enabled = false`.
+pub fn router(config: &WebConfig) -> Router {
+    if !config.enabled {
+        return Router::new();
+    }
+    let tile_url = config
+        .tile_url
+        .clone()
+        .filter(|url| tile_origin(url).is_some());
+    let tile_host = tile_url
+        .as_deref()
+        .and_then(tile_origin)
+        .unwrap_or_default();
+    let policy = format!(
+        "default-src 'self'; img-src 'self' data: blob: {tile_host}; style-src 'self' 'unsafe-inline'; \
+         connect-src 'self'; worker-src 'self'; manifest-src 'self'; object-src 'none'; \
+         base-uri 'none'; frame-ancestors 'none'"
+    );
+    let state = WebState {
+        page_config: Arc::new(PageConfig {
+            tile_attribution: tile_url.as_ref().map(|_| config.tile_attribution.clone()),
+            tile_url,
+        }),
+        security_policy: HeaderValue::from_str(&policy)
+            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'")),
+    };
+    let mut router = Router::new();
+    for page in ["dashboard", "app", "volunteer"] {
+        let slash = format!("/{page}/");
+        router = router
+            .route(
+                &format!("/{page}"),
+                get(move || std::future::ready(Redirect::permanent(&slash))),
+            )
+            .route(
+                &format!("/{page}/"),
+                get(move |State(state): State<WebState>, headers: HeaderMap| {
+                    std::future::ready(answer(&state, &headers, &format!("/{page}/index.html")))
+                }),
+            )
+            .route(
+                &format!("/{page}/{{file}}"),
+                get(
+                    move |State(state): State<WebState>,
+                          Path(file): Path<String>,
+                          headers: HeaderMap| {
+                        std::future::ready(answer(&state, &headers, &format!("/{page}/{file}")))
+                    },
+                ),
+            );
+    }
+    router
+        .route("/web/config.json", get(page_config))
+        .route("/web/{folder}/{file}", get(shared_file))
+        .with_state(state)
+}
+
+async fn page_config(State(state): State<WebState>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "no-cache")],
+        axum::Json(state.page_config.as_ref().clone()),
+    )
+        .into_response()
+}
+
+async fn shared_file(
+    State(state): State<WebState>,
+    Path((folder, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    answer(&state, &headers, &format!("/web/{folder}/{file}"))
+}
+
+/// The asset at `url`, a 304 when the browser's copy is current, or a problem+json 404.
+fn answer(state: &WebState, request: &HeaderMap, url: &str) -> Response {
+    let Some(served) = BY_URL.get(url) else {
+        return Problem::not_found("file").into_response();
+    };
+    let fresh = request
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|tag| tag.as_bytes() == served.etag.as_bytes());
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(served.content_type),
+            )],
+            served.body,
+        )
+            .into_response()
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, served.etag.clone());
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if served.content_type == HTML {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            state.security_policy.clone(),
+        );
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
+    if url.ends_with("/sw.js") && served.content_type == JS {
+        // The workers sit beside their app and control exactly it.
+        let scope = url.trim_end_matches("sw.js");
+        if let Ok(scope) = HeaderValue::from_str(scope) {
+            headers.insert("service-worker-allowed", scope);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn get_path(router: &Router, path: &str, etag: Option<&HeaderValue>) -> Response {
+        let mut request = Request::get(path);
+        if let Some(etag) = etag {
+            request = request.header(header::IF_NONE_MATCH, etag);
+        }
+        router
+            .clone()
+            .oneshot(request.body(Body::empty()).expect("request builds"))
+            .await
+            .expect("infallible")
+    }
+
+    #[tokio::test]
+    async fn pages_and_assets_are_served_with_their_types() {
+        let router = router(&WebConfig::default());
+        for (path, content_type) in [
+            ("/dashboard/", HTML),
+            ("/app/", HTML),
+            ("/volunteer/", HTML),
+            ("/app/sw.js", JS),
+            ("/app/manifest.webmanifest", "application/manifest+json"),
+            ("/web/vendor/leaflet.js", JS),
+            ("/web/vendor/basemap.geojson", "application/geo+json"),
+            ("/web/shared/kreki.css", "text/css; charset=utf-8"),
+        ] {
+            let response = get_path(&router, path, None).await;
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                content_type,
+                "{path}"
+            );
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .expect("body");
+            assert!(!body.is_empty(), "{path}");
+        }
+        let page = get_path(&router, "/dashboard/", None).await;
+        let policy = page.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .expect("ascii");
+        assert!(policy.contains("default-src 'self'"), "{policy}");
+    }
+
+    #[tokio::test]
+    async fn bare_page_paths_redirect_into_the_worker_scope() {
+        let router = router(&WebConfig::default());
+        let response = get_path(&router, "/app", None).await;
+        assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(response.headers()[header::LOCATION], "/app/");
+    }
+
+    #[tokio::test]
+    async fn unknown_files_are_problem_404s_and_cannot_escape() {
+        let router = router(&WebConfig::default());
+        for path in [
+            "/dashboard/nope.js",
+            "/web/vendor/nope.js",
+            "/web/shared/..%2F..%2FCargo.toml",
+            "/web/../Cargo.toml",
+            "/app/..%2Fdashboard%2Findex.html",
+        ] {
+            let response = get_path(&router, path, None).await;
+            assert_ne!(response.status(), StatusCode::OK, "{path}");
+        }
+        let response = get_path(&router, "/volunteer/missing.html", None).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_current_copy_is_answered_304() {
+        let router = router(&WebConfig::default());
+        let first = get_path(&router, "/web/vendor/leaflet.js", None).await;
+        let etag = first.headers()[header::ETAG].clone();
+        let again = get_path(&router, "/web/vendor/leaflet.js", Some(&etag)).await;
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        let stale = HeaderValue::from_static("\"stale\"");
+        let changed = get_path(&router, "/web/vendor/leaflet.js", Some(&stale)).await;
+        assert_eq!(changed.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn the_tile_url_reaches_the_pages_and_their_policy() {
+        let config = WebConfig {
+            tile_url: Some("https://tiles.example.id/{z}/{x}/{y}.png".to_owned()),
+            ..WebConfig::default()
+        };
+        assert!(config.validate().is_empty());
+        let router = router(&config);
+        let response = get_path(&router, "/web/config.json", None).await;
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(json["tile_url"], "https://tiles.example.id/{z}/{x}/{y}.png");
+        let page = get_path(&router, "/dashboard/", None).await;
+        let policy = page.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .expect("ascii");
+        assert!(policy.contains("https://tiles.example.id"), "{policy}");
+
+        let offline = router_config_json(&WebConfig::default()).await;
+        assert!(offline["tile_url"].is_null());
+    }
+
+    async fn router_config_json(config: &WebConfig) -> serde_json::Value {
+        let response = get_path(&router(config), "/web/config.json", None).await;
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        serde_json::from_slice(&body).expect("JSON")
+    }
+
+    #[test]
+    fn bad_tile_urls_are_named() {
+        for url in [
+            "tile.openstreetmap.org/{z}/{x}/{y}.png",
+            "https://tile.openstreetmap.org/tiles.png",
+            "ftp://x/{z}/{x}/{y}",
+            "https:///{z}/{x}/{y}",
+            "https://a b/{z}/{x}/{y}",
+            "https://x/{z}/{x}/{y}.png'; script-src *",
+        ] {
+            let config = WebConfig {
+                tile_url: Some(url.to_owned()),
+                ..WebConfig::default()
+            };
+            let problems = config.validate();
+            assert!(
+                problems.iter().any(|p| p.starts_with("web.tile_url")),
+                "{url}: {problems:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn disabled_serves_nothing() {
+        let config = WebConfig {
+            enabled: false,
+            ..WebConfig::default()
+        };
+        let response = get_path(&router(&config), "/dashboard/", None).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn every_file_of_the_served_folders_is_compiled_in() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+        let listed: Vec<&str> = ASSETS.iter().map(|asset| asset.file).collect();
+        for folder in ["dashboard", "app", "volunteer", "shared", "vendor"] {
+            for entry in std::fs::read_dir(root.join(folder)).expect("folder exists") {
+                let name = entry.expect("entry").file_name();
+                let file = format!("{folder}/{}", name.to_string_lossy());
+                assert!(listed.contains(&file.as_str()), "{file} is not in ASSETS");
+            }
+        }
+    }
+}
