@@ -10,7 +10,7 @@
 //! - `KREKI_BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`): a server
 //!   where the bench may create and drop a scratch database `kreki_bench_<pid>` (needs PostGIS).
 //! - `KREKI_BENCH_REDIS_URL` (default `redis://127.0.0.1:6379`): the bench adds, then deletes, the
-//!   key `kreki:bench:<pid>`.
+//!   key `kreki:bench:matcher:<pid>`.
 //! - `KREKI_BENCH_RESOLUTIONS` (default `7,8,9,10`): H3 resolutions of the sweep (empty: none).
 //! - `KREKI_BENCH_SKIP` (e.g. `postgis,redis`): peers to leave out.
 //!
@@ -370,7 +370,7 @@ impl RedisGeo {
         let mut conn = client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        let key = format!("kreki:bench:{}", std::process::id());
+        let key = format!("kreki:bench:matcher:{}", std::process::id());
         redis::cmd("DEL")
             .arg(&key)
             .query_async::<()>(&mut conn)
