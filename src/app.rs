@@ -119,6 +119,7 @@ impl Services {
         (name = "auth", description = "KREKI ID: accounts and tokens"),
         (name = "admin", description = "Administration of accounts and OAuth2 clients"),
         (name = "realtime", description = "The live channel: offers and alert updates over WebSocket"),
+        (name = "push", description = "Devices that get offers by FCM or Web Push when the app is in the background"),
         (name = "lms", description = "Training and certification: courses, quizzes, certificates"),
         (name = "volunteers", description = "Volunteers: duty, position, practitioner verification"),
         (name = "fhir", description = "FHIR R4 for health systems (`application/fhir+json`, OperationOutcome errors) and SATUSEHAT sync"),
@@ -198,6 +199,33 @@ pub fn build(
             hub.clone(),
             shutdown.clone(),
         )));
+    }
+    // Push goes with the hub: `Pusher::offer` publishes the frame, then pushes by policy. Dispatch
+    // (not on main yet) will call `pusher.offer(..)` for each offer it makes.
+    let pusher = match &hub {
+        Some(hub) => Some(kreki_realtime::push::Pusher::from_config(
+            config.push.clone(),
+            pool.clone(),
+            hub.clone(),
+            shutdown.clone(),
+        )?),
+        None => None,
+    };
+    if let Some(pusher) = &pusher {
+        api = api.merge(kreki_realtime::push::router(
+            kreki_realtime::push::DevicesState {
+                pool: pool.clone(),
+                verifier: auth.service.verifier().clone(),
+                config: Arc::new(config.push.clone()),
+                vapid_public_key: pusher.vapid_public_key(),
+            },
+        ));
+        let pusher = pusher.clone();
+        let stop = shutdown.clone();
+        workers.push(tokio::spawn(async move {
+            stop.cancelled().await;
+            pusher.drain(Duration::from_secs(2)).await;
+        }));
     }
 
     // Built in every process: its eligibility queries (`valid_certifications`) only need the

@@ -39,6 +39,8 @@ pub struct Config {
     pub lms: LmsConfig,
     /// `[satusehat]`: the SATUSEHAT bridge and the FHIR API for health systems.
     pub satusehat: SatusehatConfig,
+    /// `[push]`: device registration, FCM and Web Push of offers (with the realtime service).
+    pub push: kreki_realtime::push::PushConfig,
 }
 
 /// `[server]`
@@ -201,6 +203,7 @@ impl Config {
         problems.extend(self.realtime.validate());
         problems.extend(self.lms.validate());
         problems.extend(self.satusehat.validate());
+        problems.extend(self.push.validate());
         if problems.is_empty() {
             Ok(())
         } else {

@@ -14,7 +14,8 @@
 //! | [`Fault::Internal`] | 500 | `INTERNAL` |
 //!
 //! `POST /webpush/{id}` plays a browser push service: 201, or 410 for a subscription marked
-//! gone, with the same faults. Every request is in [`FakeFcm::requests`].
+//! gone, with the same faults. Every request is in [`FakeFcm::requests`], and as JSON at
+//! `GET /requests` (the demo's request log; `authorization` values are left out).
 //!
 //! The service account it hands out ([`FakeFcm::service_account_json`]) holds a key made for this
 //! fake only (`fake-service-account.key.pem`); nothing else accepts it.
@@ -145,6 +146,7 @@ impl FakeFcm {
             .route("/token", post(token))
             .route("/v1/projects/{project}/{method}", post(send))
             .route("/webpush/{id}", post(web_push))
+            .route("/requests", axum::routing::get(request_log))
             .with_state(Arc::clone(&shared));
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, router).await {
@@ -486,6 +488,26 @@ fn answer_send(
         json!({"name": format!("projects/{}/messages/0:{id}", shared.project)}),
         None,
     )
+}
+
+/// The request log as JSON, newest last, without credentials.
+async fn request_log(State(shared): State<Arc<Shared>>) -> axum::Json<Value> {
+    let book = shared.book();
+    let log = book
+        .requests
+        .iter()
+        .map(|request| {
+            let headers: serde_json::Map<String, Value> = request
+                .headers
+                .iter()
+                .filter(|(name, _)| name != "authorization")
+                .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+                .collect();
+            json!({"channel": request.channel, "path": request.path, "status": request.status,
+                "headers": headers, "body": request.body})
+        })
+        .collect();
+    axum::Json(Value::Array(log))
 }
 
 /// A browser push service (RFC 8030): 201 Created, 410 for a subscription marked gone.
