@@ -567,3 +567,51 @@ async fn each_user_keeps_the_newest_devices_and_a_token_moves_between_accounts(p
     assert_eq!(app.devices(&a).await.len(), 1);
     assert_eq!(app.devices(&b).await.len(), 1);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_full_queue_drops_the_push_but_never_the_websocket_frame(pool: PgPool) {
+    let app = start(
+        pool,
+        PushConfig {
+            queue: 1,
+            ..quick(PushWhen::NoAck)
+        },
+    )
+    .await;
+    let person = app.person();
+    app.register(&person, json!({"platform": "android", "token": "phone-q"}))
+        .await;
+    let mut socket = connect(&app, &person).await;
+    // The first offer waits out its grace holding the one queue place; the second finds none.
+    let (first, push) = offer_for(Uuid::now_v7());
+    app.pusher.offer(person.id, first, push);
+    let (second, push) = offer_for(Uuid::now_v7());
+    app.pusher.offer(person.id, second, push);
+    assert_eq!(next_json(&mut socket).await["seq"], 1);
+    assert_eq!(next_json(&mut socket).await["seq"], 2);
+    assert_eq!(app.pushes("fcm", 1).await.len(), 1);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        app.fake.requests().len(),
+        1,
+        "the second offer was not pushed"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_per_user_device_lookup_uses_its_index(pool: PgPool) {
+    let mut tx = pool.begin().await.expect("a transaction");
+    sqlx::query("SET LOCAL enable_seqscan = off")
+        .execute(&mut *tx)
+        .await
+        .expect("set");
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN SELECT id FROM realtime.devices WHERE user_id = $1 ORDER BY last_seen_at DESC, id DESC",
+    )
+    .bind(Uuid::now_v7())
+    .fetch_all(&mut *tx)
+    .await
+    .expect("a plan");
+    let plan = plan.join("\n");
+    assert!(plan.contains("devices_user_id_last_seen_idx"), "{plan}");
+}
