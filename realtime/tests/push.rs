@@ -12,8 +12,8 @@ use kreki_auth::keys::{KeyRing, SigningKey};
 use kreki_auth::token::Issuer;
 use kreki_auth::{Roles, TokenVerifier, UserId};
 use kreki_realtime::push::{
-    DevicesState, FakeFcm, Fault, FcmClient, PushConfig, PushContent, PushWhen, Pusher, VapidKey,
-    WebPushClient, WebPushConfig,
+    Acknowledgements, DevicesState, FakeFcm, Fault, FcmClient, PushConfig, PushContent, PushWhen,
+    Pusher, VapidKey, WebPushClient, WebPushConfig,
 };
 use kreki_realtime::{Hub, RealtimeConfig, RealtimeState};
 use serde_json::{Value, json};
@@ -47,6 +47,14 @@ impl Drop for App {
 }
 
 async fn start(pool: PgPool, config: PushConfig) -> App {
+    start_with(pool, config, None).await
+}
+
+async fn start_with(
+    pool: PgPool,
+    config: PushConfig,
+    acks: Option<Arc<dyn Acknowledgements>>,
+) -> App {
     // gcp_auth, reqwest and sqlx may bring different rustls providers: choose one (STACK.md).
     drop(rustls::crypto::aws_lc_rs::default_provider().install_default());
     assert_eq!(config.validate(), Vec::<String>::new());
@@ -94,6 +102,10 @@ async fn start(pool: PgPool, config: PushConfig) -> App {
         Some(web),
         shutdown.clone(),
     );
+    let pusher = match acks {
+        Some(acks) => pusher.with_acknowledgements(acks),
+        None => pusher,
+    };
     let devices = DevicesState {
         pool,
         verifier: verifier.clone(),
@@ -614,4 +626,38 @@ async fn the_per_user_device_lookup_uses_its_index(pool: PgPool) {
     .expect("a plan");
     let plan = plan.join("\n");
     assert!(plan.contains("devices_user_id_last_seen_idx"), "{plan}");
+}
+
+/// Acks seen on another instance, as a bus-backed implementation would report them.
+struct AckedElsewhere;
+
+impl Acknowledgements for AckedElsewhere {
+    fn acknowledged(&self, _user: Uuid, message: &Value) -> kreki_realtime::BoxFuture<'_, bool> {
+        let acked = message["offer"]["citizen_name"] == "Siti Rahma";
+        Box::pin(std::future::ready(acked))
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_no_ack_policy_asks_the_wired_acknowledgements(pool: PgPool) {
+    let app = start_with(pool, quick(PushWhen::NoAck), Some(Arc::new(AckedElsewhere))).await;
+    let person = app.person();
+    app.register(&person, json!({"platform": "android", "token": "phone-b"}))
+        .await;
+    let (acked, push) = offer_for(Uuid::now_v7());
+    app.pusher.offer(person.id, acked, push);
+    let (mut other, push) = offer_for(Uuid::now_v7());
+    other["offer"]["citizen_name"] = json!("someone else");
+    app.pusher.offer(person.id, other, push.clone());
+    let sent = app.pushes("fcm", 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        app.fake.requests().len(),
+        1,
+        "only the offer not acknowledged elsewhere"
+    );
+    assert_eq!(
+        sent[0].body["message"]["data"]["offer_id"],
+        push.offer_id.to_string()
+    );
 }

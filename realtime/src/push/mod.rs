@@ -29,6 +29,6 @@ pub use device::Platform;
 pub use error::PushError;
 pub use fake_fcm::{FakeFcm, Fault};
 pub use fcm::FcmClient;
-pub use pusher::{Outcome, PushContent, Pusher};
+pub use pusher::{Acknowledgements, Outcome, PushContent, Pusher};
 pub use routes::{DevicesState, router};
 pub use webpush::{VapidKey, WebPushClient};

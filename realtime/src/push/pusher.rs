@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::hub::{Audience, Hub};
+use crate::ports::BoxFuture;
 use crate::push::config::{PushConfig, PushWhen};
 use crate::push::device::Target;
 use crate::push::error::PushError;
@@ -87,6 +88,22 @@ pub enum Outcome {
     Expired,
 }
 
+/// Whether a WebSocket of a user acknowledged a message: what the `no_ack` policy asks after the
+/// grace. [`Hub`] answers for its own sockets (the default). With several instances behind a
+/// bus, a volunteer's socket may be on another instance: the binary wires an implementation that
+/// also knows the acks seen there.
+pub trait Acknowledgements: Send + Sync + 'static {
+    /// True when a connection of `user` acknowledged `message` (compared without `seq` and
+    /// `epoch`). Answer `false` when unsure: a push too many is better than an offer missed.
+    fn acknowledged(&self, user: Uuid, message: &Value) -> BoxFuture<'_, bool>;
+}
+
+impl Acknowledgements for Hub {
+    fn acknowledged(&self, user: Uuid, message: &Value) -> BoxFuture<'_, bool> {
+        Box::pin(std::future::ready(Hub::acknowledged(self, user, message)))
+    }
+}
+
 /// Sends offers by push. Cheap to clone; every clone is the same pusher.
 #[derive(Clone)]
 pub struct Pusher {
@@ -106,6 +123,7 @@ struct Inner {
     config: PushConfig,
     pool: PgPool,
     hub: Hub,
+    acks: Arc<dyn Acknowledgements>,
     fcm: Option<FcmClient>,
     web: Option<WebPushClient>,
     pending: Arc<Semaphore>,
@@ -134,6 +152,7 @@ impl Pusher {
             inner: Arc::new(Inner {
                 config,
                 pool,
+                acks: Arc::new(hub.clone()),
                 hub,
                 fcm,
                 web,
@@ -173,6 +192,19 @@ impl Pusher {
             tracing::warn!("push.web_push.vapid_private_key is not set: PWAs get no push");
         }
         Ok(Self::new(config, pool, hub, fcm, web, shutdown))
+    }
+
+    /// Replaces where acknowledgements are looked up (the hub of this instance by default). Call
+    /// it before the first clone; on a pusher already cloned it is refused (logged).
+    #[must_use]
+    pub fn with_acknowledgements(mut self, acks: Arc<dyn Acknowledgements>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.acks = acks,
+            None => tracing::error!(
+                "Pusher::with_acknowledgements on a pusher already cloned: the hub's acks stay"
+            ),
+        }
+        self
     }
 
     /// The VAPID public key PWAs subscribe with, when Web Push is on.
@@ -239,7 +271,7 @@ impl Pusher {
                 () = tokio::time::sleep_until(published_at + grace) => {}
                 () = inner.shutdown.cancelled() => return,
             }
-            if inner.hub.acknowledged(user, message) {
+            if inner.acks.acknowledged(user, message).await {
                 metrics::counter!("push_skipped_acked_total").increment(1);
                 tracing::debug!(%user, offer = %push.offer_id, "offer acknowledged on a WebSocket: not pushed");
                 return;
