@@ -124,6 +124,7 @@ impl Services {
         (name = "admin", description = "Administration of accounts and OAuth2 clients"),
         (name = "realtime", description = "The live channel: offers and alert updates over WebSocket"),
         (name = "dispatch", description = "Panic alerts, volunteers on duty, offers and assignments"),
+        (name = "push", description = "Devices that get offers by FCM or Web Push when the app is in the background"),
         (name = "lms", description = "Training and certification: courses, quizzes, certificates"),
         (name = "volunteers", description = "Volunteers: duty, position, practitioner verification"),
         (name = "fhir", description = "FHIR R4 for health systems (`application/fhir+json`, OperationOutcome errors) and SATUSEHAT sync"),
@@ -195,6 +196,32 @@ pub fn build(
     let hub = services
         .contains(Service::Realtime)
         .then(|| kreki_realtime::Hub::new(config.realtime.clone(), shutdown.clone()));
+    // Push goes with the hub: `Pusher::offer` publishes the frame, then pushes by policy.
+    let pusher = match &hub {
+        Some(hub) => Some(kreki_realtime::push::Pusher::from_config(
+            config.push.clone(),
+            pool.clone(),
+            hub.clone(),
+            shutdown.clone(),
+        )?),
+        None => None,
+    };
+    if let Some(pusher) = &pusher {
+        api = api.merge(kreki_realtime::push::router(
+            kreki_realtime::push::DevicesState {
+                pool: pool.clone(),
+                verifier: auth.service.verifier().clone(),
+                config: Arc::new(config.push.clone()),
+                vapid_public_key: pusher.vapid_public_key(),
+            },
+        ));
+        let pusher = pusher.clone();
+        let stop = shutdown.clone();
+        workers.push(tokio::spawn(async move {
+            stop.cancelled().await;
+            pusher.drain(Duration::from_secs(2)).await;
+        }));
+    }
 
     // Built in every process: eligibility queries (`valid_certifications`) only need the database,
     // so a dispatch-only process uses them too. Reminders reach WebSockets through the hub when it
@@ -214,7 +241,10 @@ pub fn build(
 
     let dispatch = if services.contains(Service::Dispatch) {
         let notifier: Arc<dyn kreki_dispatch::Notifier> = match &hub {
-            Some(hub) => Arc::new(crate::wiring::HubNotifier(hub.clone())),
+            Some(hub) => Arc::new(crate::wiring::HubNotifier {
+                hub: hub.clone(),
+                pusher: pusher.clone(),
+            }),
             None => {
                 tracing::warn!(
                     "dispatch runs without realtime in this process: offers and updates are not pushed (clients poll)"

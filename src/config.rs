@@ -46,6 +46,8 @@ pub struct Config {
     pub satusehat: SatusehatConfig,
     /// `[dispatch]`: per-kind defaults, freshness, rest period, queues.
     pub dispatch: DispatchConfig,
+    /// `[push]`: device registration, FCM and Web Push of offers (with the realtime service).
+    pub push: kreki_realtime::push::PushConfig,
 }
 
 /// `[server]`
@@ -210,6 +212,7 @@ impl Config {
         problems.extend(self.lms.validate());
         problems.extend(self.satusehat.validate());
         problems.extend(self.dispatch.validate());
+        problems.extend(self.push.validate());
         if problems.is_empty() {
             Ok(())
         } else {

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use anyhow::Context;
 use kreki_auth::AuthError;
 
 use crate::app::{self, Services};
@@ -67,6 +68,7 @@ pub async fn run(mut config: Config, data_dir: &Path) -> anyhow::Result<()> {
         config.satusehat.enabled = true;
         config.satusehat.environment = kreki_bridge_satusehat::config::Environment::Fake;
     }
+    let fake_fcm = fake_push(&mut config, data_dir).await?;
     let pool = config.database.pool().map_err(anyhow::Error::msg)?;
     app::migrate(&pool).await?;
     let auth = kreki_auth::build(pool.clone(), config.auth.clone())?;
@@ -83,8 +85,43 @@ pub async fn run(mut config: Config, data_dir: &Path) -> anyhow::Result<()> {
     }
     load_courses(&pool, &config).await?;
     pool.close().await;
-    banner(&config);
-    app::serve(&config, &Services::all(), false).await
+    banner(&config, fake_fcm.as_ref());
+    let served = app::serve(&config, &Services::all(), false).await;
+    drop(fake_fcm);
+    served
+}
+
+/// Points push at a fake FCM started in-process (unless a real service account is configured),
+/// and keeps a VAPID key in the data directory so PWA subscriptions survive a restart.
+async fn fake_push(
+    config: &mut Config,
+    data_dir: &Path,
+) -> anyhow::Result<Option<kreki_realtime::push::FakeFcm>> {
+    if config.push.web_push.vapid_private_key.is_none() {
+        let key_file = data_dir.join("vapid-private-key.txt");
+        let key = match std::fs::read_to_string(&key_file) {
+            Ok(text) => secrecy::SecretString::from(text.trim().to_owned()),
+            Err(_) => {
+                let key = kreki_realtime::push::VapidKey::generate()?.private_key_base64();
+                std::fs::write(&key_file, secrecy::ExposeSecret::expose_secret(&key))
+                    .with_context(|| format!("writing {}", key_file.display()))?;
+                key
+            }
+        };
+        config.push.web_push.vapid_private_key = Some(key);
+    }
+    if config.push.fcm.service_account_file.is_some() {
+        return Ok(None);
+    }
+    // The demo talks to a fake FCM started in-process, never to Google.
+    let fake = kreki_realtime::push::FakeFcm::start("kreki-demo", "127.0.0.1:0".parse()?).await?;
+    let account_file = data_dir.join("fake-fcm-service-account.json");
+    std::fs::write(&account_file, fake.service_account_json())
+        .with_context(|| format!("writing {}", account_file.display()))?;
+    config.push.fcm.service_account_file = Some(account_file);
+    config.push.fcm.base_url = fake.base_url();
+    config.push.fcm.token_url = Some(fake.token_url());
+    Ok(Some(fake))
 }
 
 /// Loads the demo courses (idempotent).
@@ -97,7 +134,7 @@ async fn load_courses(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<()
     Ok(())
 }
 
-fn banner(config: &Config) {
+fn banner(config: &Config, fake_fcm: Option<&kreki_realtime::push::FakeFcm>) {
     let base = format!("http://{}", config.server.listen);
     say("");
     say("KREKI demo is starting.");
@@ -123,6 +160,12 @@ fn banner(config: &Config) {
             kreki_bridge_satusehat::fake::SEED_NIK_ONE,
             kreki_bridge_satusehat::fake::SEED_NIK_SEVERAL,
             kreki_bridge_satusehat::fake::SEED_NIK_NONE,
+        ));
+    }
+    if let Some(fake) = fake_fcm {
+        say(&format!(
+            "  FCM           a fake one runs in-process; pushes it received: {}/requests",
+            fake.base_url()
         ));
     }
     say(&format!("  FHIR R4       {base}/fhir/r4/metadata"));

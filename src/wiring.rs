@@ -1,7 +1,8 @@
 //! Adapters between the service crates. Each crate declares the ports it needs in its own terms;
 //! only the binary knows every crate, so the glue lives here, one small type per port:
 //!
-//! - dispatch -> realtime: [`HubNotifier`] publishes dispatch's messages through the [`Hub`];
+//! - dispatch -> realtime: [`HubNotifier`] publishes dispatch's messages through the [`Hub`] (and
+//!   offers by push too);
 //!   [`AlertTopics`] lets the hub ask dispatch who may follow `alert:{id}`; [`DispatchInbound`]
 //!   hands volunteers' `location` frames to dispatch.
 //! - lms -> realtime: [`LmsReminders`] delivers certificate reminders through the hub.
@@ -20,19 +21,70 @@ use kreki_realtime::{BoxFuture, Hub, InboundHandler, TopicAuthorizer};
 use serde::Deserialize;
 use uuid::Uuid;
 
-/// Dispatch's messages, delivered by the hub.
+/// Dispatch's messages, delivered by the hub. An offer to one volunteer also goes to their phone
+/// by push (FCM or Web Push) according to the delivery policy, carrying only the kind and distance.
 #[derive(Clone)]
-pub struct HubNotifier(pub Hub);
+pub struct HubNotifier {
+    /// The WebSocket hub.
+    pub hub: Hub,
+    /// Push delivery, where configured.
+    pub pusher: Option<kreki_realtime::push::Pusher>,
+}
+
+/// The parts of dispatch's `offer` frame a push needs.
+#[derive(Debug, Deserialize)]
+struct OfferFrame {
+    offer: OfferPart,
+}
+
+#[derive(Debug, Deserialize)]
+struct OfferPart {
+    id: Uuid,
+    alert: OfferAlert,
+    distance_m: f64,
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct OfferAlert {
+    id: Uuid,
+    kind: String,
+}
 
 impl Notifier for HubNotifier {
     fn publish(&self, audience: kreki_dispatch::Audience, message: serde_json::Value) {
+        if let (Some(pusher), kreki_dispatch::Audience::User(user)) = (&self.pusher, &audience)
+            && message.get("type").and_then(serde_json::Value::as_str) == Some("offer")
+        {
+            match serde_json::from_value::<OfferFrame>(message.clone()) {
+                Ok(frame) => {
+                    let push = kreki_realtime::push::PushContent {
+                        kind: frame.offer.alert.kind,
+                        distance_m: frame
+                            .offer
+                            .distance_m
+                            .round()
+                            .clamp(0.0, f64::from(u32::MAX))
+                            as u32,
+                        offer_id: frame.offer.id,
+                        alert_id: frame.offer.alert.id,
+                        expires_at: frame.offer.expires_at,
+                    };
+                    pusher.offer(*user, message, push);
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "offer frame without push details; sent without push")
+                }
+            }
+        }
         let audience = match audience {
             kreki_dispatch::Audience::User(id) => kreki_realtime::Audience::User(id),
             kreki_dispatch::Audience::Users(ids) => kreki_realtime::Audience::Users(ids),
             kreki_dispatch::Audience::Role(role) => kreki_realtime::Audience::Role(role),
             kreki_dispatch::Audience::Topic(topic) => kreki_realtime::Audience::Topic(topic),
         };
-        self.0.publish(audience, message);
+        self.hub.publish(audience, message);
     }
 }
 

@@ -236,6 +236,10 @@ async fn pump(
                     Some(Ok(Message::Text(text))) => match protocol::parse_client_frame(text.as_str()) {
                         Err(error) => Some(protocol::error_frame(&error)),
                         Ok(ClientFrame::Ping) => Some(protocol::pong()),
+                        Ok(ClientFrame::Ack { seq, epoch }) => {
+                            hub.ack(connection.user.id.0, epoch, seq);
+                            None
+                        }
                         Ok(frame) => {
                             handling = Some(Box::pin(handle(connection, frame)));
                             None
@@ -324,6 +328,10 @@ async fn handle(connection: &Connection, frame: ClientFrame) -> Option<Utf8Bytes
     let user = &connection.user;
     let result = match frame {
         ClientFrame::Ping => return Some(protocol::pong()),
+        ClientFrame::Ack { seq, epoch } => {
+            connection.hub.ack(user.id.0, epoch, seq);
+            return None;
+        }
         ClientFrame::Unsubscribe(topic) => {
             connection.hub.unsubscribe(user.id.0, topic.as_str());
             return Some(protocol::topic_ack("unsubscribed", &topic));

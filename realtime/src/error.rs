@@ -34,6 +34,9 @@ pub enum RealtimeError {
     /// 422 in an error frame naming `topic`: missing or malformed topic.
     #[error("invalid topic: {0}")]
     InvalidTopic(String),
+    /// 422 in an error frame naming the field of a client frame that is wrong (`seq` of an ack).
+    #[error("invalid field: {}", .0.field)]
+    InvalidField(kreki_platform::FieldError),
     /// 403 in an error frame naming `topic`: the user may not follow it.
     #[error("topic refused")]
     TopicRefused(String),
@@ -82,6 +85,7 @@ impl RealtimeError {
             Self::InvalidTopic(why) => {
                 Problem::validation(vec![kreki_platform::FieldError::new("topic", why.clone())])
             }
+            Self::InvalidField(error) => Problem::validation(vec![error.clone()]),
             Self::TopicRefused(topic) => {
                 Problem::forbidden(format!("You may not follow `{topic}`."))
                     .with_field("topic", "is not open to you")

@@ -119,6 +119,9 @@ struct Session {
     epoch: u64,
     /// The `seq` of the newest frame sent to this user (0 before the first).
     seq: u64,
+    /// The highest `seq` of this epoch a connection acknowledged (`{"type":"ack","seq":n}`);
+    /// 0 before any. Read by the pusher's `no_ack` policy.
+    acked: u64,
     ring: VecDeque<Stored>,
     connections: Vec<Connection>,
     /// Roles of the newest token this user connected with; `None` until they connect.
@@ -427,6 +430,55 @@ impl Hub {
         }
     }
 
+    /// Records a client's `{"type":"ack","seq":n}`: every message of `user` up to `seq` (in
+    /// `epoch` when given; an ack of another epoch is ignored) was processed by a connection.
+    /// Acknowledgements are cumulative, like the resume cursor; a `seq` not sent yet counts as the
+    /// newest sent.
+    pub(crate) fn ack(&self, user: Uuid, epoch: Option<u64>, seq: u64) {
+        let mut state = self.lock();
+        if let Some(session) = state.sessions.get_mut(&user)
+            && epoch.is_none_or(|epoch| epoch == session.epoch)
+        {
+            session.acked = session.acked.max(seq.min(session.seq));
+        }
+    }
+
+    /// True when a connection of `user` acknowledged a message equal to `message` (compared
+    /// without `seq` and `epoch`) that is still in their replay ring: how the pusher's `no_ack`
+    /// policy learns that the WebSocket got an offer. False when the session was forgotten or
+    /// the message left the ring (then a push is the safe side).
+    pub fn acknowledged(&self, user: Uuid, message: &serde_json::Value) -> bool {
+        let frames: Vec<Utf8Bytes> = {
+            let state = self.lock();
+            let Some(session) = state.sessions.get(&user) else {
+                return false;
+            };
+            session
+                .ring
+                .iter()
+                .rev()
+                .filter(|stored| stored.seq <= session.acked)
+                .map(|stored| stored.frame.clone())
+                .collect()
+        };
+        let mut wanted = message.clone();
+        if let Some(object) = wanted.as_object_mut() {
+            object.remove("seq");
+            object.remove("epoch");
+        }
+        // Parsed off the lock: publishing never waits for this.
+        frames.iter().any(|frame| {
+            let Ok(mut sent) = serde_json::from_str::<serde_json::Value>(frame.as_str()) else {
+                return false;
+            };
+            if let Some(object) = sent.as_object_mut() {
+                object.remove("seq");
+                object.remove("epoch");
+            }
+            sent == wanted
+        })
+    }
+
     /// Records that `user` follows `topic` (authorisation is the caller's job).
     pub(crate) fn subscribe(&self, user: Uuid, topic: &str) -> Result<(), SubscribeError> {
         let max = self.inner.config.max_topics_per_session;
@@ -532,6 +584,7 @@ impl Session {
         Self {
             epoch,
             seq: 0,
+            acked: 0,
             ring: VecDeque::new(),
             connections: Vec::new(),
             roles: None,
@@ -975,6 +1028,40 @@ mod tests {
         assert_eq!(hub.stats().sessions, 1);
         let _conn = hub.attach(b, &Roles::default(), None);
         assert_eq!(hub.stats().sessions, 2);
+    }
+
+    #[test]
+    fn acks_are_cumulative_per_epoch_and_match_messages_by_content() {
+        let hub = hub(RealtimeConfig::default());
+        let user = Uuid::new_v4();
+        let mut conn = hub.attach(user, &Roles::default(), None);
+        let offer = json!({"type": "offer", "offer": {"id": 1}});
+        let other = json!({"type": "offer", "offer": {"id": 2}});
+        hub.publish(Audience::User(user), offer.clone());
+        hub.publish(Audience::User(user), other.clone());
+        let epoch = conn
+            .outbound
+            .try_recv()
+            .map(|f| epoch_of(&f))
+            .expect("a frame");
+        assert!(!hub.acknowledged(user, &offer));
+        hub.ack(user, Some(epoch + 1), 2);
+        assert!(
+            !hub.acknowledged(user, &offer),
+            "another epoch's ack counts for nothing"
+        );
+        hub.ack(user, Some(epoch), 1);
+        assert!(hub.acknowledged(user, &offer));
+        assert!(!hub.acknowledged(user, &other));
+        hub.ack(user, None, 99);
+        assert!(hub.acknowledged(user, &other));
+        let later = json!({"type": "offer", "offer": {"id": 3}});
+        hub.publish(Audience::User(user), later.clone());
+        assert!(
+            !hub.acknowledged(user, &later),
+            "an ack ahead of seq does not cover later messages"
+        );
+        assert!(!hub.acknowledged(Uuid::new_v4(), &offer));
     }
 
     #[test]

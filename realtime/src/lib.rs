@@ -15,6 +15,8 @@
 //! - [`routes`]: `GET /v1/ws` and its OpenAPI description.
 //! - [`worker`]: sweeping idle sessions; waiting for sockets to close at shutdown.
 //! - [`error`]: [`RealtimeError`] and its mapping to problem+json.
+//! - [`push`]: device registration, FCM HTTP v1 and Web Push delivery of offers by policy
+//!   ([`push::Pusher::offer`]), and the fake FCM.
 //!
 //! Metrics: `realtime_connections` (gauge), `realtime_sessions` (gauge),
 //! `realtime_messages_sent_total`, `realtime_slow_consumer_disconnects_total`,
@@ -27,6 +29,7 @@ pub mod error;
 pub mod hub;
 pub mod ports;
 pub mod protocol;
+pub mod push;
 pub mod routes;
 pub mod worker;
 

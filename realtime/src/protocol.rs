@@ -6,6 +6,8 @@
 //! - `{"type":"subscribe","topic":"alert:{id}"}` -> `{"type":"subscribed","topic":..}` when the
 //!   [`TopicAuthorizer`](crate::ports::TopicAuthorizer) allows it, else a 403 error frame;
 //! - `{"type":"unsubscribe","topic":..}` -> `{"type":"unsubscribed","topic":..}`;
+//! - `{"type":"ack","seq":n}` (optionally with `"epoch":e`) -> nothing: the client processed every
+//!   message up to `seq` (the pusher's `no_ack` policy then sends no push for them);
 //! - any other type goes to the [`InboundHandler`](crate::ports::InboundHandler).
 //!
 //! Answers to one connection (`pong`, `subscribed`, `unsubscribed`, `error`) carry no `seq`: they
@@ -64,6 +66,13 @@ pub(crate) enum ClientFrame {
     Subscribe(Topic),
     /// `{"type":"unsubscribe","topic":..}`.
     Unsubscribe(Topic),
+    /// `{"type":"ack","seq":n}`, optionally with the `epoch` of that `seq`.
+    Ack {
+        /// The newest `seq` processed.
+        seq: u64,
+        /// Its epoch, when the client sent it.
+        epoch: Option<u64>,
+    },
     /// Any other type, for the inbound handler: an object with a string `type`.
     Other(serde_json::Value),
 }
@@ -90,6 +99,7 @@ pub(crate) fn parse_client_frame(text: &str) -> Result<ClientFrame, RealtimeErro
         "ping" => Ok(ClientFrame::Ping),
         "subscribe" => topic_of(&value).map(ClientFrame::Subscribe),
         "unsubscribe" => topic_of(&value).map(ClientFrame::Unsubscribe),
+        "ack" => ack_of(&value),
         _ => Ok(ClientFrame::Other(value)),
     }
 }
@@ -102,6 +112,19 @@ fn topic_of(value: &serde_json::Value) -> Result<Topic, RealtimeError> {
         .as_str()
         .ok_or_else(|| RealtimeError::InvalidTopic("must be a string".to_owned()))?;
     Topic::parse(topic).map_err(RealtimeError::InvalidTopic)
+}
+
+fn ack_of(value: &serde_json::Value) -> Result<ClientFrame, RealtimeError> {
+    let number = |field: &'static str, required: bool| match value.get(field) {
+        None | Some(serde_json::Value::Null) if !required => Ok(None),
+        Some(number) if number.is_u64() => Ok(number.as_u64()),
+        _ => Err(RealtimeError::InvalidField(
+            kreki_platform::FieldError::new(field, "must be a whole number"),
+        )),
+    };
+    let seq = number("seq", true)?.unwrap_or_default();
+    let epoch = number("epoch", false)?;
+    Ok(ClientFrame::Ack { seq, epoch })
 }
 
 /// `{"type":"pong"}`.
@@ -133,6 +156,13 @@ mod tests {
             parse_client_frame(r#"{"type":"subscribe","topic":"alert:42"}"#).ok(),
             Some(ClientFrame::Subscribe(Topic("alert:42".into())))
         );
+        assert_eq!(
+            parse_client_frame(r#"{"type":"ack","seq":7,"epoch":9}"#).ok(),
+            Some(ClientFrame::Ack {
+                seq: 7,
+                epoch: Some(9)
+            })
+        );
         let location = r#"{"type":"location","lat":-6.2,"lng":106.8}"#;
         assert!(matches!(
             parse_client_frame(location),
@@ -150,6 +180,9 @@ mod tests {
             (r#"{"type":"subscribe"}"#, Some("topic")),
             (r#"{"type":"subscribe","topic":5}"#, Some("topic")),
             (r#"{"type":"subscribe","topic":"a b"}"#, Some("topic")),
+            (r#"{"type":"ack"}"#, Some("seq")),
+            (r#"{"type":"ack","seq":-1}"#, Some("seq")),
+            (r#"{"type":"ack","seq":3,"epoch":"x"}"#, Some("epoch")),
         ] {
             let error = parse_client_frame(text).expect_err(text);
             let problem = error.to_problem();
