@@ -322,12 +322,10 @@ impl DispatchService {
         tx.commit().await?;
         metrics::histogram!("kreki_dispatch_alert_commit_seconds")
             .record(started.elapsed().as_secs_f64());
-        self.apply(vec![
-            Effect::Wake(Wake::Alert(alert_id)),
-            Effect::AlertChanged(alert_id),
-        ])
-        .await;
-        Ok((self.alert(alert_id).await?, Ingest::Created))
+        self.apply(vec![Effect::Wake(Wake::Alert(alert_id))]).await;
+        let alert = self.alert(alert_id).await?;
+        self.publish_alert(&alert);
+        Ok((alert, Ingest::Created))
     }
 
     async fn kind_settings(
@@ -1026,9 +1024,10 @@ impl DispatchService {
             .collect())
     }
 
-    /// Records a volunteer's position: PostgreSQL (latest), the matcher, the history queue, and a
-    /// `volunteer.position` message to coordinators. Used by HTTP and by WebSocket `location` frames.
-    /// A position recorded before the stored one is kept in history only.
+    /// Records a volunteer's position: PostgreSQL (latest), the matcher, and, while on duty, the
+    /// history queue and a `volunteer.position` message to coordinators. Used by HTTP and by
+    /// WebSocket `location` frames. A position recorded before the stored one is kept in history
+    /// only.
     ///
     /// # Errors
     /// Database failures.
@@ -1043,22 +1042,29 @@ impl DispatchService {
         let now = Utc::now();
         // A device clock ahead of ours must not make a position look fresher than it is.
         let recorded_at = recorded_at.map_or(now, |at| at.min(now));
-        store::set_position(&self.pool, volunteer, name, at, accuracy_m, recorded_at).await?;
-        if !self.index.update_position(volunteer, at, recorded_at) {
+        let stored =
+            store::set_position(&self.pool, volunteer, name, at, accuracy_m, recorded_at).await?;
+        if stored.latest && !self.index.update_position(volunteer, at, recorded_at) {
             // Not in the matcher yet (first position since going on duty, or off duty).
             self.reload_volunteer(volunteer).await?;
         }
-        self.history.push(Sample {
-            volunteer_id: volunteer,
-            at,
-            accuracy_m,
-            recorded_at,
-        });
-        self.notifier.publish(
-            Audience::Role(Role::Coordinator),
-            json!({"type": "volunteer.position", "volunteer_id": volunteer, "lat": at.lat(), "lng": at.lng(),
-                   "accuracy_m": accuracy_m, "recorded_at": recorded_at}),
-        );
+        // Off duty, a volunteer's whereabouts are nobody's business: only the latest position is
+        // kept (for going on duty), neither history nor the coordinators' map.
+        if stored.on_duty {
+            self.history.push(Sample {
+                volunteer_id: volunteer,
+                at,
+                accuracy_m,
+                recorded_at,
+            });
+            if stored.latest {
+                self.notifier.publish(
+                    Audience::Role(Role::Coordinator),
+                    json!({"type": "volunteer.position", "volunteer_id": volunteer, "lat": at.lat(), "lng": at.lng(),
+                           "accuracy_m": accuracy_m, "recorded_at": recorded_at}),
+                );
+            }
+        }
         Ok(())
     }
 

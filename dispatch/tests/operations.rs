@@ -571,6 +571,30 @@ async fn locations_are_validated_kept_in_history_and_shown_to_coordinators(pool:
     let mut app = TestApp::new(pool.clone()).await;
     app.start_workers();
     let volunteer = app.person("Rina", &[Role::Citizen, Role::Volunteer]);
+    // Off duty: the latest position is kept, but no history and no map.
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/v1/volunteers/me/location",
+            Some(&volunteer),
+            Some(json!({"lat": MONAS.0, "lng": MONAS.1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(
+        app.notifier
+            .to_role(Role::Coordinator, "volunteer.position")
+            .is_empty()
+    );
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/v1/volunteers/me/duty",
+            Some(&volunteer),
+            Some(json!({"on_duty": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
     for (index, north) in [0.0, 50.0, 100.0].iter().enumerate() {
         let (lat, lng) = offset(MONAS.0, MONAS.1, *north, 0.0);
         let (status, body) = app
@@ -629,6 +653,30 @@ async fn locations_are_validated_kept_in_history_and_shown_to_coordinators(pool:
         .to_role(Role::Coordinator, "volunteer.position");
     assert_eq!(positions.len(), 3);
     assert_eq!(positions[2]["volunteer_id"], volunteer.id.to_string());
+    // A fix older than the stored one goes to history only: the map keeps the newest.
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/v1/volunteers/me/location",
+            Some(&volunteer),
+            Some(json!({"lat": MONAS.0, "lng": MONAS.1, "recorded_at": chrono::Utc::now() - chrono::Duration::minutes(5)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let stored: f64 = sqlx::query_scalar(
+        "SELECT ST_Y(location::geometry) FROM dispatch.volunteers WHERE user_id = $1",
+    )
+    .bind(volunteer.id)
+    .fetch_one(&pool)
+    .await
+    .expect("row");
+    assert!((stored - offset(MONAS.0, MONAS.1, 100.0, 0.0).0).abs() < 1e-9);
+    assert_eq!(
+        app.notifier
+            .to_role(Role::Coordinator, "volunteer.position")
+            .len(),
+        3
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -639,6 +687,15 @@ async fn a_full_history_queue_drops_and_counts_without_blocking(pool: PgPool) {
     };
     let app = TestApp::with_config(pool.clone(), config).await; // no writer draining the queue
     let volunteer = app.person("Rina", &[Role::Citizen, Role::Volunteer]);
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/v1/volunteers/me/duty",
+            Some(&volunteer),
+            Some(json!({"on_duty": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
     for _ in 0..5 {
         let (status, _) = app
             .call(
