@@ -230,13 +230,18 @@ pub fn build(
 
     let (router, openapi) = api.split_for_parts();
     let spec = openapi.clone();
-    let checks: Vec<Box<dyn ReadinessCheck>> = vec![
+    let mut checks: Vec<Box<dyn ReadinessCheck>> = vec![
         Box::new(DatabaseCheck(pool.clone())),
         Box::new(MigrationsCheck {
             pool: pool.clone(),
             migrator: &MIGRATOR,
         }),
     ];
+    if let Some(dispatch) = dispatch {
+        checks.push(Box::new(kreki_dispatch::worker::DispatchReadiness(
+            dispatch,
+        )));
+    }
     let router = router
         .merge(kreki_platform::health::router(checks))
         .merge(kreki_platform::http::metrics_router())

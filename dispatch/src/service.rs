@@ -4,7 +4,7 @@
 //!
 //! Every state change is one transaction that locks the alert row first (so accepts, waves,
 //! cancels and assignments of one alert serialise, and locks are always taken alert-first). What
-//! follows a commit (messages, matcher updates) is collected as [`Effect`]s and applied after it, so
+//! follows a commit (messages, matcher updates) is collected as effects and applied after it, so
 //! nobody hears about a change that did not happen.
 
 use std::collections::HashSet;
@@ -135,6 +135,8 @@ pub struct DispatchService {
     practitioners: Arc<dyn PractitionerRegistry>,
     wake: mpsc::Sender<Wake>,
     history: HistoryQueue,
+    /// Set once kind settings are seeded and the matcher is built.
+    prepared: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for DispatchService {
@@ -165,6 +167,7 @@ impl DispatchService {
             practitioners: ports.practitioners,
             wake,
             history,
+            prepared: std::sync::atomic::AtomicBool::new(false),
         });
         (
             service,
@@ -193,7 +196,16 @@ impl DispatchService {
         for kind in AlertKind::ALL {
             store::seed_kind(&self.pool, *kind, &self.config.kind_settings(*kind)).await?;
         }
-        self.rebuild_index().await
+        self.rebuild_index().await?;
+        self.prepared
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// True once [`Self::prepare`] succeeded: kind settings exist and the matcher holds the
+    /// volunteers (`/readyz` waits for it).
+    pub fn is_prepared(&self) -> bool {
+        self.prepared.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Replaces the matcher's contents with the on-duty volunteers stored in PostgreSQL.

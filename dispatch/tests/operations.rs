@@ -749,3 +749,26 @@ async fn practitioner_verification_without_a_registry_is_unavailable(pool: PgPoo
     .expect("row");
     assert!(verified);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn readiness_waits_for_the_matcher(pool: PgPool) {
+    use kreki_platform::health::ReadinessCheck;
+    let (service, _queues) = kreki_dispatch::DispatchService::new(
+        pool.clone(),
+        kreki_dispatch::DispatchConfig::default(),
+        kreki_dispatch::service::Ports {
+            notifier: std::sync::Arc::new(kreki_dispatch::notify::NullNotifier),
+            certs: std::sync::Arc::new(kreki_dispatch::PgCertificationSource::new(pool.clone())),
+            practitioners: std::sync::Arc::new(kreki_dispatch::practitioner::NoRegistry),
+        },
+    );
+    let check = kreki_dispatch::worker::DispatchReadiness(service.clone());
+    assert!(check.check().await.is_err());
+    service.prepare().await.expect("prepares");
+    assert_eq!(check.check().await, Ok(()));
+    let kinds: i64 = sqlx::query_scalar("SELECT count(*) FROM dispatch.kind_settings")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(kinds, 7, "every kind is seeded");
+}
