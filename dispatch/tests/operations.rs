@@ -12,7 +12,7 @@ use kreki_auth::Role;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-const WAIT: Duration = Duration::from_secs(5);
+const WAIT: Duration = Duration::from_secs(10);
 
 async fn offer_for(app: &TestApp, volunteer: &Person) -> Value {
     app.notifier

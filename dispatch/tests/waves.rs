@@ -14,7 +14,7 @@ use kreki_dispatch::domain::{AlertKind, KindSettings, WaveSpec};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-const WAIT: Duration = Duration::from_secs(5);
+const WAIT: Duration = Duration::from_secs(10);
 
 async fn volunteer_north(app: &TestApp, name: &str, metres: f64, certs: &[&str]) -> Person {
     let (lat, lng) = offset(MONAS.0, MONAS.1, metres, 0.0);
