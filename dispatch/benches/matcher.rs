@@ -10,7 +10,7 @@
 //! - `KREKI_BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`): a server
 //!   where the bench may create and drop a scratch database `kreki_bench_<pid>` (needs PostGIS).
 //! - `KREKI_BENCH_REDIS_URL` (default `redis://127.0.0.1:6379`): the bench adds, then deletes, the
-//!   key `kreki:bench:<pid>`.
+//!   key `kreki:bench:matcher:<pid>`.
 //! - `KREKI_BENCH_RESOLUTIONS` (default `7,8,9,10`): H3 resolutions of the sweep (empty: none).
 //! - `KREKI_BENCH_SKIP` (e.g. `postgis,redis`): peers to leave out.
 //!
@@ -259,7 +259,25 @@ impl Postgis {
             Some((server, _)) => format!("{server}/{name}"),
             None => return Err("KREKI_BENCH_DATABASE_URL has no database part".into()),
         };
-        let mut conn = PgConnection::connect(&url).await?;
+        match Self::load(&url, data).await {
+            Ok(conn) => Ok(Self {
+                admin_url,
+                name,
+                conn,
+            }),
+            Err(e) => {
+                // Do not leave a half-loaded scratch database behind.
+                if let Err(drop_error) = drop_database(&admin_url, &name).await {
+                    eprintln!("PostGIS: could not drop {name}: {drop_error}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Creates, fills and indexes the table; the connection is kept for the queries.
+    async fn load(url: &str, data: &Data) -> BenchResult<PgConnection> {
+        let mut conn = PgConnection::connect(url).await?;
         sqlx::raw_sql(
             "CREATE EXTENSION IF NOT EXISTS postgis;
              CREATE TABLE bench_volunteer (id uuid NOT NULL, position geography(Point, 4326) NOT NULL);",
@@ -300,11 +318,7 @@ impl Postgis {
             loaded.as_secs_f64(),
             (started.elapsed() - loaded).as_secs_f64()
         );
-        Ok(Self {
-            admin_url,
-            name,
-            conn,
-        })
+        Ok(conn)
     }
 
     async fn nearest(&mut self, point: LatLng) -> Result<Vec<(Uuid, f64)>, sqlx::Error> {
@@ -342,15 +356,19 @@ impl Postgis {
 
     async fn teardown(self) -> BenchResult<()> {
         self.conn.close().await?;
-        let mut admin = PgConnection::connect(&self.admin_url).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&mut admin)
-        .await?;
-        Ok(())
+        drop_database(&self.admin_url, &self.name).await
     }
+}
+
+async fn drop_database(admin_url: &str, name: &str) -> BenchResult<()> {
+    let mut admin = PgConnection::connect(admin_url).await?;
+    // The name is ours: `kreki_bench_` and digits.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await?;
+    Ok(())
 }
 
 /// Redis with the same points under a scratch key, deleted at the end.
@@ -370,21 +388,22 @@ impl RedisGeo {
         let mut conn = client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        let key = format!("kreki:bench:{}", std::process::id());
+        let key = format!("kreki:bench:matcher:{}", std::process::id());
         redis::cmd("DEL")
             .arg(&key)
             .query_async::<()>(&mut conn)
             .await?;
         let started = Instant::now();
-        for batch in data.volunteers.chunks(10_000) {
-            let mut cmd = redis::cmd("GEOADD");
-            cmd.arg(&key);
-            for v in batch {
-                cmd.arg(v.position.lng())
-                    .arg(v.position.lat())
-                    .arg(v.id.simple().to_string());
+        if let Err(e) = Self::load(&mut conn, &key, data).await {
+            // Do not leave a half-filled scratch key behind.
+            let unlinked = redis::cmd("UNLINK")
+                .arg(&key)
+                .query_async::<()>(&mut conn)
+                .await;
+            if let Err(unlink_error) = unlinked {
+                eprintln!("Redis: could not delete {key}: {unlink_error}");
             }
-            cmd.query_async::<()>(&mut conn).await?;
+            return Err(e.into());
         }
         eprintln!(
             "Redis: {} members added in {:.1} s",
@@ -392,6 +411,24 @@ impl RedisGeo {
             started.elapsed().as_secs_f64()
         );
         Ok(Self { conn, key })
+    }
+
+    async fn load(
+        conn: &mut redis::aio::MultiplexedConnection,
+        key: &str,
+        data: &Data,
+    ) -> redis::RedisResult<()> {
+        for batch in data.volunteers.chunks(10_000) {
+            let mut cmd = redis::cmd("GEOADD");
+            cmd.arg(key);
+            for v in batch {
+                cmd.arg(v.position.lng())
+                    .arg(v.position.lat())
+                    .arg(v.id.simple().to_string());
+            }
+            cmd.query_async::<()>(conn).await?;
+        }
+        Ok(())
     }
 
     async fn nearest(&mut self, point: LatLng) -> redis::RedisResult<Vec<(String, f64)>> {

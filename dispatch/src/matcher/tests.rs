@@ -500,6 +500,38 @@ fn matches_brute_force_at_every_useful_resolution() {
 }
 
 #[test]
+fn matches_brute_force_far_from_the_equator() {
+    // The ring and cell bounds must hold where cells and the metric are most distorted too.
+    for (lat, lng) in [(59.91, 10.75), (-33.87, 151.21), (64.15, -21.94)] {
+        let mut rng = StdRng::seed_from_u64(13);
+        let center = ll(lat, lng);
+        let states = random_states(&mut rng, center, 0.04, 2_000);
+        let mut m = matcher();
+        for v in &states {
+            m.upsert(*v);
+        }
+        for round in 0..40 {
+            let ask = Ask {
+                point: ll(
+                    center.lat() + rng.random_range(-0.04..0.04),
+                    center.lng() + rng.random_range(-0.04..0.04),
+                ),
+                radius_m: [500.0, 2_000.0, 5_000.0][round % 3],
+                limit: [1, 10, 40][round % 3],
+                required: [CertSet::EMPTY, certs(&["bls"])][round % 2],
+                ..Ask::new()
+            };
+            let expected = brute_force(&states, &ask, DEFAULT_POSITION_MAX_AGE);
+            assert_same(
+                &ask.run(&m),
+                &expected,
+                &format!("{lat},{lng} round {round}"),
+            );
+        }
+    }
+}
+
+#[test]
 fn finds_the_neighbour_just_across_a_cell_edge() {
     // Query points on the corners of their cells, volunteers just across: the cases a plain
     // "same cell and first ring" search misses.
