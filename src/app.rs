@@ -194,7 +194,6 @@ pub fn build(
             kreki_dispatch::service::Ports {
                 notifier,
                 certs: Arc::new(kreki_dispatch::PgCertificationSource::new(pool.clone())),
-                practitioners: Arc::new(kreki_dispatch::practitioner::NoRegistry),
             },
         );
         api = api.merge(kreki_dispatch::routes::router(

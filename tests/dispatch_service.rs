@@ -24,7 +24,6 @@ async fn the_openapi_description_has_every_dispatch_endpoint() {
     let expected = [
         ("/v1/volunteers/me/duty", "put"),
         ("/v1/volunteers/me/location", "post"),
-        ("/v1/volunteers/me/practitioner-verification", "post"),
         ("/v1/volunteers", "get"),
         ("/v1/volunteers/me/offers", "get"),
         ("/v1/alerts", "post"),

@@ -23,7 +23,6 @@ use crate::domain::{
 };
 use crate::error::{DispatchError, DispatchResult};
 use crate::geo::LatLng;
-use crate::practitioner::PractitionerCheck;
 use crate::service::{AlertRequest, DispatchService, Ingest};
 use crate::views::{Alert, Assignment, Offer, TimelineEvent, Volunteer};
 
@@ -48,7 +47,6 @@ pub fn router(state: DispatchState) -> OpenApiRouter {
         .routes(routes!(set_duty))
         .routes(routes!(post_location))
         .routes(routes!(list_volunteers))
-        .routes(routes!(verify_practitioner))
         .routes(routes!(my_offers))
         .routes(routes!(create_alert, list_alerts))
         .routes(routes!(get_alert))
@@ -158,36 +156,6 @@ pub fn parse_position(
         Some(at) if errors.is_empty() => Ok((at, accuracy)),
         _ => Err(DispatchError::Validation(errors)),
     }
-}
-
-/// Body of `POST /v1/volunteers/me/practitioner-verification`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct PractitionerRequest {
-    /// The volunteer's NIK, 16 digits.
-    pub nik: String,
-}
-
-/// Asks the national registry (SATUSEHAT) whether the volunteer is a health practitioner; kinds
-/// that require one are offered only to verified volunteers.
-#[utoipa::path(post, path = "/v1/volunteers/me/practitioner-verification", tag = TAG, request_body = PractitionerRequest, security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The registry's answer (`unavailable` when it cannot be asked now)", body = PractitionerCheck),
-        (status = 403, description = "Not a volunteer", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Not a 16-digit NIK", body = Problem, content_type = "application/problem+json"),
-    ))]
-async fn verify_practitioner(
-    State(state): State<DispatchState>,
-    user: CurrentUser,
-    Json(body): Json<PractitionerRequest>,
-) -> DispatchResult<Json<PractitionerCheck>> {
-    user.require(Role::Volunteer)?;
-    let nik = body.nik.trim();
-    if nik.len() != 16 || !nik.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(DispatchError::field("nik", "must be 16 digits"));
-    }
-    Ok(Json(
-        state.service.verify_practitioner(user.id.0, nik).await?,
-    ))
 }
 
 /// Query of the coordinators' lists.

@@ -28,7 +28,6 @@ use crate::geo::LatLng;
 use crate::history::{HistoryQueue, Sample};
 use crate::index::{Index, VolunteerFacts};
 use crate::notify::{Audience, Notifier};
-use crate::practitioner::{PractitionerCheck, PractitionerRegistry, PractitionerStatus};
 use crate::store;
 use crate::views::{Alert, Assignment, Offer, TimelineEvent, Volunteer};
 
@@ -121,8 +120,6 @@ pub struct Ports {
     pub notifier: Arc<dyn Notifier>,
     /// Valid certifications of volunteers (dispatch's own table until the LMS supplies them).
     pub certs: Arc<dyn CertificationSource>,
-    /// The practitioner registry (issue 5); [`crate::practitioner::NoRegistry`] until wired.
-    pub practitioners: Arc<dyn PractitionerRegistry>,
 }
 
 /// The dispatch service. One per process; shared as `Arc<DispatchService>`.
@@ -132,7 +129,6 @@ pub struct DispatchService {
     index: Index,
     notifier: Arc<dyn Notifier>,
     certs: Arc<dyn CertificationSource>,
-    practitioners: Arc<dyn PractitionerRegistry>,
     wake: mpsc::Sender<Wake>,
     history: HistoryQueue,
     /// Set once kind settings are seeded and the matcher is built.
@@ -164,7 +160,6 @@ impl DispatchService {
             index,
             notifier: ports.notifier,
             certs: ports.certs,
-            practitioners: ports.practitioners,
             wake,
             history,
             prepared: std::sync::atomic::AtomicBool::new(false),
@@ -1103,8 +1098,9 @@ impl DispatchService {
         Ok(())
     }
 
-    /// Stores whether `user` is a verified health practitioner (issue 5's SATUSEHAT check) and
-    /// updates the matcher.
+    /// Stores whether `user` is a verified health practitioner and updates the matcher. The
+    /// SATUSEHAT bridge (issue 5) calls this after it checked the volunteer's NIK; kinds with
+    /// `requires_verified_practitioner` are offered only to verified volunteers.
     ///
     /// # Errors
     /// Database failures.
@@ -1116,26 +1112,6 @@ impl DispatchService {
         store::set_practitioner_verified(&self.pool, user, verified).await?;
         self.index.set_verified_practitioner(user, verified);
         Ok(())
-    }
-
-    /// Checks the volunteer's NIK with the practitioner registry and records the outcome: verified
-    /// makes them eligible for kinds that need a practitioner; `not_found` clears it; `ambiguous`
-    /// and `unavailable` change nothing.
-    ///
-    /// # Errors
-    /// Database failures.
-    pub async fn verify_practitioner(
-        &self,
-        user: Uuid,
-        nik: &str,
-    ) -> DispatchResult<PractitionerCheck> {
-        let check = self.practitioners.verify(user, nik).await;
-        match check.status {
-            PractitionerStatus::Verified => self.set_practitioner_verified(user, true).await?,
-            PractitionerStatus::NotFound => self.set_practitioner_verified(user, false).await?,
-            PractitionerStatus::Ambiguous | PractitionerStatus::Unavailable => {}
-        }
-        Ok(check)
     }
 
     /// May `user` receive messages of alert `id` (the realtime topic `alert:{id}`)?

@@ -711,43 +711,74 @@ async fn a_full_history_queue_drops_and_counts_without_blocking(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn practitioner_verification_without_a_registry_is_unavailable(pool: PgPool) {
-    let app = TestApp::new(pool.clone()).await;
-    let volunteer = app.person("Rina", &[Role::Citizen, Role::Volunteer]);
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/v1/volunteers/me/practitioner-verification",
-            Some(&volunteer),
-            Some(json!({"nik": "3171234567890123"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["status"], "unavailable");
-    let (status, problem) = app
-        .call(
-            Method::POST,
-            "/v1/volunteers/me/practitioner-verification",
-            Some(&volunteer),
-            Some(json!({"nik": "12"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(problem["errors"][0]["field"], "nik");
-
-    // Verification arrives through the service (issue 5) and is stored on the volunteer.
+async fn kinds_requiring_a_practitioner_reach_only_verified_volunteers(pool: PgPool) {
+    let mut app = TestApp::new(pool.clone()).await;
     app.service
-        .set_practitioner_verified(volunteer.id, true)
+        .put_kind(
+            kreki_dispatch::domain::AlertKind::Medical,
+            &kreki_dispatch::domain::KindSettings {
+                required_certifications: Vec::new(),
+                requires_verified_practitioner: true,
+                responders_needed: 1,
+                waves: kreki_dispatch::config::default_waves(),
+            },
+        )
+        .await
+        .expect("stored");
+    app.start_workers();
+    let (lat, lng) = offset(MONAS.0, MONAS.1, 100.0, 0.0);
+    let plain = app.volunteer_at("Rina", lat, lng, &[]).await;
+    let (lat, lng) = offset(MONAS.0, MONAS.1, 300.0, 0.0);
+    let nurse = app.volunteer_at("Dewi", lat, lng, &[]).await;
+    // The bridge verified her NIK with SATUSEHAT.
+    app.service
+        .set_practitioner_verified(nurse.id, true)
         .await
         .expect("stored");
     let verified: bool = sqlx::query_scalar(
         "SELECT practitioner_verified FROM dispatch.volunteers WHERE user_id = $1",
     )
-    .bind(volunteer.id)
+    .bind(nurse.id)
     .fetch_one(&pool)
     .await
     .expect("row");
     assert!(verified);
+    let citizen = app.citizen("Sari");
+    let (_, alert) = app
+        .panic(&citizen, "pr", alert_body("medical", MONAS))
+        .await;
+    let offer = offer_for(&app, &nurse).await;
+    assert_eq!(offer["alert"]["id"], alert["id"]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(app.notifier.to_user(plain.id, "offer").is_empty());
+    let (_, duty) = app
+        .call(
+            Method::PUT,
+            "/v1/volunteers/me/duty",
+            Some(&plain),
+            Some(json!({"on_duty": true})),
+        )
+        .await;
+    assert!(
+        !duty["eligible_kinds"]
+            .as_array()
+            .expect("list")
+            .contains(&json!("medical"))
+    );
+    let (_, duty) = app
+        .call(
+            Method::PUT,
+            "/v1/volunteers/me/duty",
+            Some(&nurse),
+            Some(json!({"on_duty": true})),
+        )
+        .await;
+    assert!(
+        duty["eligible_kinds"]
+            .as_array()
+            .expect("list")
+            .contains(&json!("medical"))
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -759,7 +790,6 @@ async fn readiness_waits_for_the_matcher(pool: PgPool) {
         kreki_dispatch::service::Ports {
             notifier: std::sync::Arc::new(kreki_dispatch::notify::NullNotifier),
             certs: std::sync::Arc::new(kreki_dispatch::PgCertificationSource::new(pool.clone())),
-            practitioners: std::sync::Arc::new(kreki_dispatch::practitioner::NoRegistry),
         },
     );
     let check = kreki_dispatch::worker::DispatchReadiness(service.clone());

@@ -80,12 +80,6 @@ async fn every_endpoint_checks_its_roles(pool: PgPool) {
             &[Volunteer],
         ),
         (
-            Method::POST,
-            "/v1/volunteers/me/practitioner-verification".into(),
-            Some(json!({"nik": "3171234567890123"})),
-            &[Volunteer],
-        ),
-        (
             Method::GET,
             "/v1/volunteers".into(),
             None,
