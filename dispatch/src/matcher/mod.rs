@@ -580,6 +580,13 @@ impl Matcher {
             Some(bucket) => bucket.step_m,
             None => CellGeometry::of(origin).step_m,
         };
+        // Degenerate geometry (a pole, the antimeridian) must not stall the walk: a smaller step
+        // only makes the walk longer, never wrong.
+        let step_m = if step_m.is_finite() && step_m > 0.0 {
+            step_m
+        } else {
+            1.0
+        };
         if !self.walk_rings_fast(&search, origin, step_m, &mut out) {
             // A pentagon's distortion broke the fast ring walk: start again the slow, safe way.
             out.clear();
@@ -596,10 +603,13 @@ impl Matcher {
         step_m: f64,
         out: &mut Vec<Candidate>,
     ) -> bool {
+        // Every cell holding a point within the radius is within this many rings (ring bound);
+        // it also caps the walk whatever the cut-off.
+        let k_max = (search.radius_m / step_m).floor() as u32 + 1;
         let mut k: u32 = 0;
         loop {
             let cutoff = search.cutoff_m(out);
-            if f64::from(k.saturating_sub(1)) * step_m > cutoff {
+            if k > k_max || f64::from(k.saturating_sub(1)) * step_m > cutoff {
                 return true;
             }
             for cell in origin.grid_ring_fast(k) {

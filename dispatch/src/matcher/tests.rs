@@ -705,3 +705,44 @@ fn surely_contains_never_claims_a_point_of_another_cell() {
     // Not vacuous: the disc covers a good share of the cell.
     assert!(inside > total / 5, "{inside} of {total}");
 }
+
+#[test]
+fn poles_and_the_antimeridian_answer_without_hanging() {
+    // Not places KREKI serves, but a query there must return, not loop or panic.
+    let mut m = matcher();
+    let spots = [
+        (89.9999, 0.0),
+        (-89.9999, 120.0),
+        (0.0, 179.9999),
+        (0.0, -179.9999),
+    ];
+    for (lat, lng) in spots {
+        m.upsert(VolunteerState {
+            position: ll(lat, lng),
+            ..volunteer(0.0)
+        });
+    }
+    for (lat, lng) in [
+        (90.0, 0.0),
+        (-90.0, 180.0),
+        (0.0, 180.0),
+        (0.0, -180.0),
+        (89.9999, 0.0),
+    ] {
+        let found = Ask {
+            point: ll(lat, lng),
+            radius_m: 5_000.0,
+            ..Ask::new()
+        }
+        .run(&m);
+        assert!(found.len() <= spots.len(), "{lat},{lng}: {found:?}");
+        assert!(found.iter().all(|c| c.distance_m.is_finite()), "{found:?}");
+    }
+    // Next to the pole the metric still finds the volunteer a few metres away.
+    let near_pole = Ask {
+        point: ll(89.9999, 0.001),
+        radius_m: 100.0,
+        ..Ask::new()
+    };
+    assert_eq!(near_pole.run(&m).len(), 1);
+}
