@@ -34,19 +34,32 @@ pub enum Service {
     Auth,
     /// The WebSocket hub at `/v1/ws`.
     Realtime,
+    /// Training and certification: courses, quizzes, certificates, expiry sweep.
+    Lms,
+    /// The SATUSEHAT bridge (practitioner verification, Encounter sync) and the FHIR R4 API for
+    /// health systems.
+    Bridge,
     /// Alerts, volunteers, the matcher, offers and assignments (and their background dispatcher).
     Dispatch,
 }
 
 impl Service {
     /// Every service, in start order.
-    pub const ALL: [Service; 3] = [Service::Auth, Service::Realtime, Service::Dispatch];
+    pub const ALL: [Service; 5] = [
+        Service::Auth,
+        Service::Realtime,
+        Service::Lms,
+        Service::Bridge,
+        Service::Dispatch,
+    ];
 
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Service::Auth => "auth",
             Service::Realtime => "realtime",
+            Service::Lms => "lms",
+            Service::Bridge => "bridge",
             Service::Dispatch => "dispatch",
         }
     }
@@ -110,6 +123,9 @@ impl Services {
         (name = "auth", description = "KREKI ID: accounts and tokens"),
         (name = "admin", description = "Administration of accounts and OAuth2 clients"),
         (name = "realtime", description = "The live channel: offers and alert updates over WebSocket"),
+        (name = "lms", description = "Training and certification: courses, quizzes, certificates"),
+        (name = "volunteers", description = "Volunteers: duty, position, practitioner verification"),
+        (name = "fhir", description = "FHIR R4 for health systems (`application/fhir+json`, OperationOutcome errors) and SATUSEHAT sync"),
         (name = "dispatch", description = "Panic alerts, volunteers on duty, offers and assignments"),
     )
 )]
@@ -175,12 +191,13 @@ pub fn build(
         );
     }
 
+    // The hub exists where the realtime service runs; other services publish into it.
     let hub = services
         .contains(Service::Realtime)
         .then(|| kreki_realtime::Hub::new(config.realtime.clone(), shutdown.clone()));
     let dispatch = if services.contains(Service::Dispatch) {
         let notifier: Arc<dyn kreki_dispatch::Notifier> = match &hub {
-            Some(hub) => Arc::new(crate::wiring::HubNotifier(hub.clone())),
+            Some(hub) => Arc::new(crate::wiring::DispatchHubNotifier(hub.clone())),
             None => {
                 tracing::warn!(
                     "dispatch runs without realtime in this process: offers and updates are not pushed (clients poll)"
@@ -212,7 +229,7 @@ pub fn build(
         None
     };
 
-    if let Some(hub) = hub {
+    if let Some(hub) = &hub {
         let mut state =
             kreki_realtime::RealtimeState::new(hub.clone(), auth.service.verifier().clone());
         if let Some(dispatch) = &dispatch {
@@ -222,9 +239,48 @@ pub fn build(
         }
         api = api.merge(kreki_realtime::router(state));
         workers.push(tokio::spawn(kreki_realtime::worker::run(
-            hub,
+            hub.clone(),
             shutdown.clone(),
         )));
+    }
+
+    // Built in every process: its eligibility queries (`valid_certifications`) only need the
+    // database, so a dispatch-only process can use them too. Reminders reach WebSockets through the
+    // hub when it runs here; they are stored and readable over HTTP either way.
+    let notifier: Arc<dyn kreki_lms::Notifier> = match &hub {
+        Some(hub) => Arc::new(crate::wiring::HubNotifier(hub.clone())),
+        None => Arc::new(kreki_lms::ports::NobodyListens),
+    };
+    let lms = kreki_lms::build(
+        pool.clone(),
+        config.lms.clone(),
+        auth.service.verifier().clone(),
+        Arc::new(kreki_lms::ports::NobodyListens),
+        notifier,
+    );
+    if services.contains(Service::Lms) {
+        workers.push(tokio::spawn(kreki_lms::worker::run(
+            lms.service.clone(),
+            shutdown.clone(),
+        )));
+        api = api.merge(kreki_lms::routes::router(lms));
+    }
+
+    if services.contains(Service::Bridge) {
+        // Until dispatch is wired in, the bridge reads an empty feed and its verification results
+        // go nowhere; the binary will pass dispatch's event stream and eligibility here.
+        let bridge = kreki_bridge_satusehat::build(
+            pool.clone(),
+            &config.satusehat,
+            auth.service.verifier().clone(),
+            Arc::new(kreki_bridge_satusehat::domain::NoSink),
+        )?;
+        api = api.merge(kreki_bridge_satusehat::router(bridge.clone()));
+        workers.extend(kreki_bridge_satusehat::spawn_workers(
+            &bridge,
+            Arc::new(kreki_bridge_satusehat::domain::EmptyFeed),
+            shutdown,
+        ));
     }
 
     let (router, openapi) = api.split_for_parts();

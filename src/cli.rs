@@ -46,7 +46,7 @@ pub enum Command {
     /// Runs every service by default, which is what a small city needs. `--services` runs a
     /// subset, so each role can be scaled on its own from one image.
     Serve {
-        /// Services to run, comma-separated: `all`, or any of `auth`, `realtime`, `dispatch`.
+        /// Services to run, comma-separated: `all`, or any of `auth`, `realtime`, `lms`, `bridge`, `dispatch`.
         #[arg(
             long,
             value_delimiter = ',',

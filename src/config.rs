@@ -13,7 +13,9 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use kreki_auth::AuthConfig;
+use kreki_bridge_satusehat::SatusehatConfig;
 use kreki_dispatch::DispatchConfig;
+use kreki_lms::LmsConfig;
 use kreki_platform::telemetry::LogFormat;
 use kreki_realtime::RealtimeConfig;
 use secrecy::{ExposeSecret, SecretString};
@@ -36,6 +38,10 @@ pub struct Config {
     pub realtime: RealtimeConfig,
     /// `[dispatch]`: per-kind defaults, freshness, rest period, queues.
     pub dispatch: DispatchConfig,
+    /// `[lms]`: training and certification.
+    pub lms: LmsConfig,
+    /// `[satusehat]`: the SATUSEHAT bridge and the FHIR API for health systems.
+    pub satusehat: SatusehatConfig,
 }
 
 /// `[server]`
@@ -197,6 +203,8 @@ impl Config {
         problems.extend(self.auth.validate());
         problems.extend(self.realtime.validate());
         problems.extend(self.dispatch.validate());
+        problems.extend(self.lms.validate());
+        problems.extend(self.satusehat.validate());
         if problems.is_empty() {
             Ok(())
         } else {

@@ -1,6 +1,7 @@
 //! `kreki demo`: a local platform a newcomer can poke at. It keeps its signing key in the data
-//! directory (so a restart signs nobody out), applies migrations, creates the demo accounts if they
-//! are missing, prints where to look and how to sign in, and serves every service.
+//! directory (so a restart signs nobody out), applies migrations, creates the demo accounts and the
+//! demo courses (BLS and first aid) if they are missing, prints where to look and how to sign in,
+//! and serves every service.
 
 use std::path::Path;
 
@@ -61,6 +62,11 @@ pub async fn run(mut config: Config, data_dir: &Path) -> anyhow::Result<()> {
         }
         config.auth.signing_key_file = Some(key_file);
     }
+    if !config.satusehat.enabled {
+        // The demo talks to the fake SATUSEHAT started in-process, never to the real one.
+        config.satusehat.enabled = true;
+        config.satusehat.environment = kreki_bridge_satusehat::config::Environment::Fake;
+    }
     let pool = config.database.pool().map_err(anyhow::Error::msg)?;
     app::migrate(&pool).await?;
     let auth = kreki_auth::build(pool.clone(), config.auth.clone())?;
@@ -75,9 +81,20 @@ pub async fn run(mut config: Config, data_dir: &Path) -> anyhow::Result<()> {
             Err(error) => return Err(anyhow::anyhow!(error.to_problem())),
         }
     }
+    load_courses(&pool, &config).await?;
     pool.close().await;
     banner(&config);
     app::serve(&config, &Services::all(), false).await
+}
+
+/// Loads the demo courses (idempotent).
+async fn load_courses(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<()> {
+    let nobody = std::sync::Arc::new(kreki_lms::ports::NobodyListens);
+    let lms = kreki_lms::LmsService::new(pool.clone(), config.lms.clone(), nobody.clone(), nobody);
+    kreki_lms::demo::load(&lms, None)
+        .await
+        .map_err(|error| anyhow::anyhow!(error.to_problem()))?;
+    Ok(())
 }
 
 fn banner(config: &Config) {
@@ -97,9 +114,21 @@ fn banner(config: &Config) {
         };
         say(&format!("    {phone:<14} {password:<18} {name} ({roles})"));
     }
+    if config.satusehat.environment == kreki_bridge_satusehat::config::Environment::Fake {
+        say(&format!(
+            "  SATUSEHAT     a fake one runs in-process; practitioner NIKs: {} (verified), {} (ambiguous), {} (not found)",
+            kreki_bridge_satusehat::fake::SEED_NIK_ONE,
+            kreki_bridge_satusehat::fake::SEED_NIK_SEVERAL,
+            kreki_bridge_satusehat::fake::SEED_NIK_NONE,
+        ));
+    }
+    say(&format!("  FHIR R4       {base}/fhir/r4/metadata"));
     say(&format!(
         "  Try: curl -s -X POST {base}/v1/auth/login -H 'content-type: application/json' -d '{{\"login\":\"081300000001\",\"password\":\"demo-warga\"}}'"
     ));
+    say(
+        "  Courses: \"Bantuan Hidup Dasar (BLS)\" and \"Pertolongan Pertama\" at GET /v1/lms/courses",
+    );
     say("  Stop with Ctrl-C.");
     say("");
 }

@@ -3,6 +3,7 @@
 //! - [`cli`]: the command line (`serve`, `migrate`, `user create`, `keys generate`, `demo`).
 //! - [`config`]: the one typed configuration (file + `KREKI_*` environment), validated at start.
 //! - [`app`]: wires the service crates into one HTTP server with shared middleware and shutdown.
+//! - [`wiring`]: adapters that connect one service's ports to another service.
 //! - [`demo`]: a local platform with a persistent signing key and demo accounts.
 //! - [`wiring`]: the adapters joining dispatch and the realtime hub.
 

@@ -1,28 +1,42 @@
-//! The adapters that join dispatch to the realtime hub in this process: dispatch's [`Notifier`]
-//! port publishes through the [`Hub`]; the hub's [`TopicAuthorizer`] asks dispatch whether a user
-//! may follow `alert:{id}`; its [`InboundHandler`] hands volunteers' `location` frames to
-//! dispatch. Neither crate knows the other; only the binary knows both.
+//! Adapters between the service crates. Each crate declares the ports it needs in its own terms;
+//! only the binary knows every crate, so the glue lives here, one small type per port.
+//!
+//! - LMS reminders reach WebSockets through the hub ([`HubNotifier`]).
+//! - Dispatch publishes through the hub ([`DispatchHubNotifier`]); the hub asks dispatch whether a
+//!   user may follow `alert:{id}` ([`AlertTopics`]) and hands it volunteers' `location` frames
+//!   ([`DispatchInbound`]).
 
 use std::sync::Arc;
 
 use kreki_auth::{CurrentUser, Role};
 use kreki_dispatch::{DispatchService, Notifier};
 use kreki_platform::Problem;
-use kreki_realtime::{BoxFuture, Hub, InboundHandler, TopicAuthorizer};
+use kreki_realtime::{Audience, BoxFuture, Hub, InboundHandler, TopicAuthorizer};
 use serde::Deserialize;
 use uuid::Uuid;
 
-/// Dispatch's messages, delivered by the hub.
-#[derive(Clone)]
+/// Delivers LMS notifications (certificate expiry reminders) to the user's WebSocket, through the
+/// hub's replay ring, so a volunteer who reconnects within the window still gets them. They are
+/// also stored by the LMS and readable over HTTP, so a user never connected loses nothing.
 pub struct HubNotifier(pub Hub);
 
-impl Notifier for HubNotifier {
+impl kreki_lms::Notifier for HubNotifier {
+    fn notify_user(&self, user: Uuid, message: serde_json::Value) {
+        self.0.publish(Audience::User(user), message);
+    }
+}
+
+/// Dispatch's messages, delivered by the hub.
+#[derive(Clone)]
+pub struct DispatchHubNotifier(pub Hub);
+
+impl Notifier for DispatchHubNotifier {
     fn publish(&self, audience: kreki_dispatch::Audience, message: serde_json::Value) {
         let audience = match audience {
-            kreki_dispatch::Audience::User(id) => kreki_realtime::Audience::User(id),
-            kreki_dispatch::Audience::Users(ids) => kreki_realtime::Audience::Users(ids),
-            kreki_dispatch::Audience::Role(role) => kreki_realtime::Audience::Role(role),
-            kreki_dispatch::Audience::Topic(topic) => kreki_realtime::Audience::Topic(topic),
+            kreki_dispatch::Audience::User(id) => Audience::User(id),
+            kreki_dispatch::Audience::Users(ids) => Audience::Users(ids),
+            kreki_dispatch::Audience::Role(role) => Audience::Role(role),
+            kreki_dispatch::Audience::Topic(topic) => Audience::Topic(topic),
         };
         self.0.publish(audience, message);
     }

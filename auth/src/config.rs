@@ -29,7 +29,7 @@ pub struct AuthConfig {
     pub ip_max_failures: u32,
     /// Failed logins for one account before it must wait (from addresses it never signed in from).
     pub account_max_failures: u32,
-    /// Counting window for failures, in seconds.
+    /// Counting window for failures, in seconds (1 to 86400).
     pub throttle_window_s: u64,
     /// First wait after an account reaches its limit, in seconds; doubles with each further failure.
     pub account_lock_base_s: u64,
@@ -92,9 +92,10 @@ impl AuthConfig {
             self.account_max_failures >= 1,
             "auth.account_max_failures: must be at least 1",
         );
+        // Bounded so window arithmetic on timestamps cannot overflow (and a day is plenty).
         check(
-            self.throttle_window_s >= 1,
-            "auth.throttle_window_s: must be at least 1",
+            (1..=86_400).contains(&self.throttle_window_s),
+            "auth.throttle_window_s: must be 1 to 86400 seconds",
         );
         check(
             (1..=3600).contains(&self.account_lock_max_s)
@@ -110,5 +111,26 @@ impl AuthConfig {
             "auth.signing_key_file and auth.signing_key_pem: set one, not both",
         );
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AuthConfig;
+
+    #[test]
+    fn defaults_are_valid_and_the_throttle_window_is_bounded() {
+        assert_eq!(AuthConfig::default().validate(), Vec::<String>::new());
+        for window_s in [0, 86_401, u64::MAX] {
+            let config = AuthConfig {
+                throttle_window_s: window_s,
+                ..AuthConfig::default()
+            };
+            assert_eq!(
+                config.validate(),
+                ["auth.throttle_window_s: must be 1 to 86400 seconds"],
+                "{window_s}"
+            );
+        }
     }
 }

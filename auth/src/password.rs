@@ -27,19 +27,13 @@ impl SecretHasher {
     /// # Errors
     /// Only on an internal failure of the hasher.
     pub async fn hash(&self, secret: String) -> AuthResult<String> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|error| AuthError::Internal(error.to_string()))?;
-        tokio::task::spawn_blocking(move || {
+        self.run(move || {
             Argon2::default()
                 .hash_password(secret.as_bytes())
                 .map(|hash| hash.to_string())
                 .map_err(|error| AuthError::Internal(format!("hashing failed: {error}")))
         })
-        .await
-        .map_err(|error| AuthError::Internal(error.to_string()))?
+        .await?
     }
 
     /// True when `secret` matches `phc`. With `phc = None` (no such account) it still spends the
@@ -48,12 +42,7 @@ impl SecretHasher {
     /// # Errors
     /// Only on an internal failure of the hasher.
     pub async fn verify(&self, secret: String, phc: Option<String>) -> AuthResult<bool> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|error| AuthError::Internal(error.to_string()))?;
-        tokio::task::spawn_blocking(move || {
+        self.run(move || {
             let known = phc.is_some();
             let phc = phc.unwrap_or_else(|| dummy_hash().to_owned());
             let matches = Argon2::default()
@@ -62,7 +51,21 @@ impl SecretHasher {
             known && matches
         })
         .await
-        .map_err(|error| AuthError::Internal(error.to_string()))
+    }
+
+    /// Runs `work` on the blocking pool once a permit is free.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> AuthResult<T> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|error| AuthError::Internal(error.to_string()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|error| AuthError::Internal(error.to_string()))
     }
 }
 

@@ -30,6 +30,9 @@ pub const KNOWN_SCOPES: &[&str] = &[
     "system/Task.read",
 ];
 
+/// Longest client id looked up, in bytes; ours are 19.
+const MAX_CLIENT_ID_BYTES: usize = 128;
+
 /// A new account, validated.
 #[derive(Debug, Clone)]
 pub struct NewAccount {
@@ -177,7 +180,7 @@ impl AuthService {
             }
         };
         let attempt = Attempt::new(ip, user.as_ref().map(|row| UserId(row.id)), &normalised);
-        throttle::check(&self.pool, &attempt).await?;
+        throttle::admit(&self.pool, &self.config, &attempt).await?;
         let hash = user.as_ref().map(|row| row.password_hash.clone());
         if !self.hasher.verify(password.to_owned(), hash).await? {
             throttle::record_failure(&self.pool, &self.config, &attempt).await?;
@@ -219,7 +222,9 @@ impl AuthService {
             return Err(AuthError::RefreshTokenReused);
         }
         store::mark_refresh_token_used(&mut tx, row.id).await?;
-        let user = store::user_by_id(&self.pool, UserId(row.user_id))
+        // Through the transaction: a second pool connection, taken while this one holds the row
+        // lock that concurrent refreshes of the same token wait on, deadlocks a busy pool.
+        let user = store::user_by_id(&mut *tx, UserId(row.user_id))
             .await?
             .ok_or(AuthError::RefreshTokenInvalid)?;
         let refresh_token = self
@@ -338,7 +343,14 @@ impl AuthService {
         client_secret: &str,
         scope: Option<&str>,
     ) -> AuthResult<ClientToken> {
-        let client = store::active_client(&self.pool, client_id).await?;
+        // Client ids are short ASCII (`kc_…`); anything else is unknown without asking the
+        // database, which would refuse a NUL byte with an error rather than an empty answer.
+        let plausible = client_id.len() <= MAX_CLIENT_ID_BYTES && !client_id.contains('\0');
+        let client = if plausible {
+            store::active_client(&self.pool, client_id).await?
+        } else {
+            None
+        };
         let hash = client.as_ref().map(|row| row.secret_hash.clone());
         if !self.hasher.verify(client_secret.to_owned(), hash).await? {
             return Err(AuthError::InvalidClient);

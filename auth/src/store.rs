@@ -66,15 +66,19 @@ pub async fn insert_user(
     .await
 }
 
-/// The account with this id.
-pub async fn user_by_id(pool: &PgPool, id: UserId) -> Result<Option<UserRow>, sqlx::Error> {
+/// The account with this id, read through `executor` (a pool, or the connection of a transaction
+/// that must not wait for a second connection while it holds locks).
+pub async fn user_by_id(
+    executor: impl sqlx::PgExecutor<'_>,
+    id: UserId,
+) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as(concat!(
         "SELECT ",
         user_columns!(),
         " FROM auth.users WHERE id = $1"
     ))
     .bind(id.0)
-    .fetch_optional(pool)
+    .fetch_optional(executor)
     .await
 }
 

@@ -6,6 +6,9 @@
 //! `auth.account_lock_max_s` (15 minutes by default). So guessing from elsewhere slows the guesser,
 //! while the person on their usual phone or network keeps signing in. Addresses that fail too often
 //! (over all accounts) wait until their counting window ends.
+//!
+//! An attempt is counted against its account before its password is checked ([`admit`]), so
+//! sending many guesses at once buys no more than sending them one by one.
 
 use std::net::IpAddr;
 
@@ -34,7 +37,9 @@ impl Attempt {
     pub fn new(ip: IpAddr, user: Option<UserId>, login: &str) -> Self {
         let account_key = match user {
             Some(id) => format!("account:{id}"),
-            None => format!("login:{login}"),
+            // Hashed: an unknown login is whatever a stranger typed (any length, NUL bytes that
+            // PostgreSQL text refuses, someone's mistyped number), none of which belongs in a key.
+            None => format!("login:{}", hex(&Sha256::digest(login.as_bytes()))),
         };
         Self {
             ip_key: format!("ip:{ip}"),
@@ -45,44 +50,121 @@ impl Attempt {
     }
 }
 
-/// Refuses the attempt with 429 when its address, or its account from an unknown address, must wait.
-pub async fn check(pool: &PgPool, attempt: &Attempt) -> AuthResult<()> {
-    let blocks: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT key, blocked_until FROM auth.login_throttle WHERE key = ANY ($1) AND blocked_until > now()",
-    )
-    .bind([attempt.ip_key.as_str(), attempt.account_key.as_str()])
-    .fetch_all(pool)
-    .await?;
-    if blocks.is_empty() {
-        return Ok(());
-    }
-    let known_source = match attempt.user {
-        Some(user) => sqlx::query_scalar::<_, bool>(
-            "SELECT EXISTS (SELECT 1 FROM auth.login_sources
-             WHERE user_id = $1 AND source_hash = $2 AND last_success_at > now() - make_interval(days => $3))",
-        )
-        .bind(user.0)
-        .bind(&attempt.source_hash)
-        .bind(KNOWN_SOURCE_DAYS)
-        .fetch_one(pool)
-        .await?,
-        None => false,
-    };
-    let now = Utc::now();
-    let wait = blocks
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
         .iter()
-        .filter(|(key, _)| *key == attempt.ip_key || !known_source)
-        .map(|(_, until)| *until - now)
-        .max();
-    match wait {
-        Some(wait) => Err(AuthError::Throttled {
-            retry_after_s: u64::try_from(wait.num_seconds()).unwrap_or(0) + 1,
-        }),
-        None => Ok(()),
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+            let _ = write!(out, "{byte:02x}");
+            out
+        })
+}
+
+/// Lets an attempt through to the password check, or refuses it with 429 when its address must
+/// wait, or its account must wait and the address is not one it signed in from.
+///
+/// The attempt is counted against its account here, *before* the password is checked, and the lock
+/// it would earn by failing is set at once, all under the lock of the account's counter row. So
+/// guesses sent concurrently are admitted one after another and each sees the lock its
+/// predecessors set: an account gets `auth.account_max_failures` password checks however many
+/// requests arrive at once. A success clears the count ([`record_success`]).
+///
+/// # Errors
+/// [`AuthError::Throttled`] with the seconds to wait; database failures.
+pub async fn admit(pool: &PgPool, config: &AuthConfig, attempt: &Attempt) -> AuthResult<()> {
+    let ip_blocked: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT blocked_until FROM auth.login_throttle WHERE key = $1 AND blocked_until > now()",
+    )
+    .bind(&attempt.ip_key)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(until) = ip_blocked {
+        return Err(throttled(until, Utc::now()));
+    }
+
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO auth.login_throttle (key, failures, window_started_at) VALUES ($1, 0, now())
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(&attempt.account_key)
+    .execute(&mut *tx)
+    .await?;
+    let (failures, window_started_at, blocked_until, now): (
+        i32,
+        DateTime<Utc>,
+        Option<DateTime<Utc>>,
+        DateTime<Utc>,
+    ) = sqlx::query_as(
+        "SELECT failures, window_started_at, blocked_until, now() FROM auth.login_throttle
+         WHERE key = $1 FOR UPDATE",
+    )
+    .bind(&attempt.account_key)
+    .fetch_one(&mut *tx)
+    .await?;
+    if let Some(until) = blocked_until.filter(|until| *until > now)
+        && !known_source(&mut tx, attempt).await?
+    {
+        return Err(throttled(until, now));
+    }
+
+    let window = Duration::seconds(i64::try_from(config.throttle_window_s).unwrap_or(i64::MAX));
+    let (failures, window_started_at) = if window_started_at < now - window {
+        (1, now)
+    } else {
+        (i64::from(failures) + 1, window_started_at)
+    };
+    let over = failures - i64::from(config.account_max_failures);
+    let blocked_until = if over >= 0 {
+        // 30 s, 60 s, 120 s... capped: an attacker keeps slowing down, a person is out for minutes.
+        let base = i64::try_from(config.account_lock_base_s).unwrap_or(i64::MAX);
+        let cap = i64::try_from(config.account_lock_max_s).unwrap_or(i64::MAX);
+        let lock_s = base.saturating_mul(1_i64 << over.min(20)).min(cap);
+        blocked_until.max(Some(now + Duration::seconds(lock_s)))
+    } else {
+        blocked_until
+    };
+    sqlx::query(
+        "UPDATE auth.login_throttle SET failures = $2, window_started_at = $3, blocked_until = $4
+         WHERE key = $1",
+    )
+    .bind(&attempt.account_key)
+    .bind(i32::try_from(failures).unwrap_or(i32::MAX))
+    .bind(window_started_at)
+    .bind(blocked_until)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn throttled(until: DateTime<Utc>, now: DateTime<Utc>) -> AuthError {
+    AuthError::Throttled {
+        retry_after_s: u64::try_from((until - now).num_seconds()).unwrap_or(0) + 1,
     }
 }
 
-/// Counts a failure against the address and the account, and blocks them once over their limits.
+/// True when the attempt's account signed in successfully from its address lately.
+async fn known_source(conn: &mut sqlx::PgConnection, attempt: &Attempt) -> AuthResult<bool> {
+    let Some(user) = attempt.user else {
+        return Ok(false);
+    };
+    Ok(sqlx::query_scalar::<_, bool>(
+        "SELECT EXISTS (SELECT 1 FROM auth.login_sources
+         WHERE user_id = $1 AND source_hash = $2 AND last_success_at > now() - make_interval(days => $3))",
+    )
+    .bind(user.0)
+    .bind(&attempt.source_hash)
+    .bind(KNOWN_SOURCE_DAYS)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Counts a failed password check against the address, and blocks the address once over its
+/// limit. (The account's count and lock were taken by [`admit`].)
+///
+/// # Errors
+/// Database failures.
 pub async fn record_failure(
     pool: &PgPool,
     config: &AuthConfig,
@@ -98,24 +180,11 @@ pub async fn record_failure(
         )
         .await?;
     }
-    let (account_failures, _) = bump(pool, &attempt.account_key, window_s).await?;
-    let over = account_failures - i64::from(config.account_max_failures);
-    if over >= 0 {
-        // 30 s, 60 s, 120 s... capped: an attacker keeps slowing down, a person is out for minutes.
-        let base = i64::try_from(config.account_lock_base_s).unwrap_or(i64::MAX);
-        let cap = i64::try_from(config.account_lock_max_s).unwrap_or(i64::MAX);
-        let lock_s = base.saturating_mul(1_i64 << over.min(20)).min(cap);
-        block(
-            pool,
-            &attempt.account_key,
-            Utc::now() + Duration::seconds(lock_s),
-        )
-        .await?;
-    }
     Ok(())
 }
 
-/// Clears the account's counter and remembers the address as one this account signs in from.
+/// Clears the account's count (and any lock [`admit`] set in advance) and remembers the address
+/// as one this account signs in from.
 pub async fn record_success(pool: &PgPool, attempt: &Attempt) -> AuthResult<()> {
     sqlx::query("DELETE FROM auth.login_throttle WHERE key = $1")
         .bind(&attempt.account_key)

@@ -28,15 +28,7 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !has_content_type(req.headers(), "json") {
-            return Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-            )
-            .with_detail("Send the body as JSON with `Content-Type: application/json`."));
-        }
-        let bytes = read_body(req, state).await?;
+        let bytes = read_body(req, state, "json", "application/json").await?;
         parse_json(&bytes).map(Json)
     }
 }
@@ -101,15 +93,13 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !has_content_type(req.headers(), "x-www-form-urlencoded") {
-            return Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-            )
-            .with_detail("Send the body with `Content-Type: application/x-www-form-urlencoded`."));
-        }
-        let bytes = read_body(req, state).await?;
+        let bytes = read_body(
+            req,
+            state,
+            "x-www-form-urlencoded",
+            "application/x-www-form-urlencoded",
+        )
+        .await?;
         parse_urlencoded(&bytes, "body").map(Form)
     }
 }
@@ -138,6 +128,14 @@ where
                         "path parameter `{key}` must be a {expected_type}"
                     ))
                     .with_field(key.clone(), format!("expected a {expected_type}")),
+                    ErrorKind::DeserializeError { key, message, .. } => Problem::bad_request(
+                        format!("path parameter `{key}` is not valid: {message}"),
+                    )
+                    .with_field(key.clone(), message.clone()),
+                    ErrorKind::InvalidUtf8InPathParam { key } => {
+                        Problem::bad_request(format!("path parameter `{key}` is not valid UTF-8"))
+                            .with_field(key.clone(), "must be valid UTF-8")
+                    }
                     other => Problem::bad_request(format!("bad path parameter: {other}")),
                 };
                 Err(problem)
@@ -177,7 +175,22 @@ fn has_content_type(headers: &http::HeaderMap, wanted: &str) -> bool {
         })
 }
 
-async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Problem> {
+/// The body, once its content type is `application/<subtype>` (or `application/…+<subtype>`): a
+/// wrong type is a 415 saying which to send, a body over the limit a 413.
+async fn read_body<S: Send + Sync>(
+    req: Request,
+    state: &S,
+    subtype: &str,
+    expected: &str,
+) -> Result<Bytes, Problem> {
+    if !has_content_type(req.headers(), subtype) {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+        )
+        .with_detail(format!("Send the body with `Content-Type: {expected}`.")));
+    }
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::new(
@@ -193,9 +206,14 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Pro
 }
 
 fn parse_urlencoded<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Problem> {
-    serde_urlencoded::from_bytes(bytes).map_err(|error| {
-        let message = error.to_string();
-        let field = backticked(&message).unwrap_or(what).to_owned();
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(bytes));
+    serde_path_to_error::deserialize::<_, T>(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.into_inner().to_string();
+        let field = match field_of(&path, &message).as_str() {
+            "body" => what.to_owned(),
+            named => named.to_owned(),
+        };
         Problem::validation(vec![crate::FieldError::new(field, message)])
     })
 }
@@ -260,6 +278,23 @@ mod tests {
         let problem =
             parse_json::<Alert>(br#"{"location":{"lat":1,"lng":2}}"#).expect_err("no kind");
         assert_eq!(problem.errors[0].field, "kind");
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[expect(dead_code, reason = "fields exist to be deserialised")]
+    struct Resume {
+        resume_after: Option<u64>,
+        bbox: String,
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        let problem = parse_urlencoded::<Resume>(b"resume_after=soon&bbox=1", "query")
+            .expect_err("not a number");
+        assert_eq!(problem.errors[0].field, "resume_after");
+        let problem =
+            parse_urlencoded::<Resume>(b"resume_after=3", "query").expect_err("bbox missing");
+        assert_eq!(problem.errors[0].field, "bbox");
     }
 
     #[test]

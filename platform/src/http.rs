@@ -1,8 +1,9 @@
 //! The middleware stack every KREKI HTTP server runs, applied once in [`finish`].
 //!
 //! Order, from the outside in: hide secrets from logs, assign a request id (or keep the caller's),
-//! echo it back, log the request as a JSON line, turn a panic into a 500, record latency metrics,
-//! turn any bare error status into problem+json, bound the time a request may take.
+//! echo it back, log the request as a JSON line, turn a panic into a 500, turn any bare error
+//! status into problem+json (including the timeout's 503), bound the time a request may take,
+//! record latency metrics per route.
 
 use std::time::{Duration, Instant};
 
@@ -48,11 +49,11 @@ pub fn finish(router: Router, limits: Limits) -> Router {
     router
         .route_layer(middleware::from_fn(record_metrics))
         .fallback(|| async { Problem::not_found("resource") })
-        .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
         ))
+        .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
         .layer(CatchPanicLayer::custom(
             |_panic: Box<dyn std::any::Any + Send>| {

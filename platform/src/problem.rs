@@ -115,6 +115,14 @@ impl Problem {
     }
 
     /// 422: the request was well-formed but these fields break the rules.
+    ///
+    /// ```
+    /// use kreki_platform::{FieldError, Problem};
+    ///
+    /// let problem = Problem::validation(vec![FieldError::new("location.lat", "must be -90 to 90")]);
+    /// assert_eq!(problem.status, 422);
+    /// assert_eq!(problem.detail.as_deref(), Some("location.lat: must be -90 to 90"));
+    /// ```
     pub fn validation(errors: Vec<FieldError>) -> Self {
         let detail = match errors.as_slice() {
             [one] => format!("{}: {}", one.field, one.message),

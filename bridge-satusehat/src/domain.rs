@@ -1,0 +1,247 @@
+//! Validated values and the two ports through which the bridge meets the rest of KREKI: the
+//! [`IncidentFeed`] it reads dispatch's incidents from, and the [`PractitionerStatusSink`] it tells
+//! verification results to. The binary wires both to dispatch; tests feed them by hand.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A boxed, sendable future (the ports are object-safe traits).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The identifier system of an Indonesian national id number (NIK) in SATUSEHAT.
+pub const NIK_SYSTEM: &str = "https://fhir.kemkes.go.id/id/nik";
+/// The identifier system of a health worker's IHS number in SATUSEHAT.
+pub const IHS_SYSTEM: &str = "https://fhir.kemkes.go.id/id/nakes-his-number";
+/// The identifier system of a patient's IHS number in SATUSEHAT.
+pub const PATIENT_IHS_SYSTEM: &str = "https://fhir.kemkes.go.id/id/ihs-number";
+
+/// An Indonesian national id number (Nomor Induk Kependudukan): exactly 16 ASCII digits.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Nik(String);
+
+impl Nik {
+    /// Parses a NIK; spaces, dots and dashes people type between groups are dropped.
+    ///
+    /// ```
+    /// use kreki_bridge_satusehat::Nik;
+    ///
+    /// assert_eq!(Nik::parse("3171-0123-4567-8901").map(|nik| nik.as_str().to_owned()), Ok("3171012345678901".to_owned()));
+    /// assert!(Nik::parse("12345").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// A message for the caller when it is not 16 digits.
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let digits: String = raw
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '.' | '-'))
+            .collect();
+        if digits.len() == 16 && digits.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(digits))
+        } else {
+            Err("must be a NIK of exactly 16 digits")
+        }
+    }
+
+    /// The 16 digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A NIK is personal data: debug output shows only its last four digits.
+impl std::fmt::Debug for Nik {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Nik(************{})", &self.0[12..])
+    }
+}
+
+impl TryFrom<String> for Nik {
+    type Error = &'static str;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Nik> for String {
+    fn from(nik: Nik) -> Self {
+        nik.0
+    }
+}
+
+/// Status of an alert as dispatch reports it (the `status` of API.md's Alert).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentStatus {
+    /// Offers are out; nobody has accepted yet.
+    Dispatching,
+    /// At least one volunteer accepted.
+    Assigned,
+    /// A responder is at the scene.
+    OnScene,
+    /// Over: help was given.
+    Resolved,
+    /// Called off by the citizen or a coordinator.
+    Cancelled,
+    /// Nobody could be found.
+    Unmatched,
+}
+
+impl IncidentStatus {
+    /// The name stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dispatching => "dispatching",
+            Self::Assigned => "assigned",
+            Self::OnScene => "on_scene",
+            Self::Resolved => "resolved",
+            Self::Cancelled => "cancelled",
+            Self::Unmatched => "unmatched",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "dispatching" => Self::Dispatching,
+            "assigned" => Self::Assigned,
+            "on_scene" => Self::OnScene,
+            "resolved" => Self::Resolved,
+            "cancelled" => Self::Cancelled,
+            "unmatched" => Self::Unmatched,
+            _ => return None,
+        })
+    }
+
+    /// True once the alert is over (no further Encounter changes but this one).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Resolved | Self::Cancelled | Self::Unmatched)
+    }
+
+    /// The FHIR R4 `Encounter.status` this maps to.
+    pub fn encounter_status(self) -> &'static str {
+        match self {
+            Self::Dispatching | Self::Assigned => "arrived",
+            Self::OnScene => "in-progress",
+            Self::Resolved => "finished",
+            Self::Cancelled | Self::Unmatched => "cancelled",
+        }
+    }
+}
+
+/// One responder of an incident, as dispatch reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Responder {
+    /// The volunteer's account id.
+    pub volunteer_id: Uuid,
+    /// The assignment id (the FHIR Task id).
+    pub assignment_id: Uuid,
+    /// Assignment status: `accepted`, `en_route`, `on_scene`, `completed` or `withdrawn`.
+    pub status: String,
+    /// The volunteer's SATUSEHAT IHS number when dispatch knows them verified; when `None` the bridge
+    /// uses its own verification record.
+    pub ihs_number: Option<String>,
+}
+
+/// The state of one incident after a change, as the feed delivers it. Each event carries the whole
+/// current state (not a delta), so applying the latest one is enough and replays are harmless.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentEvent {
+    /// Position in dispatch's event stream: strictly increasing, the bridge's cursor.
+    pub seq: i64,
+    /// The alert.
+    pub alert_id: Uuid,
+    /// Alert kind (`medical`, `cardiac_arrest`, ...).
+    pub kind: String,
+    /// Alert status after this event.
+    pub status: IncidentStatus,
+    /// Where, WGS84 degrees, as `(lat, lng)` (latitude first).
+    pub location: (f64, f64),
+    /// When the alert was raised (UTC).
+    pub occurred_at: DateTime<Utc>,
+    /// When this change happened (UTC).
+    pub changed_at: DateTime<Utc>,
+    /// The patient's NIK when the citizen gave one (16 digits; anything else is ignored).
+    pub patient_nik: Option<String>,
+    /// Every assignment of the alert, current state.
+    pub responders: Vec<Responder>,
+}
+
+/// Where the bridge reads incidents from. The binary implements it over dispatch's event stream; it
+/// must return events with `seq > after`, in increasing `seq` order, at most `limit` of them.
+pub trait IncidentFeed: Send + Sync + 'static {
+    /// The next events after `after`.
+    ///
+    /// # Errors
+    /// When the source cannot be read now; the consumer logs it and tries again later.
+    fn next_batch(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> BoxFuture<'_, anyhow::Result<Vec<IncidentEvent>>>;
+}
+
+/// Where practitioner verification results go (the binary wires it to dispatch's eligibility).
+/// Called with `Some(ihs_number)` when verified, `None` when SATUSEHAT says the person is not (or
+/// not unambiguously) a registered health worker. Must not block: queue the change if needed.
+pub trait PractitionerStatusSink: Send + Sync + 'static {
+    /// Records the verification result of `user`.
+    fn set_verified(&self, user: Uuid, ihs_number: Option<String>);
+}
+
+/// A sink that drops every result (for processes that run the bridge without dispatch).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoSink;
+
+impl PractitionerStatusSink for NoSink {
+    fn set_verified(&self, _user: Uuid, _ihs_number: Option<String>) {}
+}
+
+/// A feed with nothing in it (until the binary wires dispatch's stream).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EmptyFeed;
+
+impl IncidentFeed for EmptyFeed {
+    fn next_batch(
+        &self,
+        _after: i64,
+        _limit: u32,
+    ) -> BoxFuture<'_, anyhow::Result<Vec<IncidentEvent>>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nik_is_sixteen_digits() {
+        assert_eq!(
+            Nik::parse("3171 0101 0101 0001").map(|n| n.as_str().to_owned()),
+            Ok("3171010101010001".to_owned())
+        );
+        assert!(Nik::parse("317101010101000").is_err());
+        assert!(Nik::parse("31710101010100011").is_err());
+        assert!(Nik::parse("317101010101000x").is_err());
+        assert!(Nik::parse("３１７１０１０１０１０１０００１").is_err());
+        let nik = Nik::parse("3171010101010001").expect("valid");
+        assert_eq!(format!("{nik:?}"), "Nik(************0001)");
+    }
+
+    #[test]
+    fn statuses_map_to_encounter_statuses() {
+        assert_eq!(IncidentStatus::Resolved.encounter_status(), "finished");
+        assert_eq!(IncidentStatus::OnScene.encounter_status(), "in-progress");
+        assert_eq!(
+            IncidentStatus::parse("on_scene"),
+            Some(IncidentStatus::OnScene)
+        );
+        assert_eq!(IncidentStatus::parse("nope"), None);
+    }
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs the whole KREKI test suite on this machine.
+#
+# 1. deploy/local-services.sh makes sure PostgreSQL + PostGIS, Redis and Mosquitto run (installing
+#    Debian packages and starting services as needed).
+# 2. The deployment files are validated offline (deploy/validate.sh).
+# 3. Every FHIR resource shape KREKI serves or sends is checked by an independent validator.
+# 4. Doc tests, then every unit, integration and end-to-end test of the workspace with cargo-nextest
+#    (plain `cargo test` where nextest is missing). Each database test gets its own fresh database.
+#
+# Builds go to $CARGO_TARGET_DIR (default ~/.cache/kreki-target) so repeated runs and clones reuse them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kreki-target}"
+
+bash deploy/local-services.sh
+
+echo "==> deployment files"
+cargo build --bin kreki --quiet
+bash deploy/validate.sh
+
+echo "==> FHIR resources checked by an independent validator (fhir.resources)"
+bash bridge-satusehat/validation/run.sh
+
+echo "==> doc tests"
+cargo test --workspace --doc --quiet
+
+echo "==> unit, integration and end-to-end tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi

@@ -1,0 +1,184 @@
+//! Starting and stopping a real `kreki` process on its own database and port.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+
+/// The URL of the database `pool` is connected to (a fresh one per test, made by `#[sqlx::test]`).
+pub fn database_url(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = pool
+        .connect_options()
+        .get_database()
+        .unwrap_or("postgres")
+        .to_owned();
+    let (server, _) = base.rsplit_once('/').unwrap_or((base.as_str(), ""));
+    format!("{server}/{name}")
+}
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("the loopback interface has a free port")
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("kreki-e2e-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&path).expect("temp dir is creatable");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        drop(std::fs::remove_dir_all(&self.0));
+    }
+}
+
+/// The `kreki` binary built for this test run.
+pub fn kreki() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kreki"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+}
+
+/// Makes a signing key file in `dir` with `kreki keys generate`.
+pub fn signing_key(dir: &Path) -> PathBuf {
+    let path = dir.join("signing-key.pem");
+    let status = kreki()
+        .args(["keys", "generate", "--out"])
+        .arg(&path)
+        .status()
+        .expect("kreki runs");
+    assert!(status.success(), "kreki keys generate failed");
+    path
+}
+
+/// A running `kreki serve`.
+pub struct Server {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// Where the process writes its logs (shown when it fails to start).
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `kreki serve --migrate` with `env` and waits until `/healthz` answers.
+    pub async fn start(env: &[(&str, String)]) -> Self {
+        Self::start_with(&["serve", "--migrate"], env).await
+    }
+
+    /// Starts `kreki` with `args` and `env` and waits until `/healthz` answers. Logs go to a file that
+    /// is printed if it never comes up (`TEST_LOG=1` shows them live instead).
+    pub async fn start_with(args: &[&str], env: &[(&str, String)]) -> Self {
+        let port = free_port();
+        let log =
+            std::env::temp_dir().join(format!("kreki-e2e-{port}-{}.log", uuid::Uuid::new_v4()));
+        let stderr = if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::from(std::fs::File::create(&log).expect("log file is creatable"))
+        };
+        let mut command = kreki();
+        command
+            .args(args)
+            .env("KREKI_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("KREKI_LOG__FILTER", "warn")
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("kreki serve starts");
+        let mut server = Self {
+            child: Some(child),
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        server.wait_until_up().await;
+        server
+    }
+
+    async fn wait_until_up(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::Client::new();
+        while Instant::now() < deadline {
+            if client
+                .get(format!("{}/healthz", self.base))
+                .send()
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten())
+            {
+                panic!(
+                    "kreki exited with {status} before answering:\n{}",
+                    self.log_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "kreki did not answer /healthz within 30 s:\n{}",
+            self.log_text()
+        );
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM, as Kubernetes does.
+    pub fn terminate(&self) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(status.success());
+        }
+    }
+
+    /// Waits for the process to exit (at most 30 s) and returns its status.
+    pub async fn wait(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("status is readable") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kreki did not exit within 30 s of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            drop(child.kill());
+            drop(child.wait());
+        }
+        drop(std::fs::remove_file(&self.log));
+    }
+}
