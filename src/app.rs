@@ -195,6 +195,29 @@ pub fn build(
     let hub = services
         .contains(Service::Realtime)
         .then(|| kreki_realtime::Hub::new(config.realtime.clone(), shutdown.clone()));
+    // Built in every process: its eligibility queries (`valid_certifications`) only need the
+    // database, so a dispatch-only process can use them too. Reminders reach WebSockets through the
+    // hub when it runs here; they are stored and readable over HTTP either way. Certificate changes
+    // reach dispatch through a bounded relay (see `wiring::EligibilityRelay`).
+    let (eligibility_tx, eligibility_rx) = tokio::sync::mpsc::channel(1024);
+    let relay = Arc::new(crate::wiring::EligibilityRelay(eligibility_tx));
+    let lms_notifier: Arc<dyn kreki_lms::Notifier> = match &hub {
+        Some(hub) => Arc::new(crate::wiring::HubNotifier(hub.clone())),
+        None => Arc::new(kreki_lms::ports::NobodyListens),
+    };
+    let listener: Arc<dyn kreki_lms::CertificationListener> =
+        if services.contains(Service::Dispatch) {
+            relay.clone()
+        } else {
+            Arc::new(kreki_lms::ports::NobodyListens)
+        };
+    let lms = kreki_lms::build(
+        pool.clone(),
+        config.lms.clone(),
+        auth.service.verifier().clone(),
+        listener,
+        lms_notifier,
+    );
     let dispatch = if services.contains(Service::Dispatch) {
         let notifier: Arc<dyn kreki_dispatch::Notifier> = match &hub {
             Some(hub) => Arc::new(crate::wiring::DispatchHubNotifier(hub.clone())),
@@ -210,9 +233,25 @@ pub fn build(
             config.dispatch.clone(),
             kreki_dispatch::service::Ports {
                 notifier,
-                certs: Arc::new(kreki_dispatch::PgCertificationSource::new(pool.clone())),
+                certs: Arc::new(crate::wiring::Certifications {
+                    lms: lms.service.clone(),
+                    granted: kreki_dispatch::PgCertificationSource::new(pool.clone()),
+                }),
             },
         );
+        workers.push(tokio::spawn(crate::wiring::relay_eligibility(
+            service.clone(),
+            eligibility_rx,
+            shutdown.clone(),
+        )));
+        if !services.contains(Service::Lms) {
+            // Certificates are issued by another process: hear about them through PostgreSQL.
+            workers.push(tokio::spawn(kreki_lms::changes::forward(
+                pool.clone(),
+                relay.clone(),
+                shutdown.clone(),
+            )));
+        }
         api = api.merge(kreki_dispatch::routes::router(
             kreki_dispatch::DispatchState {
                 service: service.clone(),
@@ -244,20 +283,6 @@ pub fn build(
         )));
     }
 
-    // Built in every process: its eligibility queries (`valid_certifications`) only need the
-    // database, so a dispatch-only process can use them too. Reminders reach WebSockets through the
-    // hub when it runs here; they are stored and readable over HTTP either way.
-    let notifier: Arc<dyn kreki_lms::Notifier> = match &hub {
-        Some(hub) => Arc::new(crate::wiring::HubNotifier(hub.clone())),
-        None => Arc::new(kreki_lms::ports::NobodyListens),
-    };
-    let lms = kreki_lms::build(
-        pool.clone(),
-        config.lms.clone(),
-        auth.service.verifier().clone(),
-        Arc::new(kreki_lms::ports::NobodyListens),
-        notifier,
-    );
     if services.contains(Service::Lms) {
         workers.push(tokio::spawn(kreki_lms::worker::run(
             lms.service.clone(),

@@ -5,14 +5,21 @@
 //! - Dispatch publishes through the hub ([`DispatchHubNotifier`]); the hub asks dispatch whether a
 //!   user may follow `alert:{id}` ([`AlertTopics`]) and hands it volunteers' `location` frames
 //!   ([`DispatchInbound`]).
+//! - Dispatch reads certifications from the LMS and from its own grants ([`Certifications`]); the
+//!   LMS tells it when they change ([`EligibilityRelay`], [`relay_eligibility`]).
 
 use std::sync::Arc;
 
 use kreki_auth::{CurrentUser, Role};
-use kreki_dispatch::{DispatchService, Notifier};
+use std::collections::HashMap;
+
+use futures::future::BoxFuture as FutureBox;
+use kreki_dispatch::{CertificationSource, DispatchService, Notifier, PgCertificationSource};
 use kreki_platform::Problem;
+use kreki_platform::shutdown::CancellationToken;
 use kreki_realtime::{Audience, BoxFuture, Hub, InboundHandler, TopicAuthorizer};
 use serde::Deserialize;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// Delivers LMS notifications (certificate expiry reminders) to the user's WebSocket, through the
@@ -108,5 +115,108 @@ impl InboundHandler for DispatchInbound {
                 .await
                 .map_err(|error| error.to_problem())
         })
+    }
+}
+
+/// Valid certifications from both places they come from: certificates the LMS issued (courses,
+/// trainers) and grants made with `kreki volunteer grant-cert`.
+pub struct Certifications {
+    /// The LMS.
+    pub lms: Arc<kreki_lms::LmsService>,
+    /// Dispatch's own grants.
+    pub granted: PgCertificationSource,
+}
+
+impl CertificationSource for Certifications {
+    fn valid_for(&self, user: Uuid) -> FutureBox<'_, anyhow::Result<Vec<String>>> {
+        Box::pin(async move {
+            let mut codes = self
+                .lms
+                .valid_certifications(user)
+                .await
+                .map_err(|error| anyhow::anyhow!("lms: {error}"))?;
+            codes.extend(self.granted.valid_for(user).await?);
+            codes.sort();
+            codes.dedup();
+            Ok(codes)
+        })
+    }
+
+    fn all_valid(&self) -> FutureBox<'_, anyhow::Result<HashMap<Uuid, Vec<String>>>> {
+        Box::pin(async move {
+            let mut all = self
+                .lms
+                .all_valid_certifications()
+                .await
+                .map_err(|error| anyhow::anyhow!("lms: {error}"))?;
+            for (user, codes) in self.granted.all_valid().await? {
+                let entry = all.entry(user).or_default();
+                entry.extend(codes);
+                entry.sort();
+                entry.dedup();
+            }
+            Ok(all)
+        })
+    }
+}
+
+/// What the LMS said changed.
+#[derive(Debug, Clone, Copy)]
+pub enum EligibilityChange {
+    /// One user's certifications.
+    User(Uuid),
+    /// Possibly anyone's (a missed notification): rebuild the matcher.
+    Everyone,
+}
+
+/// Hands LMS change notices to [`relay_eligibility`] without blocking the LMS. When the queue is
+/// full a notice is dropped and a full rebuild is queued instead, if there is room; the next
+/// duty change of the volunteer re-reads their certifications anyway.
+pub struct EligibilityRelay(pub mpsc::Sender<EligibilityChange>);
+
+impl kreki_lms::CertificationListener for EligibilityRelay {
+    fn changed(&self, user: Uuid) {
+        if self.0.try_send(EligibilityChange::User(user)).is_err() {
+            tracing::warn!(%user, "eligibility relay full; asking for a rebuild");
+            if self.0.try_send(EligibilityChange::Everyone).is_err() {
+                tracing::warn!("eligibility relay full; rebuild request dropped");
+            }
+        }
+    }
+
+    fn resync(&self) {
+        if self.0.try_send(EligibilityChange::Everyone).is_err() {
+            tracing::warn!("eligibility relay full; rebuild request dropped");
+        }
+    }
+}
+
+/// Applies LMS change notices to dispatch's matcher until `shutdown`.
+pub async fn relay_eligibility(
+    dispatch: Arc<DispatchService>,
+    mut changes: mpsc::Receiver<EligibilityChange>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let change = tokio::select! {
+            () = shutdown.cancelled() => return,
+            change = changes.recv() => match change {
+                Some(change) => change,
+                None => return,
+            },
+        };
+        let outcome = match change {
+            EligibilityChange::User(user) => dispatch
+                .eligibility_changed(user)
+                .await
+                .map_err(|error| error.to_string()),
+            EligibilityChange::Everyone => dispatch
+                .rebuild_index()
+                .await
+                .map_err(|error| format!("{error:#}")),
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(?change, %error, "eligibility change not applied");
+        }
     }
 }
