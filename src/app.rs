@@ -262,7 +262,6 @@ pub fn build(
             kreki_dispatch::service::Ports {
                 notifier,
                 certs: Arc::new(certs),
-                practitioners: Arc::new(kreki_dispatch::practitioner::NoRegistry),
             },
         );
         api = api.merge(kreki_dispatch::routes::router(
@@ -276,9 +275,17 @@ pub fn build(
             queues,
             shutdown.clone(),
         ));
+        // Certificate changes from any instance arrive through PostgreSQL (the LMS change feed)
+        // and reach the matcher through a bounded queue.
+        let (eligibility_tx, eligibility_rx) = tokio::sync::mpsc::channel(1024);
+        workers.push(tokio::spawn(crate::wiring::relay_eligibility(
+            service.clone(),
+            eligibility_rx,
+            shutdown.clone(),
+        )));
         workers.push(tokio::spawn(kreki_lms::changes::forward(
             pool.clone(),
-            Arc::new(crate::wiring::EligibilityChanges(service.clone())),
+            Arc::new(crate::wiring::EligibilityRelay(eligibility_tx)),
             shutdown.clone(),
         )));
         Some(service)
@@ -335,13 +342,19 @@ pub fn build(
 
     let (router, openapi) = api.split_for_parts();
     let spec = openapi.clone();
-    let checks: Vec<Box<dyn ReadinessCheck>> = vec![
+    let mut checks: Vec<Box<dyn ReadinessCheck>> = vec![
         Box::new(DatabaseCheck(pool.clone())),
         Box::new(MigrationsCheck {
             pool: pool.clone(),
             migrator: &MIGRATOR,
         }),
     ];
+    if let Some(dispatch) = &dispatch {
+        // Not ready to dispatch until the matcher holds every volunteer.
+        checks.push(Box::new(kreki_dispatch::worker::DispatchReadiness(
+            dispatch.clone(),
+        )));
+    }
     let router = router
         .merge(kreki_platform::health::router(checks))
         .merge(kreki_platform::http::metrics_router())

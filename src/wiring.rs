@@ -7,8 +7,8 @@
 //!   hands volunteers' `location` frames to dispatch.
 //! - lms -> realtime: [`LmsReminders`] delivers certificate reminders through the hub.
 //! - lms -> dispatch: [`Certifications`] answers dispatch's eligibility questions from the LMS (and
-//!   operators' direct grants); [`EligibilityChanges`] tells dispatch when someone's certificates
-//!   changed, so the matcher follows within a second.
+//!   operators' direct grants); [`EligibilityRelay`] and [`relay_eligibility`] tell dispatch when
+//!   someone's certificates changed, through a bounded queue, so the matcher follows within a second.
 //! - bridge <- dispatch: [`IncidentChanges`] feeds dispatch's alert changes to the SATUSEHAT bridge;
 //!   [`PractitionerVerified`] stores the bridge's verdicts on the volunteer.
 
@@ -17,8 +17,10 @@ use std::sync::Arc;
 use kreki_auth::{CurrentUser, Role};
 use kreki_dispatch::{DispatchService, Notifier};
 use kreki_platform::Problem;
+use kreki_platform::shutdown::CancellationToken;
 use kreki_realtime::{BoxFuture, Hub, InboundHandler, TopicAuthorizer};
 use serde::Deserialize;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// Dispatch's messages, delivered by the hub. An offer to one volunteer also goes to their phone
@@ -206,30 +208,65 @@ impl kreki_dispatch::CertificationSource for Certifications {
     }
 }
 
-/// Certificate issues, expiries and revocations (from this or any instance, via the LMS change
-/// feed) re-read into dispatch's matcher.
-pub struct EligibilityChanges(pub Arc<DispatchService>);
+/// What the LMS said changed.
+#[derive(Debug, Clone, Copy)]
+pub enum EligibilityChange {
+    /// One user's certifications.
+    User(Uuid),
+    /// Possibly anyone's (a missed notification): rebuild the matcher.
+    Everyone,
+}
 
-impl kreki_lms::CertificationListener for EligibilityChanges {
+/// Hands LMS change notices (from this or any instance, via the LMS change feed) to
+/// [`relay_eligibility`] without blocking the feed. When the queue is full a notice is dropped and a
+/// full rebuild is queued instead, if there is room; the next duty change of the volunteer re-reads
+/// their certifications anyway.
+pub struct EligibilityRelay(pub mpsc::Sender<EligibilityChange>);
+
+impl kreki_lms::CertificationListener for EligibilityRelay {
     fn changed(&self, user: Uuid) {
-        let dispatch = self.0.clone();
-        tokio::spawn(async move {
-            if let Err(error) = dispatch.eligibility_changed(user).await {
-                tracing::warn!(%error, %user, "could not refresh a volunteer's certifications");
+        if self.0.try_send(EligibilityChange::User(user)).is_err() {
+            tracing::warn!(%user, "eligibility relay full; asking for a rebuild");
+            if self.0.try_send(EligibilityChange::Everyone).is_err() {
+                tracing::warn!("eligibility relay full; rebuild request dropped");
             }
-        });
+        }
     }
 
     fn resync(&self) {
-        let dispatch = self.0.clone();
-        tokio::spawn(async move {
-            if let Err(error) = dispatch.rebuild_index().await {
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    "could not rebuild the matcher"
-                );
-            }
-        });
+        if self.0.try_send(EligibilityChange::Everyone).is_err() {
+            tracing::warn!("eligibility relay full; rebuild request dropped");
+        }
+    }
+}
+
+/// Applies LMS change notices to dispatch's matcher until `shutdown`.
+pub async fn relay_eligibility(
+    dispatch: Arc<DispatchService>,
+    mut changes: mpsc::Receiver<EligibilityChange>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let change = tokio::select! {
+            () = shutdown.cancelled() => return,
+            change = changes.recv() => match change {
+                Some(change) => change,
+                None => return,
+            },
+        };
+        let outcome = match change {
+            EligibilityChange::User(user) => dispatch
+                .eligibility_changed(user)
+                .await
+                .map_err(|error| error.to_string()),
+            EligibilityChange::Everyone => dispatch
+                .rebuild_index()
+                .await
+                .map_err(|error| format!("{error:#}")),
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(?change, %error, "eligibility change not applied");
+        }
     }
 }
 

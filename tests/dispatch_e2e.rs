@@ -199,6 +199,7 @@ async fn panic_to_offer_to_accept_over_websockets() {
         "081200000005",
         "081200000006",
         "081200000007",
+        "081200000008",
     ];
     cli(
         &env,
@@ -228,7 +229,22 @@ async fn panic_to_offer_to_accept_over_websockets() {
             "coordinator",
         ],
     );
-    for (index, phone) in phones[2..].iter().enumerate() {
+    cli(
+        &env,
+        &[
+            "user",
+            "create",
+            "--phone",
+            phones[7],
+            "--password",
+            "kata-sandi-aman",
+            "--name",
+            "Pelatih",
+            "--role",
+            "trainer",
+        ],
+    );
+    for (index, phone) in phones[2..7].iter().enumerate() {
         cli(
             &env,
             &[
@@ -275,10 +291,12 @@ async fn panic_to_offer_to_accept_over_websockets() {
     let citizen = login(&http, &base, phones[0]).await;
     let coordinator = login(&http, &base, phones[1]).await;
     let mut volunteers = Vec::new();
-    for phone in &phones[2..] {
+    let trainer = login(&http, &base, phones[7]).await;
+    for phone in &phones[2..7] {
         volunteers.push(login(&http, &base, phone).await);
     }
-    for volunteer in &volunteers {
+    // The nearest volunteer's first aid comes from the LMS later; the others' from the CLI.
+    for volunteer in &volunteers[1..] {
         cli(
             &env,
             &[
@@ -306,13 +324,11 @@ async fn panic_to_offer_to_accept_over_websockets() {
             .json()
             .await
             .expect("JSON");
-        assert!(
-            duty["eligible_kinds"]
-                .as_array()
-                .expect("kinds")
-                .contains(&json!("medical")),
-            "{duty}"
-        );
+        let medical = duty["eligible_kinds"]
+            .as_array()
+            .expect("kinds")
+            .contains(&json!("medical"));
+        assert_eq!(medical, volunteer.id != volunteers[0].id, "{duty}");
         let mut socket = connect(&base, volunteer).await;
         let (lat, lng) = north(metres);
         socket
@@ -359,6 +375,22 @@ async fn panic_to_offer_to_accept_over_websockets() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // A trainer records the nearest volunteer's first-aid certificate in the LMS: dispatch hears
+    // of it and she becomes eligible at once, without going off and on duty.
+    let recorded = http
+        .post(format!("{base}/v1/lms/certificates"))
+        .bearer_auth(&trainer.token)
+        .json(
+            &json!({"user_id": volunteers[0].id, "certification": "first_aid",
+                      "issued_at": "2026-01-05T00:00:00Z", "holder_name": "Relawan 0",
+                      "evidence": "Kartu PMI 123"}),
+        )
+        .send()
+        .await
+        .expect("recorded");
+    assert_eq!(recorded.status(), 201, "{:?}", recorded.text().await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
 
     let mut citizen_socket = connect(&base, &citizen).await;
     let answer = http

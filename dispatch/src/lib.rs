@@ -14,7 +14,6 @@
 //! - [`history`]: the bounded, batched location history.
 //! - [`eligibility`]: the [`CertificationSource`] port and its PostgreSQL implementation.
 //! - [`notify`]: the [`Notifier`] port to the realtime transport.
-//! - [`practitioner`]: the port to the practitioner registry (SATUSEHAT, issue 5).
 //! - [`store`]: the SQL (schema `dispatch`).
 //! - [`views`]: the JSON shapes of API.md (Alert, Offer, Assignment, ...).
 //! - [`routes`]: the HTTP endpoints and their OpenAPI description.
@@ -29,7 +28,6 @@ pub mod history;
 pub mod index;
 pub mod matcher;
 pub mod notify;
-pub mod practitioner;
 pub mod routes;
 pub mod service;
 pub mod store;

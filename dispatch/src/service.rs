@@ -4,7 +4,7 @@
 //!
 //! Every state change is one transaction that locks the alert row first (so accepts, waves,
 //! cancels and assignments of one alert serialise, and locks are always taken alert-first). What
-//! follows a commit (messages, matcher updates) is collected as [`Effect`]s and applied after it, so
+//! follows a commit (messages, matcher updates) is collected as effects and applied after it, so
 //! nobody hears about a change that did not happen.
 
 use std::collections::HashSet;
@@ -28,7 +28,6 @@ use crate::geo::LatLng;
 use crate::history::{HistoryQueue, Sample};
 use crate::index::{Index, VolunteerFacts};
 use crate::notify::{Audience, Notifier};
-use crate::practitioner::{PractitionerCheck, PractitionerRegistry, PractitionerStatus};
 use crate::store;
 use crate::views::{Alert, Assignment, Offer, TimelineEvent, Volunteer};
 
@@ -136,8 +135,6 @@ pub struct Ports {
     pub notifier: Arc<dyn Notifier>,
     /// Valid certifications of volunteers (dispatch's own table until the LMS supplies them).
     pub certs: Arc<dyn CertificationSource>,
-    /// The practitioner registry (issue 5); [`crate::practitioner::NoRegistry`] until wired.
-    pub practitioners: Arc<dyn PractitionerRegistry>,
 }
 
 /// The dispatch service. One per process; shared as `Arc<DispatchService>`.
@@ -147,9 +144,10 @@ pub struct DispatchService {
     index: Index,
     notifier: Arc<dyn Notifier>,
     certs: Arc<dyn CertificationSource>,
-    practitioners: Arc<dyn PractitionerRegistry>,
     wake: mpsc::Sender<Wake>,
     history: HistoryQueue,
+    /// Set once kind settings are seeded and the matcher is built.
+    prepared: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for DispatchService {
@@ -177,9 +175,9 @@ impl DispatchService {
             index,
             notifier: ports.notifier,
             certs: ports.certs,
-            practitioners: ports.practitioners,
             wake,
             history,
+            prepared: std::sync::atomic::AtomicBool::new(false),
         });
         (
             service,
@@ -208,7 +206,16 @@ impl DispatchService {
         for kind in AlertKind::ALL {
             store::seed_kind(&self.pool, *kind, &self.config.kind_settings(*kind)).await?;
         }
-        self.rebuild_index().await
+        self.rebuild_index().await?;
+        self.prepared
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// True once [`Self::prepare`] succeeded: kind settings exist and the matcher holds the
+    /// volunteers (`/readyz` waits for it).
+    pub fn is_prepared(&self) -> bool {
+        self.prepared.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Replaces the matcher's contents with the on-duty volunteers stored in PostgreSQL.
@@ -337,12 +344,10 @@ impl DispatchService {
         tx.commit().await?;
         metrics::histogram!("kreki_dispatch_alert_commit_seconds")
             .record(started.elapsed().as_secs_f64());
-        self.apply(vec![
-            Effect::Wake(Wake::Alert(alert_id)),
-            Effect::AlertChanged(alert_id),
-        ])
-        .await;
-        Ok((self.alert(alert_id).await?, Ingest::Created))
+        self.apply(vec![Effect::Wake(Wake::Alert(alert_id))]).await;
+        let alert = self.alert(alert_id).await?;
+        self.publish_alert(&alert);
+        Ok((alert, Ingest::Created))
     }
 
     async fn kind_settings(
@@ -1068,9 +1073,10 @@ impl DispatchService {
             .collect())
     }
 
-    /// Records a volunteer's position: PostgreSQL (latest), the matcher, the history queue, and a
-    /// `volunteer.position` message to coordinators. Used by HTTP and by WebSocket `location` frames.
-    /// A position recorded before the stored one is kept in history only.
+    /// Records a volunteer's position: PostgreSQL (latest), the matcher, and, while on duty, the
+    /// history queue and a `volunteer.position` message to coordinators. Used by HTTP and by
+    /// WebSocket `location` frames. A position recorded before the stored one is kept in history
+    /// only.
     ///
     /// # Errors
     /// Database failures.
@@ -1085,22 +1091,29 @@ impl DispatchService {
         let now = Utc::now();
         // A device clock ahead of ours must not make a position look fresher than it is.
         let recorded_at = recorded_at.map_or(now, |at| at.min(now));
-        store::set_position(&self.pool, volunteer, name, at, accuracy_m, recorded_at).await?;
-        if !self.index.update_position(volunteer, at, recorded_at) {
+        let stored =
+            store::set_position(&self.pool, volunteer, name, at, accuracy_m, recorded_at).await?;
+        if stored.latest && !self.index.update_position(volunteer, at, recorded_at) {
             // Not in the matcher yet (first position since going on duty, or off duty).
             self.reload_volunteer(volunteer).await?;
         }
-        self.history.push(Sample {
-            volunteer_id: volunteer,
-            at,
-            accuracy_m,
-            recorded_at,
-        });
-        self.notifier.publish(
-            Audience::Role(Role::Coordinator),
-            json!({"type": "volunteer.position", "volunteer_id": volunteer, "lat": at.lat(), "lng": at.lng(),
-                   "accuracy_m": accuracy_m, "recorded_at": recorded_at}),
-        );
+        // Off duty, a volunteer's whereabouts are nobody's business: only the latest position is
+        // kept (for going on duty), neither history nor the coordinators' map.
+        if stored.on_duty {
+            self.history.push(Sample {
+                volunteer_id: volunteer,
+                at,
+                accuracy_m,
+                recorded_at,
+            });
+            if stored.latest {
+                self.notifier.publish(
+                    Audience::Role(Role::Coordinator),
+                    json!({"type": "volunteer.position", "volunteer_id": volunteer, "lat": at.lat(), "lng": at.lng(),
+                           "accuracy_m": accuracy_m, "recorded_at": recorded_at}),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -1127,8 +1140,9 @@ impl DispatchService {
         Ok(())
     }
 
-    /// Stores whether `user` is a verified health practitioner (issue 5's SATUSEHAT check) and
-    /// updates the matcher.
+    /// Stores whether `user` is a verified health practitioner and updates the matcher. The
+    /// SATUSEHAT bridge (issue 5) calls this after it checked the volunteer's NIK; kinds with
+    /// `requires_verified_practitioner` are offered only to verified volunteers.
     ///
     /// # Errors
     /// Database failures.
@@ -1140,26 +1154,6 @@ impl DispatchService {
         store::set_practitioner_verified(&self.pool, user, verified).await?;
         self.index.set_verified_practitioner(user, verified);
         Ok(())
-    }
-
-    /// Checks the volunteer's NIK with the practitioner registry and records the outcome: verified
-    /// makes them eligible for kinds that need a practitioner; `not_found` clears it; `ambiguous`
-    /// and `unavailable` change nothing.
-    ///
-    /// # Errors
-    /// Database failures.
-    pub async fn verify_practitioner(
-        &self,
-        user: Uuid,
-        nik: &str,
-    ) -> DispatchResult<PractitionerCheck> {
-        let check = self.practitioners.verify(user, nik).await;
-        match check.status {
-            PractitionerStatus::Verified => self.set_practitioner_verified(user, true).await?,
-            PractitionerStatus::NotFound => self.set_practitioner_verified(user, false).await?,
-            PractitionerStatus::Ambiguous | PractitionerStatus::Unavailable => {}
-        }
-        Ok(check)
     }
 
     /// May `user` receive messages of alert `id` (the realtime topic `alert:{id}`)?

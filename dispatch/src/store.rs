@@ -892,8 +892,17 @@ pub async fn set_duty(
     volunteer(pool, user).await?.ok_or(sqlx::Error::RowNotFound)
 }
 
-/// Stores a volunteer's latest position (creating the row, off duty, when new). Returns whether
-/// the volunteer is on duty.
+/// What storing a position did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PositionStored {
+    /// False when a newer position was stored already (this one is older: history only).
+    pub latest: bool,
+    /// Whether the volunteer is on duty.
+    pub on_duty: bool,
+}
+
+/// Stores a volunteer's latest position (creating the row, off duty, when new). A position
+/// recorded before the stored one leaves the row as it is.
 pub async fn set_position(
     pool: &PgPool,
     user: Uuid,
@@ -901,14 +910,19 @@ pub async fn set_position(
     at: LatLng,
     accuracy_m: Option<f32>,
     recorded_at: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO dispatch.volunteers (user_id, name, location, h3_cell, accuracy_m, location_at)
-         VALUES ($1, $2, ST_SetSRID(ST_MakePoint($3, $4), 4326)::geography, $5, $6, $7)
-         ON CONFLICT (user_id) DO UPDATE SET location = EXCLUDED.location, h3_cell = EXCLUDED.h3_cell,
-           accuracy_m = EXCLUDED.accuracy_m, location_at = EXCLUDED.location_at, updated_at = now()
-         WHERE dispatch.volunteers.location_at IS NULL OR dispatch.volunteers.location_at <= EXCLUDED.location_at
-         RETURNING on_duty",
+) -> Result<PositionStored, sqlx::Error> {
+    let (applied, on_duty): (Option<bool>, Option<bool>) = sqlx::query_as(
+        "WITH up AS (
+           INSERT INTO dispatch.volunteers (user_id, name, location, h3_cell, accuracy_m, location_at)
+           VALUES ($1, $2, ST_SetSRID(ST_MakePoint($3, $4), 4326)::geography, $5, $6, $7)
+           ON CONFLICT (user_id) DO UPDATE SET location = EXCLUDED.location, h3_cell = EXCLUDED.h3_cell,
+             accuracy_m = EXCLUDED.accuracy_m, location_at = EXCLUDED.location_at, updated_at = now(),
+             name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE dispatch.volunteers.name END
+           WHERE dispatch.volunteers.location_at IS NULL
+              OR dispatch.volunteers.location_at <= EXCLUDED.location_at
+           RETURNING on_duty)
+         SELECT (SELECT on_duty FROM up),
+                (SELECT on_duty FROM dispatch.volunteers WHERE user_id = $1)",
     )
     .bind(user)
     .bind(name)
@@ -917,9 +931,12 @@ pub async fn set_position(
     .bind(h3_cell(at))
     .bind(accuracy_m)
     .bind(recorded_at)
-    .fetch_optional(pool)
-    .await
-    .map(|on_duty| on_duty.unwrap_or(false))
+    .fetch_one(pool)
+    .await?;
+    Ok(PositionStored {
+        latest: applied.is_some(),
+        on_duty: applied.or(on_duty).unwrap_or(false),
+    })
 }
 
 /// Sets practitioner verification (creating the row when new).

@@ -120,3 +120,21 @@ async fn drain_timers(service: &DispatchService) {
         }
     }
 }
+
+/// `/readyz` check: ready once the dispatcher has seeded kind settings and built the matcher.
+pub struct DispatchReadiness(pub Arc<DispatchService>);
+
+impl kreki_platform::health::ReadinessCheck for DispatchReadiness {
+    fn name(&self) -> &'static str {
+        "dispatch"
+    }
+
+    fn check(&self) -> kreki_platform::health::futures_like::BoxFuture<'_, Result<(), String>> {
+        let ready = self.0.is_prepared();
+        Box::pin(std::future::ready(if ready {
+            Ok(())
+        } else {
+            Err("the matcher is not built yet".to_owned())
+        }))
+    }
+}

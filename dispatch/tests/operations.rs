@@ -12,7 +12,7 @@ use kreki_auth::Role;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-const WAIT: Duration = Duration::from_secs(5);
+const WAIT: Duration = Duration::from_secs(10);
 
 async fn offer_for(app: &TestApp, volunteer: &Person) -> Value {
     app.notifier
@@ -571,6 +571,30 @@ async fn locations_are_validated_kept_in_history_and_shown_to_coordinators(pool:
     let mut app = TestApp::new(pool.clone()).await;
     app.start_workers();
     let volunteer = app.person("Rina", &[Role::Citizen, Role::Volunteer]);
+    // Off duty: the latest position is kept, but no history and no map.
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/v1/volunteers/me/location",
+            Some(&volunteer),
+            Some(json!({"lat": MONAS.0, "lng": MONAS.1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(
+        app.notifier
+            .to_role(Role::Coordinator, "volunteer.position")
+            .is_empty()
+    );
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/v1/volunteers/me/duty",
+            Some(&volunteer),
+            Some(json!({"on_duty": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
     for (index, north) in [0.0, 50.0, 100.0].iter().enumerate() {
         let (lat, lng) = offset(MONAS.0, MONAS.1, *north, 0.0);
         let (status, body) = app
@@ -629,6 +653,30 @@ async fn locations_are_validated_kept_in_history_and_shown_to_coordinators(pool:
         .to_role(Role::Coordinator, "volunteer.position");
     assert_eq!(positions.len(), 3);
     assert_eq!(positions[2]["volunteer_id"], volunteer.id.to_string());
+    // A fix older than the stored one goes to history only: the map keeps the newest.
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/v1/volunteers/me/location",
+            Some(&volunteer),
+            Some(json!({"lat": MONAS.0, "lng": MONAS.1, "recorded_at": chrono::Utc::now() - chrono::Duration::minutes(5)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let stored: f64 = sqlx::query_scalar(
+        "SELECT ST_Y(location::geometry) FROM dispatch.volunteers WHERE user_id = $1",
+    )
+    .bind(volunteer.id)
+    .fetch_one(&pool)
+    .await
+    .expect("row");
+    assert!((stored - offset(MONAS.0, MONAS.1, 100.0, 0.0).0).abs() < 1e-9);
+    assert_eq!(
+        app.notifier
+            .to_role(Role::Coordinator, "volunteer.position")
+            .len(),
+        3
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -639,6 +687,15 @@ async fn a_full_history_queue_drops_and_counts_without_blocking(pool: PgPool) {
     };
     let app = TestApp::with_config(pool.clone(), config).await; // no writer draining the queue
     let volunteer = app.person("Rina", &[Role::Citizen, Role::Volunteer]);
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/v1/volunteers/me/duty",
+            Some(&volunteer),
+            Some(json!({"on_duty": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
     for _ in 0..5 {
         let (status, _) = app
             .call(
@@ -654,20 +711,94 @@ async fn a_full_history_queue_drops_and_counts_without_blocking(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../migrations")]
-async fn practitioner_verification_is_stored_on_the_volunteer(pool: PgPool) {
-    let app = TestApp::new(pool.clone()).await;
-    let volunteer = app.person("Rina", &[Role::Citizen, Role::Volunteer]);
-    // Verification arrives through the service (issue 5) and is stored on the volunteer.
+async fn kinds_requiring_a_practitioner_reach_only_verified_volunteers(pool: PgPool) {
+    let mut app = TestApp::new(pool.clone()).await;
     app.service
-        .set_practitioner_verified(volunteer.id, true)
+        .put_kind(
+            kreki_dispatch::domain::AlertKind::Medical,
+            &kreki_dispatch::domain::KindSettings {
+                required_certifications: Vec::new(),
+                requires_verified_practitioner: true,
+                responders_needed: 1,
+                waves: kreki_dispatch::config::default_waves(),
+            },
+        )
+        .await
+        .expect("stored");
+    app.start_workers();
+    let (lat, lng) = offset(MONAS.0, MONAS.1, 100.0, 0.0);
+    let plain = app.volunteer_at("Rina", lat, lng, &[]).await;
+    let (lat, lng) = offset(MONAS.0, MONAS.1, 300.0, 0.0);
+    let nurse = app.volunteer_at("Dewi", lat, lng, &[]).await;
+    // The bridge verified her NIK with SATUSEHAT.
+    app.service
+        .set_practitioner_verified(nurse.id, true)
         .await
         .expect("stored");
     let verified: bool = sqlx::query_scalar(
         "SELECT practitioner_verified FROM dispatch.volunteers WHERE user_id = $1",
     )
-    .bind(volunteer.id)
+    .bind(nurse.id)
     .fetch_one(&pool)
     .await
     .expect("row");
     assert!(verified);
+    let citizen = app.citizen("Sari");
+    let (_, alert) = app
+        .panic(&citizen, "pr", alert_body("medical", MONAS))
+        .await;
+    let offer = offer_for(&app, &nurse).await;
+    assert_eq!(offer["alert"]["id"], alert["id"]);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(app.notifier.to_user(plain.id, "offer").is_empty());
+    let (_, duty) = app
+        .call(
+            Method::PUT,
+            "/v1/volunteers/me/duty",
+            Some(&plain),
+            Some(json!({"on_duty": true})),
+        )
+        .await;
+    assert!(
+        !duty["eligible_kinds"]
+            .as_array()
+            .expect("list")
+            .contains(&json!("medical"))
+    );
+    let (_, duty) = app
+        .call(
+            Method::PUT,
+            "/v1/volunteers/me/duty",
+            Some(&nurse),
+            Some(json!({"on_duty": true})),
+        )
+        .await;
+    assert!(
+        duty["eligible_kinds"]
+            .as_array()
+            .expect("list")
+            .contains(&json!("medical"))
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn readiness_waits_for_the_matcher(pool: PgPool) {
+    use kreki_platform::health::ReadinessCheck;
+    let (service, _queues) = kreki_dispatch::DispatchService::new(
+        pool.clone(),
+        kreki_dispatch::DispatchConfig::default(),
+        kreki_dispatch::service::Ports {
+            notifier: std::sync::Arc::new(kreki_dispatch::notify::NullNotifier),
+            certs: std::sync::Arc::new(kreki_dispatch::PgCertificationSource::new(pool.clone())),
+        },
+    );
+    let check = kreki_dispatch::worker::DispatchReadiness(service.clone());
+    assert!(check.check().await.is_err());
+    service.prepare().await.expect("prepares");
+    assert_eq!(check.check().await, Ok(()));
+    let kinds: i64 = sqlx::query_scalar("SELECT count(*) FROM dispatch.kind_settings")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(kinds, 7, "every kind is seeded");
 }

@@ -31,7 +31,7 @@ async fn every_endpoint_checks_its_roles(pool: PgPool) {
         .await;
     let offer = app
         .notifier
-        .wait_for_user(offered.id, "offer", Duration::from_secs(5))
+        .wait_for_user(offered.id, "offer", Duration::from_secs(10))
         .await
         .expect("an offer")["offer"]
         .clone();

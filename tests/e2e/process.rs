@@ -51,14 +51,23 @@ async fn serve_migrates_becomes_ready_and_registers(pool: PgPool) {
     let server = Server::start(&env(&pool, &key)).await;
     let client = reqwest::Client::new();
 
-    let ready = client
-        .get(format!("{}/readyz", server.base))
-        .send()
-        .await
-        .expect("answered");
+    // Ready once every check passes, including dispatch's matcher being built just after start.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let ready = loop {
+        let ready = client
+            .get(format!("{}/readyz", server.base))
+            .send()
+            .await
+            .expect("answered");
+        if ready.status() == StatusCode::OK || tokio::time::Instant::now() > deadline {
+            break ready;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(ready.status(), StatusCode::OK);
     let ready: Value = ready.json().await.expect("JSON");
     assert_eq!(ready["checks"]["migrations"], "ok");
+    assert_eq!(ready["checks"]["dispatch"], "ok");
 
     let created = register(&client, &server.base, "0812-1111-2222", "kata-sandi-aman").await;
     assert_eq!(created.status(), StatusCode::CREATED);

@@ -10,7 +10,6 @@ use kreki_auth::keys::{KeyRing, SigningKey};
 use kreki_auth::token::Issuer;
 use kreki_auth::{Role, Roles, TokenVerifier, UserId};
 use kreki_dispatch::config::DispatchConfig;
-use kreki_dispatch::practitioner::NoRegistry;
 use kreki_dispatch::service::{Ports, Workers};
 use kreki_dispatch::{DispatchService, DispatchState, PgCertificationSource, RecordingNotifier};
 use serde_json::{Value, json};
@@ -68,7 +67,6 @@ impl TestApp {
             Ports {
                 notifier: notifier.clone(),
                 certs: Arc::new(PgCertificationSource::new(pool.clone())),
-                practitioners: Arc::new(NoRegistry),
             },
         );
         service.prepare().await.expect("dispatch prepares");
