@@ -21,6 +21,7 @@
 //! `realtime_dropped_messages_total` (no session could be made), `realtime_rejected_publishes_total`
 //! (a message without `type`).
 
+pub mod bus;
 pub mod config;
 pub mod connection;
 pub mod error;
