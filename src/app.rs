@@ -186,10 +186,14 @@ pub fn build(
         );
     }
 
-    // The hub exists where the realtime service runs; other services publish into it.
-    let hub = services
-        .contains(Service::Realtime)
-        .then(|| kreki_realtime::Hub::new(config.realtime.clone(), shutdown.clone()));
+    // The hub exists where the realtime service runs; other services publish into it. With
+    // `[realtime.redis]` it is one hub across every instance sharing that Redis.
+    let hub = if services.contains(Service::Realtime) {
+        let (hub, _bus) = kreki_realtime::bus::hub(config.realtime.clone(), shutdown.clone())?;
+        Some(hub)
+    } else {
+        None
+    };
     if let Some(hub) = &hub {
         let state =
             kreki_realtime::RealtimeState::new(hub.clone(), auth.service.verifier().clone());
