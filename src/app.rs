@@ -338,6 +338,12 @@ pub async fn run(
     grace: Duration,
 ) -> anyhow::Result<()> {
     let signalled = shutdown.clone();
+    // WebSocket frames (offers) go out at once rather than waiting for the peer's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set on an accepted connection");
+        }
+    });
     let server = axum::serve(
         listener,
         app.router
