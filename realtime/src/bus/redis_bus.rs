@@ -293,13 +293,14 @@ impl Publisher {
                     .await
             }
             Command::Subscribed(user, topic) => {
-                self.connection
-                    .zadd::<_, _, _, ()>(
-                        self.bus.key(&format!("topic:{topic}")),
-                        user.to_string(),
-                        self.session_expiry(),
-                    )
-                    .await
+                let mut pipe = redis::pipe();
+                self.membership(
+                    &mut pipe,
+                    &format!("topic:{topic}"),
+                    &user.to_string(),
+                    self.session_expiry(),
+                );
+                pipe.query_async::<()>(&mut self.connection).await
             }
             Command::Unsubscribed(user, topic) => {
                 self.connection
@@ -388,21 +389,16 @@ impl Publisher {
             .ignore();
         for role in Role::ALL {
             if roles.grants(role) {
-                pipe.zadd(
-                    self.bus.key(&format!("role:{}", role.as_str())),
+                self.membership(
+                    pipe,
+                    &format!("role:{}", role.as_str()),
                     &member,
                     session_expiry,
-                )
-                .ignore();
+                );
             }
         }
         for topic in topics {
-            pipe.zadd(
-                self.bus.key(&format!("topic:{topic}")),
-                &member,
-                session_expiry,
-            )
-            .ignore();
+            self.membership(pipe, &format!("topic:{topic}"), &member, session_expiry);
         }
         let config = self.hub.config();
         let hash_ttl_ms = config
@@ -416,6 +412,16 @@ impl Publisher {
             i64::try_from(hash_ttl_ms).unwrap_or(i64::MAX),
         )
         .ignore();
+    }
+
+    /// Adds `member` to the audience set `suffix` until `expiry` (Unix ms); the set itself expires
+    /// with its newest member, so sets of topics nobody follows any more do not pile up.
+    fn membership(&self, pipe: &mut redis::Pipeline, suffix: &str, member: &str, expiry: u64) {
+        let key = self.bus.key(suffix);
+        pipe.zadd(&key, member, expiry)
+            .ignore()
+            .pexpire_at(&key, i64::try_from(expiry).unwrap_or(i64::MAX))
+            .ignore();
     }
 
     /// When a session of a user connected now ends at the latest, in Unix ms: role and topic

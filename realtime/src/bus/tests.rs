@@ -543,3 +543,125 @@ fn local_delivery_after_shared_numbering_starts_a_new_epoch() {
         vec![json!({"type": "resync", "seq": 1, "epoch": epoch})]
     );
 }
+
+fn instance_with(
+    url: &str,
+    prefix: &str,
+    name: &str,
+    config: RealtimeConfig,
+    queue: usize,
+) -> Instance {
+    let redis = RedisBusConfig {
+        url: SecretString::from(url),
+        key_prefix: prefix.to_owned(),
+        instance_id: name.to_owned(),
+        queue,
+        presence_ttl_s: 3,
+        response_timeout_ms: 500,
+        read_block_ms: 200,
+        ..RedisBusConfig::default()
+    };
+    let shutdown = CancellationToken::new();
+    let (hub, bus) = RedisBus::start(config, redis, shutdown.clone()).expect("the bus starts");
+    Instance { hub, bus, shutdown }
+}
+
+#[tokio::test]
+async fn a_slow_consumer_kicked_on_b_resumes_on_a_without_a_gap() {
+    let (url, prefix) = (shared_redis_url(), unique_prefix());
+    let small = RealtimeConfig {
+        outbound_queue: 2,
+        ..RealtimeConfig::default()
+    };
+    let a = instance_with(&url, &prefix, "a", RealtimeConfig::default(), 4096);
+    let b = instance_with(&url, &prefix, "b", small, 4096);
+    all_connected(&[&a, &b]).await;
+    let user = Uuid::new_v4();
+    // Nobody reads this connection: its queue of 2 overflows on the 3rd frame.
+    let stalled = b.hub.attach(user, &Roles::default(), None);
+    for n in 0..5 {
+        a.hub
+            .publish(Audience::User(user), json!({"type": "offer", "n": n}));
+    }
+    wait_until("the stalled connection is kicked (4008)", || {
+        stalled.kicked.is_cancelled()
+    })
+    .await;
+    wait_until("A has all five", || {
+        a.hub.numbering_of(user).map(|(_, seq)| seq) == Some(5)
+    })
+    .await;
+    let (epoch, _) = a.hub.numbering_of(user).expect("a session");
+    let resumed = a.hub.attach(
+        user,
+        &Roles::default(),
+        Some(Cursor {
+            after: 0,
+            epoch: Some(epoch),
+        }),
+    );
+    let ns: Vec<Value> = parse(&resumed.backlog)
+        .into_iter()
+        .map(|frame| frame["n"].clone())
+        .collect();
+    assert_eq!(ns, (0..5).map(|n| json!(n)).collect::<Vec<_>>());
+    clean(&url, &prefix).await;
+}
+
+#[tokio::test]
+async fn a_full_bus_queue_never_blocks_publish_and_loses_nothing_locally() {
+    let (url, prefix) = (shared_redis_url(), unique_prefix());
+    let roomy = RealtimeConfig {
+        outbound_queue: 4096,
+        ..RealtimeConfig::default()
+    };
+    let a = instance_with(&url, &prefix, "a", roomy, 16);
+    all_connected(&[&a]).await;
+    let user = Uuid::new_v4();
+    let mut on_a = a.hub.attach(user, &Roles::default(), None);
+    // The test runtime has one thread: the bus cannot drain its queue while this loop runs, so
+    // all but 16 overflow and are delivered here at once.
+    let started = Instant::now();
+    for n in 0..1000 {
+        a.hub
+            .publish(Audience::User(user), json!({"type": "offer", "n": n}));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "publish never waits"
+    );
+    let received = frames(&mut on_a, 1000).await;
+    let mut ns: Vec<u64> = received
+        .iter()
+        .map(|frame| frame["n"].as_u64().expect("n"))
+        .collect();
+    ns.sort_unstable();
+    assert_eq!(ns, (0..1000).collect::<Vec<u64>>());
+    quiet(&mut on_a).await;
+    clean(&url, &prefix).await;
+}
+
+#[tokio::test]
+async fn audience_sets_expire_with_their_newest_member() {
+    let (url, prefix) = (shared_redis_url(), unique_prefix());
+    let a = instance(&url, &prefix, "a");
+    all_connected(&[&a]).await;
+    let user = Uuid::new_v4();
+    let _on_a = a.hub.attach(user, &Roles::default(), None);
+    a.hub.subscribe(user, "alert:9").expect("within the limit");
+    let mut redis = redis_connection(&url).await;
+    let key = format!("{prefix}topic:alert:9");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let ttl_ms: i64 = redis.pttl(&key).await.expect("PTTL");
+        if ttl_ms > 0 {
+            let session_ms =
+                i64::try_from(RealtimeConfig::default().session_idle_s * 1000).expect("fits");
+            assert!(ttl_ms <= session_ms + 3000, "{ttl_ms}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the topic set gets a TTL");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    clean(&url, &prefix).await;
+}
