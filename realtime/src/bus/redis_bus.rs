@@ -77,6 +77,7 @@ enum Command {
 impl Bus for RedisBus {
     fn send(&self, envelope: Envelope) -> Result<(), Envelope> {
         if !self.shared.publishing.load(Ordering::Relaxed) {
+            metrics::counter!("realtime_bus_local_deliveries_total").increment(1);
             return Err(envelope);
         }
         match self.shared.commands.try_reserve() {
@@ -85,6 +86,7 @@ impl Bus for RedisBus {
                 Ok(())
             }
             Err(_) => {
+                metrics::counter!("realtime_bus_local_deliveries_total").increment(1);
                 tracing::warn!(
                     "realtime.redis.queue is full: message delivered on this instance only"
                 );
@@ -146,6 +148,9 @@ impl RedisBus {
         } else {
             redis.instance_id.clone()
         };
+        // Register the series at once, so dashboards show zeros rather than gaps.
+        metrics::gauge!("realtime_bus_connected").set(0.0);
+        metrics::counter!("realtime_bus_local_deliveries_total").increment(0);
         let (commands, queue) = mpsc::channel(redis.queue);
         let bus = Self {
             shared: Arc::new(Shared {
@@ -251,6 +256,7 @@ impl Publisher {
 
     fn set_up(&self, up: bool) {
         let was = self.bus.shared.publishing.swap(up, Ordering::Relaxed);
+        metrics::gauge!("realtime_bus_connected").set(if up { 1.0 } else { 0.0 });
         if was != up {
             if up {
                 tracing::info!("realtime: Redis bus connected");
@@ -266,6 +272,7 @@ impl Publisher {
                 if let Err(error) = self.publish(&envelope).await {
                     tracing::warn!(%error, "realtime: publish through Redis failed; delivered here only");
                     self.set_up(false);
+                    metrics::counter!("realtime_bus_local_deliveries_total").increment(1);
                     self.hub.deliver(envelope);
                 }
                 return;
