@@ -192,10 +192,14 @@ pub fn build(
         );
     }
 
-    // The hub exists where the realtime service runs; the other services publish into it.
-    let hub = services
-        .contains(Service::Realtime)
-        .then(|| kreki_realtime::Hub::new(config.realtime.clone(), shutdown.clone()));
+    // The hub exists where the realtime service runs; the other services publish into it. With
+    // `[realtime.redis]` it is one hub across every instance sharing that Redis.
+    let hub = if services.contains(Service::Realtime) {
+        let (hub, _bus) = kreki_realtime::bus::hub(config.realtime.clone(), shutdown.clone())?;
+        Some(hub)
+    } else {
+        None
+    };
     // Push goes with the hub: `Pusher::offer` publishes the frame, then pushes by policy.
     let pusher = match &hub {
         Some(hub) => Some(kreki_realtime::push::Pusher::from_config(
@@ -442,6 +446,12 @@ pub async fn run(
     grace: Duration,
 ) -> anyhow::Result<()> {
     let signalled = shutdown.clone();
+    // WebSocket frames (offers) go out at once rather than waiting for the peer's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set on an accepted connection");
+        }
+    });
     let server = axum::serve(
         listener,
         app.router

@@ -168,3 +168,37 @@ fn the_realtime_section_is_read_and_checked() {
     assert!(error.contains("realtime.max_frame_bytes"), "{error}");
     std::fs::remove_dir_all(&dir).expect("cleaned up");
 }
+
+#[test]
+fn the_redis_bus_section_is_optional_read_and_checked() {
+    let dir = std::env::temp_dir().join(format!("kreki-redis-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let none = dir.join("none.toml");
+    std::fs::write(&none, "[realtime]\nmax_connections = 5\n").expect("written");
+    assert!(
+        Config::load(Some(&none))
+            .expect("valid")
+            .realtime
+            .redis
+            .is_none(),
+        "without [realtime.redis] the hub stays in-process"
+    );
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "[realtime.redis]\nurl = \"redis://10.0.0.5:6379\"\nkey_prefix = \"city:\"\n",
+    )
+    .expect("written");
+    let redis = Config::load(Some(&good))
+        .expect("valid")
+        .realtime
+        .redis
+        .expect("the bus is configured");
+    assert_eq!(redis.key_prefix, "city:");
+    assert_eq!(redis.queue, 4096, "unset keys keep their defaults");
+    let wrong = dir.join("wrong.toml");
+    std::fs::write(&wrong, "[realtime.redis]\nurl = \"http://10.0.0.5\"\n").expect("written");
+    let error = Config::load(Some(&wrong)).expect_err("not a Redis URL");
+    assert!(error.contains("realtime.redis.url"), "{error}");
+    std::fs::remove_dir_all(&dir).expect("cleaned up");
+}

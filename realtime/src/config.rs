@@ -65,6 +65,9 @@ pub struct RealtimeConfig {
     /// take before the client gets a 503 error frame, in milliseconds (less than
     /// `idle_timeout_ms`: the socket is not read meanwhile).
     pub inbound_timeout_ms: u64,
+    /// `[realtime.redis]`: the Redis bus that makes several instances one hub (see
+    /// [`crate::bus`]). Absent: this instance delivers what it publishes to its own sockets only.
+    pub redis: Option<crate::bus::RedisBusConfig>,
 }
 
 impl Default for RealtimeConfig {
@@ -87,6 +90,7 @@ impl Default for RealtimeConfig {
             idle_timeout_ms: 45_000,
             write_timeout_ms: 10_000,
             inbound_timeout_ms: 5_000,
+            redis: None,
         }
     }
 }
@@ -175,6 +179,9 @@ impl RealtimeConfig {
             self.inbound_timeout_ms >= 10 && self.inbound_timeout_ms < self.idle_timeout_ms,
             "realtime.inbound_timeout_ms: must be at least 10 milliseconds and less than realtime.idle_timeout_ms",
         );
+        if let Some(redis) = &self.redis {
+            problems.extend(redis.validate());
+        }
         problems
     }
 }

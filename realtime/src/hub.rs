@@ -61,13 +61,32 @@ pub struct Envelope {
     pub message: serde_json::Value,
 }
 
-/// Carries published messages to every instance's hub (issue 7: Redis fan-out).
+/// Carries published messages to every instance's hub (issue 7: Redis fan-out, [`crate::bus`]).
 ///
 /// `send` must not block: queue the envelope (bounded) and return. The bus delivers each envelope
-/// to [`Hub::deliver`] on every instance, this one included.
+/// to [`Hub::deliver`] on every instance, this one included (or numbers it centrally and hands
+/// each instance the numbered frames, as [`crate::bus::RedisBus`] does).
+///
+/// The other methods tell the bus what this instance's connections do, so it can keep presence
+/// and role and topic audiences across instances; they must not block either. By default they do
+/// nothing.
 pub trait Bus: Send + Sync + 'static {
-    /// Takes `envelope` for delivery everywhere.
-    fn send(&self, envelope: Envelope);
+    /// Takes `envelope` for delivery everywhere, or gives it back (`Err`) when it cannot (its
+    /// queue is full, its backend is down): the hub then delivers it on this instance only, with
+    /// local numbering, so local sockets keep being served.
+    fn send(&self, envelope: Envelope) -> Result<(), Envelope>;
+
+    /// `user` attached a connection to this instance, with the roles of its token.
+    fn attached(&self, _user: Uuid, _roles: &Roles) {}
+
+    /// The last connection of `user` on this instance closed (the session stays).
+    fn detached(&self, _user: Uuid) {}
+
+    /// `user` now follows `topic`.
+    fn subscribed(&self, _user: Uuid, _topic: &str) {}
+
+    /// `user` no longer follows `topic`.
+    fn unsubscribed(&self, _user: Uuid, _topic: &str) {}
 }
 
 /// Counts of what the hub holds, for tests and diagnostics.
@@ -114,6 +133,8 @@ struct State {
 }
 
 struct Session {
+    /// The numbering comes from the bus ([`Hub::deliver_numbered`]), not from this instance.
+    shared: bool,
     /// Names this numbering: Unix milliseconds at creation, unique within the process and
     /// increasing across restarts (while the clock does not go back).
     epoch: u64,
@@ -233,11 +254,12 @@ impl Hub {
     /// logged and dropped. Slow connections are disconnected (4008), never waited for.
     pub fn publish(&self, audience: Audience, message: serde_json::Value) {
         let envelope = Envelope { audience, message };
-        match &self.inner.bus {
-            Some(bus) => bus.send(envelope),
-            None => {
-                self.deliver(envelope);
-            }
+        let unsent = match &self.inner.bus {
+            Some(bus) => bus.send(envelope).err(),
+            None => Some(envelope),
+        };
+        if let Some(envelope) = unsent {
+            self.deliver(envelope);
         }
     }
 
@@ -247,8 +269,14 @@ impl Hub {
         self.deliver_at(envelope, Instant::now())
     }
 
-    fn deliver_at(&self, envelope: Envelope, now: Instant) -> usize {
-        let Envelope { audience, message } = envelope;
+    /// The frame body of `message` (its JSON without the opening brace, `seq` and `epoch`), or
+    /// `None` when it has no string `type` or is too long to write (logged and counted as a
+    /// rejected publish).
+    pub(crate) fn frame_body(
+        &self,
+        audience: &Audience,
+        message: serde_json::Value,
+    ) -> Option<String> {
         let config = &self.inner.config;
         let Some(body) = message_body(message) else {
             metrics::counter!("realtime_rejected_publishes_total").increment(1);
@@ -256,7 +284,7 @@ impl Hub {
                 ?audience,
                 "published message is not a JSON object with a string `type`; dropped"
             );
-            return 0;
+            return None;
         };
         // `{"seq":n,"epoch":e,` in front of the body, with up to 20 digits each.
         let longest = body.len() + 60;
@@ -268,8 +296,17 @@ impl Hub {
                 max_bytes = config.max_outbound_frame_bytes(),
                 "published message is too long to write (realtime.max_write_buffer_bytes); dropped"
             );
-            return 0;
+            return None;
         }
+        Some(body)
+    }
+
+    fn deliver_at(&self, envelope: Envelope, now: Instant) -> usize {
+        let Envelope { audience, message } = envelope;
+        let config = &self.inner.config;
+        let Some(body) = self.frame_body(&audience, message) else {
+            return 0;
+        };
         let mut state = self.lock();
         let recipients: Vec<Uuid> = match audience {
             Audience::User(id) => vec![id],
@@ -309,6 +346,12 @@ impl Hub {
             let Some(session) = state.sessions.get_mut(&id) else {
                 continue;
             };
+            if session.shared {
+                // The bus numbered this user until now and cannot be reached: number locally under
+                // a new epoch, so these frames are never confused with the bus's (clients that
+                // resume elsewhere with this cursor get `resync`).
+                session.restart(self.next_epoch());
+            }
             session.seq += 1;
             let frame = Utf8Bytes::from(format!(
                 "{{\"seq\":{},\"epoch\":{},{body}",
@@ -324,6 +367,83 @@ impl Hub {
             reached += 1;
         }
         reached
+    }
+
+    /// Delivers a frame the bus has numbered: `body` (from [`Hub::frame_body`]) as message `seq`
+    /// of `user` in `epoch`. Frames arrive in `seq` order; one at or below the session's `seq` in
+    /// the same epoch was delivered already and is skipped (the `seq` de-duplicates). Another
+    /// epoch, or a local numbering, is replaced by the bus's; a gap empties the replay ring, so a
+    /// client resuming from before it gets `resync`. Returns whether the frame was delivered.
+    pub(crate) fn deliver_numbered(&self, user: Uuid, epoch: u64, seq: u64, body: &str) -> bool {
+        let now = Instant::now();
+        let config = &self.inner.config;
+        let mut state = self.lock();
+        if !state.sessions.contains_key(&user) {
+            if state.sessions.len() >= config.max_sessions {
+                metrics::counter!("realtime_dropped_messages_total").increment(1);
+                tracing::warn!(
+                    %user,
+                    max_sessions = config.max_sessions,
+                    "realtime.max_sessions reached: message to a user without a session dropped"
+                );
+                return false;
+            }
+            state.sessions.insert(user, Session::new(now, epoch));
+            metrics::gauge!("realtime_sessions").increment(1.0);
+        }
+        let Some(session) = state.sessions.get_mut(&user) else {
+            return false;
+        };
+        if !session.shared || session.epoch != epoch {
+            session.shared = true;
+            session.epoch = epoch;
+            session.seq = seq.saturating_sub(1);
+            session.ring.clear();
+        } else if seq <= session.seq {
+            return false;
+        } else if seq > session.seq + 1 {
+            session.ring.clear();
+        }
+        session.seq = seq;
+        let frame = Utf8Bytes::from(format!("{{\"seq\":{seq},\"epoch\":{epoch},{body}"));
+        session.ring.push_back(Stored {
+            seq,
+            at: now,
+            frame: frame.clone(),
+        });
+        session.prune(config, now);
+        session.offer(&frame, now);
+        if session.connections.is_empty() {
+            // Mirrored sessions of users connected elsewhere live while their messages arrive.
+            session.idle_since = now;
+        }
+        true
+    }
+
+    /// Users with at least one connection here, with their roles and topics: what the bus
+    /// refreshes in its presence and audience records.
+    pub(crate) fn connected_users(&self) -> Vec<(Uuid, Roles, Vec<String>)> {
+        self.lock()
+            .sessions
+            .iter()
+            .filter(|(_, session)| !session.connections.is_empty())
+            .map(|(id, session)| {
+                (
+                    *id,
+                    session.roles.clone().unwrap_or_default(),
+                    session.topics.iter().cloned().collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// The `(epoch, seq)` of `user`'s session, if there is one (tests of the bus).
+    #[cfg(test)]
+    pub(crate) fn numbering_of(&self, user: Uuid) -> Option<(u64, u64)> {
+        self.lock()
+            .sessions
+            .get(&user)
+            .map(|session| (session.epoch, session.seq))
     }
 
     /// Counts of sessions and connections.
@@ -382,8 +502,8 @@ impl Hub {
         let id = self.inner.next_connection.fetch_add(1, Ordering::Relaxed);
         let (sender, outbound) = mpsc::channel(config.outbound_queue);
         let kicked = CancellationToken::new();
-        let mut state = self.lock();
-        let state = &mut *state;
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let session = state.sessions.entry(user).or_insert_with(|| {
             metrics::gauge!("realtime_sessions").increment(1.0);
             Session::new(now, self.next_epoch())
@@ -409,6 +529,10 @@ impl Hub {
             outbound: sender,
             kicked: kicked.clone(),
         });
+        drop(guard);
+        if let Some(bus) = &self.inner.bus {
+            bus.attached(user, roles);
+        }
         Attachment {
             id,
             backlog,
@@ -421,12 +545,18 @@ impl Hub {
     pub(crate) fn detach(&self, user: Uuid, id: u64) {
         let now = Instant::now();
         let mut state = self.lock();
+        let mut gone = false;
         if let Some(session) = state.sessions.get_mut(&user) {
             let before = session.connections.len();
             session.connections.retain(|connection| connection.id != id);
             if before > 0 && session.connections.is_empty() {
                 session.idle_since = now;
+                gone = true;
             }
+        }
+        drop(state);
+        if let (true, Some(bus)) = (gone, &self.inner.bus) {
+            bus.detached(user);
         }
     }
 
@@ -482,8 +612,8 @@ impl Hub {
     /// Records that `user` follows `topic` (authorisation is the caller's job).
     pub(crate) fn subscribe(&self, user: Uuid, topic: &str) -> Result<(), SubscribeError> {
         let max = self.inner.config.max_topics_per_session;
-        let mut state = self.lock();
-        let state = &mut *state;
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let Some(session) = state.sessions.get_mut(&user) else {
             // The connection asking is attached, so its session exists; a race with the sweeper is
             // impossible while it is attached.
@@ -500,17 +630,25 @@ impl Hub {
                 .or_default()
                 .insert(user);
         }
+        drop(guard);
+        if let Some(bus) = &self.inner.bus {
+            bus.subscribed(user, topic);
+        }
         Ok(())
     }
 
     /// Forgets that `user` follows `topic`.
     pub(crate) fn unsubscribe(&self, user: Uuid, topic: &str) {
-        let mut state = self.lock();
-        let state = &mut *state;
+        let mut guard = self.lock();
+        let state = &mut *guard;
         if let Some(session) = state.sessions.get_mut(&user) {
             session.topics.remove(topic);
         }
         remove_from_index(&mut state.by_topic, topic, user);
+        drop(guard);
+        if let Some(bus) = &self.inner.bus {
+            bus.unsubscribed(user, topic);
+        }
     }
 
     /// Drops sessions idle for longer than `session_idle_s` and replay frames older than
@@ -582,6 +720,7 @@ impl Hub {
 impl Session {
     fn new(now: Instant, epoch: u64) -> Self {
         Self {
+            shared: false,
             epoch,
             seq: 0,
             acked: 0,
@@ -591,6 +730,14 @@ impl Session {
             topics: HashSet::new(),
             idle_since: now,
         }
+    }
+
+    /// Starts a local numbering under `epoch`: `seq` 0, nothing to replay.
+    fn restart(&mut self, epoch: u64) {
+        self.shared = false;
+        self.epoch = epoch;
+        self.seq = 0;
+        self.ring.clear();
     }
 
     /// Keeps the newest `replay_messages` frames, none older than `replay_window_s`.
@@ -788,11 +935,12 @@ mod tests {
     struct Captured(Mutex<Vec<Envelope>>);
 
     impl Bus for Arc<Captured> {
-        fn send(&self, envelope: Envelope) {
+        fn send(&self, envelope: Envelope) -> Result<(), Envelope> {
             self.0
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(envelope);
+            Ok(())
         }
     }
 

@@ -8,6 +8,8 @@
 //! - [`config`]: [`RealtimeConfig`], the `[realtime]` section (every buffer and queue size).
 //! - [`hub`]: [`Hub`], sessions (`seq`, replay ring, topics, roles), [`Audience`], and the [`Bus`]
 //!   seam for fan-out across instances (issue 7).
+//! - [`bus`]: [`bus::RedisBus`], fan-out across instances through Redis (numbering, presence,
+//!   behaviour with Redis down), and [`bus::hub`], which picks it when `[realtime.redis]` is set.
 //! - [`ports`]: [`TopicAuthorizer`] and [`InboundHandler`], which the binary wires to dispatch, and
 //!   their safe defaults.
 //! - [`protocol`]: client frames and the frames a connection answers with itself.
@@ -23,6 +25,7 @@
 //! `realtime_dropped_messages_total` (no session could be made), `realtime_rejected_publishes_total`
 //! (a message without `type`).
 
+pub mod bus;
 pub mod config;
 pub mod connection;
 pub mod error;

@@ -1,0 +1,36 @@
+-- Numbers one published message for its recipients and appends it to the fan-out stream, atomically.
+-- ARGV: 1 key prefix, 2 audience kind (users | role | topic), 3 role or topic name, 4 frame body,
+-- 5 now (Unix ms), 6 user hash TTL (ms), 7 stream MAXLEN (approximate), 8.. user ids (kind users).
+-- Returns how many users it numbered (0: nobody; nothing is appended).
+local prefix, kind, target, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now_ms = tonumber(ARGV[5])
+local users
+if kind == 'users' then
+  users = {}
+  for i = 8, #ARGV do users[#users + 1] = ARGV[i] end
+else
+  -- Role and topic members carry their session's expiry (Unix ms) as score.
+  local index = prefix .. kind .. ':' .. target
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. ARGV[5])
+  users = redis.call('ZRANGE', index, 0, -1)
+end
+if #users == 0 then return 0 end
+local parts = {}
+for _, user in ipairs(users) do
+  local key = prefix .. 'user:' .. user
+  local epoch = redis.call('HGET', key, 'epoch')
+  if not epoch then
+    -- A new numbering: an epoch greater than any this prefix handed out, about now in ms.
+    local last = tonumber(redis.call('GET', prefix .. 'epoch') or '0')
+    local next_epoch = now_ms
+    if next_epoch <= last then next_epoch = last + 1 end
+    epoch = string.format('%d', next_epoch)
+    redis.call('SET', prefix .. 'epoch', epoch)
+    redis.call('HSET', key, 'epoch', epoch)
+  end
+  local seq = redis.call('HINCRBY', key, 'seq', 1)
+  redis.call('PEXPIRE', key, ARGV[6])
+  parts[#parts + 1] = user .. ':' .. epoch .. ':' .. string.format('%d', seq)
+end
+redis.call('XADD', prefix .. 'stream', 'MAXLEN', '~', ARGV[7], '*', 'r', table.concat(parts, ','), 'b', body)
+return #users
