@@ -83,6 +83,20 @@ impl Server {
     /// Starts `kreki` with `args` and `env` and waits until `/healthz` answers. Logs go to a file that
     /// is printed if it never comes up (`TEST_LOG=1` shows them live instead).
     pub async fn start_with(args: &[&str], env: &[(&str, String)]) -> Self {
+        // `free_port` cannot reserve the port: under load another process may take it before
+        // kreki binds it. That start fails with "Address already in use"; try another port.
+        for _ in 0..3 {
+            let mut server = Self::spawn(args, env);
+            match server.wait_until_up().await {
+                Ok(()) => return server,
+                Err(log) if log.contains("Address already in use") => continue,
+                Err(log) => panic!("kreki did not come up:\n{log}"),
+            }
+        }
+        panic!("kreki found no free port in three tries");
+    }
+
+    fn spawn(args: &[&str], env: &[(&str, String)]) -> Self {
         let port = free_port();
         let log =
             std::env::temp_dir().join(format!("kreki-e2e-{port}-{}.log", uuid::Uuid::new_v4()));
@@ -102,16 +116,15 @@ impl Server {
             command.env(key, value);
         }
         let child = command.spawn().expect("kreki serve starts");
-        let mut server = Self {
+        Self {
             child: Some(child),
             base: format!("http://127.0.0.1:{port}"),
             log,
-        };
-        server.wait_until_up().await;
-        server
+        }
     }
 
-    async fn wait_until_up(&mut self) {
+    /// Waits until `/healthz` answers; on failure, the process's log (and exit status).
+    async fn wait_until_up(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = reqwest::Client::new();
         while Instant::now() < deadline {
@@ -121,24 +134,21 @@ impl Server {
                 .await
                 .is_ok()
             {
-                return;
+                return Ok(());
             }
             if let Some(status) = self
                 .child
                 .as_mut()
                 .and_then(|child| child.try_wait().ok().flatten())
             {
-                panic!(
-                    "kreki exited with {status} before answering:\n{}",
-                    self.log_text()
-                );
+                return Err(format!("kreki exited with {status}:\n{}", self.log_text()));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!(
-            "kreki did not answer /healthz within 30 s:\n{}",
+        Err(format!(
+            "no answer on /healthz within 30 s:\n{}",
             self.log_text()
-        );
+        ))
     }
 
     fn log_text(&self) -> String {
