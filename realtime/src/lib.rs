@@ -15,6 +15,7 @@
 //! - [`routes`]: `GET /v1/ws` and its OpenAPI description.
 //! - [`worker`]: sweeping idle sessions; waiting for sockets to close at shutdown.
 //! - [`error`]: [`RealtimeError`] and its mapping to problem+json.
+//! - [`mqtt`]: MQTT panic buttons and trackers: device registry, broker credentials, consumer.
 //!
 //! Metrics: `realtime_connections` (gauge), `realtime_sessions` (gauge),
 //! `realtime_messages_sent_total`, `realtime_slow_consumer_disconnects_total`,
@@ -25,6 +26,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod hub;
+pub mod mqtt;
 pub mod ports;
 pub mod protocol;
 pub mod routes;
