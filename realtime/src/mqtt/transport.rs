@@ -92,6 +92,12 @@ pub struct TransportOptions {
     pub keep_alive_s: u64,
     /// Capacity of the event channel (deliveries read but not yet taken).
     pub queue: usize,
+    /// Capacity of rumqttc's request channel (our publishes and PUBACKs waiting for the event
+    /// loop). It must hold two requests (an ack to the device and a PUBACK) for every message the
+    /// consumer may hold at once, `queue` + its in-flight limit: the event loop drains requests
+    /// only when polled, and while the consumer is full the driver waits on the event channel
+    /// instead of polling, so a smaller channel would deadlock the two.
+    pub request_capacity: usize,
     /// Unacknowledged QoS 1 publishes of our own at once (acks to devices).
     pub max_inflight: u16,
     /// Longest back-off between reconnects, milliseconds.
@@ -121,6 +127,7 @@ impl TransportOptions {
             ],
             keep_alive_s: config.keep_alive_s,
             queue: config.queue,
+            request_capacity: 2 * (config.queue + config.max_in_flight) + 64,
             max_inflight: 100,
             reconnect_max_ms: config.reconnect_max_ms,
         }
@@ -187,7 +194,10 @@ pub fn connect_rumqttc(
     if let Some((username, password)) = &options.credentials {
         mqtt.set_credentials(username.clone(), password.clone());
     }
-    let (client, eventloop) = AsyncClient::new(mqtt, options.queue.max(1));
+    let (client, eventloop) = AsyncClient::new(
+        mqtt,
+        options.request_capacity.max(2 * options.queue.max(1) + 64),
+    );
     let (events, receiver) = mpsc::channel(options.queue.max(1));
     let driver = tokio::spawn(drive(client.clone(), eventloop, options, events, shutdown));
     (std::sync::Arc::new(Rumqttc { client }), receiver, driver)
