@@ -119,6 +119,7 @@ impl Services {
         (name = "auth", description = "KREKI ID: accounts and tokens"),
         (name = "admin", description = "Administration of accounts and OAuth2 clients"),
         (name = "realtime", description = "The live channel: offers and alert updates over WebSocket"),
+        (name = "mqtt", description = "MQTT devices: panic buttons and location trackers, their credentials"),
         (name = "lms", description = "Training and certification: courses, quizzes, certificates"),
         (name = "volunteers", description = "Volunteers: duty, position, practitioner verification"),
         (name = "fhir", description = "FHIR R4 for health systems (`application/fhir+json`, OperationOutcome errors) and SATUSEHAT sync"),
@@ -194,6 +195,20 @@ pub fn build(
         let state =
             kreki_realtime::RealtimeState::new(hub.clone(), auth.service.verifier().clone());
         api = api.merge(kreki_realtime::router(state));
+        api = api.merge(kreki_realtime::mqtt::router(
+            kreki_realtime::mqtt::MqttState {
+                pool: pool.clone(),
+                verifier: auth.service.verifier().clone(),
+                config: Arc::new(config.mqtt.clone()),
+            },
+        ));
+        if config.mqtt.enabled {
+            // The consumer hands panics and positions to dispatch (`PanicSink`, `LocationSink`);
+            // until dispatch is part of this binary there is nobody to hand them to.
+            anyhow::bail!(
+                "mqtt.enabled: the MQTT consumer needs the dispatch service, which this build does not include yet"
+            );
+        }
         workers.push(tokio::spawn(kreki_realtime::worker::run(
             hub.clone(),
             shutdown.clone(),

@@ -39,6 +39,8 @@ pub struct Config {
     pub lms: LmsConfig,
     /// `[satusehat]`: the SATUSEHAT bridge and the FHIR API for health systems.
     pub satusehat: SatusehatConfig,
+    /// `[mqtt]`: MQTT devices (broker, consumer bounds, device registry limits).
+    pub mqtt: kreki_realtime::mqtt::MqttConfig,
 }
 
 /// `[server]`
@@ -201,6 +203,7 @@ impl Config {
         problems.extend(self.realtime.validate());
         problems.extend(self.lms.validate());
         problems.extend(self.satusehat.validate());
+        problems.extend(self.mqtt.validate());
         if problems.is_empty() {
             Ok(())
         } else {

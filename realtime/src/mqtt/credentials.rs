@@ -23,6 +23,7 @@ use super::topics;
 /// What a device does, which decides the one topic it may publish to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = MqttDeviceKind)]
 pub enum DeviceKind {
     /// A panic button of a citizen: publishes `kreki/v1/panic/{device_id}`, reads its `/ack`.
     Panic,
@@ -60,7 +61,7 @@ impl DeviceKind {
 /// `[a-z0-9]`. Safe in a topic level and in Mosquitto's files: no `/`, `+`, `#`, `:` or spaces.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(transparent)]
-#[schema(value_type = String, example = "pb-k3v9x2m4q8w1e7r5t6y0")]
+#[schema(as = MqttDeviceId, value_type = String, example = "pb-k3v9x2m4q8w1e7r5t6y0")]
 pub struct DeviceId(String);
 
 const ID_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";

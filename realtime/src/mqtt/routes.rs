@@ -52,7 +52,7 @@ pub fn router(state: MqttState) -> OpenApiRouter {
 
 /// Body of `POST /v1/mqtt/devices`.
 #[derive(Debug, Deserialize, ToSchema)]
-pub struct RegisterDevice {
+pub struct RegisterMqttDevice {
     /// `panic` (any signed-in user) or `tracker` (volunteers).
     pub kind: DeviceKind,
     /// The owner's name for it, up to 100 characters.
@@ -63,7 +63,7 @@ pub struct RegisterDevice {
 
 /// A registered device.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Device {
+pub struct MqttDevice {
     /// Device id; also its MQTT username.
     pub id: DeviceId,
     /// `panic` or `tracker`.
@@ -96,14 +96,14 @@ pub struct MqttCredentials {
 
 /// Answer of `POST /v1/mqtt/devices`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct RegisteredDevice {
+pub struct RegisteredMqttDevice {
     /// The device.
-    pub device: Device,
+    pub device: MqttDevice,
     /// Its credentials (the password is never shown again).
     pub mqtt: MqttCredentials,
 }
 
-impl Device {
+impl MqttDevice {
     fn from_row(row: DeviceRow) -> Result<Self, MqttError> {
         let (Ok(id), Some(kind)) = (DeviceId::parse(&row.id), DeviceKind::parse(&row.kind)) else {
             return Err(MqttError::Database(sqlx::Error::Protocol(format!(
@@ -129,10 +129,10 @@ impl Device {
 
 /// Registers a panic button or a tracker for the signed-in user and returns its MQTT credentials
 /// once. The broker accepts them after the next `kreki mqtt sync-credentials`.
-#[utoipa::path(post, path = "/v1/mqtt/devices", tag = "mqtt", request_body = RegisterDevice,
+#[utoipa::path(post, path = "/v1/mqtt/devices", tag = "mqtt", request_body = RegisterMqttDevice,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Registered; the password is shown only now", body = RegisteredDevice),
+        (status = 201, description = "Registered; the password is shown only now", body = RegisteredMqttDevice),
         (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A tracker for someone without the volunteer role (names `kind`)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Too many live devices", body = Problem, content_type = "application/problem+json"),
@@ -141,7 +141,7 @@ impl Device {
 async fn register_device(
     State(state): State<MqttState>,
     user: CurrentUser,
-    Json(body): Json<RegisterDevice>,
+    Json(body): Json<RegisterMqttDevice>,
 ) -> Result<impl IntoResponse, MqttError> {
     let label = body.label.unwrap_or_default().trim().to_owned();
     if label.chars().count() > 100 || label.chars().any(char::is_control) {
@@ -164,8 +164,8 @@ async fn register_device(
     let hash = credentials::mosquitto_hash(password.expose_secret());
     let row = store::insert(&state.pool, &id, owner, body.kind, &label, &hash).await?;
     tracing::info!(device = %id, kind = body.kind.as_str(), "MQTT device registered");
-    let answer = RegisteredDevice {
-        device: Device::from_row(row)?,
+    let answer = RegisteredMqttDevice {
+        device: MqttDevice::from_row(row)?,
         mqtt: MqttCredentials {
             username: id.to_string(),
             password: password.expose_secret().to_owned(),
@@ -180,17 +180,17 @@ async fn register_device(
 #[utoipa::path(get, path = "/v1/mqtt/devices", tag = "mqtt",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller's devices", body = [Device]),
+        (status = 200, description = "The caller's devices", body = [MqttDevice]),
         (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_devices(
     State(state): State<MqttState>,
     user: CurrentUser,
-) -> Result<axum::Json<Vec<Device>>, MqttError> {
+) -> Result<axum::Json<Vec<MqttDevice>>, MqttError> {
     let rows = store::list(&state.pool, user.id.0).await?;
     let devices = rows
         .into_iter()
-        .map(Device::from_row)
+        .map(MqttDevice::from_row)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(axum::Json(devices))
 }
