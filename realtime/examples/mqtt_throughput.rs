@@ -261,6 +261,8 @@ async fn subscribe_kreki(
     };
     let mut options = TransportOptions::from_config(&config);
     options.credentials = None;
+    // A session kept after the round would queue the next rounds' messages in the broker.
+    options.clean_session = true;
     let (transport, mut events, _driver) = connect_rumqttc(options, shutdown.clone());
     match events.recv().await {
         Some(TransportEvent::Connected) => {}

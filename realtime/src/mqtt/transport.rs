@@ -102,6 +102,10 @@ pub struct TransportOptions {
     pub max_inflight: u16,
     /// Longest back-off between reconnects, milliseconds.
     pub reconnect_max_ms: u64,
+    /// Start a fresh broker session on every connect. Off for the consumer (the broker keeps its
+    /// subscriptions and queues QoS 1 messages while it is away); on for short-lived clients such
+    /// as benchmarks, whose sessions would otherwise go on queueing after they left.
+    pub clean_session: bool,
 }
 
 impl TransportOptions {
@@ -130,6 +134,7 @@ impl TransportOptions {
             request_capacity: 2 * (config.queue + config.max_in_flight) + 64,
             max_inflight: 100,
             reconnect_max_ms: config.reconnect_max_ms,
+            clean_session: false,
         }
     }
 }
@@ -187,7 +192,7 @@ pub fn connect_rumqttc(
         options.port,
     );
     mqtt.set_keep_alive(Duration::from_secs(options.keep_alive_s.max(5)))
-        .set_clean_session(false)
+        .set_clean_session(options.clean_session)
         .set_manual_acks(true)
         .set_inflight(options.max_inflight.max(1))
         .set_max_packet_size(64 * 1024, 64 * 1024);
