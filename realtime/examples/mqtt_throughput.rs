@@ -268,8 +268,7 @@ async fn subscribe_kreki(
         Some(TransportEvent::Connected) => {}
         other => return Err(format!("the consumer did not connect: {other:?}").into()),
     }
-    // The subscription is queued right after CONNACK; give the broker a moment to apply it.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // `Connected` comes after the broker's SUBACK, as the bare subscriber waits for its own.
     // Locations never touch the database; the pool is only for panics.
     let pool = sqlx::postgres::PgPoolOptions::new()
         .connect_lazy("postgres://postgres@127.0.0.1:5432/postgres")?;

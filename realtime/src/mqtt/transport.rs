@@ -53,7 +53,8 @@ impl Delivery {
 /// What the transport reports, in order.
 #[derive(Debug)]
 pub enum TransportEvent {
-    /// (Re)connected and subscribed again.
+    /// (Re)connected and subscribed again: the broker acknowledged the subscriptions (sent once
+    /// per connect, after its SUBACK).
     Connected,
     /// The connection broke; the transport retries on its own.
     Disconnected(String),
@@ -236,9 +237,6 @@ async fn drive(
                     tracing::warn!(%error, "MQTT subscribe could not be queued");
                 }
                 tracing::info!(session_present = ack.session_present, "MQTT connected");
-                if events.send(TransportEvent::Connected).await.is_err() {
-                    break;
-                }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 if ack
@@ -248,6 +246,10 @@ async fn drive(
                 {
                     tracing::error!("the MQTT broker refused a subscription (check its ACL)");
                     metrics::counter!("mqtt_subscribe_refused_total").increment(1);
+                }
+                // Connected means subscribed: messages published from now on reach us.
+                if events.send(TransportEvent::Connected).await.is_err() {
+                    break;
                 }
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
