@@ -125,6 +125,7 @@ impl Services {
         (name = "realtime", description = "The live channel: offers and alert updates over WebSocket"),
         (name = "dispatch", description = "Panic alerts, volunteers on duty, offers and assignments"),
         (name = "push", description = "Devices that get offers by FCM or Web Push when the app is in the background"),
+        (name = "mqtt", description = "MQTT devices: panic buttons and location trackers, their credentials"),
         (name = "lms", description = "Training and certification: courses, quizzes, certificates"),
         (name = "volunteers", description = "Volunteers: duty, position, practitioner verification"),
         (name = "fhir", description = "FHIR R4 for health systems (`application/fhir+json`, OperationOutcome errors) and SATUSEHAT sync"),
@@ -306,8 +307,31 @@ pub fn build(
                 .with_inbound(Arc::new(crate::wiring::DispatchInbound(dispatch.clone())));
         }
         api = api.merge(kreki_realtime::router(state));
+        api = api.merge(kreki_realtime::mqtt::router(
+            kreki_realtime::mqtt::MqttState {
+                pool: pool.clone(),
+                verifier: auth.service.verifier().clone(),
+                config: Arc::new(config.mqtt.clone()),
+            },
+        ));
         workers.push(tokio::spawn(kreki_realtime::worker::run(
             hub.clone(),
+            shutdown.clone(),
+        )));
+    }
+
+    if config.mqtt.enabled {
+        // Panic buttons and trackers: the consumer hands panics and positions to dispatch.
+        let Some(dispatch) = &dispatch else {
+            anyhow::bail!(
+                "mqtt.enabled: the MQTT consumer hands panics to dispatch; run it where the dispatch service runs"
+            );
+        };
+        workers.push(tokio::spawn(kreki_realtime::mqtt::run(
+            config.mqtt.clone(),
+            pool.clone(),
+            Arc::new(crate::wiring::MqttPanics(dispatch.clone())),
+            Arc::new(crate::wiring::MqttLocations(dispatch.clone())),
             shutdown.clone(),
         )));
     }

@@ -86,6 +86,12 @@ pub enum Command {
         #[command(subcommand)]
         command: VolunteerCommand,
     },
+    /// MQTT devices: the broker's credentials from the device registry.
+    Mqtt {
+        /// What to do.
+        #[command(subcommand)]
+        command: MqttCommand,
+    },
     /// Check the configuration and print it (secrets redacted).
     Config,
 }
@@ -106,6 +112,26 @@ pub enum VolunteerCommand {
         /// When it stops counting (RFC 3339, UTC); never when absent.
         #[arg(long)]
         expires: Option<chrono::DateTime<chrono::Utc>>,
+    },
+}
+
+/// `kreki mqtt …`
+#[derive(Debug, Subcommand)]
+pub enum MqttCommand {
+    /// Write Mosquitto's password and ACL files from the device registry (live devices plus the
+    /// `[mqtt]` service account), replacing them atomically. Then reload the broker (SIGHUP);
+    /// `deploy/mosquitto/sync-credentials.sh` does both.
+    SyncCredentials {
+        /// Mosquitto's `password_file`.
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "/etc/mosquitto/kreki/passwd"
+        )]
+        password_file: PathBuf,
+        /// Mosquitto's `acl_file`.
+        #[arg(long, value_name = "FILE", default_value = "/etc/mosquitto/kreki/acl")]
+        acl_file: PathBuf,
     },
 }
 
@@ -224,6 +250,35 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         } => {
             write_new_key(&out)?;
             say(&format!("wrote a new signing key to {}", out.display()));
+            Ok(())
+        }
+        Command::Mqtt {
+            command:
+                MqttCommand::SyncCredentials {
+                    password_file,
+                    acl_file,
+                },
+        } => {
+            let password = secrecy::ExposeSecret::expose_secret(&config.mqtt.password);
+            anyhow::ensure!(
+                !password.is_empty(),
+                "mqtt.password: set the consumer's password (KREKI_MQTT__PASSWORD) so its account is written too"
+            );
+            let pool = config.database.pool().map_err(anyhow::Error::msg)?;
+            let report = kreki_realtime::mqtt::sync::sync_credentials(
+                &pool,
+                &config.mqtt.username,
+                password,
+                &password_file,
+                &acl_file,
+            )
+            .await?;
+            say(&format!(
+                "wrote {} and {} ({} live devices)",
+                password_file.display(),
+                acl_file.display(),
+                report.devices
+            ));
             Ok(())
         }
         Command::Demo { data_dir } => crate::demo::run(config, &data_dir).await,

@@ -48,6 +48,8 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     /// `[push]`: device registration, FCM and Web Push of offers (with the realtime service).
     pub push: kreki_realtime::push::PushConfig,
+    /// `[mqtt]`: MQTT devices (broker, consumer bounds, device registry limits).
+    pub mqtt: kreki_realtime::mqtt::MqttConfig,
 }
 
 /// `[server]`
@@ -213,6 +215,7 @@ impl Config {
         problems.extend(self.satusehat.validate());
         problems.extend(self.dispatch.validate());
         problems.extend(self.push.validate());
+        problems.extend(self.mqtt.validate());
         if problems.is_empty() {
             Ok(())
         } else {

@@ -9,6 +9,8 @@
 //! - lms -> dispatch: [`Certifications`] answers dispatch's eligibility questions from the LMS (and
 //!   operators' direct grants); [`EligibilityRelay`] and [`relay_eligibility`] tell dispatch when
 //!   someone's certificates changed, through a bounded queue, so the matcher follows within a second.
+//! - MQTT -> dispatch: [`MqttPanics`] turns a panic button's press into an alert (idempotent, so a
+//!   re-delivered press is one alert); [`MqttLocations`] feeds trackers' positions to the matcher.
 //! - bridge <- dispatch: [`IncidentChanges`] feeds dispatch's alert changes to the SATUSEHAT bridge;
 //!   [`PractitionerVerified`] stores the bridge's verdicts on the volunteer.
 
@@ -329,4 +331,86 @@ fn incident_event(
             })
             .collect(),
     })
+}
+
+/// Panic-button presses from MQTT, ingested like `POST /v1/alerts` on behalf of the device's owner,
+/// with the consumer's idempotency key (derived from the device and the message) so a re-delivered
+/// press is one alert on any instance.
+pub struct MqttPanics(pub Arc<DispatchService>);
+
+impl kreki_realtime::mqtt::PanicSink for MqttPanics {
+    fn panic(
+        &self,
+        citizen: Uuid,
+        device_id: &str,
+        idempotency_key: String,
+        lat: f64,
+        lng: f64,
+        accuracy_m: Option<f64>,
+        kind: Option<String>,
+    ) -> BoxFuture<'_, Result<Uuid, Problem>> {
+        let device_id = device_id.to_owned();
+        Box::pin(async move {
+            let key =
+                kreki_dispatch::domain::IdempotencyKey::parse(&idempotency_key).map_err(|why| {
+                    Problem::validation(vec![kreki_platform::FieldError::new(
+                        "idempotency_key",
+                        why,
+                    )])
+                })?;
+            let kind = match kind.as_deref() {
+                None => kreki_dispatch::domain::AlertKind::Other,
+                Some(text) => kreki_dispatch::domain::AlertKind::parse(text).ok_or_else(|| {
+                    Problem::validation(vec![kreki_platform::FieldError::new(
+                        "kind",
+                        "is not a known alert kind",
+                    )])
+                })?,
+            };
+            let (at, accuracy_m) = kreki_dispatch::routes::parse_position(lat, lng, accuracy_m, "")
+                .map_err(|error| error.to_problem())?;
+            // The device speaks for its owner; the name shown is the device's, as no person typed it.
+            let owner = CurrentUser {
+                id: kreki_auth::UserId(citizen),
+                roles: kreki_auth::Roles::default(),
+                name: format!("panic button {device_id}"),
+            };
+            let request = kreki_dispatch::service::AlertRequest {
+                kind,
+                at,
+                accuracy_m,
+                note: None,
+                patient_nik: None,
+            };
+            let (alert, _) = self
+                .0
+                .create_alert(&owner, &key, request)
+                .await
+                .map_err(|error| error.to_problem())?;
+            Ok(alert.id)
+        })
+    }
+}
+
+/// Trackers' positions from MQTT, as `POST /v1/volunteers/me/location` of their owner.
+pub struct MqttLocations(pub Arc<DispatchService>);
+
+impl kreki_realtime::mqtt::LocationSink for MqttLocations {
+    fn location(
+        &self,
+        user: Uuid,
+        lat: f64,
+        lng: f64,
+        accuracy_m: Option<f64>,
+        recorded_at: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'_, Result<(), Problem>> {
+        Box::pin(async move {
+            let (at, accuracy_m) = kreki_dispatch::routes::parse_position(lat, lng, accuracy_m, "")
+                .map_err(|error| error.to_problem())?;
+            self.0
+                .update_location(user, "", at, accuracy_m, Some(recorded_at))
+                .await
+                .map_err(|error| error.to_problem())
+        })
+    }
 }

@@ -19,6 +19,7 @@
 //! - [`error`]: [`RealtimeError`] and its mapping to problem+json.
 //! - [`push`]: device registration, FCM HTTP v1 and Web Push delivery of offers by policy
 //!   ([`push::Pusher::offer`]), and the fake FCM.
+//! - [`mqtt`]: MQTT panic buttons and trackers: device registry, broker credentials, consumer.
 //!
 //! Metrics: `realtime_connections` (gauge), `realtime_sessions` (gauge),
 //! `realtime_messages_sent_total`, `realtime_slow_consumer_disconnects_total`,
@@ -30,6 +31,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod hub;
+pub mod mqtt;
 pub mod ports;
 pub mod protocol;
 pub mod push;

@@ -3,6 +3,7 @@
 
 mod fanout;
 mod lms;
+mod mqtt;
 mod openapi;
 mod process;
 mod support;

@@ -47,7 +47,9 @@ fn instance(url: &str, prefix: &str, name: &str) -> Instance {
         key_prefix: prefix.to_owned(),
         instance_id: name.to_owned(),
         presence_ttl_s: 3,
-        response_timeout_ms: 500,
+        // Long: a timed-out publish is ambiguous (Redis may have run it), and these tests are about
+        // Redis being down, which fails at once, not about a slow Redis under a loaded machine.
+        response_timeout_ms: 5000,
         read_block_ms: 200,
         ..RedisBusConfig::default()
     };
@@ -557,7 +559,9 @@ fn instance_with(
         instance_id: name.to_owned(),
         queue,
         presence_ttl_s: 3,
-        response_timeout_ms: 500,
+        // Long: a timed-out publish is ambiguous (Redis may have run it), and these tests are about
+        // Redis being down, which fails at once, not about a slow Redis under a loaded machine.
+        response_timeout_ms: 5000,
         read_block_ms: 200,
         ..RedisBusConfig::default()
     };

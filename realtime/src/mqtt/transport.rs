@@ -1,0 +1,300 @@
+//! Our own MQTT seam: [`MqttTransport`] (publish, acknowledge) plus a bounded stream of
+//! [`TransportEvent`]s. The consumer is written against it only; [`connect_rumqttc`] is the one
+//! implementation, over rumqttc 0.25 (little maintained upstream, so it stays behind this trait and
+//! can be swapped without touching the consumer).
+//!
+//! The driver task owns rumqttc's event loop: it reconnects with capped exponential back-off,
+//! re-subscribes (QoS 1) after every CONNACK, and forwards publishes into a bounded channel; when
+//! the consumer falls behind the channel fills, the driver stops reading the socket, and the broker
+//! holds the rest (TCP and MQTT flow control), so memory stays bounded. Acknowledgements are
+//! manual: a message is PUBACKed only after it was handled, so a crash before that leaves it with
+//! the broker for redelivery.
+
+use std::time::Duration;
+
+use kreki_platform::shutdown::CancellationToken;
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use secrecy::ExposeSecret;
+use tokio::sync::mpsc;
+
+use super::config::MqttConfig;
+use crate::ports::BoxFuture;
+
+/// A message from the broker.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Its topic.
+    pub topic: String,
+    /// Its payload, as sent.
+    pub payload: Vec<u8>,
+    /// The broker says it may have been delivered before (MQTT `DUP`).
+    pub redelivered: bool,
+    ack: AckToken,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct AckToken {
+    pkid: u16,
+    qos: u8,
+}
+
+impl Delivery {
+    /// A delivery that needs no acknowledgement (QoS 0), for consumers fed without a broker.
+    pub fn unacknowledged(topic: impl Into<String>, payload: impl Into<Vec<u8>>) -> Self {
+        Self {
+            topic: topic.into(),
+            payload: payload.into(),
+            redelivered: false,
+            ack: AckToken { pkid: 0, qos: 0 },
+        }
+    }
+}
+
+/// What the transport reports, in order.
+#[derive(Debug)]
+pub enum TransportEvent {
+    /// (Re)connected and subscribed again: the broker acknowledged the subscriptions (sent once
+    /// per connect, after its SUBACK).
+    Connected,
+    /// The connection broke; the transport retries on its own.
+    Disconnected(String),
+    /// A message to handle, then [`MqttTransport::ack`].
+    Message(Delivery),
+}
+
+/// Why a publish or an acknowledgement could not be queued.
+#[derive(Debug, thiserror::Error)]
+#[error("MQTT client: {0}")]
+pub struct TransportError(pub String);
+
+/// Publishing and acknowledging over one broker connection.
+pub trait MqttTransport: Send + Sync + 'static {
+    /// Publishes `payload` to `topic` with QoS 1 (queued; sent when connected).
+    fn publish(&self, topic: String, payload: Vec<u8>)
+    -> BoxFuture<'_, Result<(), TransportError>>;
+    /// Acknowledges a delivery (PUBACK for QoS 1; nothing for QoS 0).
+    fn ack(&self, delivery: &Delivery) -> BoxFuture<'_, Result<(), TransportError>>;
+}
+
+/// How the transport connects and what it subscribes to.
+#[derive(Debug, Clone)]
+pub struct TransportOptions {
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// Client id (one session per id at the broker).
+    pub client_id: String,
+    /// Username and password; `None` for an anonymous broker.
+    pub credentials: Option<(String, String)>,
+    /// Topic filters subscribed with QoS 1 after every connect.
+    pub subscriptions: Vec<String>,
+    /// Keep-alive, seconds.
+    pub keep_alive_s: u64,
+    /// Capacity of the event channel (deliveries read but not yet taken).
+    pub queue: usize,
+    /// Capacity of rumqttc's request channel (our publishes and PUBACKs waiting for the event
+    /// loop). It must hold two requests (an ack to the device and a PUBACK) for every message the
+    /// consumer may hold at once, `queue` + its in-flight limit: the event loop drains requests
+    /// only when polled, and while the consumer is full the driver waits on the event channel
+    /// instead of polling, so a smaller channel would deadlock the two.
+    pub request_capacity: usize,
+    /// Unacknowledged QoS 1 publishes of our own at once (acks to devices).
+    pub max_inflight: u16,
+    /// Longest back-off between reconnects, milliseconds.
+    pub reconnect_max_ms: u64,
+    /// Start a fresh broker session on every connect. Off for the consumer (the broker keeps its
+    /// subscriptions and queues QoS 1 messages while it is away); on for short-lived clients such
+    /// as benchmarks, whose sessions would otherwise go on queueing after they left.
+    pub clean_session: bool,
+}
+
+impl TransportOptions {
+    /// The consumer's options from `[mqtt]`: the panic and location filters, shared through
+    /// `$share/<group>/` when `shared_group` is set.
+    pub fn from_config(config: &MqttConfig) -> Self {
+        let filter = |f: &str| {
+            if config.shared_group.is_empty() {
+                f.to_owned()
+            } else {
+                format!("$share/{}/{f}", config.shared_group)
+            }
+        };
+        let password = config.password.expose_secret().to_owned();
+        Self {
+            host: config.host.clone(),
+            port: config.port,
+            client_id: config.client_id.clone(),
+            credentials: Some((config.username.clone(), password)),
+            subscriptions: vec![
+                filter(super::topics::PANIC_FILTER),
+                filter(super::topics::LOCATION_FILTER),
+            ],
+            keep_alive_s: config.keep_alive_s,
+            queue: config.queue,
+            request_capacity: 2 * (config.queue + config.max_in_flight) + 64,
+            max_inflight: 100,
+            reconnect_max_ms: config.reconnect_max_ms,
+            clean_session: false,
+        }
+    }
+}
+
+struct Rumqttc {
+    client: AsyncClient,
+}
+
+impl MqttTransport for Rumqttc {
+    fn publish(
+        &self,
+        topic: String,
+        payload: Vec<u8>,
+    ) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move {
+            self.client
+                .publish(topic, QoS::AtLeastOnce, false, payload)
+                .await
+                .map_err(|error| TransportError(error.to_string()))
+        })
+    }
+
+    fn ack(&self, delivery: &Delivery) -> BoxFuture<'_, Result<(), TransportError>> {
+        let token = delivery.ack;
+        Box::pin(async move {
+            let qos = match token.qos {
+                1 => QoS::AtLeastOnce,
+                2 => QoS::ExactlyOnce,
+                _ => return Ok(()),
+            };
+            let mut publish = rumqttc::Publish::new("", qos, Vec::new());
+            publish.pkid = token.pkid;
+            self.client
+                .ack(&publish)
+                .await
+                .map_err(|error| TransportError(error.to_string()))
+        })
+    }
+}
+
+/// Connects through rumqttc and starts the driver task (it stops at `shutdown`, disconnecting
+/// cleanly). Returns the transport and its events; connection errors arrive as
+/// [`TransportEvent::Disconnected`], never as a failure here.
+pub fn connect_rumqttc(
+    options: TransportOptions,
+    shutdown: CancellationToken,
+) -> (
+    std::sync::Arc<dyn MqttTransport>,
+    mpsc::Receiver<TransportEvent>,
+    tokio::task::JoinHandle<()>,
+) {
+    let mut mqtt = MqttOptions::new(
+        options.client_id.clone(),
+        options.host.clone(),
+        options.port,
+    );
+    mqtt.set_keep_alive(Duration::from_secs(options.keep_alive_s.max(5)))
+        .set_clean_session(options.clean_session)
+        .set_manual_acks(true)
+        .set_inflight(options.max_inflight.max(1))
+        .set_max_packet_size(64 * 1024, 64 * 1024);
+    if let Some((username, password)) = &options.credentials {
+        mqtt.set_credentials(username.clone(), password.clone());
+    }
+    let (client, eventloop) = AsyncClient::new(
+        mqtt,
+        options.request_capacity.max(2 * options.queue.max(1) + 64),
+    );
+    let (events, receiver) = mpsc::channel(options.queue.max(1));
+    let driver = tokio::spawn(drive(client.clone(), eventloop, options, events, shutdown));
+    (std::sync::Arc::new(Rumqttc { client }), receiver, driver)
+}
+
+async fn drive(
+    client: AsyncClient,
+    mut eventloop: EventLoop,
+    options: TransportOptions,
+    events: mpsc::Sender<TransportEvent>,
+    shutdown: CancellationToken,
+) {
+    let initial = Duration::from_millis(100);
+    let max = Duration::from_millis(options.reconnect_max_ms.max(100));
+    let mut backoff = initial;
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => break,
+            event = eventloop.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                backoff = initial;
+                let filters = options
+                    .subscriptions
+                    .iter()
+                    .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
+                // The request channel holds `queue` requests; right after a connect it is nearly
+                // empty, so this does not fail in practice; if it does, the next connect retries.
+                if let Err(error) = client.try_subscribe_many(filters) {
+                    tracing::warn!(%error, "MQTT subscribe could not be queued");
+                }
+                tracing::info!(session_present = ack.session_present, "MQTT connected");
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                if ack
+                    .return_codes
+                    .iter()
+                    .any(|code| matches!(code, rumqttc::SubscribeReasonCode::Failure))
+                {
+                    tracing::error!("the MQTT broker refused a subscription (check its ACL)");
+                    metrics::counter!("mqtt_subscribe_refused_total").increment(1);
+                }
+                // Connected means subscribed: messages published from now on reach us.
+                if events.send(TransportEvent::Connected).await.is_err() {
+                    break;
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                let delivery = Delivery {
+                    ack: AckToken {
+                        pkid: publish.pkid,
+                        qos: publish.qos as u8,
+                    },
+                    redelivered: publish.dup,
+                    topic: publish.topic,
+                    payload: Vec::from(publish.payload),
+                };
+                // Waits while the consumer is behind: that is the backpressure.
+                let sent = tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    sent = events.send(TransportEvent::Message(delivery)) => sent,
+                };
+                if sent.is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                metrics::counter!("mqtt_disconnects_total").increment(1);
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis(), "MQTT connection lost");
+                if events
+                    .send(TransportEvent::Disconnected(error.to_string()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(max);
+            }
+        }
+    }
+    // Best effort: tell the broker we leave on purpose, and let the loop send it.
+    if client.try_disconnect().is_ok() {
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            while eventloop.poll().await.is_ok() {}
+        })
+        .await;
+    }
+}
