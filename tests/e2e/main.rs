@@ -7,3 +7,4 @@ mod mqtt;
 mod openapi;
 mod process;
 mod support;
+mod training_to_dispatch;
