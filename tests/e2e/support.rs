@@ -110,6 +110,10 @@ impl Server {
             .args(args)
             .env("KREKI_SERVER__LISTEN", format!("127.0.0.1:{port}"))
             .env("KREKI_LOG__FILTER", "warn")
+            // The suite runs many servers and creates many databases at once on two cores; a
+            // request waiting for a pooled connection then may wait longer than in service.
+            // Tests that are about the timeout set their own value.
+            .env("KREKI_DATABASE__ACQUIRE_TIMEOUT_MS", "15000")
             .stdout(Stdio::null())
             .stderr(stderr);
         for (key, value) in env {
