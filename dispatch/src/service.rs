@@ -7,7 +7,7 @@
 //! follows a commit (messages, matcher updates) is collected as effects and applied after it, so
 //! nobody hears about a change that did not happen.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -370,21 +370,31 @@ impl DispatchService {
     pub async fn changes_after(&self, after: i64, limit: u32) -> DispatchResult<Vec<AlertChange>> {
         let changed =
             store::changed_alerts(&self.pool, after, i64::from(limit), CHANGE_SETTLE_S).await?;
-        let mut changes = Vec::with_capacity(changed.len());
-        let mut conn = self.pool.acquire().await?;
-        for (seq, id) in changed {
-            let Some(row) = store::alert(&mut conn, id).await? else {
-                continue;
-            };
-            let patient_nik = store::patient_nik(&mut conn, id).await?;
-            let assignments = store::assignments_of(&mut conn, id).await?;
-            changes.push(AlertChange {
-                seq,
-                alert: Alert::from_rows(row, assignments),
-                patient_nik,
-            });
+        let ids: Vec<Uuid> = changed.iter().map(|(_, id, _)| *id).collect();
+        let mut rows: HashMap<Uuid, store::AlertRow> = store::alerts_by_ids(&self.pool, &ids)
+            .await?
+            .into_iter()
+            .map(|row| (row.id, row))
+            .collect();
+        let mut assignments: HashMap<Uuid, Vec<store::AssignmentRow>> = HashMap::new();
+        for assignment in store::assignments_of_many(&self.pool, &ids).await? {
+            assignments
+                .entry(assignment.alert_id)
+                .or_default()
+                .push(assignment);
         }
-        Ok(changes)
+        Ok(changed
+            .into_iter()
+            .filter_map(|(seq, id, patient_nik)| {
+                let row = rows.remove(&id)?;
+                let alert = Alert::from_rows(row, assignments.remove(&id).unwrap_or_default());
+                Some(AlertChange {
+                    seq,
+                    alert,
+                    patient_nik,
+                })
+            })
+            .collect())
     }
 
     /// One alert with its assignments (no access check).

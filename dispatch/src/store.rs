@@ -1061,22 +1061,27 @@ pub async fn insert_history(
 }
 
 /// Alerts whose timeline grew after event `after`: each with its newest event id among the next
-/// `limit` events, oldest first. Event ids are taken at insert but become visible at commit, so
-/// events younger than `settle_s` are left for a later call; otherwise a slow transaction could
-/// commit an id below a cursor that already moved past it.
+/// `limit` events and the patient's NIK (never part of the public Alert), oldest first. Event ids
+/// are taken at insert but become visible at commit, so events younger than `settle_s` are left for
+/// a later call; otherwise a slow transaction could commit an id below a cursor that already moved
+/// past it.
 pub async fn changed_alerts(
     pool: &PgPool,
     after: i64,
     limit: i64,
     settle_s: f64,
-) -> Result<Vec<(i64, Uuid)>, sqlx::Error> {
+) -> Result<Vec<(i64, Uuid, Option<String>)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT max(id) AS seq, alert_id FROM (
-             SELECT id, alert_id FROM dispatch.alert_events
-             WHERE id > $1 AND at < clock_timestamp() - make_interval(secs => $3)
-             ORDER BY id LIMIT $2
-         ) AS batch
-         GROUP BY alert_id ORDER BY seq",
+        "SELECT changed.seq, changed.alert_id, a.patient_nik FROM (
+             SELECT max(id) AS seq, alert_id FROM (
+                 SELECT id, alert_id FROM dispatch.alert_events
+                 WHERE id > $1 AND at < clock_timestamp() - make_interval(secs => $3)
+                 ORDER BY id LIMIT $2
+             ) AS batch
+             GROUP BY alert_id
+         ) AS changed
+         JOIN dispatch.alerts a ON a.id = changed.alert_id
+         ORDER BY changed.seq",
     )
     .bind(after)
     .bind(limit)
@@ -1085,14 +1090,14 @@ pub async fn changed_alerts(
     .await
 }
 
-/// The NIK the citizen gave for the patient, if any (never part of the public Alert).
-pub async fn patient_nik(
-    conn: &mut PgConnection,
-    alert: Uuid,
-) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("SELECT patient_nik FROM dispatch.alerts WHERE id = $1")
-        .bind(alert)
-        .fetch_optional(conn)
-        .await
-        .map(Option::flatten)
+/// The alerts with these ids, in no particular order.
+pub async fn alerts_by_ids(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<AlertRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        alert_columns!(),
+        " FROM dispatch.alerts a WHERE a.id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(pool)
+    .await
 }

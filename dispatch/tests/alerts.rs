@@ -297,3 +297,53 @@ async fn only_its_citizen_offered_volunteers_and_coordinators_see_an_alert(pool:
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// The change feed other services read (the SATUSEHAT bridge): each changed alert once per batch,
+/// as its full state with the patient's NIK, after the events settled; the cursor moves past it.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_change_feed_gives_each_changed_alert_with_its_patient_after_settling(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ani = app.citizen("Ani");
+    let budi = app.citizen("Budi");
+    let mut with_patient = alert_body("medical", MONAS);
+    with_patient["patient"] = json!({"nik": "3171234567890001"});
+    let (status, first) = app.panic(&ani, "feed-1", with_patient).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, second) = app
+        .panic(
+            &budi,
+            "feed-2",
+            alert_body("fire", offset(MONAS.0, MONAS.1, 3000.0, 0.0)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+
+    tokio::time::sleep(std::time::Duration::from_secs_f64(
+        kreki_dispatch::service::CHANGE_SETTLE_S + 0.5,
+    ))
+    .await;
+    let changes = app.service.changes_after(0, 100).await.expect("feed");
+    let ids: Vec<String> = changes
+        .iter()
+        .map(|change| change.alert.id.to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            first["id"].as_str().expect("id"),
+            second["id"].as_str().expect("id")
+        ]
+    );
+    assert_eq!(changes[0].patient_nik.as_deref(), Some("3171234567890001"));
+    assert_eq!(changes[1].patient_nik, None);
+    assert!(changes[0].seq < changes[1].seq);
+    let after = changes[1].seq;
+    assert!(
+        app.service
+            .changes_after(after, 100)
+            .await
+            .expect("feed")
+            .is_empty(),
+        "nothing after the cursor"
+    );
+}
