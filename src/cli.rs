@@ -79,7 +79,8 @@ pub enum Command {
         /// Where the demo keeps its signing key between runs.
         #[arg(long, default_value = ".kreki", value_name = "DIR")]
         data_dir: PathBuf,
-        /// Do not run the simulator (simulated citizens and volunteers) beside the platform.
+        /// Do not run the simulator (simulated citizens and volunteers) beside the platform; its
+        /// accounts are still created, for a `kreki simulate` run later.
         #[arg(long)]
         no_simulate: bool,
         /// The simulator's size and pace.
@@ -306,7 +307,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             data_dir,
             no_simulate,
             simulate,
-        } => crate::demo::run(config, &data_dir, (!no_simulate).then_some(simulate)).await,
+        } => crate::demo::run(config, &data_dir, simulate, !no_simulate).await,
         Command::Simulate {
             url,
             password,

@@ -57,13 +57,20 @@ pub const ACCOUNTS: &[DemoAccount] = &[
 
 /// Runs the demo.
 ///
+/// `sizes`: the simulator's size and pace; `run_simulator` false (`--no-simulate`) only creates
+/// its accounts.
+///
 /// # Errors
 /// When the key cannot be kept, the database is unreachable, or the server cannot start.
 pub async fn run(
     mut config: Config,
     data_dir: &Path,
-    simulate: Option<SimulateOptions>,
+    sizes: SimulateOptions,
+    run_simulator: bool,
 ) -> anyhow::Result<()> {
+    let simulate = run_simulator.then(|| sizes.clone());
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     if config.auth.signing_key_file.is_none() && config.auth.signing_key_pem.is_none() {
         let key_file = data_dir.join("signing-key.pem");
         if !key_file.exists() {
@@ -102,15 +109,14 @@ pub async fn run(
             }
         }
     }
-    if let Some(options) = &simulate {
-        simulate::seed_accounts(
-            &pool,
-            &auth.service,
-            usize::from(options.volunteers),
-            usize::from(options.citizens),
-        )
-        .await?;
-    }
+    // Created even with `--no-simulate`, so `kreki simulate` can run against this demo later.
+    simulate::seed_accounts(
+        &pool,
+        &auth.service,
+        usize::from(sizes.volunteers),
+        usize::from(sizes.citizens),
+    )
+    .await?;
     load_courses(&pool, &config).await?;
     pool.close().await;
     banner(&config, fake_fcm.as_ref(), simulate.as_ref());

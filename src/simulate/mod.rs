@@ -233,19 +233,27 @@ async fn wait_until_ready(
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    // Listening first (`/healthz`), then a moment for the services to settle before `/readyz`,
+    // whose 503 while starting would only add an error line to the server's log.
+    let mut listening = false;
     loop {
-        if let Ok(answer) = http.get(format!("{base}/readyz")).send().await
+        let path = if listening { "readyz" } else { "healthz" };
+        if let Ok(answer) = http.get(format!("{base}/{path}")).send().await
             && answer.status().is_success()
         {
-            return Ok(());
+            if listening {
+                return Ok(());
+            }
+            listening = true;
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
             "{base}/readyz did not answer 200 within 60 s: is kreki running there?"
         );
+        let pause = Duration::from_millis(if listening { 1000 } else { 200 });
         tokio::select! {
             () = stop.cancelled() => anyhow::bail!("stopped before the platform was ready"),
-            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            () = tokio::time::sleep(pause) => {}
         }
     }
 }
