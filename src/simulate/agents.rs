@@ -48,6 +48,8 @@ pub struct Stats {
     pub declined: AtomicU64,
     /// Offers left to expire.
     pub ignored: AtomicU64,
+    /// Offers of real (not simulated) alerts, declined at once.
+    pub declined_real: AtomicU64,
     /// Assignments completed.
     pub completed: AtomicU64,
     /// Stale unmatched alerts the citizen cancelled.
@@ -65,7 +67,7 @@ impl Stats {
     pub fn summary(&self) -> String {
         let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "{} volunteers on duty; {} alerts, {} offers: {} accepted ({} too late), {} declined, {} left to expire; {} completed; {} stale alerts cancelled; {} errors",
+            "{} volunteers on duty; {} alerts, {} offers: {} accepted ({} too late), {} declined, {} left to expire, {} of real alerts declined; {} completed; {} stale alerts cancelled; {} errors",
             n(&self.on_duty),
             n(&self.alerts),
             n(&self.offers),
@@ -73,11 +75,20 @@ impl Stats {
             n(&self.accept_refused),
             n(&self.declined),
             n(&self.ignored),
+            n(&self.declined_real),
             n(&self.completed),
             n(&self.cancelled),
             n(&self.errors),
         )
     }
+}
+
+/// Whether an alert's `note` marks it as simulated. Simulated volunteers answer only those: an
+/// offer of a real alert is declined at once (so dispatch moves on to real volunteers without
+/// waiting), and a real alert a coordinator assigns to one is handed back (`withdrawn`).
+pub fn is_drill(note: &Value) -> bool {
+    note.as_str()
+        .is_some_and(|note| note.starts_with(DRILL_NOTE_PREFIX))
 }
 
 /// Parses `{lat, lng}`.
@@ -216,14 +227,50 @@ async fn pending_offers(
         .and_then(|answer| answer.ok("listing offers"));
     if let Ok(Value::Array(offers)) = offers {
         for offer in offers {
-            if let Some(offer) = id(&offer["id"]) {
-                consider(mind, offer, started.elapsed().as_secs_f64(), stats);
-            }
+            consider(
+                session,
+                mind,
+                &offer,
+                started.elapsed().as_secs_f64(),
+                stats,
+            )
+            .await;
         }
     }
 }
 
-fn consider(mind: &mut Volunteer, offer: Uuid, now_s: f64, stats: &Stats) {
+/// An offer (`Offer` of API.md) arrived: a drill's goes to the volunteer's mind, a real one is
+/// declined at once.
+async fn consider(
+    session: &mut Session,
+    mind: &mut Volunteer,
+    offer: &Value,
+    now_s: f64,
+    stats: &Stats,
+) {
+    let Some(offer_id) = id(&offer["id"]) else {
+        return;
+    };
+    if !is_drill(&offer["alert"]["note"]) {
+        let declined = session
+            .call(
+                Method::POST,
+                &format!("/v1/offers/{offer_id}/decline"),
+                Some(
+                    &json!({"reason": "simulated volunteer: real alerts are for real volunteers"}),
+                ),
+                None,
+            )
+            .await;
+        match declined {
+            Ok(answer) if answer.status.is_success() || answer.status == StatusCode::CONFLICT => {
+                Stats::add(&stats.declined_real);
+            }
+            _ => Stats::add(&stats.errors),
+        }
+        return;
+    }
+    let offer = offer_id;
     Stats::add(&stats.offers);
     if matches!(mind.offered(offer, now_s), Some(Choice::Ignore) | None) {
         Stats::add(&stats.ignored);
@@ -238,11 +285,7 @@ async fn on_message(
     stats: &Stats,
 ) {
     match message["type"].as_str() {
-        Some("offer") => {
-            if let Some(offer) = id(&message["offer"]["id"]) {
-                consider(mind, offer, now_s, stats);
-            }
-        }
+        Some("offer") => consider(session, mind, &message["offer"], now_s, stats).await,
         Some("offer.withdrawn") => {
             if let Some(offer) = id(&message["offer_id"]) {
                 mind.withdrawn(offer);
@@ -270,9 +313,29 @@ async fn on_message(
                     .call(Method::GET, &format!("/v1/alerts/{alert_id}"), None, None)
                     .await
                     .and_then(|answer| answer.ok("reading the assigned alert"));
-                match alert.ok().and_then(|alert| lat_lng(&alert["location"])) {
-                    Some(scene) => mind.assigned(assignment_id, scene, now_s),
-                    None => Stats::add(&stats.errors),
+                let Ok(alert) = alert else {
+                    Stats::add(&stats.errors);
+                    return;
+                };
+                match lat_lng(&alert["location"]) {
+                    Some(scene) if is_drill(&alert["note"]) => {
+                        mind.assigned(assignment_id, scene, now_s);
+                    }
+                    _ => {
+                        // Not a drill: a simulated volunteer must not hold a real emergency.
+                        let handed_back = session
+                            .call(
+                                Method::POST,
+                                &format!("/v1/assignments/{assignment_id}/status"),
+                                Some(&json!({"status": "withdrawn"})),
+                                None,
+                            )
+                            .await
+                            .and_then(|answer| answer.ok("handing back a real alert"));
+                        if handed_back.is_err() {
+                            Stats::add(&stats.errors);
+                        }
+                    }
                 }
             }
         }
@@ -556,6 +619,8 @@ mod tests {
             (9.5..10.5).contains(&mean_s),
             "6 a minute is one every 10 s: {mean_s}"
         );
-        assert!(drill_note("fire").starts_with(DRILL_NOTE_PREFIX));
+        assert!(is_drill(&Value::from(drill_note("fire"))));
+        assert!(!is_drill(&Value::from("Pingsan di pasar")));
+        assert!(!is_drill(&Value::Null), "an alert without a note is real");
     }
 }

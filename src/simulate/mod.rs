@@ -7,7 +7,9 @@
 //! human-like delay (some decline, some let the offer expire), then report en route, on scene and
 //! completed while travelling to the alert. Simulated citizens press panic at a configurable rate
 //! with a mix of kinds; every simulated alert's note starts with [`DRILL_NOTE_PREFIX`], so
-//! coordinators see it is a drill.
+//! coordinators see it is a drill. Simulated volunteers answer drills only: an offer of a real
+//! alert is declined at once and a real alert assigned to one is handed back, so a drill on a live
+//! platform never holds up a real emergency.
 //!
 //! The accounts exist beforehand: `kreki demo` creates them ([`seed_accounts`]) with the
 //! certifications the kinds need; `kreki simulate --url ... --password ...` signs them in.

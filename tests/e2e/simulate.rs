@@ -1,7 +1,8 @@
 //! `kreki simulate` against a real `kreki demo` process: the demo creates the simulated accounts
 //! (with `--no-simulate`, so only the separate simulator acts), the simulator runs briefly through
 //! the public API, and a coordinator sees simulated alerts created and accepted, volunteers on duty
-//! and moving; at SIGTERM the simulator sends its volunteers off duty and exits cleanly.
+//! and moving; a real alert among them is declined by simulated volunteers and never taken; at
+//! SIGTERM the simulator sends its volunteers off duty and exits cleanly.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -203,6 +204,66 @@ async fn simulate_creates_alerts_that_simulated_volunteers_accept(pool: PgPool) 
         .await
         .expect("simulated volunteers move");
     assert!(moved >= 3);
+
+    // A real alert (no drill note) right where a simulated volunteer stands: simulated volunteers
+    // decline its offers at once and never take it.
+    let citizen: Value = client
+        .post(format!("{}/v1/auth/login", server.base))
+        .json(&json!({"login": "081300000001", "password": "demo-warga"}))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    let (_, lat, lng) = &positions[0];
+    let real: Value = client
+        .post(format!("{}/v1/alerts", server.base))
+        .bearer_auth(citizen["access_token"].as_str().expect("the demo citizen signs in"))
+        .header("idempotency-key", uuid::Uuid::new_v4().to_string())
+        .json(&json!({"kind": "other", "location": {"lat": lat, "lng": lng, "accuracy_m": 10}, "note": "Pingsan di pasar"}))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    let real_id = real["id"].as_str().expect("an alert").to_owned();
+    let declined = async {
+        loop {
+            let timeline = get(
+                &client,
+                &server.base,
+                &token,
+                &format!("/v1/alerts/{real_id}/timeline"),
+            )
+            .await;
+            if timeline
+                .as_array()
+                .is_some_and(|events| events.iter().any(|e| e["type"] == "offer_declined"))
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), declined)
+        .await
+        .expect("a simulated volunteer declines the real alert's offer at once");
+    // Longer than any simulated volunteer thinks before accepting a drill.
+    tokio::time::sleep(Duration::from_secs(13)).await;
+    let real = get(
+        &client,
+        &server.base,
+        &token,
+        &format!("/v1/alerts/{real_id}"),
+    )
+    .await;
+    assert_eq!(
+        real["assignments"],
+        json!([]),
+        "no simulated volunteer holds a real alert: {real:#}"
+    );
 
     // SIGTERM: the simulator sends its volunteers off duty and reports what it did.
     let child = simulator.0.take().expect("running");
