@@ -35,6 +35,31 @@ function volunteerSpots(page) {
     })));
 }
 
+/** Stands in for the browser's push service (see the top of this file). */
+async function fakePushService(context) {
+  await context.addInitScript(() => {
+    if (!self.PushManager) return;
+    let current = null;
+    const b64 = (bytes) => btoa(String.fromCharCode(...bytes)).replaceAll('+', '-').replaceAll('/', '_').replaceAll('=', '');
+    PushManager.prototype.getSubscription = async () => current;
+    PushManager.prototype.subscribe = async (options) => {
+      const pair = await crypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, true, ['deriveBits']);
+      const p256dh = b64(new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey)));
+      const auth = b64(crypto.getRandomValues(new Uint8Array(16)));
+      const key = new Uint8Array(options.applicationServerKey);
+      window.pushSubscribedWith = { key: b64(key), userVisibleOnly: options.userVisibleOnly };
+      const endpoint = `https://push.example.test/send/${crypto.randomUUID()}`;
+      current = {
+        endpoint,
+        options: { applicationServerKey: key.buffer, userVisibleOnly: true },
+        toJSON: () => ({ endpoint, expirationTime: null, keys: { p256dh, auth } }),
+        unsubscribe: async () => { current = null; return true; },
+      };
+      return current;
+    };
+  });
+}
+
 export function simulateTests({ newPage, signIn, noPageErrors }) {
   return [
     ['simulator: kreki demo shows simulated alerts dispatched live and volunteers moving on the dashboard', async ({ browser }) => {
@@ -68,6 +93,7 @@ export function simulateTests({ newPage, signIn, noPageErrors }) {
       // The detail says the alert is simulated too.
       await page.click('#alerts li button');
       await page.waitForSelector('#detail:not([hidden]) #detail-body .badge.drill');
+      await page.waitForTimeout(600); // the map pans to the alert; let it settle for the picture
       assert((await page.textContent('#detail-body')).includes('[SIMULASI]'), 'the note is shown');
       await screenshot(page, 'dashboard-simulated-detail');
       noPageErrors(page);
@@ -79,27 +105,7 @@ export function simulateTests({ newPage, signIn, noPageErrors }) {
       const { context, page } = await newPage(browser, server.base, {
         viewport: { width: 412, height: 915 }, permissions: ['geolocation', 'notifications'], geolocation: JAKARTA,
       });
-      await context.addInitScript(() => {
-        if (!self.PushManager) return;
-        let current = null;
-        const b64 = (bytes) => btoa(String.fromCharCode(...bytes)).replaceAll('+', '-').replaceAll('/', '_').replaceAll('=', '');
-        PushManager.prototype.getSubscription = async () => current;
-        PushManager.prototype.subscribe = async (options) => {
-          const pair = await crypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, true, ['deriveBits']);
-          const p256dh = b64(new Uint8Array(await crypto.subtle.exportKey('raw', pair.publicKey)));
-          const auth = b64(crypto.getRandomValues(new Uint8Array(16)));
-          const key = new Uint8Array(options.applicationServerKey);
-          window.pushSubscribedWith = { key: b64(key), userVisibleOnly: options.userVisibleOnly };
-          const endpoint = `https://push.example.test/send/${crypto.randomUUID()}`;
-          current = {
-            endpoint,
-            options: { applicationServerKey: key.buffer, userVisibleOnly: true },
-            toJSON: () => ({ endpoint, expirationTime: null, keys: { p256dh, auth } }),
-            unsubscribe: async () => { current = null; return true; },
-          };
-          return current;
-        };
-      });
+      await fakePushService(context);
       await page.goto('/volunteer/');
       await signIn(page, VOLUNTEER);
       await page.waitForSelector('#main-screen:not([hidden])');
@@ -149,6 +155,28 @@ export function simulateTests({ newPage, signIn, noPageErrors }) {
       await page.waitForSelector('#signin:not([hidden])');
       const after = await apiCall(server.base, me, 'GET', '/v1/devices');
       assert(after.status === 200 && after.json.length === 0, `unregistered at sign-out: ${JSON.stringify(after.json)}`);
+      noPageErrors(page);
+      await context.close();
+    }],
+
+    ['push: a citizen who allowed notifications is registered for push once a call is made', async ({ browser }) => {
+      const server = await demoServer();
+      const { context, page } = await newPage(browser, server.base, {
+        viewport: { width: 412, height: 915 }, permissions: ['geolocation', 'notifications'], geolocation: JAKARTA,
+      });
+      await fakePushService(context);
+      const citizen = { phone: '081300000001', password: 'demo-warga' };
+      await page.goto('/app/');
+      await signIn(page, citizen);
+      await page.waitForSelector('#panic-screen:not([hidden])');
+      await page.evaluate(() => navigator.serviceWorker.ready);
+      assert(await page.isHidden('#notify'), 'no notification prompt before there is a call');
+      await page.click('#panic');
+      await page.waitForSelector('#status-screen:not([hidden])', { timeout: 10000 });
+      // Permission was granted beforehand here, so the app renews quietly instead of asking.
+      await page.waitForFunction(() => localStorage.getItem('kreki.app.push-device') !== null, null, { timeout: 5000 });
+      const devices = await apiCall(server.base, { ...citizen }, 'GET', '/v1/devices');
+      assert(devices.json.some((d) => d.platform === 'web'), `registered: ${JSON.stringify(devices.json)}`);
       noPageErrors(page);
       await context.close();
     }],
