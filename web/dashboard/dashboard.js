@@ -105,6 +105,11 @@ async function start() {
       alerts: L.layerGroup().addTo(state.map),
     };
     state.map.on('moveend', () => loadVolunteers());
+    // The coordinator's own hand on the map (drag, wheel, zoom buttons, keys) ends the automatic
+    // framing. DOM events, not Leaflet's zoomstart, which our own animated fits fire a frame later.
+    for (const type of ['pointerdown', 'wheel', 'keydown']) {
+      $('map').addEventListener(type, () => { state.userMoved = true; }, { passive: true });
+    }
   }
   await refresh();
   state.live = connectLive(api, {
@@ -294,6 +299,7 @@ function renderMap() {
     const element = marker.getElement();
     if (element) {
       element.dataset.volunteerId = volunteer.id;
+      element.dataset.at = `${volunteer.lat},${volunteer.lng}`;
       element.title = title;
     }
   }
@@ -315,9 +321,9 @@ function renderMap() {
       }).addTo(state.layers.lines);
     }
   }
-  if (!state.framed && state.markers.size > 0) {
-    // The first time there is something to see, show all of it.
-    state.framed = true;
+  if (!state.userMoved && state.markers.size > (state.framed ?? 0)) {
+    // Each time there is more to see, show all of it, until the coordinator moves the map.
+    state.framed = state.markers.size;
     state.map.fitBounds(L.featureGroup([...state.markers.values()]).getBounds().pad(0.3), { maxZoom: 13 });
   }
   $('map').dataset.alerts = String(state.markers.size);
