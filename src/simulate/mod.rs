@@ -137,12 +137,21 @@ pub async fn run(
     stop: CancellationToken,
 ) -> anyhow::Result<Arc<Stats>> {
     let base = base.trim_end_matches('/').to_owned();
+    match reqwest::Url::parse(&base) {
+        Ok(url) if url.scheme() == "http" && url.host().is_some() => {}
+        Ok(_) => anyhow::bail!(
+            "--url: `{base}` must be an http:// address (the live channel speaks plain ws://)"
+        ),
+        Err(error) => anyhow::bail!("--url: `{base}` is not a URL ({error})"),
+    }
     let http = reqwest::Client::builder()
         .timeout(client::REQUEST_TIMEOUT)
         .build()
         .context("building the HTTP client")?;
-    wait_until_ready(&http, &base, &stop).await?;
     let stats = Arc::new(Stats::default());
+    if !wait_until_ready(&http, &base, &stop).await? {
+        return Ok(stats);
+    }
     let mut rng = StdRng::seed_from_u64(options.seed);
     let mut tasks = tokio::task::JoinSet::new();
 
@@ -229,11 +238,12 @@ pub async fn run(
     Ok(stats)
 }
 
+/// Waits for `/readyz`; false when `stop` came first.
 async fn wait_until_ready(
     http: &reqwest::Client,
     base: &str,
     stop: &CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     // Listening first (`/healthz`), then a moment for the services to settle before `/readyz`,
     // whose 503 while starting would only add an error line to the server's log.
@@ -244,7 +254,7 @@ async fn wait_until_ready(
             && answer.status().is_success()
         {
             if listening {
-                return Ok(());
+                return Ok(true);
             }
             listening = true;
         }
@@ -254,7 +264,7 @@ async fn wait_until_ready(
         );
         let pause = Duration::from_millis(if listening { 1000 } else { 200 });
         tokio::select! {
-            () = stop.cancelled() => anyhow::bail!("stopped before the platform was ready"),
+            () = stop.cancelled() => return Ok(false),
             () = tokio::time::sleep(pause) => {}
         }
     }
