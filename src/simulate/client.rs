@@ -15,6 +15,8 @@ pub type Live = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Renew the access token this long before it runs out.
 const RENEW_BEFORE: Duration = Duration::from_secs(60);
+/// Largest `/v1/ws` message accepted, in bytes (an alert with its assignments is a few KiB).
+const LIVE_MESSAGE_MAX_BYTES: usize = 256 * 1024;
 /// Longest wait for one HTTP answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -209,9 +211,15 @@ impl Session {
                 .replacen("https://", "wss://", 1)
                 .replacen("http://", "ws://", 1)
         );
+        // Server messages are small JSON objects: small buffers, and a cap on what one may weigh.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(16 * 1024)
+            .write_buffer_size(0)
+            .max_message_size(Some(LIVE_MESSAGE_MAX_BYTES))
+            .max_frame_size(Some(LIVE_MESSAGE_MAX_BYTES));
         let (socket, _) = tokio::time::timeout(
             REQUEST_TIMEOUT,
-            tokio_tungstenite::connect_async(url.as_str()),
+            tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true),
         )
         .await
         .context("GET /v1/ws timed out")?
