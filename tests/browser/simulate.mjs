@@ -107,6 +107,11 @@ export function simulateTests({ newPage, signIn, noPageErrors }) {
       await page.click('#duty');
       await page.waitForSelector('#push[data-push="on"]', { timeout: 5000 });
       assert((await page.textContent('#push')).startsWith('Notifikasi aktif'), 'the volunteer is told');
+      // kreki demo certified its volunteers for every kind (BLS, first aid, fire).
+      const kinds = await page.textContent('#kinds');
+      for (const kind of ['Henti jantung', 'Medis', 'Kecelakaan', 'Kebakaran', 'Keamanan']) {
+        assert(kinds.includes(kind), `the demo volunteer may take ${kind}: ${kinds}`);
+      }
       const vapid = await apiCall(server.base, null, 'GET', '/v1/devices/vapid');
       const subscribed = await page.evaluate(() => window.pushSubscribedWith);
       assert(subscribed?.key === vapid.json.public_key && subscribed.userVisibleOnly, `subscribed with the server's VAPID key: ${JSON.stringify(subscribed)}`);
