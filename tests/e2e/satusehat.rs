@@ -239,22 +239,32 @@ impl Api {
         assert_eq!(status, StatusCode::OK, "{verdict}");
         assert_eq!(verdict["status"], "verified", "{verdict}");
         assert_eq!(verdict["ihs_number"], ihs_number, "{verdict}");
-        let (status, duty) = self
-            .send(
-                Method::PUT,
-                "/v1/volunteers/me/duty",
-                Some(&token),
-                Some(json!({"on_duty": true})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{duty}");
-        assert!(
-            duty["eligible_kinds"]
+        // The verdict reaches dispatch's record of the volunteer in the background; dispatch reads
+        // it when they go on duty.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let (status, duty) = self
+                .send(
+                    Method::PUT,
+                    "/v1/volunteers/me/duty",
+                    Some(&token),
+                    Some(json!({"on_duty": true})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{duty}");
+            if duty["eligible_kinds"]
                 .as_array()
                 .expect("kinds")
-                .contains(&json!("medical")),
-            "{duty}"
-        );
+                .contains(&json!("medical"))
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "a verified, first-aid certified volunteer is not eligible for medical: {duty}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let (status, body) = self
             .send(
                 Method::POST,
@@ -844,6 +854,33 @@ async fn a_bridge_in_its_own_process_follows_the_dispatch_process(pool: PgPool) 
 
     cli_user(&url, "081100000001", "admin-rahasia", "Admin", "admin");
     let admin = api.login("081100000001", "admin-rahasia").await;
+    // Medical alerts go to verified health workers only: the verdict the bridge process records
+    // must reach the dispatch process through the database.
+    let (status, kinds) = api
+        .send(Method::GET, "/v1/dispatch/kinds", Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{kinds}");
+    let mut medical = kinds
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|entry| entry["kind"] == "medical")
+        .expect("medical settings")
+        .clone();
+    medical["requires_verified_practitioner"] = json!(true);
+    if let Some(fields) = medical.as_object_mut() {
+        fields.remove("kind");
+    }
+    let (status, stored) = api
+        .send(
+            Method::PUT,
+            "/v1/dispatch/kinds/medical",
+            Some(&admin),
+            Some(medical),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    assert_eq!(stored["requires_verified_practitioner"], true);
     // Verified at the bridge process, dispatched by the other.
     let volunteer = api
         .health_worker(
