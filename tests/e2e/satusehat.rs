@@ -768,6 +768,22 @@ async fn a_satusehat_outage_leaves_the_dispatch_untouched_and_coordinators_see_a
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "only coordinators");
     assert!(fake.encounters().is_empty());
+    // Operators see it too, in the metrics.
+    let metrics = api
+        .client
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .expect("answered")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("bridge_encounter_sync_failed_total{action=\"create\"} 1")),
+        "{metrics}"
+    );
 
     // SATUSEHAT is back; the coordinator queues the change again and it goes through, once.
     fake.faults(|faults| faults.down = false);
