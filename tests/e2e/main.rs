@@ -6,5 +6,6 @@ mod lms;
 mod mqtt;
 mod openapi;
 mod process;
+mod satusehat;
 mod support;
 mod training_to_dispatch;
