@@ -345,17 +345,17 @@ pub fn build(
     }
 
     if services.contains(Service::Bridge) {
-        // Verdicts are stored on the volunteer where dispatch runs in this process; the incident
-        // feed reads dispatch's alert changes (the bridge keeps its own cursor and projection).
+        // Verdicts are stored on the volunteer (through dispatch's matcher where dispatch runs in
+        // this process, in the shared database otherwise); the incident feed reads dispatch's
+        // alert changes from the database, so `--services bridge` alone follows dispatch instances
+        // elsewhere (the bridge keeps its own cursor and projection).
         let sink: Arc<dyn kreki_bridge_satusehat::domain::PractitionerStatusSink> = match &dispatch
         {
             Some(dispatch) => Arc::new(crate::wiring::PractitionerVerified(dispatch.clone())),
-            None => Arc::new(kreki_bridge_satusehat::domain::NoSink),
+            None => Arc::new(crate::wiring::PractitionerVerifiedInDb(pool.clone())),
         };
-        let feed: Arc<dyn kreki_bridge_satusehat::domain::IncidentFeed> = match &dispatch {
-            Some(dispatch) => Arc::new(crate::wiring::IncidentChanges(dispatch.clone())),
-            None => Arc::new(kreki_bridge_satusehat::domain::EmptyFeed),
-        };
+        let feed: Arc<dyn kreki_bridge_satusehat::domain::IncidentFeed> =
+            Arc::new(crate::wiring::IncidentChanges(pool.clone()));
         let bridge = kreki_bridge_satusehat::build(
             pool.clone(),
             &config.satusehat,

@@ -129,6 +129,48 @@ pub struct AlertChange {
     pub patient_nik: Option<String>,
 }
 
+/// Dispatch's change feed read straight from PostgreSQL: alerts that changed after event `after`
+/// (at most `limit` events' worth), each as its full current state, oldest change first. It needs
+/// no running [`DispatchService`], so a process without dispatch (`kreki serve --services bridge`)
+/// follows the alerts that dispatch instances elsewhere write to the shared database. The cursor to
+/// pass next time is the last change's `seq`; events settle for [`CHANGE_SETTLE_S`] first, so a
+/// transaction still committing is never skipped.
+///
+/// # Errors
+/// Database failures.
+pub async fn changes_after(
+    pool: &PgPool,
+    after: i64,
+    limit: u32,
+) -> DispatchResult<Vec<AlertChange>> {
+    let changed = store::changed_alerts(pool, after, i64::from(limit), CHANGE_SETTLE_S).await?;
+    let ids: Vec<Uuid> = changed.iter().map(|(_, id, _)| *id).collect();
+    let mut rows: HashMap<Uuid, store::AlertRow> = store::alerts_by_ids(pool, &ids)
+        .await?
+        .into_iter()
+        .map(|row| (row.id, row))
+        .collect();
+    let mut assignments: HashMap<Uuid, Vec<store::AssignmentRow>> = HashMap::new();
+    for assignment in store::assignments_of_many(pool, &ids).await? {
+        assignments
+            .entry(assignment.alert_id)
+            .or_default()
+            .push(assignment);
+    }
+    Ok(changed
+        .into_iter()
+        .filter_map(|(seq, id, patient_nik)| {
+            let row = rows.remove(&id)?;
+            let alert = Alert::from_rows(row, assignments.remove(&id).unwrap_or_default());
+            Some(AlertChange {
+                seq,
+                alert,
+                patient_nik,
+            })
+        })
+        .collect())
+}
+
 /// What dispatch talks to beyond PostgreSQL, each behind a port so tests and the binary choose.
 pub struct Ports {
     /// Delivers messages (the realtime hub in the binary; a recorder in tests).
@@ -363,38 +405,13 @@ impl DispatchService {
     /// Alerts that changed after event `after` (at most `limit` events' worth), each as its full
     /// current state, for consumers of dispatch's event stream such as the SATUSEHAT bridge. The
     /// cursor to pass next time is the last change's `seq`. Events settle for
-    /// [`CHANGE_SETTLE_S`] first, so a transaction still committing is never skipped.
+    /// [`CHANGE_SETTLE_S`] first, so a transaction still committing is never skipped. The same as
+    /// [`changes_after`] over this service's pool.
     ///
     /// # Errors
     /// Database failures.
     pub async fn changes_after(&self, after: i64, limit: u32) -> DispatchResult<Vec<AlertChange>> {
-        let changed =
-            store::changed_alerts(&self.pool, after, i64::from(limit), CHANGE_SETTLE_S).await?;
-        let ids: Vec<Uuid> = changed.iter().map(|(_, id, _)| *id).collect();
-        let mut rows: HashMap<Uuid, store::AlertRow> = store::alerts_by_ids(&self.pool, &ids)
-            .await?
-            .into_iter()
-            .map(|row| (row.id, row))
-            .collect();
-        let mut assignments: HashMap<Uuid, Vec<store::AssignmentRow>> = HashMap::new();
-        for assignment in store::assignments_of_many(&self.pool, &ids).await? {
-            assignments
-                .entry(assignment.alert_id)
-                .or_default()
-                .push(assignment);
-        }
-        Ok(changed
-            .into_iter()
-            .filter_map(|(seq, id, patient_nik)| {
-                let row = rows.remove(&id)?;
-                let alert = Alert::from_rows(row, assignments.remove(&id).unwrap_or_default());
-                Some(AlertChange {
-                    seq,
-                    alert,
-                    patient_nik,
-                })
-            })
-            .collect())
+        changes_after(&self.pool, after, limit).await
     }
 
     /// One alert with its assignments (no access check).

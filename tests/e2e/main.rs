@@ -6,6 +6,7 @@ mod lms;
 mod mqtt;
 mod openapi;
 mod process;
+mod satusehat;
 mod simulate;
 mod support;
 mod training_to_dispatch;
