@@ -122,6 +122,13 @@ export async function startKreki(extraEnv = {}, { args = () => ['serve', '--migr
     const up = await waitUntilReady(child, base);
     if (up) break;
     if (/Address already in use/.test(log) && attempt < 3) continue;
+    // Leave nothing behind: the database and the key directory go with the failed start.
+    child.kill('SIGKILL');
+    try {
+      psql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     throw new Error(`kreki did not become ready (exit ${child.exitCode}):\n${log}`);
   }
   return {
