@@ -422,6 +422,26 @@ pub async fn serve(
     services: &Services,
     run_migrations: bool,
 ) -> anyhow::Result<()> {
+    serve_until(
+        config,
+        services,
+        run_migrations,
+        kreki_platform::shutdown::signal(),
+    )
+    .await
+}
+
+/// [`serve`], stopping when `stop` resolves instead of at the signal (`kreki demo` first stops
+/// its simulator, then the server).
+///
+/// # Errors
+/// When the address cannot be bound or a service cannot be set up.
+pub async fn serve_until(
+    config: &Config,
+    services: &Services,
+    run_migrations: bool,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let pool = config.database.pool().map_err(anyhow::Error::msg)?;
     if run_migrations {
         migrate(&pool).await?;
@@ -449,7 +469,7 @@ pub async fn serve(
         listener,
         app,
         shutdown,
-        kreki_platform::shutdown::signal(),
+        stop,
         Duration::from_secs(config.server.shutdown_grace_s),
     )
     .await?;

@@ -4,6 +4,7 @@
 // BROWSER_TEST_FILTER=part-of-a-name runs a subset; TEST_LOG=1 shows kreki's log.
 import { apiCall, assert, launchBrowser, run, screenshot, startKreki } from './harness.mjs';
 import { flowTests } from './flow.mjs';
+import { simulateTests, stopDemo } from './simulate.mjs';
 
 const JAKARTA = { latitude: -6.2, longitude: 106.8167, accuracy: 15 };
 let phoneCounter = 0;
@@ -444,6 +445,7 @@ const tests = [
 ];
 
 tests.push(...flowTests({ newPage, signIn, phone, noPageErrors }));
+tests.push(...simulateTests({ newPage, signIn, noPageErrors }));
 
 const server = await startKreki();
 let browser;
@@ -453,6 +455,7 @@ try {
   failed = await run(tests, { browser, server });
 } finally {
   await browser?.close();
+  await stopDemo();
   await server.stop();
 }
 process.exit(failed ? 1 : 0);

@@ -7,5 +7,6 @@ mod mqtt;
 mod openapi;
 mod process;
 mod satusehat;
+mod simulate;
 mod support;
 mod training_to_dispatch;

@@ -15,6 +15,13 @@ const OPEN = new Set(['dispatching', 'assigned', 'on_scene', 'unmatched']);
 const ACTIVE_ASSIGNMENT = new Set(['accepted', 'en_route', 'on_scene']);
 /** How often state is refetched even when the live channel is quiet, in milliseconds. */
 const POLL_MS = 20000;
+/** The note prefix of simulated alerts (`kreki simulate`): shown as a drill, never as real. */
+const DRILL_PREFIX = '[SIMULASI]';
+/** True for a simulated alert. */
+const isDrill = (alert) => String(alert.note ?? '').startsWith(DRILL_PREFIX);
+/** The drill badge, or nothing. */
+const drillBadge = (alert) => (isDrill(alert)
+  ? ` <span class="badge drill" aria-label="${esc(t('dash.drill.aria'))}">${esc(t('dash.drill'))}</span>` : '');
 /** How far around an alert free volunteers are looked for, in degrees (~15 km at the equator). */
 const SUGGEST_RADIUS_DEG = 0.15;
 /** Most suggestions shown. */
@@ -98,6 +105,11 @@ async function start() {
       alerts: L.layerGroup().addTo(state.map),
     };
     state.map.on('moveend', () => loadVolunteers());
+    // The coordinator's own hand on the map (drag, wheel, zoom buttons, keys) ends the automatic
+    // framing. DOM events, not Leaflet's zoomstart, which our own animated fits fire a frame later.
+    for (const type of ['pointerdown', 'wheel', 'keydown']) {
+      $('map').addEventListener(type, () => { state.userMoved = true; }, { passive: true });
+    }
   }
   await refresh();
   state.live = connectLive(api, {
@@ -190,6 +202,8 @@ function onLive(message) {
       if (!state.volunteers.has(id)) reloadVolunteersSoon();
       const known = state.volunteers.get(id) ?? { id, name: position.name ?? '', on_duty: true, busy: false };
       state.volunteers.set(id, { ...known, ...pick(position, ['lat', 'lng', 'busy', 'on_duty', 'name', 'updated_at']) });
+      state.positions = (state.positions ?? 0) + 1;
+      $('map').dataset.positions = String(state.positions);
       renderMap();
       break;
     }
@@ -243,7 +257,7 @@ function renderMap() {
     if (!OPEN.has(alert.status) && alert.id !== state.selected) continue;
     seen.add(alert.id);
     const at = [alert.location.lat, alert.location.lng];
-    const title = `${t(`kind.${alert.kind}`)} — ${t(`status.${alert.status}`)}`;
+    const title = `${t(`kind.${alert.kind}`)} — ${t(`status.${alert.status}`)}${isDrill(alert) ? ` (${t('dash.drill')})` : ''}`;
     let marker = state.markers.get(alert.id);
     if (!marker) {
       marker = L.marker(at, { icon: alertIcon(alert), title, alt: title, keyboard: true, riseOnHover: true, zIndexOffset: 1000 });
@@ -285,6 +299,7 @@ function renderMap() {
     const element = marker.getElement();
     if (element) {
       element.dataset.volunteerId = volunteer.id;
+      element.dataset.at = `${volunteer.lat},${volunteer.lng}`;
       element.title = title;
     }
   }
@@ -306,9 +321,9 @@ function renderMap() {
       }).addTo(state.layers.lines);
     }
   }
-  if (!state.framed && state.markers.size > 0) {
-    // The first time there is something to see, show all of it.
-    state.framed = true;
+  if (!state.userMoved && state.markers.size > (state.framed ?? 0)) {
+    // Each time there is more to see, show all of it, until the coordinator moves the map.
+    state.framed = state.markers.size;
     state.map.fitBounds(L.featureGroup([...state.markers.values()]).getBounds().pad(0.3), { maxZoom: 13 });
   }
   $('map').dataset.alerts = String(state.markers.size);
@@ -331,7 +346,7 @@ function renderList() {
     : list.map((alert) => {
       const responders = activeAssignments(alert).map((a) => a.volunteer?.name).filter(Boolean).join(', ');
       return `<li><button type="button" data-id="${esc(alert.id)}" aria-current="${alert.id === state.selected}">
-        <span><span class="badge">${esc(KIND_CODE[alert.kind] ?? '?')}</span> ${esc(t(`kind.${alert.kind}`))}<br>
+        <span><span class="badge">${esc(KIND_CODE[alert.kind] ?? '?')}</span> ${esc(t(`kind.${alert.kind}`))}${drillBadge(alert)}<br>
         <small>${esc(clock(alert.created_at))}${responders ? ` · ${esc(responders)}` : ''}</small></span>
         <span class="badge">${esc(t(`status.${alert.status}`))}</span></button></li>`;
     }).join('');
@@ -422,7 +437,7 @@ function renderDetail() {
     `<li>${esc(a.volunteer?.name ?? '')} — ${esc(t(`astatus.${a.status}`))}${typeof a.distance_m === 'number' ? `, ${esc(distance(a.distance_m))}` : ''}</li>`).join('');
   $('detail-body').innerHTML = `
     <p><span class="badge">${esc(KIND_CODE[alert.kind] ?? '?')}</span> <strong>${esc(t(`kind.${alert.kind}`))}</strong>
-      — <span class="badge" id="detail-status">${esc(t(`status.${alert.status}`))}</span></p>
+      — <span class="badge" id="detail-status">${esc(t(`status.${alert.status}`))}</span>${drillBadge(alert)}</p>
     <p>${esc(t('dash.detail.citizen'))}: ${esc(alert.citizen?.name ?? '—')}<br>
       ${esc(t('dash.detail.created'))}: ${esc(clock(alert.created_at))}<br>
       ${alert.location.lat.toFixed(5)}, ${alert.location.lng.toFixed(5)}</p>

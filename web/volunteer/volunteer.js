@@ -1,10 +1,12 @@
 // The volunteer app: sign in, go on or off duty, send the phone's position while on duty, see
 // offers with a countdown to their deadline and accept or decline each in one tap, then follow the
 // assignment: a navigation link (geo: URI and OpenStreetMap) and the status buttons en route, on
-// scene, completed. Offers arrive over /v1/ws and are polled as a fallback.
+// scene, completed. Offers arrive over /v1/ws and are polled as a fallback; going on duty (a tap)
+// asks for notification permission and registers Web Push, so offers reach a closed app too.
 import { Api, ApiError, distanceM, esc, signInForm } from '/web/shared/api.js';
 import { applyI18n, clock, distance, initI18n, onLanguage, t } from '/web/shared/i18n.js';
 import { connectLive } from '/web/shared/live.js';
+import { disablePush, enablePush } from '/web/shared/push.js';
 
 const DUTY = 'kreki.volunteer.duty';
 const ASSIGNMENT = 'kreki.volunteer.assignment';
@@ -30,11 +32,18 @@ api.onSignedOut = () => show('signin');
 signInForm($('signin-form'), api, { role: 'volunteer', onError: (key, vars) => error(t(key, vars)), done: () => start() });
 $('signout').addEventListener('click', async () => {
   if (state.duty) await setDuty(false).catch(() => {});
+  await disablePush(api, 'volunteer');
   await api.signOut();
   localStorage.removeItem(ASSIGNMENT);
   location.reload();
 });
-$('duty').addEventListener('click', () => setDuty(!state.duty).catch((failure) => problem(failure)));
+$('duty').addEventListener('click', async () => {
+  const goingOn = !state.duty;
+  // Asked from the tap itself: browsers refuse a permission prompt that no gesture started.
+  const push = goingOn ? enablePush(api, 'volunteer', { ask: true }).catch(() => 'failed') : null;
+  await setDuty(goingOn).catch((failure) => problem(failure));
+  if (push) showPush(await push);
+});
 for (const button of document.querySelectorAll('[data-status]')) {
   button.addEventListener('click', () => setStatus(button.dataset.status, button));
 }
@@ -53,6 +62,18 @@ function problem(failure) {
   else error(t('common.error.generic', { detail: failure.message }));
 }
 
+/** Says what became of Web Push (nothing when the server sends none or nobody was asked). */
+function showPush(outcome) {
+  const key = { on: 'push.on', denied: 'push.denied', failed: 'push.failed' }[outcome];
+  const element = $('push');
+  element.hidden = !key;
+  if (!key) return;
+  element.className = `message ${outcome === 'on' ? 'ok' : 'error'}`;
+  element.dataset.push = outcome;
+  element.dataset.i18n = key;
+  element.textContent = t(key);
+}
+
 function show(screen) {
   $('signin').hidden = screen !== 'signin';
   $('main-screen').hidden = screen !== 'main';
@@ -66,7 +87,11 @@ async function start() {
   show('main');
   error('');
   render();
-  if (state.duty) await setDuty(true).catch((failure) => problem(failure));
+  if (state.duty) {
+    await setDuty(true).catch((failure) => problem(failure));
+    // Renews a subscription allowed before (never prompts without a tap).
+    enablePush(api, 'volunteer').then(showPush, () => {});
+  }
   await loadOffers();
   state.live = connectLive(api, {
     onMessage,
