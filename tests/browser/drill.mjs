@@ -86,6 +86,8 @@ export function drillTests({ newPage, signIn, phone, noPageErrors }) {
         // The bridge's feed projects the real alert (dispatch's events settle for 2 s first), and
         // never the drill.
         await eventually(() => bridged.sql(`SELECT count(*) FROM bridge.incidents WHERE alert_id = '${alertId}'`) === '1', 15000, 'the incident projected');
+        await eventually(() => bridged.sql(`SELECT (SELECT last_seq FROM bridge.feed_cursor)
+          >= (SELECT max(id) FROM dispatch.alert_events WHERE alert_id = '${drill.json.id}')`) === 't', 15000, 'the feed past the drill');
         assert(bridged.sql(`SELECT count(*) FROM bridge.incidents WHERE alert_id = '${drill.json.id}'`) === '0', 'the drill is not a health record');
         // Its Encounter create ran out of attempts, as the sync worker records it (state `failed`).
         bridged.sql(`INSERT INTO bridge.encounter_outbox (alert_id, action, state, attempts, last_error, next_attempt_at)
