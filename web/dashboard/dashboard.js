@@ -248,7 +248,7 @@ async function refetchAlert(id) {
 }
 
 function announce(alert) {
-  $('announce').textContent = `${t(`kind.${alert.kind}`)} — ${t(`status.${alert.status}`)}`;
+  $('announce').textContent = `${t(`kind.${alert.kind}`)} — ${t(`status.${alert.status}`)}${isDrill(alert) ? ` (${t('dash.drill')})` : ''}`;
 }
 
 function render() {
@@ -575,6 +575,8 @@ function renderSync() {
   $('sync-count').textContent = String(failures.length);
   panel.dataset.count = String(failures.length);
   panel.classList.toggle('bad', failures.length > 0);
+  // What to do about failures is said only while there are some.
+  $('sync-hint').hidden = failures.length === 0;
   $('sync-list').innerHTML = failures.length === 0
     ? `<li class="muted">${esc(t('dash.sync.none'))}</li>`
     : failures.map((f) => {
