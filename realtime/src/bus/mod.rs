@@ -55,7 +55,7 @@ pub mod config;
 mod redis_bus;
 
 pub use config::RedisBusConfig;
-pub use redis_bus::{BusError, RedisBus};
+pub use redis_bus::{BusError, RedisBus, SharedAcknowledgements};
 
 use tokio_util::sync::CancellationToken;
 

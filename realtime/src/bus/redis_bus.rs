@@ -21,6 +21,9 @@ use crate::hub::{Audience, Bus, Envelope, Hub};
 /// The numbering script (see `publish.lua`).
 const PUBLISH_LUA: &str = include_str!("publish.lua");
 
+/// The acknowledgement script (see `ack.lua`).
+const ACK_LUA: &str = include_str!("ack.lua");
+
 /// How often a bus that lost Redis tries it again.
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -72,6 +75,7 @@ enum Command {
     Detached(Uuid),
     Subscribed(Uuid, String),
     Unsubscribed(Uuid, String),
+    Acked(Uuid, u64, u64),
 }
 
 impl Bus for RedisBus {
@@ -109,6 +113,10 @@ impl Bus for RedisBus {
 
     fn unsubscribed(&self, user: Uuid, topic: &str) {
         self.notify(Command::Unsubscribed(user, topic.to_owned()));
+    }
+
+    fn acked(&self, user: Uuid, epoch: u64, seq: u64) {
+        self.notify(Command::Acked(user, epoch, seq));
     }
 }
 
@@ -168,6 +176,7 @@ impl RedisBus {
             hub: hub.clone(),
             connection,
             script: redis::Script::new(PUBLISH_LUA),
+            ack_script: redis::Script::new(ACK_LUA),
         };
         tokio::spawn(publisher.run(queue, shutdown.clone()));
         tokio::spawn(read_stream(bus.clone(), hub.clone(), reader, shutdown));
@@ -195,6 +204,24 @@ impl RedisBus {
         Ok(instances)
     }
 
+    /// The highest `seq` of `epoch` that a socket of `user` on any instance acknowledged (0 when
+    /// none did, or the user's shared numbering is in another epoch). Fails when Redis does not
+    /// answer.
+    pub async fn acknowledged_seq(&self, user: Uuid, epoch: u64) -> Result<u64, BusError> {
+        let mut connection = self.shared.connection.clone();
+        let (stored, acked): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
+            .arg(self.key(&format!("user:{user}")))
+            .arg("epoch")
+            .arg("acked")
+            .query_async(&mut connection)
+            .await?;
+        Ok(if stored == Some(epoch) {
+            acked.unwrap_or(0)
+        } else {
+            0
+        })
+    }
+
     fn notify(&self, command: Command) {
         if self.shared.publishing.load(Ordering::Relaxed)
             && self.shared.commands.try_send(command).is_err()
@@ -215,6 +242,7 @@ struct Publisher {
     hub: Hub,
     connection: ConnectionManager,
     script: redis::Script,
+    ack_script: redis::Script,
 }
 
 impl Publisher {
@@ -314,6 +342,14 @@ impl Publisher {
                     .zrem::<_, _, ()>(self.bus.key(&format!("topic:{topic}")), user.to_string())
                     .await
             }
+            Command::Acked(user, epoch, seq) => self
+                .ack_script
+                .arg(self.bus.key(&format!("user:{user}")))
+                .arg(epoch)
+                .arg(seq)
+                .invoke_async::<u8>(&mut self.connection)
+                .await
+                .map(|_| ()),
         };
         if let Err(error) = result {
             tracing::debug!(%error, "realtime: presence update failed");
@@ -519,4 +555,48 @@ fn now_ms() -> u64 {
         .map_or(0, |since| {
             u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
         })
+}
+
+/// The pusher's [`Acknowledgements`](crate::push::Acknowledgements) with several instances: an
+/// offer counts as acknowledged when a socket on this instance acknowledged it, or when a socket
+/// on any instance acknowledged its `seq` in the shared numbering (recorded in Redis by
+/// `ack.lua`, in the user's numbering hash, so it lives as long as the numbering does). When
+/// Redis does not answer, only this instance's acknowledgements count (a push too many rather
+/// than an offer missed).
+#[derive(Clone, Debug)]
+pub struct SharedAcknowledgements {
+    hub: Hub,
+    bus: RedisBus,
+}
+
+impl SharedAcknowledgements {
+    /// Acknowledgements seen by `hub` here and, through `bus`, on every instance.
+    pub fn new(hub: Hub, bus: RedisBus) -> Self {
+        Self { hub, bus }
+    }
+}
+
+impl crate::push::Acknowledgements for SharedAcknowledgements {
+    fn acknowledged(
+        &self,
+        user: Uuid,
+        message: &serde_json::Value,
+    ) -> crate::ports::BoxFuture<'_, bool> {
+        let message = message.clone();
+        Box::pin(async move {
+            if self.hub.acknowledged(user, &message) {
+                return true;
+            }
+            let Some((epoch, seq)) = self.hub.numbered(user, &message) else {
+                return false;
+            };
+            match self.bus.acknowledged_seq(user, epoch).await {
+                Ok(acked) => acked >= seq,
+                Err(error) => {
+                    tracing::debug!(%error, "realtime: acknowledgements of other instances unknown");
+                    false
+                }
+            }
+        })
+    }
 }

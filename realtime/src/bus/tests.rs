@@ -669,3 +669,55 @@ async fn audience_sets_expire_with_their_newest_member() {
     }
     clean(&url, &prefix).await;
 }
+
+#[tokio::test]
+async fn an_offer_acknowledged_on_b_counts_as_acknowledged_on_a() {
+    use crate::push::Acknowledgements;
+    let (url, prefix) = (shared_redis_url(), unique_prefix());
+    let a = instance(&url, &prefix, "a");
+    let b = instance(&url, &prefix, "b");
+    all_connected(&[&a, &b]).await;
+    let acks_on_a = super::SharedAcknowledgements::new(a.hub.clone(), a.bus.clone());
+    let user = Uuid::new_v4();
+    let mut on_b = b.hub.attach(user, &Roles::default(), None);
+    let first = json!({"type": "offer", "offer": {"id": 1}});
+    let second = json!({"type": "offer", "offer": {"id": 2}});
+    a.hub.publish(Audience::User(user), first.clone());
+    a.hub.publish(Audience::User(user), second.clone());
+    let got = frames(&mut on_b, 2).await;
+    wait_until("A mirrors both frames", || {
+        a.hub.numbering_of(user) == Some((epoch(&got[1]), 2))
+    })
+    .await;
+    assert!(
+        !acks_on_a.acknowledged(user, &first).await,
+        "nobody acked yet"
+    );
+
+    // The socket on B acknowledges the first offer only.
+    b.hub.ack(user, Some(epoch(&got[0])), 1);
+    let deadline = Instant::now() + PATIENCE;
+    while !acks_on_a.acknowledged(user, &first).await {
+        assert!(Instant::now() < deadline, "A never saw B's ack");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !a.hub.acknowledged(user, &first),
+        "A's own sockets acked nothing"
+    );
+    assert!(
+        !acks_on_a.acknowledged(user, &second).await,
+        "the second offer was not acknowledged"
+    );
+    // An ack of another epoch (a local numbering while Redis was away) records nothing.
+    b.hub.ack(user, Some(epoch(&got[0]) + 1), 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!acks_on_a.acknowledged(user, &second).await);
+    b.hub.ack(user, None, 2);
+    let deadline = Instant::now() + PATIENCE;
+    while !acks_on_a.acknowledged(user, &second).await {
+        assert!(Instant::now() < deadline, "A never saw B's second ack");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    clean(&url, &prefix).await;
+}
