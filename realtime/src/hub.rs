@@ -379,6 +379,17 @@ impl Hub {
     /// epoch, or a local numbering, is replaced by the bus's; a gap empties the replay ring, so a
     /// client resuming from before it gets `resync`. Returns whether the frame was delivered.
     pub(crate) fn deliver_numbered(&self, user: Uuid, epoch: u64, seq: u64, body: &str) -> bool {
+        self.numbered_frame(user, epoch, seq, body, true)
+    }
+
+    /// As [`Hub::deliver_numbered`], but only into the replay ring, not to the sockets here: for a
+    /// message this instance delivered to its own sockets already (while Redis was away) and
+    /// handed to the other instances once Redis was back.
+    pub(crate) fn record_numbered(&self, user: Uuid, epoch: u64, seq: u64, body: &str) -> bool {
+        self.numbered_frame(user, epoch, seq, body, false)
+    }
+
+    fn numbered_frame(&self, user: Uuid, epoch: u64, seq: u64, body: &str, send: bool) -> bool {
         let now = Instant::now();
         let config = &self.inner.config;
         let mut state = self.lock();
@@ -416,7 +427,9 @@ impl Hub {
             frame: frame.clone(),
         });
         session.prune(config, now);
-        session.offer(&frame, now);
+        if send {
+            session.offer(&frame, now);
+        }
         if session.connections.is_empty() {
             // Mirrored sessions of users connected elsewhere live while their messages arrive.
             session.idle_since = now;

@@ -67,6 +67,12 @@ struct Shared {
     reading: AtomicBool,
     /// For presence queries (multiplexed; the reader has its own connection).
     connection: ConnectionManager,
+    /// Messages delivered on this instance only because Redis was unreachable, oldest first: handed
+    /// to the other instances when Redis answers again (at most `queue` of them, none older than
+    /// `replay_window_s`).
+    held: std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, Envelope)>>,
+    /// How long a held message is worth handing over (`realtime.replay_window_s`).
+    hold_for: Duration,
 }
 
 enum Command {
@@ -82,6 +88,7 @@ impl Bus for RedisBus {
     fn send(&self, envelope: Envelope) -> Result<(), Envelope> {
         if !self.shared.publishing.load(Ordering::Relaxed) {
             metrics::counter!("realtime_bus_local_deliveries_total").increment(1);
+            self.hold(&envelope);
             return Err(envelope);
         }
         match self.shared.commands.try_reserve() {
@@ -168,6 +175,8 @@ impl RedisBus {
                 publishing: AtomicBool::new(false),
                 reading: AtomicBool::new(false),
                 connection: connection.clone(),
+                held: std::sync::Mutex::new(std::collections::VecDeque::new()),
+                hold_for: Duration::from_secs(config.replay_window_s),
             }),
         };
         let hub = Hub::with_bus(config, shutdown.clone(), Arc::new(bus.clone()));
@@ -222,6 +231,34 @@ impl RedisBus {
         })
     }
 
+    /// Keeps a message delivered here only, for the other instances once Redis is back.
+    fn hold(&self, envelope: &Envelope) {
+        let mut held = self
+            .shared
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if held.len() >= self.shared.config.queue {
+            held.pop_front();
+            metrics::counter!("realtime_bus_held_dropped_total").increment(1);
+        }
+        held.push_back((std::time::Instant::now(), envelope.clone()));
+    }
+
+    /// The held messages still worth handing over, oldest first (emptying the hold).
+    fn take_held(&self) -> Vec<Envelope> {
+        let mut held = self
+            .shared
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let hold_for = self.shared.hold_for;
+        held.drain(..)
+            .filter(|(at, _)| at.elapsed() <= hold_for)
+            .map(|(_, envelope)| envelope)
+            .collect()
+    }
+
     fn notify(&self, command: Command) {
         if self.shared.publishing.load(Ordering::Relaxed)
             && self.shared.commands.try_send(command).is_err()
@@ -265,6 +302,7 @@ impl Publisher {
                         // Write what this instance holds before anything else.
                         self.set_up(true);
                         self.refresh().await;
+                        self.hand_over_held().await;
                     }
                 }
                 _ = refresh.tick(), if up => self.refresh().await,
@@ -297,10 +335,11 @@ impl Publisher {
     async fn handle(&mut self, command: Command) {
         let result = match command {
             Command::Publish(envelope) => {
-                if let Err(error) = self.publish(&envelope).await {
+                if let Err(error) = self.publish(&envelope, false).await {
                     tracing::warn!(%error, "realtime: publish through Redis failed; delivered here only");
                     self.set_up(false);
                     metrics::counter!("realtime_bus_local_deliveries_total").increment(1);
+                    self.bus.hold(&envelope);
                     self.hub.deliver(envelope);
                 }
                 return;
@@ -357,8 +396,38 @@ impl Publisher {
         }
     }
 
+    /// Hands the messages delivered here only while Redis was away to the other instances: each
+    /// is numbered and appended to the stream marked with this instance as its origin, so this
+    /// instance's reader records it in the replay rings without sending it to its sockets again.
+    /// What fails goes back on hold for the next reconnection.
+    async fn hand_over_held(&mut self) {
+        let held = self.bus.take_held();
+        if held.is_empty() {
+            return;
+        }
+        let count = held.len();
+        let mut pending = held.into_iter();
+        for envelope in pending.by_ref() {
+            if let Err(error) = self.publish(&envelope, true).await {
+                tracing::warn!(%error, "realtime: handing over held messages failed; kept for later");
+                self.set_up(false);
+                self.bus.hold(&envelope);
+                for rest in pending {
+                    self.bus.hold(&rest);
+                }
+                return;
+            }
+        }
+        tracing::info!(
+            messages = count,
+            "realtime: messages delivered here while Redis was away handed to the other instances"
+        );
+    }
+
     /// Numbers `envelope` in Redis and appends it to the stream (delivery comes from the reader).
-    async fn publish(&mut self, envelope: &Envelope) -> RedisResult<()> {
+    /// With `delivered_here`, the entry names this instance as its origin (see
+    /// [`Self::hand_over_held`]).
+    async fn publish(&mut self, envelope: &Envelope, delivered_here: bool) -> RedisResult<()> {
         let Some(body) = self
             .hub
             .frame_body(&envelope.audience, envelope.message.clone())
@@ -394,7 +463,12 @@ impl Publisher {
             .arg(body)
             .arg(now_ms())
             .arg(hash_ttl_ms)
-            .arg(self.bus.shared.config.stream_max_entries);
+            .arg(self.bus.shared.config.stream_max_entries)
+            .arg(if delivered_here {
+                self.bus.shared.instance.as_str()
+            } else {
+                ""
+            });
         for user in &users {
             invocation.arg(user.to_string());
         }
@@ -504,7 +578,7 @@ async fn read_stream(
                 }
                 for key in reply.map(|reply| reply.keys).unwrap_or_default() {
                     for entry in key.ids {
-                        deliver_entry(&hub, &entry);
+                        deliver_entry(&hub, &entry, &shared.instance);
                         last_id = entry.id;
                     }
                 }
@@ -522,8 +596,13 @@ async fn read_stream(
     }
 }
 
-/// Delivers one stream entry `{r: "user:epoch:seq,…", b: body}`; a malformed one is logged.
-fn deliver_entry(hub: &Hub, entry: &redis::streams::StreamId) {
+/// Delivers one stream entry `{r: "user:epoch:seq,…", b: body, o?: origin}`; a malformed one is
+/// logged. An entry whose origin is this instance was delivered to its sockets already: it only
+/// goes into the replay rings.
+fn deliver_entry(hub: &Hub, entry: &redis::streams::StreamId, instance: &str) {
+    let delivered_here = entry
+        .get::<String>("o")
+        .is_some_and(|origin| origin == instance);
     let (Some(recipients), Some(body)) = (entry.get::<String>("r"), entry.get::<String>("b"))
     else {
         tracing::warn!(id = %entry.id, "realtime: malformed fan-out stream entry skipped");
@@ -538,6 +617,9 @@ fn deliver_entry(hub: &Hub, entry: &redis::streams::StreamId) {
             Some((user, epoch, seq))
         })();
         match parsed {
+            Some((user, epoch, seq)) if delivered_here => {
+                hub.record_numbered(user, epoch, seq, &body);
+            }
             Some((user, epoch, seq)) => {
                 hub.deliver_numbered(user, epoch, seq, &body);
             }

@@ -449,6 +449,16 @@ async fn with_redis_down_each_instance_serves_its_own_sockets_and_none_is_lost_a
 
     redis.restart();
     all_connected(&[&a, &b]).await;
+    // What each instance delivered alone reaches the other one once Redis is back (and not its
+    // own sockets a second time), in one new shared numbering.
+    let handed_to_a = next_frame(&mut on_a).await;
+    let handed_to_b = next_frame(&mut on_b).await;
+    assert_eq!(handed_to_a["n"], "down-b", "{handed_to_a}");
+    assert_eq!(handed_to_b["n"], "down-a", "{handed_to_b}");
+    assert_eq!(epoch(&handed_to_a), epoch(&handed_to_b));
+    let mut handed_seqs = [handed_to_a["seq"].clone(), handed_to_b["seq"].clone()];
+    handed_seqs.sort_by_key(|seq| seq.as_u64());
+    assert_eq!(handed_seqs, [json!(1), json!(2)]);
     for n in 0..10 {
         let instance = if n % 2 == 0 { &a } else { &b };
         instance
@@ -463,13 +473,13 @@ async fn with_redis_down_each_instance_serves_its_own_sockets_and_none_is_lost_a
             .iter()
             .map(|frame| frame["seq"].clone())
             .collect::<Vec<_>>(),
-        (1..=10).map(|seq| json!(seq)).collect::<Vec<_>>(),
-        "Redis restarted empty: a new shared numbering"
+        (3..=12).map(|seq| json!(seq)).collect::<Vec<_>>(),
+        "Redis restarted empty: a new shared numbering, after the two handed over"
     );
     assert!(
         after_a
             .iter()
-            .all(|frame| epoch(frame) == epoch(&after_a[0]))
+            .all(|frame| epoch(frame) == epoch(&handed_to_a))
     );
     assert_ne!(epoch(&after_a[0]), epoch(&local_a));
     quiet(&mut on_a).await;
