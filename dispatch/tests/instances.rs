@@ -164,6 +164,37 @@ async fn a_volunteer_new_to_an_instance_joins_its_matcher_with_their_certificati
     assert!(a.notifier.to_user(uncertified.id, "offer").is_empty());
 }
 
+#[sqlx::test(migrations = "../migrations")]
+async fn a_change_committed_after_a_catch_up_began_is_not_skipped(pool: PgPool) {
+    let a = TestApp::new(pool.clone()).await;
+    let b = TestApp::new(pool.clone()).await;
+    let near = offset(MONAS.0, MONAS.1, 200.0, 0.0);
+    let volunteer = b.volunteer_at("Budi", near.0, near.1, &[]).await;
+    a.service.catch_up_volunteers().await.expect("a catch-up");
+    assert!(a.service.in_matcher(volunteer.id));
+
+    // A slow transaction takes the volunteer off duty (its id is taken now), while A catches up
+    // twice and others commit changes that move A's cursor on.
+    let mut slow = pool.begin().await.expect("a transaction");
+    sqlx::query("UPDATE dispatch.volunteers SET on_duty = false WHERE user_id = $1")
+        .bind(volunteer.id)
+        .execute(&mut *slow)
+        .await
+        .expect("updated");
+    let other = b.volunteer_at("Rina", near.0, near.1, &[]).await;
+    a.service.catch_up_volunteers().await.expect("a catch-up");
+    a.service.catch_up_volunteers().await.expect("a catch-up");
+    assert!(a.service.in_matcher(other.id));
+    assert!(a.service.in_matcher(volunteer.id), "not committed yet");
+    slow.commit().await.expect("committed");
+
+    a.service.catch_up_volunteers().await.expect("a catch-up");
+    assert!(
+        !a.service.in_matcher(volunteer.id),
+        "the slow commit was skipped by the cursor"
+    );
+}
+
 async fn wait_until(mut done: impl FnMut() -> bool) -> Instant {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !done() {
