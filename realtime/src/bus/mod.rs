@@ -44,9 +44,10 @@
 //! - every message published while Redis is reachable reaches every instance's sockets, in
 //!   `seq` order, once, including messages published while an instance's reader was
 //!   reconnecting (the stream keeps them; unless Redis itself restarted empty in between);
-//! - messages an instance published while Redis was down reach the other instances' sockets
-//!   once Redis answers again: the instance holds them (at most `realtime.redis.queue`, none
-//!   older than `replay_window_s`) and hands them over on reconnection, numbered like any
+//! - messages to users (offers, withdrawals, a citizen's alert updates) an instance published
+//!   while Redis was down reach the other instances' sockets once Redis answers again: the
+//!   instance holds them (at most `realtime.redis.queue`, none older than `replay_window_s`;
+//!   role and topic broadcasts are not held, dashboards refetch after the new epoch) and hands them over on reconnection, numbered like any
 //!   other but marked with it as their origin, so its own reader only records them in the
 //!   replay rings and its sockets do not get them twice. Clients that resume across the gap
 //!   get `resync` and refetch over HTTP.

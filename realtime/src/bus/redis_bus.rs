@@ -231,8 +231,14 @@ impl RedisBus {
         })
     }
 
-    /// Keeps a message delivered here only, for the other instances once Redis is back.
+    /// Keeps a message to users delivered here only, for the other instances once Redis is back.
+    /// Role and topic messages are not kept: they are the high-volume broadcasts (positions on
+    /// the coordinators' map, alert updates) that dashboards refetch after a new epoch, and
+    /// holding them would crowd out the offers.
     fn hold(&self, envelope: &Envelope) {
+        if !matches!(envelope.audience, Audience::User(_) | Audience::Users(_)) {
+            return;
+        }
         let mut held = self
             .shared
             .held
