@@ -195,20 +195,29 @@ pub fn build(
 
     // The hub exists where the realtime service runs; the other services publish into it. With
     // `[realtime.redis]` it is one hub across every instance sharing that Redis.
-    let hub = if services.contains(Service::Realtime) {
-        let (hub, _bus) = kreki_realtime::bus::hub(config.realtime.clone(), shutdown.clone())?;
-        Some(hub)
+    let (hub, bus) = if services.contains(Service::Realtime) {
+        let (hub, bus) = kreki_realtime::bus::hub(config.realtime.clone(), shutdown.clone())?;
+        (Some(hub), bus)
     } else {
-        None
+        (None, None)
     };
     // Push goes with the hub: `Pusher::offer` publishes the frame, then pushes by policy.
     let pusher = match &hub {
-        Some(hub) => Some(kreki_realtime::push::Pusher::from_config(
-            config.push.clone(),
-            pool.clone(),
-            hub.clone(),
-            shutdown.clone(),
-        )?),
+        Some(hub) => {
+            let pusher = kreki_realtime::push::Pusher::from_config(
+                config.push.clone(),
+                pool.clone(),
+                hub.clone(),
+                shutdown.clone(),
+            )?;
+            // With the Redis bus, an offer acknowledged on another instance's socket counts too.
+            Some(match &bus {
+                Some(bus) => pusher.with_acknowledgements(Arc::new(
+                    kreki_realtime::bus::SharedAcknowledgements::new(hub.clone(), bus.clone()),
+                )),
+                None => pusher,
+            })
+        }
         None => None,
     };
     if let Some(pusher) = &pusher {

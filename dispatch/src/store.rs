@@ -1114,3 +1114,61 @@ pub async fn alerts_by_ids(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<AlertRow>,
     .fetch_all(pool)
     .await
 }
+
+// ---------------------------------------------------------------- volunteer changes
+
+/// The channel on which an instance says that volunteers changed (payload: its instance id), so
+/// the others catch up before their next poll. Sent at most every few hundred milliseconds per
+/// instance, never per row.
+pub const VOLUNTEER_CHANGES_CHANNEL: &str = "kreki_dispatch_volunteers";
+
+/// A volunteer row with the id of the transaction that last wrote it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChangedVolunteer {
+    /// The row.
+    #[sqlx(flatten)]
+    pub row: VolunteerRow,
+    /// `change_xid` (an `xid8`) as text.
+    pub change_xid: String,
+}
+
+/// The `xmin` of the current snapshot: every transaction it does not see has an id at or above it.
+pub async fn snapshot_xmin(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
+    let text: String = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+        .fetch_one(conn)
+        .await?;
+    text.parse()
+        .map_err(|error| sqlx::Error::Decode(format!("xid8 {text:?}: {error}").into()))
+}
+
+/// Volunteers whose `(change_xid, user_id)` follows `(xid, after)`, in that order, at most
+/// `limit` (served by `volunteers_change_xid_idx`).
+pub async fn volunteers_changed(
+    conn: &mut PgConnection,
+    xid: u64,
+    after: Uuid,
+    limit: i64,
+) -> Result<Vec<ChangedVolunteer>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        volunteer_columns!(),
+        ", v.change_xid::text AS change_xid FROM dispatch.volunteers v
+         WHERE (v.change_xid, v.user_id) > ($1::text::xid8, $2)
+         ORDER BY v.change_xid, v.user_id LIMIT $3"
+    ))
+    .bind(xid.to_string())
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Tells the other instances that volunteers changed.
+pub async fn announce_volunteer_changes(pool: &PgPool, instance: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(VOLUNTEER_CHANGES_CHANNEL)
+        .bind(instance.to_string())
+        .execute(pool)
+        .await?;
+    Ok(())
+}

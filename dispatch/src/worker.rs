@@ -34,8 +34,9 @@ pub fn spawn(
         service.config().location_history_batch,
         shutdown.clone(),
     ));
+    let sync = tokio::spawn(crate::sync::run(service.clone(), shutdown.clone()));
     let dispatcher = tokio::spawn(run_dispatcher(service, workers.wake, shutdown));
-    vec![dispatcher, history]
+    vec![dispatcher, history, sync]
 }
 
 /// Prepares the service (kind settings, matcher rebuild; retried with backoff until it works),
