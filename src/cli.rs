@@ -89,7 +89,7 @@ pub enum Command {
     },
     /// Simulated citizens and moving volunteers against a running platform, through its public
     /// API, until Ctrl-C: volunteers go on duty, move, accept offers and report their way to the
-    /// scene; citizens press panic (alerts noted `[SIMULASI]`). Uses the simulated accounts
+    /// scene; citizens press panic (alerts flagged `drill`). Uses the simulated accounts
     /// `kreki demo` creates (volunteers 081299000001.., citizens 081399000001..).
     Simulate {
         /// The platform's base URL.

@@ -248,11 +248,8 @@ fn banner(
     match simulate {
         Some(options) => {
             say(&format!(
-                "  Simulator     {} simulated volunteers moving around central Jakarta, {} citizens pressing panic about {}/min (notes start with {}); --no-simulate turns it off",
-                options.volunteers,
-                options.citizens,
-                options.alerts_per_minute,
-                simulate::DRILL_NOTE_PREFIX,
+                "  Simulator     {} simulated volunteers moving around central Jakarta, {} citizens pressing panic about {}/min (all drills); --no-simulate turns it off",
+                options.volunteers, options.citizens, options.alerts_per_minute,
             ));
             say(&format!(
                 "                simulated logins: volunteers {}.., citizens {}.. / {}",

@@ -342,6 +342,7 @@ fn incident_event(
         occurred_at: alert.created_at,
         changed_at: alert.updated_at,
         patient_nik: change.patient_nik,
+        drill: alert.drill,
         responders: alert
             .assignments
             .into_iter()
@@ -404,6 +405,7 @@ impl kreki_realtime::mqtt::PanicSink for MqttPanics {
                 accuracy_m,
                 note: None,
                 patient_nik: None,
+                drill: false,
             };
             let (alert, _) = self
                 .0

@@ -47,12 +47,14 @@ pub struct AlertRequest {
     pub note: Option<String>,
     /// The patient's NIK (16 digits), if given.
     pub patient_nik: Option<String>,
+    /// Raised to practise (`"drill": true`), not a real emergency.
+    pub drill: bool,
 }
 
 impl AlertRequest {
     /// SHA-256 over the normalised request: a retry with the same key must carry the same body.
     fn hash(&self) -> Vec<u8> {
-        let canonical = json!({
+        let mut canonical = json!({
             "kind": self.kind.as_str(),
             "lat": self.at.lat(),
             "lng": self.at.lng(),
@@ -60,6 +62,10 @@ impl AlertRequest {
             "note": self.note,
             "nik": self.patient_nik,
         });
+        // Only drills add the flag, so keys stored before drills existed still match their retries.
+        if self.drill {
+            canonical["drill"] = json!(true);
+        }
         Sha256::digest(canonical.to_string().as_bytes()).to_vec()
     }
 }
@@ -429,6 +435,7 @@ impl DispatchService {
             request.kind,
             request.at,
             self.config.repeat_press_radius_m,
+            request.drill,
         )
         .await?
         {
@@ -456,6 +463,7 @@ impl DispatchService {
                 accuracy_m: request.accuracy_m,
                 note: request.note.as_deref(),
                 patient_nik: request.patient_nik.as_deref(),
+                drill: request.drill,
                 responders_needed: i32::try_from(settings.responders_needed).unwrap_or(1),
             },
         )
@@ -465,7 +473,7 @@ impl DispatchService {
             alert_id,
             "created",
             Some(citizen_id),
-            json!({"kind": request.kind, "location": {"lat": request.at.lat(), "lng": request.at.lng(), "accuracy_m": request.accuracy_m}}),
+            json!({"kind": request.kind, "drill": request.drill, "location": {"lat": request.at.lat(), "lng": request.at.lng(), "accuracy_m": request.accuracy_m}}),
         )
         .await?;
         tx.commit().await?;

@@ -21,9 +21,6 @@ use super::client::{Live, Session};
 use super::geo::{Area, LatLng};
 use super::volunteer::{Action, Choice, Volunteer};
 
-/// Marks every simulated alert in what coordinators see (the alert's `note`).
-pub const DRILL_NOTE_PREFIX: &str = "[SIMULASI]";
-
 /// How often each volunteer's clock ticks (movement, decisions).
 const TICK: Duration = Duration::from_secs(1);
 /// Wait before opening `/v1/ws` again after it closed.
@@ -83,12 +80,12 @@ impl Stats {
     }
 }
 
-/// Whether an alert's `note` marks it as simulated. Simulated volunteers answer only those: an
-/// offer of a real alert is declined at once (so dispatch moves on to real volunteers without
-/// waiting), and a real alert a coordinator assigns to one is handed back (`withdrawn`).
-pub fn is_drill(note: &Value) -> bool {
-    note.as_str()
-        .is_some_and(|note| note.starts_with(DRILL_NOTE_PREFIX))
+/// Whether an alert (an Alert, or the `alert` of an Offer) is a drill: its `drill` flag, never
+/// anything a citizen typed. Simulated volunteers answer only drills: an offer of a real alert is
+/// declined at once (so dispatch moves on to real volunteers without waiting), and a real alert a
+/// coordinator assigns to one is handed back (`withdrawn`). No flag means real.
+pub fn is_drill(alert: &Value) -> bool {
+    alert["drill"].as_bool() == Some(true)
 }
 
 /// Parses `{lat, lng}`.
@@ -251,7 +248,7 @@ async fn consider(
     let Some(offer_id) = id(&offer["id"]) else {
         return;
     };
-    if !is_drill(&offer["alert"]["note"]) {
+    if !is_drill(&offer["alert"]) {
         let declined = session
             .call(
                 Method::POST,
@@ -318,7 +315,7 @@ async fn on_message(
                     return;
                 };
                 match lat_lng(&alert["location"]) {
-                    Some(scene) if is_drill(&alert["note"]) => {
+                    Some(scene) if is_drill(&alert) => {
                         mind.assigned(assignment_id, scene, now_s);
                     }
                     _ => {
@@ -489,9 +486,9 @@ struct Pressed {
     at: Instant,
 }
 
-/// What a citizen's panic says, so coordinators see a drill.
+/// What a simulated citizen's panic says (for people reading it; the `drill` flag is what marks it).
 fn drill_note(kind: &str) -> String {
-    format!("{DRILL_NOTE_PREFIX} latihan, bukan keadaan darurat nyata ({kind})")
+    format!("Latihan simulasi, bukan keadaan darurat nyata ({kind})")
 }
 
 /// Presses panic as one of `citizens` at `per_minute` on average inside `area`, until `stop`.
@@ -545,6 +542,7 @@ async fn press(citizen: &mut Session, kind: &str, at: LatLng, stats: &Stats) -> 
         "kind": kind,
         "location": {"lat": at.lat, "lng": at.lng, "accuracy_m": 15},
         "note": drill_note(kind),
+        "drill": true,
     });
     for attempt in 1..=3_u32 {
         match citizen
@@ -619,8 +617,15 @@ mod tests {
             (9.5..10.5).contains(&mean_s),
             "6 a minute is one every 10 s: {mean_s}"
         );
-        assert!(is_drill(&Value::from(drill_note("fire"))));
-        assert!(!is_drill(&Value::from("Pingsan di pasar")));
-        assert!(!is_drill(&Value::Null), "an alert without a note is real");
+        assert!(is_drill(&json!({"kind": "fire", "drill": true})));
+        assert!(
+            !is_drill(&json!({"drill": false, "note": drill_note("fire")})),
+            "the note does not make a drill"
+        );
+        assert!(
+            !is_drill(&json!({"note": "[SIMULASI] Pingsan di pasar"})),
+            "nor does a prefix a citizen typed"
+        );
+        assert!(!is_drill(&Value::Null), "an alert without the flag is real");
     }
 }

@@ -6,10 +6,10 @@
 //! motorbike speed and report their positions, get offers over `/v1/ws`, accept after a
 //! human-like delay (some decline, some let the offer expire), then report en route, on scene and
 //! completed while travelling to the alert. Simulated citizens press panic at a configurable rate
-//! with a mix of kinds; every simulated alert's note starts with [`DRILL_NOTE_PREFIX`], so
-//! coordinators see it is a drill. Simulated volunteers answer drills only: an offer of a real
-//! alert is declined at once and a real alert assigned to one is handed back, so a drill on a live
-//! platform never holds up a real emergency.
+//! with a mix of kinds; every simulated alert is sent with `"drill": true`, so coordinators see it
+//! is a drill and it never becomes a health record. Simulated volunteers answer drills only (by
+//! that flag): an offer of a real alert is declined at once and a real alert assigned to one is
+//! handed back, so a drill on a live platform never holds up a real emergency.
 //!
 //! The accounts exist beforehand: `kreki demo` creates them ([`seed_accounts`]) with the
 //! certifications the kinds need; `kreki simulate --url ... --password ...` signs them in.
@@ -32,7 +32,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
-pub use agents::{DRILL_NOTE_PREFIX, Stats};
+pub use agents::Stats;
 
 use self::client::Session;
 use self::geo::{JAKARTA, Travel};

@@ -133,6 +133,13 @@ export async function startKreki(extraEnv = {}, { args = () => ['serve', '--migr
   }
   return {
     base,
+    /** Runs `sql` on this server's database (as the bridge's or dispatch's own tables hold it);
+     *  answers psql's unaligned output, trimmed. */
+    sql(sql) {
+      const result = spawnSync('psql', [`${DATABASE_SERVER}/${database}`, '-v', 'ON_ERROR_STOP=1', '-qtAc', sql], { encoding: 'utf8' });
+      if (result.status !== 0) throw new Error(`psql failed: ${result.stderr}`);
+      return result.stdout.trim();
+    },
     /** Creates an account with `roles` through the CLI, as an operator would. */
     user(phone, password, name, roles = []) {
       const args = ['user', 'create', '--phone', phone, '--password', password, '--name', name];

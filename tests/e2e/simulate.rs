@@ -124,11 +124,7 @@ async fn simulate_creates_alerts_that_simulated_volunteers_accept(pool: PgPool) 
             .as_array()
             .expect("a list")
             .iter()
-            .filter(|a| {
-                a["note"]
-                    .as_str()
-                    .is_some_and(|n| n.starts_with("[SIMULASI]"))
-            })
+            .filter(|a| a["drill"] == true)
             .collect();
         let accepted = simulated
             .iter()
@@ -205,8 +201,8 @@ async fn simulate_creates_alerts_that_simulated_volunteers_accept(pool: PgPool) 
         .expect("simulated volunteers move");
     assert!(moved >= 3);
 
-    // A real alert (no drill note) right where a simulated volunteer stands: simulated volunteers
-    // decline its offers at once and never take it.
+    // A real alert (no drill flag, though its citizen typed the old drill prefix) right where a
+    // simulated volunteer stands: simulated volunteers decline its offers at once and never take it.
     let citizen: Value = client
         .post(format!("{}/v1/auth/login", server.base))
         .json(&json!({"login": "081300000001", "password": "demo-warga"}))
@@ -221,7 +217,7 @@ async fn simulate_creates_alerts_that_simulated_volunteers_accept(pool: PgPool) 
         .post(format!("{}/v1/alerts", server.base))
         .bearer_auth(citizen["access_token"].as_str().expect("the demo citizen signs in"))
         .header("idempotency-key", uuid::Uuid::new_v4().to_string())
-        .json(&json!({"kind": "other", "location": {"lat": lat, "lng": lng, "accuracy_m": 10}, "note": "Pingsan di pasar"}))
+        .json(&json!({"kind": "other", "location": {"lat": lat, "lng": lng, "accuracy_m": 10}, "note": "[SIMULASI] Pingsan di pasar"}))
         .send()
         .await
         .expect("answered")
@@ -229,6 +225,7 @@ async fn simulate_creates_alerts_that_simulated_volunteers_accept(pool: PgPool) 
         .await
         .expect("JSON");
     let real_id = real["id"].as_str().expect("an alert").to_owned();
+    assert_eq!(real["drill"], false, "a typed prefix does not make a drill");
     let declined = async {
         loop {
             let timeline = get(

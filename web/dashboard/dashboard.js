@@ -3,6 +3,13 @@
 // with its timeline, manual assignment (free volunteers nearest first) and cancel; live figures.
 // State comes from HTTP (GET /v1/alerts, GET /v1/volunteers?bbox=) and is kept current by /v1/ws;
 // a slow poll covers what a missed message would leave stale.
+//
+// Drills (the alert's `drill` flag, set by `kreki simulate` or an exercise) are shown with a badge
+// and kept out of the figures: a coordinator reads "open", "unmatched" and the median as the state
+// of real emergencies, and sees the open drills counted apart beneath them.
+//
+// When the SATUSEHAT bridge runs (GET /v1/fhir-sync/failures answers), a panel lists the Encounter
+// changes SATUSEHAT never accepted, with a retry button each; the alert detail says so too.
 /* global L */
 import { Api, ApiError, distanceM, esc, signInForm } from '/web/shared/api.js';
 import { applyI18n, clock, distance, initI18n, onLanguage, t } from '/web/shared/i18n.js';
@@ -15,10 +22,10 @@ const OPEN = new Set(['dispatching', 'assigned', 'on_scene', 'unmatched']);
 const ACTIVE_ASSIGNMENT = new Set(['accepted', 'en_route', 'on_scene']);
 /** How often state is refetched even when the live channel is quiet, in milliseconds. */
 const POLL_MS = 20000;
-/** The note prefix of simulated alerts (`kreki simulate`): shown as a drill, never as real. */
-const DRILL_PREFIX = '[SIMULASI]';
-/** True for a simulated alert. */
-const isDrill = (alert) => String(alert.note ?? '').startsWith(DRILL_PREFIX);
+/** True for a drill: the flag the platform stores, never anything a citizen typed. */
+const isDrill = (alert) => alert.drill === true;
+/** Answers that mean the SATUSEHAT bridge does not run here (its routes are not mounted). */
+const NO_BRIDGE = new Set([404, 405, 501]);
 /** The drill badge, or nothing. */
 const drillBadge = (alert) => (isDrill(alert)
   ? ` <span class="badge drill" aria-label="${esc(t('dash.drill.aria'))}">${esc(t('dash.drill'))}</span>` : '');
@@ -39,6 +46,8 @@ const state = {
   volunteerMarkers: new Map(),
   live: null,
   poll: null,
+  /** SATUSEHAT sync failures: `available` is null until asked, false without the bridge. */
+  sync: { available: null, failures: [] },
 };
 
 initI18n();
@@ -62,6 +71,8 @@ $('filter-status').addEventListener('change', renderList);
 $('filter-kind').addEventListener('change', renderList);
 $('detail-close').addEventListener('click', () => select(null));
 $('cancel-form').addEventListener('submit', cancelSelected);
+$('sync-list').addEventListener('click', onSyncClick);
+$('detail-body').addEventListener('click', onSyncClick);
 
 if (api.session && api.hasRole('coordinator')) start();
 else showSignIn();
@@ -127,7 +138,7 @@ async function start() {
 }
 
 async function refresh() {
-  await Promise.all([loadAlerts(), loadVolunteers()]);
+  await Promise.all([loadAlerts(), loadVolunteers(), loadSyncFailures()]);
   if (state.selected) loadDetail(state.selected);
 }
 
@@ -237,13 +248,14 @@ async function refetchAlert(id) {
 }
 
 function announce(alert) {
-  $('announce').textContent = `${t(`kind.${alert.kind}`)} — ${t(`status.${alert.status}`)}`;
+  $('announce').textContent = `${t(`kind.${alert.kind}`)} — ${t(`status.${alert.status}`)}${isDrill(alert) ? ` (${t('dash.drill')})` : ''}`;
 }
 
 function render() {
   renderMap();
   renderList();
   renderFigures();
+  renderSync();
 }
 
 function activeAssignments(alert) {
@@ -361,7 +373,12 @@ function jakartaDay(date) {
 }
 
 function renderFigures() {
-  const alerts = [...state.alerts.values()];
+  const all = [...state.alerts.values()];
+  // The figures are about real emergencies; open drills are counted apart, beneath them.
+  const alerts = all.filter((a) => !isDrill(a));
+  const drills = all.filter((a) => isDrill(a) && OPEN.has(a.status)).length;
+  $('fig-drills').textContent = t('dash.fig.drills', { n: drills });
+  $('fig-drills').hidden = drills === 0;
   $('fig-open').textContent = String(alerts.filter((a) => OPEN.has(a.status)).length);
   $('fig-unmatched').textContent = String(alerts.filter((a) => a.status === 'unmatched').length);
   const today = jakartaDay(Date.now());
@@ -442,6 +459,10 @@ function renderDetail() {
       ${esc(t('dash.detail.created'))}: ${esc(clock(alert.created_at))}<br>
       ${alert.location.lat.toFixed(5)}, ${alert.location.lng.toFixed(5)}</p>
     ${alert.note ? `<p>${esc(t('dash.detail.note'))}: ${esc(alert.note)}</p>` : ''}
+    ${isDrill(alert) ? `<p class="muted" id="detail-drill">${esc(t('dash.detail.drill'))}</p>` : ''}
+    ${syncFailuresOf(alert.id).map((f) => `<div class="message error sync-failure" id="detail-sync">
+      <p>${esc(t('dash.sync.detail', { action: t(`dash.sync.action.${f.action}`) }))}${f.last_error ? `<br><small>${esc(f.last_error)}</small>` : ''}</p>
+      <button type="button" class="primary" data-retry="${esc(f.id)}">${esc(t('dash.sync.retry'))}</button></div>`).join('')}
     <h2>${esc(t('dash.detail.responders'))}</h2>
     <ul id="responders">${responders || `<li class="muted">${esc(t('dash.detail.none'))}</li>`}</ul>`;
   const open = OPEN.has(alert.status);
@@ -523,4 +544,77 @@ async function cancelSelected(event) {
     message.className = 'message error';
     showError(message, t('common.error.generic', { detail: error.message }));
   }
+}
+
+// ------------------------------------------------------------ SATUSEHAT sync failures
+
+/** Encounter changes for `alertId` that SATUSEHAT never accepted. */
+function syncFailuresOf(alertId) {
+  return state.sync.failures.filter((f) => f.alert_id === alertId);
+}
+
+/** Fetches the failures; hides the panel for good when the bridge does not run here. */
+async function loadSyncFailures() {
+  if (state.sync.available === false) return;
+  try {
+    const list = await api.request('GET', '/v1/fhir-sync/failures?limit=100');
+    state.sync = { available: true, failures: list ?? [] };
+  } catch (error) {
+    if (error instanceof ApiError && NO_BRIDGE.has(error.status)) state.sync = { available: false, failures: [] };
+    // Anything else (offline, 5xx): keep what is shown; the next poll tries again.
+  }
+  renderSync();
+  if (state.selected) renderDetail();
+}
+
+function renderSync() {
+  const panel = $('sync');
+  panel.hidden = state.sync.available !== true;
+  if (panel.hidden) return;
+  const failures = state.sync.failures;
+  $('sync-count').textContent = String(failures.length);
+  panel.dataset.count = String(failures.length);
+  panel.classList.toggle('bad', failures.length > 0);
+  // What to do about failures is said only while there are some.
+  $('sync-hint').hidden = failures.length === 0;
+  $('sync-list').innerHTML = failures.length === 0
+    ? `<li class="muted">${esc(t('dash.sync.none'))}</li>`
+    : failures.map((f) => {
+      const alert = state.alerts.get(f.alert_id);
+      const what = alert ? `${t(`kind.${alert.kind}`)}${isDrill(alert) ? ` (${t('dash.drill')})` : ''}` : t('dash.sync.alert', { id: String(f.alert_id).slice(0, 8) });
+      return `<li data-failure="${esc(f.id)}">
+        <span><button type="button" class="link" data-alert="${esc(f.alert_id)}">${esc(what)}</button><br>
+          <small>${esc(t(`dash.sync.action.${f.action}`))} · ${esc(t('dash.sync.attempts', { n: f.attempts }))} · ${esc(clock(f.failed_at))}</small>
+          ${f.last_error ? `<br><small class="error-text">${esc(f.last_error)}</small>` : ''}</span>
+        <button type="button" class="primary" data-retry="${esc(f.id)}"
+          aria-label="${esc(t('dash.sync.retry.aria', { what }))}">${esc(t('dash.sync.retry'))}</button></li>`;
+    }).join('');
+}
+
+/** A click in the sync panel or the detail: open the alert, or queue its failed change again. */
+async function onSyncClick(event) {
+  const open = event.target.closest('button[data-alert]');
+  if (open) {
+    select(open.dataset.alert);
+    return;
+  }
+  const button = event.target.closest('button[data-retry]');
+  if (!button) return;
+  const id = Number(button.dataset.retry);
+  button.disabled = true;
+  const message = $('sync-message');
+  try {
+    await api.request('POST', `/v1/fhir-sync/failures/${encodeURIComponent(id)}/retry`);
+    state.sync.failures = state.sync.failures.filter((f) => f.id !== id);
+    message.className = 'message ok';
+    showError(message, t('dash.sync.retried'));
+  } catch (error) {
+    message.className = 'message error';
+    showError(message, error instanceof ApiError && error.status === 404
+      ? t('dash.sync.gone') : t('common.error.generic', { detail: error.message }));
+    button.disabled = false;
+  }
+  renderSync();
+  if (state.selected) renderDetail();
+  loadSyncFailures();
 }

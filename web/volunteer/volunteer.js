@@ -277,6 +277,7 @@ function renderAssignment() {
   const { assignment, alert } = kept;
   const { lat, lng } = alert.location;
   $('assignment-kind').textContent = t(`kind.${alert.kind}`);
+  $('assignment-drill').hidden = alert.drill !== true;
   // A coordinator's assignment carries no distance: measure it from here when the phone knows where here is.
   const away = typeof assignment.distance_m === 'number' ? assignment.distance_m : state.position ? distanceM(state.position, alert.location) : null;
   $('assignment-distance').textContent = away === null ? '' : t('vol.offer.distance', { distance: distance(away) });
@@ -312,7 +313,8 @@ function renderOffers() {
   list.dataset.ids = ids;
   list.dataset.lang = document.documentElement.lang;
   list.innerHTML = offers.map((offer) => `
-    <li class="card offer" data-offer="${esc(offer.id)}">
+    <li class="card offer${offer.alert.drill === true ? ' drill' : ''}" data-offer="${esc(offer.id)}">
+      ${drillBanner(offer.alert)}
       <h3>${esc(t(`kind.${offer.alert.kind}`))}</h3>
       <p>${esc(t('vol.offer.distance', { distance: distance(offer.distance_m) }))}</p>
       ${offer.alert.note ? `<p>${esc(offer.alert.note)}</p>` : ''}
@@ -324,6 +326,13 @@ function renderOffers() {
     </li>`).join('');
   for (const button of list.querySelectorAll('[data-accept]')) button.addEventListener('click', () => accept(button.dataset.accept, button));
   for (const button of list.querySelectorAll('[data-decline]')) button.addEventListener('click', () => decline(button.dataset.decline, button));
+}
+
+/** The banner of a drill (the alert's `drill` flag, never its note): the same two words in both
+ * languages, so nobody mistakes a drill for a real emergency, with a sentence in the chosen one. */
+function drillBanner(alert) {
+  if (alert?.drill !== true) return '';
+  return `<p class="drill-banner"><strong>LATIHAN / DRILL</strong> ${esc(t('vol.drill.text'))}</p>`;
 }
 
 function countdown(offer) {
