@@ -55,6 +55,8 @@ struct OfferPart {
 struct OfferAlert {
     id: Uuid,
     kind: String,
+    #[serde(default)]
+    drill: bool,
 }
 
 impl Notifier for HubNotifier {
@@ -75,6 +77,7 @@ impl Notifier for HubNotifier {
                         offer_id: frame.offer.id,
                         alert_id: frame.offer.alert.id,
                         expires_at: frame.offer.expires_at,
+                        drill: frame.offer.alert.drill,
                     };
                     pusher.offer(*user, message, push);
                     return;

@@ -210,6 +210,7 @@ fn offer_for(offer_id: Uuid) -> (Value, PushContent) {
         offer_id,
         alert_id,
         expires_at,
+        drill: false,
     };
     (frame, push)
 }

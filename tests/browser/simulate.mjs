@@ -153,6 +153,23 @@ export function simulateTests({ newPage, signIn, noPageErrors }) {
       assert(shown.body.startsWith('450 m dari Anda'), `the distance: ${shown.body}`);
       assert(shown.tag === 'offer-o-1' && shown.url === '/volunteer/', `one per offer, opens the app: ${JSON.stringify(shown)}`);
 
+      // A drill's push says it is practice (FCM's data values are strings: "true").
+      await cdp.send('ServiceWorker.deliverPushMessage', {
+        origin: server.base,
+        registrationId,
+        data: JSON.stringify({ type: 'offer', kind: 'fire', distance_m: 1200, offer_id: 'o-2', alert_id: 'a-2', expires_at: new Date(Date.now() + 30000).toISOString(), drill: 'true' }),
+      });
+      let drill = null;
+      for (let tries = 0; !drill && tries < 50; tries += 1) {
+        drill = await page.evaluate(async () => {
+          const list = await (await navigator.serviceWorker.ready).getNotifications({ tag: 'offer-o-2' });
+          return list.length ? { title: list[0].title, body: list[0].body } : null;
+        });
+        if (!drill) await page.waitForTimeout(100);
+      }
+      assert(drill?.title === 'LATIHAN: Kebakaran (bukan darurat nyata)', `a drill says so: ${JSON.stringify(drill)}`);
+      assert(drill.body.startsWith('1.2 km dari Anda'), `the distance: ${drill.body}`);
+
       // Signing out forgets the browser.
       await page.click('#signout');
       await page.waitForSelector('#signin:not([hidden])');

@@ -509,6 +509,7 @@ async fn a_panic_over_mqtt_on_a_is_offered_on_b_pushed_to_the_socketless_and_mad
     let message = &push.body["message"];
     assert_eq!(message["data"]["kind"], "security", "{message}");
     assert_eq!(message["data"]["alert_id"], alert_id.as_str(), "{message}");
+    assert_eq!(message["data"]["drill"], "false", "a real alert: {message}");
     let distance_m: f64 = message["data"]["distance_m"]
         .as_str()
         .and_then(|d| d.parse().ok())

@@ -44,7 +44,11 @@ function offerNotification(data) {
   const kind = KINDS[lang][data.kind] ?? KINDS[lang].other;
   const m = Number(data.distance_m);
   const away = Number.isFinite(m) ? (m < 1000 ? `${Math.round(m)} m` : `${(m / 1000).toFixed(1)} km`) : '';
-  const title = lang === 'en' ? `Emergency offer: ${kind}` : `Tawaran darurat: ${kind}`;
+  // FCM's data values are strings, Web Push's are JSON: a drill is `true` or `"true"`.
+  const drill = data.drill === true || data.drill === 'true';
+  const title = drill
+    ? (lang === 'en' ? `DRILL: ${kind} (practice)` : `LATIHAN: ${kind} (bukan darurat nyata)`)
+    : (lang === 'en' ? `Emergency offer: ${kind}` : `Tawaran darurat: ${kind}`);
   const body = lang === 'en' ? `${away} from you. Open to accept or decline.` : `${away} dari Anda. Buka untuk menerima atau menolak.`;
   return [title, {
     body,

@@ -157,6 +157,7 @@ pub fn message(platform: Platform, token: &FcmToken, content: &PushContent, ttl_
         "offer_id": content.offer_id.to_string(),
         "alert_id": content.alert_id.to_string(),
         "expires_at": content.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "drill": content.drill.to_string(),
     });
     let mut message = json!({"token": token.as_str(), "data": data});
     match platform {
@@ -169,7 +170,7 @@ pub fn message(platform: Platform, token: &FcmToken, content: &PushContent, ttl_
                     "apns-collapse-id": collapse,
                 },
                 "payload": {"aps": {
-                    "alert": {"loc-key": "OFFER_ALERT", "loc-args": [content.kind, content.distance_m.to_string()]},
+                    "alert": {"loc-key": if content.drill { "OFFER_DRILL" } else { "OFFER_ALERT" }, "loc-args": [content.kind, content.distance_m.to_string()]},
                     "sound": "default",
                     "interruption-level": "time-sensitive",
                     "mutable-content": 1,
@@ -244,6 +245,7 @@ mod tests {
             offer_id: Uuid::now_v7(),
             alert_id: Uuid::now_v7(),
             expires_at: Utc::now() + chrono::Duration::seconds(30),
+            drill: false,
         }
     }
 
@@ -269,6 +271,28 @@ mod tests {
             ios["message"]["apns"]["payload"]["aps"]["interruption-level"],
             "time-sensitive"
         );
+        assert_eq!(data["drill"], "false");
+        assert_eq!(
+            ios["message"]["apns"]["payload"]["aps"]["alert"]["loc-key"],
+            "OFFER_ALERT"
+        );
+    }
+
+    #[test]
+    fn a_drill_says_so_on_every_platform() {
+        let content = PushContent {
+            drill: true,
+            ..content()
+        };
+        let token = FcmToken::parse("tok:1").expect("a token");
+        let android = message(Platform::Android, &token, &content, 27);
+        assert_eq!(android["message"]["data"]["drill"], "true");
+        let ios = message(Platform::Ios, &token, &content, 27);
+        assert_eq!(
+            ios["message"]["apns"]["payload"]["aps"]["alert"]["loc-key"],
+            "OFFER_DRILL"
+        );
+        assert_eq!(content.data()["drill"], true);
     }
 
     #[test]

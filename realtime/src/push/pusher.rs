@@ -49,6 +49,8 @@ pub struct PushContent {
     /// The offer's deadline (UTC): the push's time to live ends here, and no push or retry is
     /// made after it.
     pub expires_at: DateTime<Utc>,
+    /// A drill (practice): the notification says so, so nobody rushes out for an exercise.
+    pub drill: bool,
 }
 
 impl PushContent {
@@ -66,6 +68,7 @@ impl PushContent {
             "offer_id": self.offer_id,
             "alert_id": self.alert_id,
             "expires_at": self.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "drill": self.drill,
         })
     }
 }
