@@ -28,6 +28,13 @@ pub struct DispatchConfig {
     pub location_history_queue: usize,
     /// Most positions written per batch insert.
     pub location_history_batch: usize,
+    /// How often the write-behind flusher writes the latest positions of located on-duty
+    /// volunteers to PostgreSQL, in ms ([`crate::positions`]). Other instances see a position at
+    /// most this much (plus their catch-up bound) later than the instance that took it.
+    pub position_flush_interval_ms: u64,
+    /// Most volunteers whose positions wait to be written; beyond it a new volunteer's position
+    /// waits for room (backpressure), then fails with 503.
+    pub position_pending_max: usize,
 }
 
 impl Default for DispatchConfig {
@@ -40,6 +47,8 @@ impl Default for DispatchConfig {
             poll_interval_ms: 1000,
             location_history_queue: 10_000,
             location_history_batch: 500,
+            position_flush_interval_ms: 200,
+            position_pending_max: 100_000,
         }
     }
 }
@@ -122,6 +131,12 @@ impl DispatchConfig {
         }
         if !(1..=10_000).contains(&self.location_history_batch) {
             problems.push("dispatch.location_history_batch: must be 1 to 10000".to_owned());
+        }
+        if !(10..=10_000).contains(&self.position_flush_interval_ms) {
+            problems.push("dispatch.position_flush_interval_ms: must be 10 to 10000 ms".to_owned());
+        }
+        if !(1..=10_000_000).contains(&self.position_pending_max) {
+            problems.push("dispatch.position_pending_max: must be 1 to 10000000".to_owned());
         }
         problems
     }

@@ -58,6 +58,10 @@ pub enum DispatchError {
     /// extractor's problem, as it is.
     #[error("{0}")]
     Rejected(Problem),
+    /// 503: too many positions wait to be written to PostgreSQL (it is down or far behind); the
+    /// matcher has this one already.
+    #[error("positions are not being stored")]
+    PositionsBacklog(#[from] crate::positions::Full),
     /// 503 when the database is unreachable (retry), 500 otherwise.
     #[error("database error")]
     Database(#[from] sqlx::Error),
@@ -114,6 +118,9 @@ impl DispatchError {
                 .with_detail(format!("An assignment that is {from} cannot become {to}."))
                 .with_field("status", format!("cannot go from {from} to {to}")),
             Self::Rejected(problem) => problem.clone(),
+            Self::PositionsBacklog(_) => Problem::unavailable(
+                "Positions cannot be stored right now; send the next one shortly.",
+            ),
             Self::Database(error) => kreki_platform::problem::from_sqlx(error),
             Self::Internal(_) => Problem::internal(self),
         }

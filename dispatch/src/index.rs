@@ -54,6 +54,17 @@ fn cert_set(codes: &[String]) -> CertSet {
     })
 }
 
+/// What [`Index::advance_position`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advance {
+    /// The volunteer moved.
+    Moved,
+    /// The matcher holds a newer position; nothing changed.
+    Older,
+    /// The matcher does not know the volunteer (off duty, or not located yet).
+    Unknown,
+}
+
 /// The locked matcher.
 #[derive(Debug)]
 pub struct Index {
@@ -132,6 +143,25 @@ impl Index {
         self.write(id, |matcher| matcher.update_position(id, at, recorded_at))
     }
 
+    /// Moves a known volunteer unless the matcher holds a position recorded after `recorded_at`
+    /// (checked and applied under one lock, so concurrent positions never move them back).
+    pub fn advance_position(&self, id: Uuid, at: LatLng, recorded_at: DateTime<Utc>) -> Advance {
+        self.write(id, |matcher| {
+            if !matcher.contains(id) {
+                Advance::Unknown
+            } else if matcher
+                .position_at(id)
+                .is_some_and(|known| known > recorded_at)
+            {
+                Advance::Older
+            } else if matcher.update_position(id, at, recorded_at) {
+                Advance::Moved
+            } else {
+                Advance::Unknown
+            }
+        })
+    }
+
     /// Marks a volunteer busy (active assignment) or free.
     pub fn set_busy(&self, id: Uuid, busy: bool) {
         self.write(id, |matcher| matcher.set_busy(id, busy));
@@ -185,6 +215,14 @@ impl Index {
             matcher.set_verified_practitioner(id, row.practitioner_verified);
             false
         })
+    }
+
+    /// When `id`'s position was recorded (`None`: unknown here).
+    pub fn position_at(&self, id: Uuid) -> Option<DateTime<Utc>> {
+        self.matcher
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .position_at(id)
     }
 
     /// True when the matcher knows `id`.

@@ -13,6 +13,7 @@
 //! - [`sync`]: how every instance's matcher catches up on the volunteer changes other instances made.
 //! - [`worker`]: the dispatcher (outbox, timers, poller) and the location-history writer.
 //! - [`history`]: the bounded, batched location history.
+//! - [`positions`]: write-behind volunteer positions (matcher at once, PostgreSQL in batches).
 //! - [`eligibility`]: the [`CertificationSource`] port and its PostgreSQL implementation.
 //! - [`notify`]: the [`Notifier`] port to the realtime transport.
 //! - [`store`]: the SQL (schema `dispatch`).
@@ -29,6 +30,7 @@ pub mod history;
 pub mod index;
 pub mod matcher;
 pub mod notify;
+pub mod positions;
 pub mod routes;
 pub mod service;
 pub mod store;

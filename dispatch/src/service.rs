@@ -26,8 +26,10 @@ use crate::eligibility::CertificationSource;
 use crate::error::{DispatchError, DispatchResult};
 use crate::geo::LatLng;
 use crate::history::{HistoryQueue, Sample};
+use crate::index::Advance;
 use crate::index::{Index, VolunteerFacts};
 use crate::notify::{Audience, Notifier};
+use crate::positions::PositionWriter;
 use crate::store;
 use crate::views::{Alert, Assignment, Offer, TimelineEvent, Volunteer};
 
@@ -194,6 +196,8 @@ pub struct DispatchService {
     certs: Arc<dyn CertificationSource>,
     wake: mpsc::Sender<Wake>,
     history: HistoryQueue,
+    /// Positions applied to the matcher, waiting to be written ([`crate::positions`]).
+    positions: PositionWriter,
     /// Set once kind settings are seeded and the matcher is built.
     prepared: std::sync::atomic::AtomicBool,
     /// Catching up on other instances' volunteer changes ([`crate::sync`]).
@@ -216,6 +220,7 @@ impl DispatchService {
     pub fn new(pool: PgPool, config: DispatchConfig, ports: Ports) -> (Arc<Self>, Workers) {
         let (wake, wake_rx) = mpsc::channel(WAKE_QUEUE);
         let (history, history_rx) = HistoryQueue::new(config.location_history_queue);
+        let positions = PositionWriter::new(config.position_pending_max);
         let index = Index::new(Duration::seconds(
             i64::try_from(config.position_max_age_s).unwrap_or(600),
         ));
@@ -227,6 +232,7 @@ impl DispatchService {
             certs: ports.certs,
             wake,
             history,
+            positions,
             prepared: std::sync::atomic::AtomicBool::new(false),
             sync: crate::sync::VolunteerSync::new(),
         });
@@ -297,6 +303,10 @@ impl DispatchService {
         for id in touched {
             self.reload_volunteer(id).await?;
         }
+        // Positions not written yet are newer than the rows just read.
+        for (id, at, recorded_at) in self.positions.pending_positions() {
+            self.index.advance_position(id, at, recorded_at);
+        }
         tracing::info!(volunteers = count, "dispatch matcher rebuilt");
         Ok(())
     }
@@ -361,6 +371,12 @@ impl DispatchService {
     /// instance their changes went through: for diagnostics and tests.
     pub fn in_matcher(&self, volunteer: Uuid) -> bool {
         self.index.contains(volunteer)
+    }
+
+    /// When the position the matcher holds for `volunteer` was recorded (`None`: not in the
+    /// matcher).
+    pub fn matcher_position_at(&self, volunteer: Uuid) -> Option<DateTime<Utc>> {
+        self.index.position_at(volunteer)
     }
 
     /// This instance's name in volunteer-change announcements.
@@ -1216,6 +1232,32 @@ impl DispatchService {
         let now = Utc::now();
         // A device clock ahead of ours must not make a position look fresher than it is.
         let recorded_at = recorded_at.map_or(now, |at| at.min(now));
+        let sample = Sample {
+            volunteer_id: volunteer,
+            at,
+            accuracy_m,
+            recorded_at,
+        };
+        match self.index.advance_position(volunteer, at, recorded_at) {
+            // On duty and located: the matcher has it now, the table within a flush interval
+            // (`crate::positions`).
+            Advance::Moved => {
+                self.positions
+                    .submit(volunteer, name, at, accuracy_m, recorded_at)
+                    .await?;
+                self.history.push(sample);
+                self.publish_position(volunteer, at, accuracy_m, recorded_at);
+                return Ok(());
+            }
+            // Older than what the matcher holds: history only.
+            Advance::Older => {
+                self.history.push(sample);
+                return Ok(());
+            }
+            Advance::Unknown => {}
+        }
+        // Off duty, or the first position since going on duty: the row decides (and is created
+        // when new), synchronously.
         let stored =
             store::set_position(&self.pool, volunteer, name, at, accuracy_m, recorded_at).await?;
         if stored.latest {
@@ -1228,21 +1270,46 @@ impl DispatchService {
         // Off duty, a volunteer's whereabouts are nobody's business: only the latest position is
         // kept (for going on duty), neither history nor the coordinators' map.
         if stored.on_duty {
-            self.history.push(Sample {
-                volunteer_id: volunteer,
-                at,
-                accuracy_m,
-                recorded_at,
-            });
+            self.history.push(sample);
             if stored.latest {
-                self.notifier.publish(
-                    Audience::Role(Role::Coordinator),
-                    json!({"type": "volunteer.position", "volunteer_id": volunteer, "lat": at.lat(), "lng": at.lng(),
-                           "accuracy_m": accuracy_m, "recorded_at": recorded_at}),
-                );
+                self.publish_position(volunteer, at, accuracy_m, recorded_at);
             }
         }
         Ok(())
+    }
+
+    /// Shows an on-duty volunteer's new position on the coordinators' map.
+    fn publish_position(
+        &self,
+        volunteer: Uuid,
+        at: LatLng,
+        accuracy_m: Option<f32>,
+        recorded_at: DateTime<Utc>,
+    ) {
+        self.notifier.publish(
+            Audience::Role(Role::Coordinator),
+            json!({"type": "volunteer.position", "volunteer_id": volunteer, "lat": at.lat(), "lng": at.lng(),
+                   "accuracy_m": accuracy_m, "recorded_at": recorded_at}),
+        );
+    }
+
+    /// Writes the positions waiting in the write-behind map now ([`crate::positions::run`] does
+    /// every `position_flush_interval_ms`; shutdown and tests call it too) and announces them to
+    /// other instances; answers how many volunteers were written.
+    ///
+    /// # Errors
+    /// Database failures (the positions stay queued for the next flush).
+    pub async fn flush_positions(&self) -> DispatchResult<usize> {
+        let written = self.positions.flush(&self.pool).await?;
+        if written > 0 {
+            self.sync.changed();
+        }
+        Ok(written)
+    }
+
+    /// The write-behind position map (its counters, for tests and benchmarks).
+    pub fn position_writer(&self) -> &PositionWriter {
+        &self.positions
     }
 
     /// Volunteers for the coordinators' map (at most 2000).

@@ -952,6 +952,51 @@ pub async fn set_position(
     })
 }
 
+/// Column arrays of a write-behind flush ([`crate::positions`]), one element per volunteer.
+#[derive(Debug, Clone, Copy)]
+pub struct PositionBatch<'a> {
+    /// Volunteers.
+    pub ids: &'a [Uuid],
+    /// Latitudes, degrees.
+    pub lats: &'a [f64],
+    /// Longitudes, degrees.
+    pub lngs: &'a [f64],
+    /// H3 cells of the positions.
+    pub cells: &'a [i64],
+    /// Accuracies, metres.
+    pub accuracies: &'a [Option<f32>],
+    /// When the devices recorded them.
+    pub recorded: &'a [DateTime<Utc>],
+    /// Display names to store, empty to keep the stored ones.
+    pub names: &'a [String],
+}
+
+/// Writes many volunteers' positions in one statement; a row whose stored position is newer
+/// (another instance wrote it, or a later flush did) keeps it. Rows that do not exist are left
+/// alone (write-behind only handles volunteers the matcher knows, whose rows exist). Answers how
+/// many rows changed. Fires the `change_xid` trigger, so other instances catch up.
+pub async fn write_positions(pool: &PgPool, batch: &PositionBatch<'_>) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE dispatch.volunteers v
+         SET location = ST_SetSRID(ST_MakePoint(t.lng, t.lat), 4326)::geography, h3_cell = t.cell,
+             accuracy_m = t.acc, location_at = t.rec, updated_at = now(),
+             name = CASE WHEN t.name <> '' THEN t.name ELSE v.name END
+         FROM UNNEST($1::uuid[], $2::float8[], $3::float8[], $4::bigint[], $5::real[],
+                     $6::timestamptz[], $7::text[]) AS t(u, lat, lng, cell, acc, rec, name)
+         WHERE v.user_id = t.u AND (v.location_at IS NULL OR v.location_at <= t.rec)",
+    )
+    .bind(batch.ids)
+    .bind(batch.lats)
+    .bind(batch.lngs)
+    .bind(batch.cells)
+    .bind(batch.accuracies)
+    .bind(batch.recorded)
+    .bind(batch.names)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Sets practitioner verification (creating the row when new).
 pub async fn set_practitioner_verified(
     pool: &PgPool,

@@ -22,7 +22,9 @@
 //! read fails, the wave uses the matcher as it is, at most one poll interval plus a query behind
 //! while the database answers). Between waves (what `nearest` would answer at an arbitrary
 //! moment): about [`ANNOUNCE_INTERVAL`] plus one query after a commit while notifications flow,
-//! and at most `poll_interval_ms` plus one query without them. Nothing here needs Redis.
+//! and at most `poll_interval_ms` plus one query without them. Positions are committed by the
+//! write-behind flusher ([`crate::positions`]) up to `position_flush_interval_ms` after the instance
+//! that took them applied them, which adds to both bounds for positions. Nothing here needs Redis.
 //!
 //! Load: one indexed range read per catch-up returning the volunteers changed since the last one
 //! (each at most once per catch-up, in pages of [`PAGE`]); certifications are read only for

@@ -1,5 +1,6 @@
 //! Dispatch's background tasks: the dispatcher (first waves right after commit, next waves when
-//! timers fall due, a poller as the safety net) and the location-history writer.
+//! timers fall due, a poller as the safety net), the location-history writer, the volunteer
+//! catch-up and the write-behind position flusher.
 //!
 //! The dispatcher is woken through a bounded queue for speed, but owns no state of its own: every
 //! piece of work is a row in `dispatch.outbox` or `dispatch.timers`, claimed with
@@ -22,7 +23,7 @@ const PARALLEL_WAVES: usize = 4;
 /// Most rows the poller handles per tick before it looks at the wake queue again.
 const POLL_BATCH: usize = 256;
 
-/// Starts the dispatcher and the history writer; they stop when `shutdown` is cancelled.
+/// Starts the dispatcher, the history writer, the catch-up and the position flusher; they stop when `shutdown` is cancelled.
 pub fn spawn(
     service: Arc<DispatchService>,
     workers: Workers,
@@ -35,8 +36,9 @@ pub fn spawn(
         shutdown.clone(),
     ));
     let sync = tokio::spawn(crate::sync::run(service.clone(), shutdown.clone()));
+    let positions = tokio::spawn(crate::positions::run(service.clone(), shutdown.clone()));
     let dispatcher = tokio::spawn(run_dispatcher(service, workers.wake, shutdown));
-    vec![dispatcher, history, sync]
+    vec![dispatcher, history, sync, positions]
 }
 
 /// Prepares the service (kind settings, matcher rebuild; retried with backoff until it works),

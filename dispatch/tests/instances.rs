@@ -33,6 +33,12 @@ async fn move_to(app: &TestApp, who: &Person, at: (f64, f64)) {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    // Positions reach the table (and so the other instances) when the instance's write-behind
+    // flusher runs; no background task runs in these tests, so flush as it would.
+    app.service
+        .flush_positions()
+        .await
+        .expect("positions written");
 }
 
 /// Runs `app`'s first wave of an alert a new citizen raises now at `at`; answers who got offers.

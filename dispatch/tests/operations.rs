@@ -663,6 +663,11 @@ async fn locations_are_validated_kept_in_history_and_shown_to_coordinators(pool:
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
+    // The row follows the matcher within a flush interval (write-behind); flush now.
+    app.service
+        .flush_positions()
+        .await
+        .expect("positions written");
     let stored: f64 = sqlx::query_scalar(
         "SELECT ST_Y(location::geometry) FROM dispatch.volunteers WHERE user_id = $1",
     )
