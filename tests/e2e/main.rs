@@ -3,6 +3,7 @@
 
 mod fanout;
 mod lms;
+mod loadtest;
 mod mqtt;
 mod openapi;
 mod process;
