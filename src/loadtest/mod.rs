@@ -95,8 +95,9 @@ pub struct Common {
     /// Seconds from a won accept to `completed`.
     #[arg(long, default_value_t = 5.0)]
     pub busy_s: f64,
-    /// After the last panic, how long to wait for every alert to be offered or unmatched.
-    #[arg(long, default_value_t = 30)]
+    /// After the last panic, how long to wait for every alert to be offered or unmatched (the
+    /// wait ends as soon as they all are); an alert still waiting then counts as lost.
+    #[arg(long, default_value_t = 120)]
     pub settle_s: u64,
     /// The server's process id, to report its CPU use during the run.
     #[arg(long)]
@@ -430,6 +431,7 @@ pub async fn run(config: &Config, plan: &Plan) -> anyhow::Result<Report> {
         let received = tally.offer_ids();
         checks.undelivered.retain(|id| !received.contains(id));
     }
+    report.dispatch_wait = checks.dispatch_wait;
     report.missing_in_db = checks.missing;
     report.undispatched = checks.undispatched;
     report.offers_in_db = checks.offers;
@@ -522,6 +524,7 @@ async fn unmatched_at(
 }
 
 struct Checks {
+    dispatch_wait: Latency,
     missing: usize,
     undispatched: usize,
     offers: usize,
@@ -574,8 +577,23 @@ async fn check_database(
     )
     .fetch_one(pool)
     .await?;
+    // Both timestamps are `now()` of their transaction: the alert's ingest and its first wave.
+    let waits: Vec<(f64,)> = sqlx::query_as(
+        "SELECT extract(epoch FROM min(o.offered_at) - a.created_at)::float8
+         FROM dispatch.alerts a JOIN dispatch.offers o ON o.alert_id = a.id
+         WHERE a.id = ANY($1) GROUP BY a.id",
+    )
+    .bind(alerts)
+    .fetch_all(pool)
+    .await?;
     let present = usize::try_from(present).unwrap_or(0);
     Ok(Checks {
+        dispatch_wait: Latency::of(
+            waits
+                .into_iter()
+                .map(|(seconds,)| Duration::from_secs_f64(seconds.max(0.0)))
+                .collect(),
+        ),
         missing: alerts.len().saturating_sub(present),
         undispatched: usize::try_from(undispatched).unwrap_or(0),
         offers: offers.len(),

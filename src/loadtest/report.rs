@@ -85,6 +85,9 @@ pub struct Report {
     pub offer_latency: Latency,
     /// Panic sent -> 200/201 received.
     pub ack_latency: Latency,
+    /// The alert's ingest transaction start -> its first offer's transaction start, on the
+    /// database's clock: the part of the offer latency spent waiting for and in the dispatcher.
+    pub dispatch_wait: Latency,
     /// From the first panic's send to the last alert's first offer (or `unmatched`), seconds.
     pub last_dispatched_s: f64,
     /// Seconds from the first to the last panic sent.
@@ -223,6 +226,10 @@ impl Report {
                 &self.offer_latency,
             ),
             ("panic sent -> 201/200 received", &self.ack_latency),
+            (
+                "server: alert transaction start -> first wave's transaction start (database clock)",
+                &self.dispatch_wait,
+            ),
         ] {
             let _ = writeln!(
                 out,
