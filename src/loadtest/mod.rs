@@ -424,7 +424,13 @@ pub async fn run(config: &Config, plan: &Plan) -> anyhow::Result<Report> {
     report.offer_latency = Latency::of(offer_latencies);
     report.last_dispatched_s = last_dispatched.as_secs_f64();
 
-    let mut checks = check_database(&pool, &alerts, &tally.offer_ids()).await?;
+    let mut checks = check_database(
+        &pool,
+        &alerts,
+        &tally.offer_ids(),
+        &tally.first_offers_utc(),
+    )
+    .await?;
     if !checks.undelivered.is_empty() {
         // A later wave may have gone out just now: its frames get two more seconds.
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -432,6 +438,7 @@ pub async fn run(config: &Config, plan: &Plan) -> anyhow::Result<Report> {
         checks.undelivered.retain(|id| !received.contains(id));
     }
     report.dispatch_wait = checks.dispatch_wait;
+    report.wave_to_frame = checks.wave_to_frame;
     report.missing_in_db = checks.missing;
     report.undispatched = checks.undispatched;
     report.offers_in_db = checks.offers;
@@ -525,6 +532,7 @@ async fn unmatched_at(
 
 struct Checks {
     dispatch_wait: Latency,
+    wave_to_frame: Latency,
     missing: usize,
     undispatched: usize,
     offers: usize,
@@ -539,6 +547,7 @@ async fn check_database(
     pool: &PgPool,
     alerts: &[Uuid],
     received: &HashSet<Uuid>,
+    frames_at: &HashMap<Uuid, chrono::DateTime<chrono::Utc>>,
 ) -> anyhow::Result<Checks> {
     let (present, undispatched): (i64, i64) = sqlx::query_as(
         "SELECT count(*),
@@ -578,22 +587,27 @@ async fn check_database(
     .fetch_one(pool)
     .await?;
     // Both timestamps are `now()` of their transaction: the alert's ingest and its first wave.
-    let waits: Vec<(f64,)> = sqlx::query_as(
-        "SELECT extract(epoch FROM min(o.offered_at) - a.created_at)::float8
+    let waits: Vec<(Uuid, f64, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT a.id, extract(epoch FROM min(o.offered_at) - a.created_at)::float8, min(o.offered_at)
          FROM dispatch.alerts a JOIN dispatch.offers o ON o.alert_id = a.id
          WHERE a.id = ANY($1) GROUP BY a.id",
     )
     .bind(alerts)
     .fetch_all(pool)
     .await?;
+    let wave_to_frame = waits
+        .iter()
+        .filter_map(|(id, _, offered_at)| (*frames_at.get(id)? - *offered_at).to_std().ok())
+        .collect();
     let present = usize::try_from(present).unwrap_or(0);
     Ok(Checks {
         dispatch_wait: Latency::of(
             waits
                 .into_iter()
-                .map(|(seconds,)| Duration::from_secs_f64(seconds.max(0.0)))
+                .map(|(_, seconds, _)| Duration::from_secs_f64(seconds.max(0.0)))
                 .collect(),
         ),
+        wave_to_frame: Latency::of(wave_to_frame),
         missing: alerts.len().saturating_sub(present),
         undispatched: usize::try_from(undispatched).unwrap_or(0),
         offers: offers.len(),

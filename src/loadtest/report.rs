@@ -88,6 +88,9 @@ pub struct Report {
     /// The alert's ingest transaction start -> its first offer's transaction start, on the
     /// database's clock: the part of the offer latency spent waiting for and in the dispatcher.
     pub dispatch_wait: Latency,
+    /// The first wave's transaction start (database clock) -> the first `offer` frame at a socket
+    /// (wall clock of the same machine): the wave's transaction, the publish and the hub.
+    pub wave_to_frame: Latency,
     /// From the first panic's send to the last alert's first offer (or `unmatched`), seconds.
     pub last_dispatched_s: f64,
     /// Seconds from the first to the last panic sent.
@@ -229,6 +232,10 @@ impl Report {
             (
                 "server: alert transaction start -> first wave's transaction start (database clock)",
                 &self.dispatch_wait,
+            ),
+            (
+                "first wave's transaction start -> `offer` frame at the socket (wave, commit, hub)",
+                &self.wave_to_frame,
             ),
         ] {
             let _ = writeln!(

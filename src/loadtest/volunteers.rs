@@ -81,6 +81,8 @@ pub struct Tally {
 #[derive(Debug, Default)]
 struct OfferLog {
     first: HashMap<Uuid, Instant>,
+    /// The same instants on the wall clock, to compare with the database's timestamps.
+    first_utc: HashMap<Uuid, chrono::DateTime<chrono::Utc>>,
     ids: HashSet<Uuid>,
 }
 
@@ -97,6 +99,14 @@ impl Tally {
         self.offers
             .lock()
             .map(|log| log.first.clone())
+            .unwrap_or_default()
+    }
+
+    /// Alerts with at least one offer frame, and when the first came on the wall clock.
+    pub fn first_offers_utc(&self) -> HashMap<Uuid, chrono::DateTime<chrono::Utc>> {
+        self.offers
+            .lock()
+            .map(|log| log.first_utc.clone())
             .unwrap_or_default()
     }
 
@@ -119,7 +129,10 @@ impl Tally {
     fn record_offer(&self, alert: Uuid, offer: Uuid, at: Instant) {
         self.offer_frames.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut log) = self.offers.lock() {
-            log.first.entry(alert).or_insert(at);
+            if let std::collections::hash_map::Entry::Vacant(entry) = log.first.entry(alert) {
+                entry.insert(at);
+                log.first_utc.insert(alert, chrono::Utc::now());
+            }
             log.ids.insert(offer);
         }
     }
