@@ -102,7 +102,6 @@ async fn a_mini_surge_loses_nothing_and_books_nobody_twice(pool: PgPool) {
     let report = kreki::loadtest::run(&config, &plan(&server, "surge", 200, 150, 150.0))
         .await
         .expect("the run completes");
-    eprintln!("{}", report.render());
     assert_clean(&report, 150);
     let refused: u64 = report.refused.values().sum();
     assert!(
