@@ -20,11 +20,14 @@ async fn start(pool: &PgPool, dir: &TempDir) -> (Server, Config) {
         ("KREKI_AUTH__SIGNING_KEY_FILE", key.display().to_string()),
         // Volunteers who completed are offered again soon, as in the benchmark.
         ("KREKI_DISPATCH__REST_PERIOD_S", "2".to_owned()),
+        // PostgreSQL's connections are shared with every other test running at the same time.
+        ("KREKI_DATABASE__MAX_CONNECTIONS", "10".to_owned()),
     ])
     .await;
     let mut config = Config::default();
     config.database.url = url.into();
     config.database.acquire_timeout_ms = 15_000;
+    config.database.max_connections = 4;
     config.auth.signing_key_file = Some(key);
     (server, config)
 }
