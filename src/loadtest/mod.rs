@@ -287,6 +287,8 @@ pub async fn run(config: &Config, plan: &Plan) -> anyhow::Result<Report> {
 
     let tally = Arc::new(Tally::default());
     let stop = CancellationToken::new();
+    // Whatever happens below, the sockets and the scheduler stop with this function.
+    let _stop_on_return = stop.clone().drop_guard();
     let volunteers = Arc::new(seeded.volunteers);
     let mut tasks = volunteers::start(
         &plan.url,
@@ -420,7 +422,9 @@ pub async fn run(config: &Config, plan: &Plan) -> anyhow::Result<Report> {
         .iter()
         .filter(|a| !offered.contains_key(a) && unmatched.contains_key(a))
         .count();
-    report.lost = report.alerts - report.offered - report.unmatched;
+    report.lost = report
+        .alerts
+        .saturating_sub(report.offered + report.unmatched);
     report.offer_latency = Latency::of(offer_latencies);
     report.last_dispatched_s = last_dispatched.as_secs_f64();
 
