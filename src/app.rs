@@ -195,20 +195,29 @@ pub fn build(
 
     // The hub exists where the realtime service runs; the other services publish into it. With
     // `[realtime.redis]` it is one hub across every instance sharing that Redis.
-    let hub = if services.contains(Service::Realtime) {
-        let (hub, _bus) = kreki_realtime::bus::hub(config.realtime.clone(), shutdown.clone())?;
-        Some(hub)
+    let (hub, bus) = if services.contains(Service::Realtime) {
+        let (hub, bus) = kreki_realtime::bus::hub(config.realtime.clone(), shutdown.clone())?;
+        (Some(hub), bus)
     } else {
-        None
+        (None, None)
     };
     // Push goes with the hub: `Pusher::offer` publishes the frame, then pushes by policy.
     let pusher = match &hub {
-        Some(hub) => Some(kreki_realtime::push::Pusher::from_config(
-            config.push.clone(),
-            pool.clone(),
-            hub.clone(),
-            shutdown.clone(),
-        )?),
+        Some(hub) => {
+            let pusher = kreki_realtime::push::Pusher::from_config(
+                config.push.clone(),
+                pool.clone(),
+                hub.clone(),
+                shutdown.clone(),
+            )?;
+            // With the Redis bus, an offer acknowledged on another instance's socket counts too.
+            Some(match &bus {
+                Some(bus) => pusher.with_acknowledgements(Arc::new(
+                    kreki_realtime::bus::SharedAcknowledgements::new(hub.clone(), bus.clone()),
+                )),
+                None => pusher,
+            })
+        }
         None => None,
     };
     if let Some(pusher) = &pusher {
@@ -345,17 +354,17 @@ pub fn build(
     }
 
     if services.contains(Service::Bridge) {
-        // Verdicts are stored on the volunteer where dispatch runs in this process; the incident
-        // feed reads dispatch's alert changes (the bridge keeps its own cursor and projection).
+        // Verdicts are stored on the volunteer (through dispatch's matcher where dispatch runs in
+        // this process, in the shared database otherwise); the incident feed reads dispatch's
+        // alert changes from the database, so `--services bridge` alone follows dispatch instances
+        // elsewhere (the bridge keeps its own cursor and projection).
         let sink: Arc<dyn kreki_bridge_satusehat::domain::PractitionerStatusSink> = match &dispatch
         {
             Some(dispatch) => Arc::new(crate::wiring::PractitionerVerified(dispatch.clone())),
-            None => Arc::new(kreki_bridge_satusehat::domain::NoSink),
+            None => Arc::new(crate::wiring::PractitionerVerifiedInDb(pool.clone())),
         };
-        let feed: Arc<dyn kreki_bridge_satusehat::domain::IncidentFeed> = match &dispatch {
-            Some(dispatch) => Arc::new(crate::wiring::IncidentChanges(dispatch.clone())),
-            None => Arc::new(kreki_bridge_satusehat::domain::EmptyFeed),
-        };
+        let feed: Arc<dyn kreki_bridge_satusehat::domain::IncidentFeed> =
+            Arc::new(crate::wiring::IncidentChanges(pool.clone()));
         let bridge = kreki_bridge_satusehat::build(
             pool.clone(),
             &config.satusehat,
@@ -422,6 +431,26 @@ pub async fn serve(
     services: &Services,
     run_migrations: bool,
 ) -> anyhow::Result<()> {
+    serve_until(
+        config,
+        services,
+        run_migrations,
+        kreki_platform::shutdown::signal(),
+    )
+    .await
+}
+
+/// [`serve`], stopping when `stop` resolves instead of at the signal (`kreki demo` first stops
+/// its simulator, then the server).
+///
+/// # Errors
+/// When the address cannot be bound or a service cannot be set up.
+pub async fn serve_until(
+    config: &Config,
+    services: &Services,
+    run_migrations: bool,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let pool = config.database.pool().map_err(anyhow::Error::msg)?;
     if run_migrations {
         migrate(&pool).await?;
@@ -449,7 +478,7 @@ pub async fn serve(
         listener,
         app,
         shutdown,
-        kreki_platform::shutdown::signal(),
+        stop,
         Duration::from_secs(config.server.shutdown_grace_s),
     )
     .await?;

@@ -79,6 +79,28 @@ pub enum Command {
         /// Where the demo keeps its signing key between runs.
         #[arg(long, default_value = ".kreki", value_name = "DIR")]
         data_dir: PathBuf,
+        /// Do not run the simulator (simulated citizens and volunteers) beside the platform; its
+        /// accounts are still created, for a `kreki simulate` run later.
+        #[arg(long)]
+        no_simulate: bool,
+        /// The simulator's size and pace.
+        #[command(flatten)]
+        simulate: crate::simulate::SimulateOptions,
+    },
+    /// Simulated citizens and moving volunteers against a running platform, through its public
+    /// API, until Ctrl-C: volunteers go on duty, move, accept offers and report their way to the
+    /// scene; citizens press panic (alerts flagged `drill`). Uses the simulated accounts
+    /// `kreki demo` creates (volunteers 081299000001.., citizens 081399000001..).
+    Simulate {
+        /// The platform's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080", value_name = "URL")]
+        url: String,
+        /// Password of the simulated accounts.
+        #[arg(long, env = "KREKI_SIMULATE_PASSWORD", default_value = crate::simulate::PASSWORD)]
+        password: String,
+        /// The simulation's size and pace.
+        #[command(flatten)]
+        options: crate::simulate::SimulateOptions,
     },
     /// Manage volunteers' dispatch data directly in the database.
     Volunteer {
@@ -288,7 +310,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             ));
             Ok(())
         }
-        Command::Demo { data_dir } => crate::demo::run(config, &data_dir).await,
+        Command::Demo {
+            data_dir,
+            no_simulate,
+            simulate,
+        } => crate::demo::run(config, &data_dir, simulate, !no_simulate).await,
+        Command::Simulate {
+            url,
+            password,
+            options,
+        } => {
+            let stop = kreki_platform::shutdown::token_on_signal();
+            let stats = crate::simulate::run(&url, &password, &options, stop).await?;
+            say(&format!("simulation stopped: {}", stats.summary()));
+            Ok(())
+        }
         Command::Volunteer {
             command:
                 VolunteerCommand::GrantCert {

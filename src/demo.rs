@@ -1,16 +1,20 @@
 //! `kreki demo`: a local platform a newcomer can poke at. It keeps its signing key in the data
 //! directory (so a restart signs nobody out), applies migrations, creates the demo accounts and the
-//! demo courses (BLS and first aid) if they are missing, prints where to look and how to sign in,
-//! and serves every service.
+//! demo courses (BLS and first aid) if they are missing, grants the demo volunteers the
+//! certifications every kind needs, prints where to look and how to sign in, and serves every
+//! service with the simulator ([`crate::simulate`]) running against it unless `--no-simulate`.
 
 use std::path::Path;
 
 use anyhow::Context;
 use kreki_auth::AuthError;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::app::{self, Services};
 use crate::cli::{new_account, say, write_new_key};
 use crate::config::Config;
+use crate::simulate::{self, SimulateOptions};
 
 /// A demo account: phone, password, name, roles.
 type DemoAccount = (
@@ -53,9 +57,20 @@ pub const ACCOUNTS: &[DemoAccount] = &[
 
 /// Runs the demo.
 ///
+/// `sizes`: the simulator's size and pace; `run_simulator` false (`--no-simulate`) only creates
+/// its accounts.
+///
 /// # Errors
 /// When the key cannot be kept, the database is unreachable, or the server cannot start.
-pub async fn run(mut config: Config, data_dir: &Path) -> anyhow::Result<()> {
+pub async fn run(
+    mut config: Config,
+    data_dir: &Path,
+    sizes: SimulateOptions,
+    run_simulator: bool,
+) -> anyhow::Result<()> {
+    let simulate = run_simulator.then(|| sizes.clone());
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     if config.auth.signing_key_file.is_none() && config.auth.signing_key_pem.is_none() {
         let key_file = data_dir.join("signing-key.pem");
         if !key_file.exists() {
@@ -83,12 +98,70 @@ pub async fn run(mut config: Config, data_dir: &Path) -> anyhow::Result<()> {
             Err(error) => return Err(anyhow::anyhow!(error.to_problem())),
         }
     }
+    // The demo volunteers can take every kind the demo dispatches.
+    for (phone, _, _, roles) in ACCOUNTS {
+        if roles.contains(&"volunteer") {
+            let phone = kreki_auth::domain::Phone::parse(phone).map_err(anyhow::Error::msg)?;
+            if let Some(row) = kreki_auth::store::user_by_phone(&pool, phone.as_str()).await? {
+                for code in DEMO_CERTIFICATIONS {
+                    kreki_dispatch::eligibility::grant(&pool, row.id, code, None).await?;
+                }
+            }
+        }
+    }
+    // Created even with `--no-simulate`, so `kreki simulate` can run against this demo later.
+    simulate::seed_accounts(
+        &pool,
+        &auth.service,
+        usize::from(sizes.volunteers),
+        usize::from(sizes.citizens),
+    )
+    .await?;
     load_courses(&pool, &config).await?;
     pool.close().await;
-    banner(&config, fake_fcm.as_ref());
-    let served = app::serve(&config, &Services::all(), false).await;
+    banner(&config, fake_fcm.as_ref(), simulate.as_ref());
+    let simulator = simulate.map(|options| {
+        let base = local_base(config.server.listen);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                match simulate::run(&base, simulate::PASSWORD, &options, stop).await {
+                    Ok(stats) => say(&format!("simulation stopped: {}", stats.summary())),
+                    Err(error) => {
+                        tracing::error!(error = format!("{error:#}"), "the simulator stopped");
+                    }
+                }
+            }
+        });
+        (stop, task)
+    });
+    // At Ctrl-C/SIGTERM the simulated volunteers go off duty first, while the server still
+    // answers; then the server drains.
+    let stop = async move {
+        kreki_platform::shutdown::signal().await;
+        if let Some((stop, task)) = simulator {
+            stop.cancel();
+            drop(tokio::time::timeout(std::time::Duration::from_secs(6), task).await);
+        }
+    };
+    let served = app::serve_until(&config, &Services::all(), false, stop).await;
     drop(fake_fcm);
     served
+}
+
+/// Certifications the demo volunteers hold: every one a demo kind requires by default.
+const DEMO_CERTIFICATIONS: &[&str] = &["first_aid", "bls", "fire_basic"];
+
+/// Where this process can reach its own server: the listen address, with a wildcard IP
+/// replaced by loopback.
+fn local_base(listen: std::net::SocketAddr) -> String {
+    let ip = match listen.ip() {
+        ip if !ip.is_unspecified() => ip,
+        std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+    };
+    format!("http://{}", std::net::SocketAddr::new(ip, listen.port()))
 }
 
 /// Points push at a fake FCM started in-process (unless a real service account is configured),
@@ -134,7 +207,11 @@ async fn load_courses(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<()
     Ok(())
 }
 
-fn banner(config: &Config, fake_fcm: Option<&kreki_realtime::push::FakeFcm>) {
+fn banner(
+    config: &Config,
+    fake_fcm: Option<&kreki_realtime::push::FakeFcm>,
+    simulate: Option<&SimulateOptions>,
+) {
     let base = format!("http://{}", config.server.listen);
     say("");
     say("KREKI demo is starting.");
@@ -167,6 +244,21 @@ fn banner(config: &Config, fake_fcm: Option<&kreki_realtime::push::FakeFcm>) {
             "  FCM           a fake one runs in-process; pushes it received: {}/requests",
             fake.base_url()
         ));
+    }
+    match simulate {
+        Some(options) => {
+            say(&format!(
+                "  Simulator     {} simulated volunteers moving around central Jakarta, {} citizens pressing panic about {}/min (all drills); --no-simulate turns it off",
+                options.volunteers, options.citizens, options.alerts_per_minute,
+            ));
+            say(&format!(
+                "                simulated logins: volunteers {}.., citizens {}.. / {}",
+                simulate::volunteer_phone(0),
+                simulate::citizen_phone(0),
+                simulate::PASSWORD,
+            ));
+        }
+        None => say("  Simulator     off (--no-simulate)"),
     }
     say(&format!("  FHIR R4       {base}/fhir/r4/metadata"));
     say(&format!(

@@ -6,6 +6,7 @@
 //! - [`wiring`]: adapters that connect one service's ports to another service.
 //! - [`demo`]: a local platform with a persistent signing key and demo accounts.
 //! - [`loadtest`]: `kreki loadtest`, the end-to-end load generator of the dispatch hot path.
+//! - [`simulate`]: synthetic citizens and moving volunteers against a running platform.
 //! - [`web`]: the coordinator dashboard and the citizen and volunteer web apps, compiled in.
 //! - [`wiring`]: the adapters joining dispatch and the realtime hub.
 
@@ -14,5 +15,6 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod loadtest;
+pub mod simulate;
 pub mod web;
 pub mod wiring;

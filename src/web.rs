@@ -129,6 +129,7 @@ static ASSETS: &[Asset] = &[
     asset!("shared/i18n.js", "text/javascript; charset=utf-8"),
     asset!("shared/api.js", "text/javascript; charset=utf-8"),
     asset!("shared/live.js", "text/javascript; charset=utf-8"),
+    asset!("shared/push.js", "text/javascript; charset=utf-8"),
     asset!("shared/map.js", "text/javascript; charset=utf-8"),
     asset!("shared/icon.svg", "image/svg+xml"),
     asset!("vendor/leaflet.js", "text/javascript; charset=utf-8"),

@@ -11,8 +11,10 @@
 //!   someone's certificates changed, through a bounded queue, so the matcher follows within a second.
 //! - MQTT -> dispatch: [`MqttPanics`] turns a panic button's press into an alert (idempotent, so a
 //!   re-delivered press is one alert); [`MqttLocations`] feeds trackers' positions to the matcher.
-//! - bridge <- dispatch: [`IncidentChanges`] feeds dispatch's alert changes to the SATUSEHAT bridge;
-//!   [`PractitionerVerified`] stores the bridge's verdicts on the volunteer.
+//! - bridge <- dispatch: [`IncidentChanges`] feeds dispatch's alert changes to the SATUSEHAT bridge
+//!   (read from PostgreSQL, so the bridge may run in a process without dispatch);
+//!   [`PractitionerVerified`] stores the bridge's verdicts on the volunteer, or
+//!   [`PractitionerVerifiedInDb`] where dispatch runs in another process.
 
 use std::sync::Arc;
 
@@ -289,8 +291,29 @@ impl kreki_bridge_satusehat::domain::PractitionerStatusSink for PractitionerVeri
     }
 }
 
-/// Dispatch's alert changes as the bridge's incident feed (each event carries the full state).
-pub struct IncidentChanges(pub Arc<DispatchService>);
+/// The bridge's practitioner verdicts where dispatch runs in another process: stored on the
+/// volunteer in the shared database, where dispatch reads them at the volunteer's next duty change
+/// (or its next matcher rebuild).
+pub struct PractitionerVerifiedInDb(pub sqlx::PgPool);
+
+impl kreki_bridge_satusehat::domain::PractitionerStatusSink for PractitionerVerifiedInDb {
+    fn set_verified(&self, user: Uuid, ihs_number: Option<String>) {
+        let pool = self.0.clone();
+        tokio::spawn(async move {
+            if let Err(error) =
+                kreki_dispatch::store::set_practitioner_verified(&pool, user, ihs_number.is_some())
+                    .await
+            {
+                tracing::warn!(%error, %user, "could not store a practitioner verification");
+            }
+        });
+    }
+}
+
+/// Dispatch's alert changes as the bridge's incident feed (each event carries the full state), read
+/// from the shared database with dispatch's own feed query: it works whether or not the dispatch
+/// service runs in this process.
+pub struct IncidentChanges(pub sqlx::PgPool);
 
 impl kreki_bridge_satusehat::domain::IncidentFeed for IncidentChanges {
     fn next_batch(
@@ -299,7 +322,7 @@ impl kreki_bridge_satusehat::domain::IncidentFeed for IncidentChanges {
         limit: u32,
     ) -> BoxFuture<'_, anyhow::Result<Vec<kreki_bridge_satusehat::domain::IncidentEvent>>> {
         Box::pin(async move {
-            let changes = self.0.changes_after(after, limit).await?;
+            let changes = kreki_dispatch::service::changes_after(&self.0, after, limit).await?;
             changes.into_iter().map(incident_event).collect()
         })
     }
@@ -319,6 +342,7 @@ fn incident_event(
         occurred_at: alert.created_at,
         changed_at: alert.updated_at,
         patient_nik: change.patient_nik,
+        drill: alert.drill,
         responders: alert
             .assignments
             .into_iter()
@@ -381,6 +405,7 @@ impl kreki_realtime::mqtt::PanicSink for MqttPanics {
                 accuracy_m,
                 note: None,
                 patient_nik: None,
+                drill: false,
             };
             let (alert, _) = self
                 .0

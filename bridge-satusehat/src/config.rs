@@ -36,12 +36,16 @@ pub struct SatusehatConfig {
     pub base_url: Option<String>,
     /// The organization id SATUSEHAT gave us; Encounters carry our ids under
     /// `http://sys-ids.kemkes.go.id/encounter/{org_id}`. It must be the credentials' organization.
+    #[serde(deserialize_with = "text")]
     pub org_id: String,
     /// OAuth2 client id (one per organization).
+    #[serde(deserialize_with = "optional_secret")]
     pub client_id: Option<SecretString>,
     /// OAuth2 client secret.
+    #[serde(deserialize_with = "optional_secret")]
     pub client_secret: Option<SecretString>,
     /// The organization's Location in SATUSEHAT that Encounters refer to (its ambulance post).
+    #[serde(deserialize_with = "text")]
     pub location_id: String,
     /// `User-Agent` of every request (SATUSEHAT's gateway has been seen to reject requests without one).
     pub user_agent: String,
@@ -86,6 +90,37 @@ impl Default for SatusehatConfig {
             fhir_base_url: None,
         }
     }
+}
+
+/// SATUSEHAT's ids are often all digits (`org_id = 10000004`), and values from the environment
+/// (`KREKI_SATUSEHAT__ORG_ID=10000004`) arrive as numbers: they read as the same text.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TextOrNumber {
+    Text(String),
+    Unsigned(u64),
+    Signed(i64),
+}
+
+impl From<TextOrNumber> for String {
+    fn from(value: TextOrNumber) -> Self {
+        match value {
+            TextOrNumber::Text(text) => text,
+            TextOrNumber::Unsigned(number) => number.to_string(),
+            TextOrNumber::Signed(number) => number.to_string(),
+        }
+    }
+}
+
+fn text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    TextOrNumber::deserialize(deserializer).map(String::from)
+}
+
+fn optional_secret<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SecretString>, D::Error> {
+    Ok(Option::<TextOrNumber>::deserialize(deserializer)?
+        .map(|value| SecretString::from(String::from(value))))
 }
 
 impl SatusehatConfig {
@@ -195,6 +230,30 @@ mod tests {
         assert!(
             problems.contains("satusehat.rate_limit_backoff_s"),
             "{problems}"
+        );
+    }
+
+    #[test]
+    fn numeric_ids_read_as_text() {
+        let config: SatusehatConfig = serde_json::from_value(serde_json::json!({
+            "org_id": 10000004, "location_id": "ef011065-38c9-46f8-9c35-d1fe68966a3e",
+            "client_id": 12345, "client_secret": "rahasia"
+        }))
+        .expect("parses");
+        assert_eq!(config.org_id, "10000004");
+        assert_eq!(config.location_id, "ef011065-38c9-46f8-9c35-d1fe68966a3e");
+        assert_eq!(
+            config
+                .client_id
+                .as_ref()
+                .map(secrecy::ExposeSecret::expose_secret),
+            Some("12345")
+        );
+        let absent: SatusehatConfig =
+            serde_json::from_value(serde_json::json!({})).expect("parses");
+        assert!(absent.client_id.is_none());
+        assert!(
+            serde_json::from_value::<SatusehatConfig>(serde_json::json!({"org_id": [1]})).is_err()
         );
     }
 

@@ -170,6 +170,10 @@ pub struct IncidentEvent {
     pub patient_nik: Option<String>,
     /// Every assignment of the alert, current state.
     pub responders: Vec<Responder>,
+    /// The alert is a drill (practice): not a health record, so the bridge neither projects it
+    /// (the FHIR API never serves it) nor records it in SATUSEHAT.
+    #[serde(default)]
+    pub drill: bool,
 }
 
 /// Where the bridge reads incidents from. The binary implements it over dispatch's event stream; it

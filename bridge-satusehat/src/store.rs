@@ -116,7 +116,7 @@ pub async fn feed_cursor(pool: &PgPool) -> Result<i64, sqlx::Error> {
 /// is applied exactly once even across crashes. With `sync` true, queues Encounter changes: a create
 /// once a verified practitioner is assigned, an update whenever the Encounter status changes after
 /// that (on scene, resolved, cancelled).
-/// Events at or before the cursor are skipped.
+/// Events at or before the cursor are skipped, and so are drills (never a health record).
 pub async fn apply_events(
     pool: &PgPool,
     events: &[IncidentEvent],
@@ -129,7 +129,11 @@ pub async fn apply_events(
             .await?;
     let mut last = cursor;
     for event in events.iter().filter(|event| event.seq > cursor) {
-        apply_event(&mut tx, event, sync).await?;
+        // A drill is not a health record: it moves the cursor and leaves no trace here, so no
+        // Encounter is queued for it and the FHIR API cannot serve it.
+        if !event.drill {
+            apply_event(&mut tx, event, sync).await?;
+        }
         last = last.max(event.seq);
     }
     sqlx::query("UPDATE bridge.feed_cursor SET last_seq = $1 WHERE id = 1")

@@ -129,6 +129,9 @@ pub async fn work_once(state: &BridgeState) -> Result<usize, sqlx::Error> {
                     SendError::Retry(message) | SendError::Permanent(message) => (message, None),
                 };
                 if retry_at.is_none() {
+                    // Operators alert on this; coordinators see the change at /v1/fhir-sync/failures.
+                    metrics::counter!("bridge_encounter_sync_failed_total", "action" => row.action.clone())
+                        .increment(1);
                     tracing::error!(alert_id = %row.alert_id, action = %row.action, attempt, error = %message, "Encounter sync failed for good");
                 } else {
                     tracing::warn!(alert_id = %row.alert_id, action = %row.action, attempt, error = %message, "Encounter sync failed; will retry");

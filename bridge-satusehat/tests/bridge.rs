@@ -949,3 +949,98 @@ async fn a_practitioner_who_withdrew_before_the_sync_is_not_a_failure(pool: PgPo
             .is_empty()
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_drill_is_never_an_encounter_nor_served_to_health_systems(pool: PgPool) {
+    let h = harness(pool, Options::default()).await;
+    let token = h.client_token("system/*.read");
+    let volunteer = Uuid::new_v4();
+    verify(&h, volunteer, fake::SEED_NIK_ONE).await;
+    let (drill, real) = (Uuid::new_v4(), Uuid::new_v4());
+    let now = Utc::now();
+    // The same story twice, a verified practitioner on each: one a drill, one real.
+    for (alert, is_drill) in [(drill, true), (real, false)] {
+        let assignment = Uuid::new_v4();
+        for (status, responders) in [
+            (IncidentStatus::Dispatching, vec![]),
+            (
+                IncidentStatus::Assigned,
+                vec![responder(volunteer, assignment, "accepted", None)],
+            ),
+            (
+                IncidentStatus::Resolved,
+                vec![responder(volunteer, assignment, "completed", None)],
+            ),
+        ] {
+            let mut change = event(alert, status, now, Some(fake::SEED_PATIENT_NIK), responders);
+            change.drill = is_drill;
+            h.feed.push(change);
+        }
+    }
+    h.pump().await;
+    h.drain_outbox(3).await;
+
+    assert!(
+        h.fake
+            .encounters_with_identifier(&drill.to_string())
+            .is_empty(),
+        "no Encounter for a drill"
+    );
+    assert_eq!(
+        h.fake.encounters_with_identifier(&real.to_string()).len(),
+        1,
+        "the real incident is recorded (the test can tell the two apart)"
+    );
+    let queued: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM bridge.encounter_outbox WHERE alert_id = $1")
+            .bind(drill)
+            .fetch_one(&h.state.pool)
+            .await
+            .expect("count");
+    assert_eq!(queued, 0, "nothing queued for the drill");
+
+    let (status, _, outcome) = fhir_get(
+        &h,
+        &h.url(&format!("/fhir/r4/Encounter/{drill}")),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 404, "{outcome}");
+    assert_eq!(outcome["resourceType"], "OperationOutcome");
+    let (status, _, served) = fhir_get(
+        &h,
+        &h.url(&format!("/fhir/r4/Encounter/{real}")),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 200, "{served}");
+    let (status, _, bundle) = fhir_get(&h, &h.url("/fhir/r4/Encounter"), Some(&token)).await;
+    assert_eq!(status, 200, "{bundle}");
+    let listed = bundle.to_string();
+    assert!(!listed.contains(&drill.to_string()), "{listed}");
+    assert!(listed.contains(&real.to_string()), "{listed}");
+    let (status, _, location) = fhir_get(
+        &h,
+        &h.url(&format!("/fhir/r4/Location/{drill}")),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 404, "{location}");
+    let (status, _, tasks) = fhir_get(
+        &h,
+        &h.url(&format!("/fhir/r4/Task?focus=Encounter/{drill}")),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(status, 200, "{tasks}");
+    assert!(
+        tasks["entry"].as_array().is_none_or(Vec::is_empty),
+        "{tasks}"
+    );
+    // The cursor moved past the drill's events: they are not read again.
+    let cursor: i64 = sqlx::query_scalar("SELECT last_seq FROM bridge.feed_cursor")
+        .fetch_one(&h.state.pool)
+        .await
+        .expect("cursor");
+    assert_eq!(cursor, 6);
+}

@@ -2,17 +2,23 @@
 """Validates FHIR resources (one JSON file each) with fhir.resources, a validator KREKI did not write.
 
 Usage: validate.py DIR
-Every *.json file in DIR is parsed into the fhir.resources model of its resourceType: structure,
+Every *.json file in DIR is parsed into the fhir.resources model of its resourceType, FHIR R4
+(4.0.1) proper (the version KREKI's CapabilityStatement and SATUSEHAT speak): structure,
 cardinality (required elements), datatypes and unknown elements are checked, and every Bundle entry
-is checked as its own resource too. Exits 1 if any file fails, if DIR holds no files, or if a shape
-KREKI must produce is missing from DIR.
+is checked as its own resource too. Exits 1 if the installed models are not R4 4.0.1, if any file
+fails, if DIR holds no files, or if a shape KREKI must produce is missing from DIR.
 """
 
 import json
 import pathlib
 import sys
 
-from fhir.resources.R4B import get_fhir_model_class
+import fhir.resources
+from fhir.resources import get_fhir_model_class
+
+# fhir.resources 6.4.0's root models are R4 4.0.1; later releases moved to R4B and R5, whose
+# Encounter, Task and CapabilityStatement differ from what SATUSEHAT and R4 clients expect.
+FHIR_VERSION = "4.0.1"
 
 # Every shape KREKI serves (FHIR API) or sends (SATUSEHAT); the test suite writes one sample of each.
 EXPECTED = {
@@ -24,6 +30,16 @@ EXPECTED = {
     "operation-outcome.json": "OperationOutcome",
     "satusehat-encounter-0.json": "Encounter",
     "satusehat-encounter-finished.json": "Encounter",
+    # From the end-to-end test through the real `kreki` process (tests/e2e/satusehat.rs).
+    "e2e-capability-statement.json": "CapabilityStatement",
+    "e2e-encounter-searchset-1.json": "Bundle",
+    "e2e-encounter-searchset-2.json": "Bundle",
+    "e2e-encounter.json": "Encounter",
+    "e2e-location.json": "Location",
+    "e2e-task-searchset.json": "Bundle",
+    "e2e-task.json": "Task",
+    "e2e-operation-outcome.json": "OperationOutcome",
+    "e2e-satusehat-encounter.json": "Encounter",
 }
 
 
@@ -38,6 +54,9 @@ def main():
     if len(sys.argv) != 2:
         print(__doc__)
         return 2
+    if fhir.resources.__fhir_version__ != FHIR_VERSION:
+        print(f"fhir.resources validates FHIR {fhir.resources.__fhir_version__}, not {FHIR_VERSION}")
+        return 1
     directory = pathlib.Path(sys.argv[1])
     files = sorted(directory.glob("*.json"))
     failed = 0
@@ -60,7 +79,7 @@ def main():
     if not files:
         print(f"no resources in {directory}")
         return 1
-    print(f"{len(files)} resources checked, {failed} problems")
+    print(f"{len(files)} resources checked against FHIR {FHIR_VERSION}, {failed} problems")
     return 1 if failed else 0
 
 

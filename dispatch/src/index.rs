@@ -155,6 +155,38 @@ impl Index {
         });
     }
 
+    /// Applies a volunteer row read back from PostgreSQL (another instance may have written it):
+    /// off duty leaves the matcher; a known volunteer takes the row's availability and the newer
+    /// of the two positions (a position this instance applied after the row was read is kept);
+    /// certifications are left as they are (they change through their own feed). Returns true
+    /// when the volunteer is on duty with a position but unknown here: the caller loads them with
+    /// their certifications and calls [`Self::upsert`].
+    pub fn sync_row(&self, row: &VolunteerRow) -> bool {
+        let id = row.user_id;
+        self.write(id, |matcher| {
+            if !row.on_duty {
+                matcher.remove(id);
+                return false;
+            }
+            let position = match (row.lat, row.lng, row.location_at) {
+                (Some(lat), Some(lng), Some(at)) => LatLng::new(lat, lng).ok().map(|p| (p, at)),
+                _ => None,
+            };
+            if !matcher.contains(id) {
+                return position.is_some();
+            }
+            if let Some((position, at)) = position
+                && matcher.position_at(id).is_none_or(|known| known <= at)
+            {
+                matcher.update_position(id, position, at);
+            }
+            matcher.set_busy(id, row.busy);
+            matcher.set_rest_until(id, row.rest_until);
+            matcher.set_verified_practitioner(id, row.practitioner_verified);
+            false
+        })
+    }
+
     /// True when the matcher knows `id`.
     pub fn contains(&self, id: Uuid) -> bool {
         self.matcher

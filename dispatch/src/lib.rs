@@ -10,6 +10,7 @@
 //! - [`service`]: [`DispatchService`]: durable ingest, waves, accept/decline, cancel, assign,
 //!   assignment status, duty and location.
 //! - [`index`]: the service's handle on the [`Matcher`] (locking, rebuild from PostGIS rows).
+//! - [`sync`]: how every instance's matcher catches up on the volunteer changes other instances made.
 //! - [`worker`]: the dispatcher (outbox, timers, poller) and the location-history writer.
 //! - [`history`]: the bounded, batched location history.
 //! - [`eligibility`]: the [`CertificationSource`] port and its PostgreSQL implementation.
@@ -31,6 +32,7 @@ pub mod notify;
 pub mod routes;
 pub mod service;
 pub mod store;
+pub mod sync;
 pub mod views;
 pub mod worker;
 

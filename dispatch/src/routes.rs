@@ -258,6 +258,9 @@ pub struct CreateAlertRequest {
     pub note: Option<String>,
     /// The patient.
     pub patient: Option<Patient>,
+    /// `true` for a drill (practice, not a real emergency); default `false`.
+    #[serde(default)]
+    pub drill: bool,
 }
 
 fn validate_alert(body: CreateAlertRequest) -> DispatchResult<AlertRequest> {
@@ -292,6 +295,7 @@ fn validate_alert(body: CreateAlertRequest) -> DispatchResult<AlertRequest> {
             accuracy_m,
             note,
             patient_nik: nik,
+            drill: body.drill,
         }),
         Ok(_) => Err(DispatchError::Validation(errors)),
         Err(DispatchError::Validation(mut bad)) => {

@@ -47,12 +47,14 @@ pub struct AlertRequest {
     pub note: Option<String>,
     /// The patient's NIK (16 digits), if given.
     pub patient_nik: Option<String>,
+    /// Raised to practise (`"drill": true`), not a real emergency.
+    pub drill: bool,
 }
 
 impl AlertRequest {
     /// SHA-256 over the normalised request: a retry with the same key must carry the same body.
     fn hash(&self) -> Vec<u8> {
-        let canonical = json!({
+        let mut canonical = json!({
             "kind": self.kind.as_str(),
             "lat": self.at.lat(),
             "lng": self.at.lng(),
@@ -60,6 +62,10 @@ impl AlertRequest {
             "note": self.note,
             "nik": self.patient_nik,
         });
+        // Only drills add the flag, so keys stored before drills existed still match their retries.
+        if self.drill {
+            canonical["drill"] = json!(true);
+        }
         Sha256::digest(canonical.to_string().as_bytes()).to_vec()
     }
 }
@@ -129,6 +135,48 @@ pub struct AlertChange {
     pub patient_nik: Option<String>,
 }
 
+/// Dispatch's change feed read straight from PostgreSQL: alerts that changed after event `after`
+/// (at most `limit` events' worth), each as its full current state, oldest change first. It needs
+/// no running [`DispatchService`], so a process without dispatch (`kreki serve --services bridge`)
+/// follows the alerts that dispatch instances elsewhere write to the shared database. The cursor to
+/// pass next time is the last change's `seq`; events settle for [`CHANGE_SETTLE_S`] first, so a
+/// transaction still committing is never skipped.
+///
+/// # Errors
+/// Database failures.
+pub async fn changes_after(
+    pool: &PgPool,
+    after: i64,
+    limit: u32,
+) -> DispatchResult<Vec<AlertChange>> {
+    let changed = store::changed_alerts(pool, after, i64::from(limit), CHANGE_SETTLE_S).await?;
+    let ids: Vec<Uuid> = changed.iter().map(|(_, id, _)| *id).collect();
+    let mut rows: HashMap<Uuid, store::AlertRow> = store::alerts_by_ids(pool, &ids)
+        .await?
+        .into_iter()
+        .map(|row| (row.id, row))
+        .collect();
+    let mut assignments: HashMap<Uuid, Vec<store::AssignmentRow>> = HashMap::new();
+    for assignment in store::assignments_of_many(pool, &ids).await? {
+        assignments
+            .entry(assignment.alert_id)
+            .or_default()
+            .push(assignment);
+    }
+    Ok(changed
+        .into_iter()
+        .filter_map(|(seq, id, patient_nik)| {
+            let row = rows.remove(&id)?;
+            let alert = Alert::from_rows(row, assignments.remove(&id).unwrap_or_default());
+            Some(AlertChange {
+                seq,
+                alert,
+                patient_nik,
+            })
+        })
+        .collect())
+}
+
 /// What dispatch talks to beyond PostgreSQL, each behind a port so tests and the binary choose.
 pub struct Ports {
     /// Delivers messages (the realtime hub in the binary; a recorder in tests).
@@ -148,6 +196,8 @@ pub struct DispatchService {
     history: HistoryQueue,
     /// Set once kind settings are seeded and the matcher is built.
     prepared: std::sync::atomic::AtomicBool,
+    /// Catching up on other instances' volunteer changes ([`crate::sync`]).
+    sync: crate::sync::VolunteerSync,
 }
 
 impl std::fmt::Debug for DispatchService {
@@ -178,6 +228,7 @@ impl DispatchService {
             wake,
             history,
             prepared: std::sync::atomic::AtomicBool::new(false),
+            sync: crate::sync::VolunteerSync::new(),
         });
         (
             service,
@@ -224,6 +275,8 @@ impl DispatchService {
     /// Database or certification-source failures.
     pub async fn rebuild_index(&self) -> anyhow::Result<()> {
         self.index.begin_rebuild();
+        // Changes committed after this are caught up later (see `crate::sync`).
+        let xmin = store::snapshot_xmin(&mut *self.pool.acquire().await?).await?;
         let volunteers = store::all_volunteers(&self.pool).await?;
         let mut certs = self.certs.all_valid().await?;
         let states: Vec<_> = volunteers
@@ -235,11 +288,91 @@ impl DispatchService {
             .collect();
         let count = states.len();
         let touched = self.index.finish_rebuild(states);
+        {
+            // Never move the cursor forward here: a catch-up may have applied newer changes to
+            // the matcher this rebuild just replaced.
+            let mut cursor = self.sync.state.lock().await;
+            cursor.xmin = Some(cursor.xmin.map_or(xmin, |known| known.min(xmin)));
+        }
         for id in touched {
             self.reload_volunteer(id).await?;
         }
         tracing::info!(volunteers = count, "dispatch matcher rebuilt");
         Ok(())
+    }
+
+    /// Applies the volunteer changes committed since the last catch-up, by any instance (see
+    /// [`crate::sync`]); answers how many rows it read. A call made while another runs waits for
+    /// it and returns at once when that one started after this call did (its snapshot covers
+    /// everything this call would see). Does nothing before the first rebuild.
+    ///
+    /// # Errors
+    /// Database or certification-source failures (the cursor stays; the next call reads again).
+    pub async fn catch_up_volunteers(&self) -> DispatchResult<usize> {
+        let requested = std::time::Instant::now();
+        let mut cursor = self.sync.state.lock().await;
+        if cursor.started.is_some_and(|started| started >= requested) {
+            return Ok(0);
+        }
+        let Some(since) = cursor.xmin else {
+            return Ok(0);
+        };
+        let started = std::time::Instant::now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let xmin = store::snapshot_xmin(&mut tx).await?;
+        let (mut after_xid, mut after_user) = (since, Uuid::nil());
+        let mut read = 0;
+        let mut unknown = Vec::new();
+        loop {
+            let page = store::volunteers_changed(&mut tx, after_xid, after_user, crate::sync::PAGE)
+                .await?;
+            let full = page.len() as i64 >= crate::sync::PAGE;
+            read += page.len();
+            for changed in page {
+                (after_xid, after_user) = (
+                    changed.change_xid.parse().unwrap_or(after_xid),
+                    changed.row.user_id,
+                );
+                if self.index.sync_row(&changed.row) {
+                    unknown.push(changed.row);
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        tx.commit().await?;
+        for row in unknown {
+            let codes = self.certifications(row.user_id).await?;
+            if let Some(state) = VolunteerFacts::from_row(&row, &codes) {
+                self.index.upsert(state);
+            }
+        }
+        cursor.xmin = Some(xmin);
+        cursor.started = Some(started);
+        metrics::counter!("kreki_dispatch_volunteer_catch_up_rows_total").increment(read as u64);
+        Ok(read)
+    }
+
+    /// True when this instance's matcher holds `volunteer` (on duty with a position), whichever
+    /// instance their changes went through: for diagnostics and tests.
+    pub fn in_matcher(&self, volunteer: Uuid) -> bool {
+        self.index.contains(volunteer)
+    }
+
+    /// This instance's name in volunteer-change announcements.
+    pub(crate) fn sync_instance(&self) -> Uuid {
+        self.sync.instance
+    }
+
+    /// True (once) when this instance changed volunteers since the last call.
+    pub(crate) fn take_volunteer_changes(&self) -> bool {
+        self.sync
+            .dirty
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Puts volunteer `id` into the matcher as PostgreSQL has them (or takes them out).
@@ -302,6 +435,7 @@ impl DispatchService {
             request.kind,
             request.at,
             self.config.repeat_press_radius_m,
+            request.drill,
         )
         .await?
         {
@@ -329,6 +463,7 @@ impl DispatchService {
                 accuracy_m: request.accuracy_m,
                 note: request.note.as_deref(),
                 patient_nik: request.patient_nik.as_deref(),
+                drill: request.drill,
                 responders_needed: i32::try_from(settings.responders_needed).unwrap_or(1),
             },
         )
@@ -338,7 +473,7 @@ impl DispatchService {
             alert_id,
             "created",
             Some(citizen_id),
-            json!({"kind": request.kind, "location": {"lat": request.at.lat(), "lng": request.at.lng(), "accuracy_m": request.accuracy_m}}),
+            json!({"kind": request.kind, "drill": request.drill, "location": {"lat": request.at.lat(), "lng": request.at.lng(), "accuracy_m": request.accuracy_m}}),
         )
         .await?;
         tx.commit().await?;
@@ -363,38 +498,13 @@ impl DispatchService {
     /// Alerts that changed after event `after` (at most `limit` events' worth), each as its full
     /// current state, for consumers of dispatch's event stream such as the SATUSEHAT bridge. The
     /// cursor to pass next time is the last change's `seq`. Events settle for
-    /// [`CHANGE_SETTLE_S`] first, so a transaction still committing is never skipped.
+    /// [`CHANGE_SETTLE_S`] first, so a transaction still committing is never skipped. The same as
+    /// [`changes_after`] over this service's pool.
     ///
     /// # Errors
     /// Database failures.
     pub async fn changes_after(&self, after: i64, limit: u32) -> DispatchResult<Vec<AlertChange>> {
-        let changed =
-            store::changed_alerts(&self.pool, after, i64::from(limit), CHANGE_SETTLE_S).await?;
-        let ids: Vec<Uuid> = changed.iter().map(|(_, id, _)| *id).collect();
-        let mut rows: HashMap<Uuid, store::AlertRow> = store::alerts_by_ids(&self.pool, &ids)
-            .await?
-            .into_iter()
-            .map(|row| (row.id, row))
-            .collect();
-        let mut assignments: HashMap<Uuid, Vec<store::AssignmentRow>> = HashMap::new();
-        for assignment in store::assignments_of_many(&self.pool, &ids).await? {
-            assignments
-                .entry(assignment.alert_id)
-                .or_default()
-                .push(assignment);
-        }
-        Ok(changed
-            .into_iter()
-            .filter_map(|(seq, id, patient_nik)| {
-                let row = rows.remove(&id)?;
-                let alert = Alert::from_rows(row, assignments.remove(&id).unwrap_or_default());
-                Some(AlertChange {
-                    seq,
-                    alert,
-                    patient_nik,
-                })
-            })
-            .collect())
+        changes_after(&self.pool, after, limit).await
     }
 
     /// One alert with its assignments (no access check).
@@ -674,6 +784,10 @@ impl DispatchService {
             .await?
             .into_iter()
             .collect();
+        // Volunteers may have changed on another instance: see them before choosing.
+        if let Err(error) = self.catch_up_volunteers().await {
+            tracing::warn!(%alert_id, %error, "volunteer catch-up before a wave failed; matching with what this instance knows");
+        }
         let mut wave = alert.wave;
         loop {
             wave += 1;
@@ -1043,6 +1157,7 @@ impl DispatchService {
         on_duty: bool,
     ) -> DispatchResult<Vec<AlertKind>> {
         let row = store::set_duty(&self.pool, volunteer.id.0, &volunteer.name, on_duty).await?;
+        self.sync.changed();
         let codes = self.certifications(volunteer.id.0).await?;
         let kinds = self
             .eligible_kinds(&codes, row.practitioner_verified)
@@ -1103,6 +1218,9 @@ impl DispatchService {
         let recorded_at = recorded_at.map_or(now, |at| at.min(now));
         let stored =
             store::set_position(&self.pool, volunteer, name, at, accuracy_m, recorded_at).await?;
+        if stored.latest {
+            self.sync.changed();
+        }
         if stored.latest && !self.index.update_position(volunteer, at, recorded_at) {
             // Not in the matcher yet (first position since going on duty, or off duty).
             self.reload_volunteer(volunteer).await?;
@@ -1162,6 +1280,7 @@ impl DispatchService {
         verified: bool,
     ) -> DispatchResult<()> {
         store::set_practitioner_verified(&self.pool, user, verified).await?;
+        self.sync.changed();
         self.index.set_verified_practitioner(user, verified);
         Ok(())
     }
@@ -1235,8 +1354,14 @@ impl DispatchService {
                     self.notifier
                         .publish(Audience::Role(Role::Coordinator), message);
                 }
-                Effect::Busy(volunteer, busy) => self.index.set_busy(volunteer, busy),
-                Effect::Rest(volunteer, until) => self.index.set_rest_until(volunteer, until),
+                Effect::Busy(volunteer, busy) => {
+                    self.index.set_busy(volunteer, busy);
+                    self.sync.changed();
+                }
+                Effect::Rest(volunteer, until) => {
+                    self.index.set_rest_until(volunteer, until);
+                    self.sync.changed();
+                }
                 Effect::Wake(wake) => {
                     // Full or closed: the poller finds the work within a poll interval.
                     if self.wake.try_send(wake).is_err() {

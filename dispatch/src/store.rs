@@ -31,6 +31,8 @@ pub struct AlertRow {
     pub accuracy_m: Option<f32>,
     /// The citizen's note.
     pub note: Option<String>,
+    /// Raised to practise, not a real emergency.
+    pub drill: bool,
     /// Responders this alert needs.
     pub responders_needed: i32,
     /// Last wave sent (0: none).
@@ -44,7 +46,7 @@ pub struct AlertRow {
 macro_rules! alert_columns {
     () => {
         "a.id, a.citizen_id, a.citizen_name, a.kind, a.status, ST_Y(a.location::geometry) AS lat,
-         ST_X(a.location::geometry) AS lng, a.accuracy_m, a.note, a.responders_needed, a.wave,
+         ST_X(a.location::geometry) AS lng, a.accuracy_m, a.note, a.drill, a.responders_needed, a.wave,
          a.created_at, a.updated_at"
     };
 }
@@ -105,12 +107,15 @@ pub struct OfferRow {
     pub accuracy_m: Option<f32>,
     /// The alert's note.
     pub note: Option<String>,
+    /// The alert is a drill.
+    pub drill: bool,
 }
 
 macro_rules! offer_columns {
     () => {
         "o.id, o.alert_id, o.volunteer_id, o.wave, o.distance_m, o.status, o.offered_at, o.expires_at,
-         a.kind, ST_Y(a.location::geometry) AS lat, ST_X(a.location::geometry) AS lng, a.accuracy_m, a.note"
+         a.kind, ST_Y(a.location::geometry) AS lat, ST_X(a.location::geometry) AS lng, a.accuracy_m, a.note,
+         a.drill"
     };
 }
 
@@ -315,18 +320,21 @@ pub async fn repoint_idempotency_key(
 
 /// SQL of [`open_alert_nearby`] (served by `alerts_citizen_open_idx`).
 pub const OPEN_ALERT_NEARBY_SQL: &str = "SELECT id FROM dispatch.alerts
-         WHERE citizen_id = $1 AND kind = $2
+         WHERE citizen_id = $1 AND kind = $2 AND drill = $6
            AND status IN ('dispatching', 'assigned', 'on_scene', 'unmatched')
            AND ST_DWithin(location, ST_SetSRID(ST_MakePoint($3, $4), 4326)::geography, $5)
          ORDER BY created_at DESC LIMIT 1 FOR UPDATE";
 
-/// The citizen's open alert of `kind` within `radius_m` of `at`, newest first, locked.
+/// The citizen's open alert of `kind` within `radius_m` of `at`, newest first, locked. Only an
+/// alert of the same `drill` flag counts: a real press never disappears into a drill, and a drill
+/// never lands on a real emergency.
 pub async fn open_alert_nearby(
     conn: &mut PgConnection,
     citizen: Uuid,
     kind: AlertKind,
     at: LatLng,
     radius_m: f64,
+    drill: bool,
 ) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar(OPEN_ALERT_NEARBY_SQL)
         .bind(citizen)
@@ -334,6 +342,7 @@ pub async fn open_alert_nearby(
         .bind(at.lng())
         .bind(at.lat())
         .bind(radius_m)
+        .bind(drill)
         .fetch_optional(conn)
         .await
 }
@@ -357,6 +366,8 @@ pub struct NewAlert<'a> {
     pub note: Option<&'a str>,
     /// Patient's NIK, if given.
     pub patient_nik: Option<&'a str>,
+    /// Raised to practise.
+    pub drill: bool,
     /// Responders needed (from the kind's settings).
     pub responders_needed: i32,
 }
@@ -368,8 +379,9 @@ pub async fn insert_alert(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO dispatch.alerts
-           (id, citizen_id, citizen_name, kind, location, h3_cell, accuracy_m, note, patient_nik, responders_needed)
-         VALUES ($1, $2, $3, $4, ST_SetSRID(ST_MakePoint($5, $6), 4326)::geography, $7, $8, $9, $10, $11)",
+           (id, citizen_id, citizen_name, kind, location, h3_cell, accuracy_m, note, patient_nik, responders_needed,
+            drill)
+         VALUES ($1, $2, $3, $4, ST_SetSRID(ST_MakePoint($5, $6), 4326)::geography, $7, $8, $9, $10, $11, $12)",
     )
     .bind(alert.id)
     .bind(alert.citizen_id)
@@ -382,6 +394,7 @@ pub async fn insert_alert(
     .bind(alert.note)
     .bind(alert.patient_nik)
     .bind(alert.responders_needed)
+    .bind(alert.drill)
     .execute(&mut *conn)
     .await?;
     sqlx::query("INSERT INTO dispatch.outbox (alert_id) VALUES ($1)")
@@ -1100,4 +1113,62 @@ pub async fn alerts_by_ids(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<AlertRow>,
     .bind(ids)
     .fetch_all(pool)
     .await
+}
+
+// ---------------------------------------------------------------- volunteer changes
+
+/// The channel on which an instance says that volunteers changed (payload: its instance id), so
+/// the others catch up before their next poll. Sent at most every few hundred milliseconds per
+/// instance, never per row.
+pub const VOLUNTEER_CHANGES_CHANNEL: &str = "kreki_dispatch_volunteers";
+
+/// A volunteer row with the id of the transaction that last wrote it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChangedVolunteer {
+    /// The row.
+    #[sqlx(flatten)]
+    pub row: VolunteerRow,
+    /// `change_xid` (an `xid8`) as text.
+    pub change_xid: String,
+}
+
+/// The `xmin` of the current snapshot: every transaction it does not see has an id at or above it.
+pub async fn snapshot_xmin(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
+    let text: String = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+        .fetch_one(conn)
+        .await?;
+    text.parse()
+        .map_err(|error| sqlx::Error::Decode(format!("xid8 {text:?}: {error}").into()))
+}
+
+/// Volunteers whose `(change_xid, user_id)` follows `(xid, after)`, in that order, at most
+/// `limit` (served by `volunteers_change_xid_idx`).
+pub async fn volunteers_changed(
+    conn: &mut PgConnection,
+    xid: u64,
+    after: Uuid,
+    limit: i64,
+) -> Result<Vec<ChangedVolunteer>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        volunteer_columns!(),
+        ", v.change_xid::text AS change_xid FROM dispatch.volunteers v
+         WHERE (v.change_xid, v.user_id) > ($1::text::xid8, $2)
+         ORDER BY v.change_xid, v.user_id LIMIT $3"
+    ))
+    .bind(xid.to_string())
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Tells the other instances that volunteers changed.
+pub async fn announce_volunteer_changes(pool: &PgPool, instance: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(VOLUNTEER_CHANGES_CHANNEL)
+        .bind(instance.to_string())
+        .execute(pool)
+        .await?;
+    Ok(())
 }

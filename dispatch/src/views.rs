@@ -51,6 +51,9 @@ pub struct Alert {
     pub assignments: Vec<Assignment>,
     /// How many responders this alert needs.
     pub responders_needed: i32,
+    /// Raised to practise (`kreki simulate`, an exercise), not a real emergency: never recorded in
+    /// SATUSEHAT nor served at `/fhir/r4`, and counted apart in the dashboard.
+    pub drill: bool,
 }
 
 impl Alert {
@@ -74,6 +77,7 @@ impl Alert {
             },
             assignments: assignments.into_iter().map(Assignment::from).collect(),
             responders_needed: row.responders_needed,
+            drill: row.drill,
         }
     }
 }
@@ -125,6 +129,8 @@ pub struct OfferAlert {
     pub location: Location,
     /// The citizen's note.
     pub note: Option<String>,
+    /// A drill, not a real emergency (the volunteer app says so on the offer).
+    pub drill: bool,
 }
 
 /// A request to one volunteer to take an alert.
@@ -157,6 +163,7 @@ impl From<OfferRow> for Offer {
                     accuracy_m: row.accuracy_m,
                 },
                 note: row.note,
+                drill: row.drill,
             },
             distance_m: row.distance_m,
             status: row.status,

@@ -47,6 +47,7 @@ async fn the_repeat_press_check_uses_an_index(pool: PgPool) {
         .bind(106.8_f64)
         .bind(-6.2_f64)
         .bind(500.0_f64)
+        .bind(false)
         .fetch_all(&mut *conn)
         .await
         .expect("explained");

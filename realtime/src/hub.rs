@@ -87,6 +87,10 @@ pub trait Bus: Send + Sync + 'static {
 
     /// `user` no longer follows `topic`.
     fn unsubscribed(&self, _user: Uuid, _topic: &str) {}
+
+    /// A connection of `user` here acknowledged every message up to `seq` of `epoch`, so other
+    /// instances can tell that an offer reached the user (the pusher's `no_ack` policy).
+    fn acked(&self, _user: Uuid, _epoch: u64, _seq: u64) {}
 }
 
 /// Counts of what the hub holds, for tests and diagnostics.
@@ -375,6 +379,17 @@ impl Hub {
     /// epoch, or a local numbering, is replaced by the bus's; a gap empties the replay ring, so a
     /// client resuming from before it gets `resync`. Returns whether the frame was delivered.
     pub(crate) fn deliver_numbered(&self, user: Uuid, epoch: u64, seq: u64, body: &str) -> bool {
+        self.numbered_frame(user, epoch, seq, body, true)
+    }
+
+    /// As [`Hub::deliver_numbered`], but only into the replay ring, not to the sockets here: for a
+    /// message this instance delivered to its own sockets already (while Redis was away) and
+    /// handed to the other instances once Redis was back.
+    pub(crate) fn record_numbered(&self, user: Uuid, epoch: u64, seq: u64, body: &str) -> bool {
+        self.numbered_frame(user, epoch, seq, body, false)
+    }
+
+    fn numbered_frame(&self, user: Uuid, epoch: u64, seq: u64, body: &str, send: bool) -> bool {
         let now = Instant::now();
         let config = &self.inner.config;
         let mut state = self.lock();
@@ -412,7 +427,9 @@ impl Hub {
             frame: frame.clone(),
         });
         session.prune(config, now);
-        session.offer(&frame, now);
+        if send {
+            session.offer(&frame, now);
+        }
         if session.connections.is_empty() {
             // Mirrored sessions of users connected elsewhere live while their messages arrive.
             session.idle_since = now;
@@ -565,12 +582,44 @@ impl Hub {
     /// Acknowledgements are cumulative, like the resume cursor; a `seq` not sent yet counts as the
     /// newest sent.
     pub(crate) fn ack(&self, user: Uuid, epoch: Option<u64>, seq: u64) {
-        let mut state = self.lock();
-        if let Some(session) = state.sessions.get_mut(&user)
-            && epoch.is_none_or(|epoch| epoch == session.epoch)
-        {
-            session.acked = session.acked.max(seq.min(session.seq));
+        let acked = {
+            let mut state = self.lock();
+            match state.sessions.get_mut(&user) {
+                Some(session) if epoch.is_none_or(|epoch| epoch == session.epoch) => {
+                    session.acked = session.acked.max(seq.min(session.seq));
+                    Some((session.epoch, session.acked))
+                }
+                _ => None,
+            }
+        };
+        if let (Some((epoch, seq)), Some(bus)) = (acked, &self.inner.bus) {
+            bus.acked(user, epoch, seq);
         }
+    }
+
+    /// The `(epoch, seq)` of the newest message of `user` equal to `message` (compared without
+    /// `seq` and `epoch`) still in their replay ring here, acknowledged or not. With the Redis
+    /// bus every instance numbers a message alike, so another instance's acknowledgement of that
+    /// `seq` can be checked against it.
+    pub fn numbered(&self, user: Uuid, message: &serde_json::Value) -> Option<(u64, u64)> {
+        let (epoch, frames): (u64, Vec<(u64, Utf8Bytes)>) = {
+            let state = self.lock();
+            let session = state.sessions.get(&user)?;
+            (
+                session.epoch,
+                session
+                    .ring
+                    .iter()
+                    .rev()
+                    .map(|stored| (stored.seq, stored.frame.clone()))
+                    .collect(),
+            )
+        };
+        let wanted = without_numbering(message.clone());
+        frames.into_iter().find_map(|(seq, frame)| {
+            let sent = serde_json::from_str::<serde_json::Value>(frame.as_str()).ok()?;
+            (without_numbering(sent) == wanted).then_some((epoch, seq))
+        })
     }
 
     /// True when a connection of `user` acknowledged a message equal to `message` (compared
@@ -831,6 +880,15 @@ where
             index.remove(key);
         }
     }
+}
+
+/// `message` without the fields each hub numbers it with.
+fn without_numbering(mut message: serde_json::Value) -> serde_json::Value {
+    if let Some(object) = message.as_object_mut() {
+        object.remove("seq");
+        object.remove("epoch");
+    }
+    message
 }
 
 #[cfg(test)]

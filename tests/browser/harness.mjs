@@ -90,8 +90,9 @@ async function waitUntilReady(child, base) {
 }
 
 /** A running `kreki serve --migrate` on a database of its own, with `extraEnv` (KREKI_* settings)
- *  on top; `stop()` ends both. */
-export async function startKreki(extraEnv = {}) {
+ *  on top; `stop()` ends both. `args(dir)` gives other arguments instead (for example `kreki demo
+ *  --data-dir DIR`), `dir` being a temporary directory of this server's own. */
+export async function startKreki(extraEnv = {}, { args = () => ['serve', '--migrate'] } = {}) {
   checkBinaryIsCurrent();
   const dir = mkdtempSync(join(tmpdir(), 'kreki-browser-'));
   const database = `kreki_browser_${randomUUID().replaceAll('-', '')}`;
@@ -112,7 +113,7 @@ export async function startKreki(extraEnv = {}) {
     const port = await freePort();
     env.KREKI_SERVER__LISTEN = `127.0.0.1:${port}`;
     base = `http://127.0.0.1:${port}`;
-    child = spawn(kreki(), ['serve', '--migrate'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    child = spawn(kreki(), args(dir), { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     child.stderr.on('data', (chunk) => {
       if (process.env.TEST_LOG) process.stderr.write(chunk);
@@ -121,10 +122,24 @@ export async function startKreki(extraEnv = {}) {
     const up = await waitUntilReady(child, base);
     if (up) break;
     if (/Address already in use/.test(log) && attempt < 3) continue;
+    // Leave nothing behind: the database and the key directory go with the failed start.
+    child.kill('SIGKILL');
+    try {
+      psql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     throw new Error(`kreki did not become ready (exit ${child.exitCode}):\n${log}`);
   }
   return {
     base,
+    /** Runs `sql` on this server's database (as the bridge's or dispatch's own tables hold it);
+     *  answers psql's unaligned output, trimmed. */
+    sql(sql) {
+      const result = spawnSync('psql', [`${DATABASE_SERVER}/${database}`, '-v', 'ON_ERROR_STOP=1', '-qtAc', sql], { encoding: 'utf8' });
+      if (result.status !== 0) throw new Error(`psql failed: ${result.stderr}`);
+      return result.stdout.trim();
+    },
     /** Creates an account with `roles` through the CLI, as an operator would. */
     user(phone, password, name, roles = []) {
       const args = ['user', 'create', '--phone', phone, '--password', password, '--name', name];

@@ -4,6 +4,8 @@
 // BROWSER_TEST_FILTER=part-of-a-name runs a subset; TEST_LOG=1 shows kreki's log.
 import { apiCall, assert, launchBrowser, run, screenshot, startKreki } from './harness.mjs';
 import { flowTests } from './flow.mjs';
+import { simulateTests, stopDemo } from './simulate.mjs';
+import { drillTests } from './drill.mjs';
 
 const JAKARTA = { latitude: -6.2, longitude: 106.8167, accuracy: 15 };
 let phoneCounter = 0;
@@ -74,6 +76,12 @@ const tests = [
       { id: 'a-2', kind: 'fire', status: 'dispatching', location: { lat: -6.25, lng: 106.9, accuracy_m: 20 }, note: null, created_at: iso(now - 60000), updated_at: iso(now - 60000), citizen: { id: 'c-2', name: 'Budi' }, assignments: [] },
       { id: 'a-3', kind: 'accident', status: 'unmatched', location: { lat: -6.15, lng: 106.75, accuracy_m: 20 }, note: null, created_at: iso(now - 900000), updated_at: iso(now - 600000), citizen: { id: 'c-3', name: 'Ani' }, assignments: [] },
       { id: 'a-4', kind: 'medical', status: 'resolved', location: { lat: -6.3, lng: 106.8, accuracy_m: 20 }, note: null, created_at: iso(now - 3600000), updated_at: iso(now - 1800000), citizen: { id: 'c-4', name: 'Eko' }, assignments: [] },
+      // A drill: on the map and in the list with its badge, apart from the figures. Its note
+      // carries the old prefix, and its quick accept would pull the median down if it counted.
+      { id: 'a-5', kind: 'security', status: 'unmatched', drill: true, location: { lat: -6.22, lng: 106.86, accuracy_m: 20 }, note: 'latihan', created_at: iso(now - 120000), updated_at: iso(now - 110000),
+        citizen: { id: 'c-5', name: 'Sim' },
+        assignments: [{ id: 's-5', alert_id: 'a-5', volunteer: { id: 'v-sim', name: 'Sim Relawan' }, status: 'withdrawn', distance_m: 100, accepted_at: iso(now - 120000 + 2000), updated_at: iso(now - 110000) }] },
+      { id: 'a-6', kind: 'other', status: 'dispatching', location: { lat: -6.21, lng: 106.84, accuracy_m: 20 }, note: '[SIMULASI] typed by a citizen', created_at: iso(now - 30000), updated_at: iso(now - 30000), citizen: { id: 'c-6', name: 'Joko' }, assignments: [] },
     ];
     const volunteers = [
       { id: 'v-busy', name: 'Rudi Relawan', on_duty: true, busy: true, lat: -6.205, lng: 106.81, updated_at: iso(now) },
@@ -92,21 +100,32 @@ const tests = [
       return route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(alerts[1]) });
     });
     await page.route(/\/v1\/volunteers\?bbox=/, (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(volunteers) }));
+    // A platform without the SATUSEHAT bridge: its routes are not there.
+    let syncAsked = 0;
+    await page.route(/\/v1\/fhir-sync\/failures/, (route) => {
+      syncAsked += 1;
+      return route.fulfill({ status: 404, body: '' });
+    });
 
     await page.goto('/dashboard/');
     await signIn(page, coordinator);
-    await page.waitForSelector('#map[data-alerts="3"][data-volunteers="3"]');
-    assert(await page.locator('.leaflet-marker-pane .pin-alert').count() === 3, 'open alerts only on the map');
+    await page.waitForSelector('#map[data-alerts="5"][data-volunteers="3"]');
+    assert(await page.locator('.leaflet-marker-pane .pin-alert').count() === 5, 'open alerts only on the map, drills too');
     assert(await page.locator('.leaflet-overlay-pane path.responder-line').count() === 1, 'a line from the responder to the alert');
-    assert((await page.textContent('#fig-open')) === '3', 'three open');
-    assert((await page.textContent('#fig-unmatched')) === '1', 'one unmatched');
-    assert((await page.textContent('#fig-median')) === '42 s', 'median time to first accept');
-    assert(await page.locator('#alerts li button').count() === 3, 'the list shows open alerts');
+    assert((await page.textContent('#fig-open')) === '4', 'four real alerts open (the drill is not counted)');
+    assert((await page.textContent('#fig-unmatched')) === '1', 'one real unmatched (the unmatched drill is not counted)');
+    assert((await page.textContent('#fig-median')) === '42 s', 'median time to first accept, of real alerts only');
+    assert((await page.textContent('#fig-drills')) === 'Latihan terbuka, tidak termasuk angka di atas: 1', 'the open drill is counted apart');
+    assert(await page.locator('#alerts li button').count() === 5, 'the list shows open alerts');
+    assert(await page.locator('#alerts .badge.drill').count() === 1, 'one drill badge, from the flag and not from a note');
+    assert(await page.locator('#alerts button[data-id="a-5"] .badge.drill').count() === 1, 'on the drill');
+    assert(await page.locator('.leaflet-marker-pane .pin-alert.drill').count() === 1, 'the drill stands apart on the map');
+    assert(syncAsked >= 1 && await page.isHidden('#sync'), 'no sync panel without the bridge');
     await page.selectOption('#filter-kind', 'fire');
     assert(await page.locator('#alerts li button').count() === 1, 'filtered by kind');
     await page.selectOption('#filter-kind', '');
     await page.selectOption('#filter-status', '');
-    assert(await page.locator('#alerts li button').count() === 4, 'all statuses');
+    assert(await page.locator('#alerts li button').count() === 6, 'all statuses');
     await page.selectOption('#filter-status', 'open');
     await screenshot(page, 'dashboard-live');
 
@@ -444,6 +463,8 @@ const tests = [
 ];
 
 tests.push(...flowTests({ newPage, signIn, phone, noPageErrors }));
+tests.push(...drillTests({ newPage, signIn, phone, noPageErrors }));
+tests.push(...simulateTests({ newPage, signIn, noPageErrors }));
 
 const server = await startKreki();
 let browser;
@@ -453,6 +474,7 @@ try {
   failed = await run(tests, { browser, server });
 } finally {
   await browser?.close();
+  await stopDemo();
   await server.stop();
 }
 process.exit(failed ? 1 : 0);

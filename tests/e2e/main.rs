@@ -2,10 +2,13 @@
 //! real PostgreSQL, spoken to over HTTP like any client. One test binary; each module is a theme.
 
 mod fanout;
+mod instances;
 mod lms;
 mod loadtest;
 mod mqtt;
 mod openapi;
 mod process;
+mod satusehat;
+mod simulate;
 mod support;
 mod training_to_dispatch;

@@ -13,7 +13,7 @@ use sqlx::PgPool;
 
 use crate::support::{Server, TempDir, database_url, free_port, signing_key};
 
-struct Mosquitto(Child);
+pub(crate) struct Mosquitto(Child);
 
 impl Drop for Mosquitto {
     fn drop(&mut self) {
@@ -22,7 +22,7 @@ impl Drop for Mosquitto {
     }
 }
 
-fn start_mosquitto(dir: &Path, port: u16) -> Mosquitto {
+pub(crate) fn start_mosquitto(dir: &Path, port: u16) -> Mosquitto {
     let shipped = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/mosquitto/mosquitto.conf"),
     )

@@ -114,7 +114,12 @@ impl Server {
             // request waiting for a pooled connection then may wait longer than in service.
             // Tests that are about the timeout set their own value.
             .env("KREKI_DATABASE__ACQUIRE_TIMEOUT_MS", "15000")
-            .stdout(Stdio::null())
+            // Logs go to stdout (`telemetry::init_logging`): shown live with `TEST_LOG=1` too.
+            .stdout(if std::env::var_os("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stderr(stderr);
         for (key, value) in env {
             command.env(key, value);

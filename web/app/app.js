@@ -6,6 +6,7 @@
 import { Api, esc, signInForm } from '/web/shared/api.js';
 import { applyI18n, distance, initI18n, onLanguage, t } from '/web/shared/i18n.js';
 import { connectLive } from '/web/shared/live.js';
+import { disablePush, enablePush, pushPermission, pushSupported } from '/web/shared/push.js';
 
 const KINDS = ['medical', 'cardiac_arrest', 'accident', 'fire', 'disaster', 'security', 'other'];
 const PENDING = 'kreki.app.pending';
@@ -59,6 +60,7 @@ for (const [tab, form, other, otherForm] of [['tab-signin', 'signin-form', 'tab-
   });
 }
 $('signout').addEventListener('click', async () => {
+  await disablePush(api, 'app');
   await api.signOut();
   localStorage.removeItem(CURRENT);
   location.reload();
@@ -68,6 +70,7 @@ $('panic-form').addEventListener('submit', (event) => {
   press();
 });
 $('cancel').addEventListener('click', cancel);
+$('notify').addEventListener('click', notifyMe);
 $('new-call').addEventListener('click', () => {
   localStorage.removeItem(CURRENT);
   route();
@@ -225,8 +228,31 @@ async function sendPending() {
   }
 }
 
+/** Once help is on its way, a citizen may ask to hear of it by notification when the app is
+ *  closed (from a tap: never a prompt in the middle of an emergency). */
+function offerPush() {
+  const asked = pushPermission() !== 'default';
+  $('notify').hidden = !pushSupported() || asked;
+  if (pushPermission() === 'granted') enablePush(api, 'app').catch(() => {});
+}
+
+async function notifyMe() {
+  $('notify').disabled = true;
+  const outcome = await enablePush(api, 'app', { ask: true }).catch(() => 'failed');
+  $('notify').disabled = false;
+  $('notify').hidden = outcome !== 'default';
+  const key = { on: 'app.push.on', denied: 'push.denied', failed: 'push.failed' }[outcome];
+  $('push').hidden = !key;
+  if (!key) return;
+  $('push').className = `message ${outcome === 'on' ? 'ok' : 'error'}`;
+  $('push').dataset.push = outcome;
+  $('push').dataset.i18n = key;
+  $('push').textContent = t(key);
+}
+
 function showStatus(alert) {
   show('status-screen');
+  offerPush();
   if (alert) renderStatus(alert);
   loadStatus();
   clearInterval(statusPoll);

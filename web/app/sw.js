@@ -1,10 +1,12 @@
 // The citizen app's service worker: keeps the app shell so it opens without a network, and
 // always prefers the network for it (so a new release shows at once). API calls (/v1/) are never
 // cached or answered from here: a panic must reach the server or visibly fail and be retried.
-const CACHE = 'kreki-app-v1';
+// A Web Push becomes a notification about the citizen's call; tapping it opens (or focuses) the
+// app, which fetches the news with its own token.
+const CACHE = 'kreki-app-v2';
 const SHELL = [
   '/app/', '/app/app.js', '/app/manifest.webmanifest',
-  '/web/shared/kreki.css', '/web/shared/i18n.js', '/web/shared/api.js', '/web/shared/live.js', '/web/shared/icon.svg',
+  '/web/shared/kreki.css', '/web/shared/i18n.js', '/web/shared/api.js', '/web/shared/live.js', '/web/shared/push.js', '/web/shared/icon.svg',
 ];
 
 self.addEventListener('install', (event) => {
@@ -29,4 +31,30 @@ self.addEventListener('fetch', (event) => {
       return response;
     })
     .catch(() => caches.match(event.request, { ignoreSearch: true })));
+});
+
+self.addEventListener('push', (event) => {
+  let data = {};
+  try {
+    data = event.data ? event.data.json() : {};
+  } catch {
+    data = {};
+  }
+  const en = (self.navigator.language || 'id').toLowerCase().startsWith('en');
+  const title = data.title || 'KREKI';
+  const body = data.body || (en ? 'News about your emergency call. Open the app to see it.' : 'Ada kabar tentang panggilan darurat Anda. Buka aplikasi untuk melihatnya.');
+  event.waitUntil(self.registration.showNotification(title, {
+    body,
+    tag: data.alert_id ? `alert-${data.alert_id}` : 'kreki-alert',
+    icon: '/web/shared/icon.svg',
+    data: { url: '/app/' },
+  }));
+});
+
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close();
+  event.waitUntil(self.clients.matchAll({ type: 'window', includeUncontrolled: true }).then((windows) => {
+    const open = windows.find((client) => new URL(client.url).pathname.startsWith('/app/'));
+    return open ? open.focus() : self.clients.openWindow(new URL('/app/', self.location.origin).href);
+  }));
 });

@@ -3,6 +3,13 @@
 // with its timeline, manual assignment (free volunteers nearest first) and cancel; live figures.
 // State comes from HTTP (GET /v1/alerts, GET /v1/volunteers?bbox=) and is kept current by /v1/ws;
 // a slow poll covers what a missed message would leave stale.
+//
+// Drills (the alert's `drill` flag, set by `kreki simulate` or an exercise) are shown with a badge
+// and kept out of the figures: a coordinator reads "open", "unmatched" and the median as the state
+// of real emergencies, and sees the open drills counted apart beneath them.
+//
+// When the SATUSEHAT bridge runs (GET /v1/fhir-sync/failures answers), a panel lists the Encounter
+// changes SATUSEHAT never accepted, with a retry button each; the alert detail says so too.
 /* global L */
 import { Api, ApiError, distanceM, esc, signInForm } from '/web/shared/api.js';
 import { applyI18n, clock, distance, initI18n, onLanguage, t } from '/web/shared/i18n.js';
@@ -15,6 +22,13 @@ const OPEN = new Set(['dispatching', 'assigned', 'on_scene', 'unmatched']);
 const ACTIVE_ASSIGNMENT = new Set(['accepted', 'en_route', 'on_scene']);
 /** How often state is refetched even when the live channel is quiet, in milliseconds. */
 const POLL_MS = 20000;
+/** True for a drill: the flag the platform stores, never anything a citizen typed. */
+const isDrill = (alert) => alert.drill === true;
+/** Answers that mean the SATUSEHAT bridge does not run here (its routes are not mounted). */
+const NO_BRIDGE = new Set([404, 405, 501]);
+/** The drill badge, or nothing. */
+const drillBadge = (alert) => (isDrill(alert)
+  ? ` <span class="badge drill" aria-label="${esc(t('dash.drill.aria'))}">${esc(t('dash.drill'))}</span>` : '');
 /** How far around an alert free volunteers are looked for, in degrees (~15 km at the equator). */
 const SUGGEST_RADIUS_DEG = 0.15;
 /** Most suggestions shown. */
@@ -32,6 +46,8 @@ const state = {
   volunteerMarkers: new Map(),
   live: null,
   poll: null,
+  /** SATUSEHAT sync failures: `available` is null until asked, false without the bridge. */
+  sync: { available: null, failures: [] },
 };
 
 initI18n();
@@ -55,6 +71,8 @@ $('filter-status').addEventListener('change', renderList);
 $('filter-kind').addEventListener('change', renderList);
 $('detail-close').addEventListener('click', () => select(null));
 $('cancel-form').addEventListener('submit', cancelSelected);
+$('sync-list').addEventListener('click', onSyncClick);
+$('detail-body').addEventListener('click', onSyncClick);
 
 if (api.session && api.hasRole('coordinator')) start();
 else showSignIn();
@@ -98,6 +116,11 @@ async function start() {
       alerts: L.layerGroup().addTo(state.map),
     };
     state.map.on('moveend', () => loadVolunteers());
+    // The coordinator's own hand on the map (drag, wheel, zoom buttons, keys) ends the automatic
+    // framing. DOM events, not Leaflet's zoomstart, which our own animated fits fire a frame later.
+    for (const type of ['pointerdown', 'wheel', 'keydown']) {
+      $('map').addEventListener(type, () => { state.userMoved = true; }, { passive: true });
+    }
   }
   await refresh();
   state.live = connectLive(api, {
@@ -115,7 +138,7 @@ async function start() {
 }
 
 async function refresh() {
-  await Promise.all([loadAlerts(), loadVolunteers()]);
+  await Promise.all([loadAlerts(), loadVolunteers(), loadSyncFailures()]);
   if (state.selected) loadDetail(state.selected);
 }
 
@@ -190,6 +213,8 @@ function onLive(message) {
       if (!state.volunteers.has(id)) reloadVolunteersSoon();
       const known = state.volunteers.get(id) ?? { id, name: position.name ?? '', on_duty: true, busy: false };
       state.volunteers.set(id, { ...known, ...pick(position, ['lat', 'lng', 'busy', 'on_duty', 'name', 'updated_at']) });
+      state.positions = (state.positions ?? 0) + 1;
+      $('map').dataset.positions = String(state.positions);
       renderMap();
       break;
     }
@@ -223,13 +248,14 @@ async function refetchAlert(id) {
 }
 
 function announce(alert) {
-  $('announce').textContent = `${t(`kind.${alert.kind}`)} — ${t(`status.${alert.status}`)}`;
+  $('announce').textContent = `${t(`kind.${alert.kind}`)} — ${t(`status.${alert.status}`)}${isDrill(alert) ? ` (${t('dash.drill')})` : ''}`;
 }
 
 function render() {
   renderMap();
   renderList();
   renderFigures();
+  renderSync();
 }
 
 function activeAssignments(alert) {
@@ -243,7 +269,7 @@ function renderMap() {
     if (!OPEN.has(alert.status) && alert.id !== state.selected) continue;
     seen.add(alert.id);
     const at = [alert.location.lat, alert.location.lng];
-    const title = `${t(`kind.${alert.kind}`)} — ${t(`status.${alert.status}`)}`;
+    const title = `${t(`kind.${alert.kind}`)} — ${t(`status.${alert.status}`)}${isDrill(alert) ? ` (${t('dash.drill')})` : ''}`;
     let marker = state.markers.get(alert.id);
     if (!marker) {
       marker = L.marker(at, { icon: alertIcon(alert), title, alt: title, keyboard: true, riseOnHover: true, zIndexOffset: 1000 });
@@ -285,6 +311,7 @@ function renderMap() {
     const element = marker.getElement();
     if (element) {
       element.dataset.volunteerId = volunteer.id;
+      element.dataset.at = `${volunteer.lat},${volunteer.lng}`;
       element.title = title;
     }
   }
@@ -306,9 +333,9 @@ function renderMap() {
       }).addTo(state.layers.lines);
     }
   }
-  if (!state.framed && state.markers.size > 0) {
-    // The first time there is something to see, show all of it.
-    state.framed = true;
+  if (!state.userMoved && state.markers.size > (state.framed ?? 0)) {
+    // Each time there is more to see, show all of it, until the coordinator moves the map.
+    state.framed = state.markers.size;
     state.map.fitBounds(L.featureGroup([...state.markers.values()]).getBounds().pad(0.3), { maxZoom: 13 });
   }
   $('map').dataset.alerts = String(state.markers.size);
@@ -331,7 +358,7 @@ function renderList() {
     : list.map((alert) => {
       const responders = activeAssignments(alert).map((a) => a.volunteer?.name).filter(Boolean).join(', ');
       return `<li><button type="button" data-id="${esc(alert.id)}" aria-current="${alert.id === state.selected}">
-        <span><span class="badge">${esc(KIND_CODE[alert.kind] ?? '?')}</span> ${esc(t(`kind.${alert.kind}`))}<br>
+        <span><span class="badge">${esc(KIND_CODE[alert.kind] ?? '?')}</span> ${esc(t(`kind.${alert.kind}`))}${drillBadge(alert)}<br>
         <small>${esc(clock(alert.created_at))}${responders ? ` · ${esc(responders)}` : ''}</small></span>
         <span class="badge">${esc(t(`status.${alert.status}`))}</span></button></li>`;
     }).join('');
@@ -346,7 +373,12 @@ function jakartaDay(date) {
 }
 
 function renderFigures() {
-  const alerts = [...state.alerts.values()];
+  const all = [...state.alerts.values()];
+  // The figures are about real emergencies; open drills are counted apart, beneath them.
+  const alerts = all.filter((a) => !isDrill(a));
+  const drills = all.filter((a) => isDrill(a) && OPEN.has(a.status)).length;
+  $('fig-drills').textContent = t('dash.fig.drills', { n: drills });
+  $('fig-drills').hidden = drills === 0;
   $('fig-open').textContent = String(alerts.filter((a) => OPEN.has(a.status)).length);
   $('fig-unmatched').textContent = String(alerts.filter((a) => a.status === 'unmatched').length);
   const today = jakartaDay(Date.now());
@@ -422,11 +454,15 @@ function renderDetail() {
     `<li>${esc(a.volunteer?.name ?? '')} — ${esc(t(`astatus.${a.status}`))}${typeof a.distance_m === 'number' ? `, ${esc(distance(a.distance_m))}` : ''}</li>`).join('');
   $('detail-body').innerHTML = `
     <p><span class="badge">${esc(KIND_CODE[alert.kind] ?? '?')}</span> <strong>${esc(t(`kind.${alert.kind}`))}</strong>
-      — <span class="badge" id="detail-status">${esc(t(`status.${alert.status}`))}</span></p>
+      — <span class="badge" id="detail-status">${esc(t(`status.${alert.status}`))}</span>${drillBadge(alert)}</p>
     <p>${esc(t('dash.detail.citizen'))}: ${esc(alert.citizen?.name ?? '—')}<br>
       ${esc(t('dash.detail.created'))}: ${esc(clock(alert.created_at))}<br>
       ${alert.location.lat.toFixed(5)}, ${alert.location.lng.toFixed(5)}</p>
     ${alert.note ? `<p>${esc(t('dash.detail.note'))}: ${esc(alert.note)}</p>` : ''}
+    ${isDrill(alert) ? `<p class="muted" id="detail-drill">${esc(t('dash.detail.drill'))}</p>` : ''}
+    ${syncFailuresOf(alert.id).map((f) => `<div class="message error sync-failure" id="detail-sync">
+      <p>${esc(t('dash.sync.detail', { action: t(`dash.sync.action.${f.action}`) }))}${f.last_error ? `<br><small>${esc(f.last_error)}</small>` : ''}</p>
+      <button type="button" class="primary" data-retry="${esc(f.id)}">${esc(t('dash.sync.retry'))}</button></div>`).join('')}
     <h2>${esc(t('dash.detail.responders'))}</h2>
     <ul id="responders">${responders || `<li class="muted">${esc(t('dash.detail.none'))}</li>`}</ul>`;
   const open = OPEN.has(alert.status);
@@ -508,4 +544,77 @@ async function cancelSelected(event) {
     message.className = 'message error';
     showError(message, t('common.error.generic', { detail: error.message }));
   }
+}
+
+// ------------------------------------------------------------ SATUSEHAT sync failures
+
+/** Encounter changes for `alertId` that SATUSEHAT never accepted. */
+function syncFailuresOf(alertId) {
+  return state.sync.failures.filter((f) => f.alert_id === alertId);
+}
+
+/** Fetches the failures; hides the panel for good when the bridge does not run here. */
+async function loadSyncFailures() {
+  if (state.sync.available === false) return;
+  try {
+    const list = await api.request('GET', '/v1/fhir-sync/failures?limit=100');
+    state.sync = { available: true, failures: list ?? [] };
+  } catch (error) {
+    if (error instanceof ApiError && NO_BRIDGE.has(error.status)) state.sync = { available: false, failures: [] };
+    // Anything else (offline, 5xx): keep what is shown; the next poll tries again.
+  }
+  renderSync();
+  if (state.selected) renderDetail();
+}
+
+function renderSync() {
+  const panel = $('sync');
+  panel.hidden = state.sync.available !== true;
+  if (panel.hidden) return;
+  const failures = state.sync.failures;
+  $('sync-count').textContent = String(failures.length);
+  panel.dataset.count = String(failures.length);
+  panel.classList.toggle('bad', failures.length > 0);
+  // What to do about failures is said only while there are some.
+  $('sync-hint').hidden = failures.length === 0;
+  $('sync-list').innerHTML = failures.length === 0
+    ? `<li class="muted">${esc(t('dash.sync.none'))}</li>`
+    : failures.map((f) => {
+      const alert = state.alerts.get(f.alert_id);
+      const what = alert ? `${t(`kind.${alert.kind}`)}${isDrill(alert) ? ` (${t('dash.drill')})` : ''}` : t('dash.sync.alert', { id: String(f.alert_id).slice(0, 8) });
+      return `<li data-failure="${esc(f.id)}">
+        <span><button type="button" class="link" data-alert="${esc(f.alert_id)}">${esc(what)}</button><br>
+          <small>${esc(t(`dash.sync.action.${f.action}`))} · ${esc(t('dash.sync.attempts', { n: f.attempts }))} · ${esc(clock(f.failed_at))}</small>
+          ${f.last_error ? `<br><small class="error-text">${esc(f.last_error)}</small>` : ''}</span>
+        <button type="button" class="primary" data-retry="${esc(f.id)}"
+          aria-label="${esc(t('dash.sync.retry.aria', { what }))}">${esc(t('dash.sync.retry'))}</button></li>`;
+    }).join('');
+}
+
+/** A click in the sync panel or the detail: open the alert, or queue its failed change again. */
+async function onSyncClick(event) {
+  const open = event.target.closest('button[data-alert]');
+  if (open) {
+    select(open.dataset.alert);
+    return;
+  }
+  const button = event.target.closest('button[data-retry]');
+  if (!button) return;
+  const id = Number(button.dataset.retry);
+  button.disabled = true;
+  const message = $('sync-message');
+  try {
+    await api.request('POST', `/v1/fhir-sync/failures/${encodeURIComponent(id)}/retry`);
+    state.sync.failures = state.sync.failures.filter((f) => f.id !== id);
+    message.className = 'message ok';
+    showError(message, t('dash.sync.retried'));
+  } catch (error) {
+    message.className = 'message error';
+    showError(message, error instanceof ApiError && error.status === 404
+      ? t('dash.sync.gone') : t('common.error.generic', { detail: error.message }));
+    button.disabled = false;
+  }
+  renderSync();
+  if (state.selected) renderDetail();
+  loadSyncFailures();
 }

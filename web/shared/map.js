@@ -54,7 +54,7 @@ export function alertIcon(alert) {
   const code = KIND_CODE[alert.kind] ?? '?';
   return L.divIcon({
     className: '',
-    html: `<span class="pin pin-alert kind-${alert.kind} status-${alert.status}">${code}</span>`,
+    html: `<span class="pin pin-alert kind-${alert.kind} status-${alert.status}${alert.drill === true ? ' drill' : ''}">${code}</span>`,
     iconSize: null,
     iconAnchor: [22, 16],
   });

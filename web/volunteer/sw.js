@@ -1,10 +1,12 @@
 // The volunteer app's service worker: keeps the app shell so it opens without a network, and
 // always prefers the network for it (so a new release shows at once). API calls (/v1/) are never
 // cached or answered from here: an accept must reach the server or visibly fail.
-const CACHE = 'kreki-volunteer-v1';
+// A Web Push of an offer (the kind and the distance only; see realtime's PushContent) becomes a
+// notification; tapping it opens (or focuses) the app, which fetches the offer with its own token.
+const CACHE = 'kreki-volunteer-v2';
 const SHELL = [
   '/volunteer/', '/volunteer/volunteer.js', '/volunteer/manifest.webmanifest',
-  '/web/shared/kreki.css', '/web/shared/i18n.js', '/web/shared/api.js', '/web/shared/live.js', '/web/shared/icon.svg',
+  '/web/shared/kreki.css', '/web/shared/i18n.js', '/web/shared/api.js', '/web/shared/live.js', '/web/shared/push.js', '/web/shared/icon.svg',
 ];
 
 self.addEventListener('install', (event) => {
@@ -29,4 +31,48 @@ self.addEventListener('fetch', (event) => {
       return response;
     })
     .catch(() => caches.match(event.request, { ignoreSearch: true })));
+});
+
+/** Kind names for notifications; the worker has no page to ask for the chosen language. */
+const KINDS = {
+  id: { medical: 'Medis', cardiac_arrest: 'Henti jantung', accident: 'Kecelakaan', fire: 'Kebakaran', disaster: 'Bencana', security: 'Keamanan', other: 'Lainnya' },
+  en: { medical: 'Medical', cardiac_arrest: 'Cardiac arrest', accident: 'Accident', fire: 'Fire', disaster: 'Disaster', security: 'Security', other: 'Other' },
+};
+
+function offerNotification(data) {
+  const lang = (self.navigator.language || 'id').toLowerCase().startsWith('en') ? 'en' : 'id';
+  const kind = KINDS[lang][data.kind] ?? KINDS[lang].other;
+  const m = Number(data.distance_m);
+  const away = Number.isFinite(m) ? (m < 1000 ? `${Math.round(m)} m` : `${(m / 1000).toFixed(1)} km`) : '';
+  const title = lang === 'en' ? `Emergency offer: ${kind}` : `Tawaran darurat: ${kind}`;
+  const body = lang === 'en' ? `${away} from you. Open to accept or decline.` : `${away} dari Anda. Buka untuk menerima atau menolak.`;
+  return [title, {
+    body,
+    tag: data.offer_id ? `offer-${data.offer_id}` : 'kreki-offer',
+    renotify: true,
+    requireInteraction: true,
+    icon: '/web/shared/icon.svg',
+    vibrate: [300, 100, 300],
+    data: { url: '/volunteer/', offer_id: data.offer_id ?? null, alert_id: data.alert_id ?? null },
+  }];
+}
+
+self.addEventListener('push', (event) => {
+  let data = {};
+  try {
+    data = event.data ? event.data.json() : {};
+  } catch {
+    data = {};
+  }
+  const [title, options] = offerNotification(data);
+  event.waitUntil(self.registration.showNotification(title, options));
+});
+
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close();
+  const target = new URL(event.notification.data?.url ?? '/volunteer/', self.location.origin).href;
+  event.waitUntil(self.clients.matchAll({ type: 'window', includeUncontrolled: true }).then((windows) => {
+    const open = windows.find((client) => new URL(client.url).pathname.startsWith('/volunteer/'));
+    return open ? open.focus() : self.clients.openWindow(target);
+  }));
 });

@@ -1,10 +1,12 @@
 // The volunteer app: sign in, go on or off duty, send the phone's position while on duty, see
 // offers with a countdown to their deadline and accept or decline each in one tap, then follow the
 // assignment: a navigation link (geo: URI and OpenStreetMap) and the status buttons en route, on
-// scene, completed. Offers arrive over /v1/ws and are polled as a fallback.
+// scene, completed. Offers arrive over /v1/ws and are polled as a fallback; going on duty (a tap)
+// asks for notification permission and registers Web Push, so offers reach a closed app too.
 import { Api, ApiError, distanceM, esc, signInForm } from '/web/shared/api.js';
 import { applyI18n, clock, distance, initI18n, onLanguage, t } from '/web/shared/i18n.js';
 import { connectLive } from '/web/shared/live.js';
+import { disablePush, enablePush } from '/web/shared/push.js';
 
 const DUTY = 'kreki.volunteer.duty';
 const ASSIGNMENT = 'kreki.volunteer.assignment';
@@ -30,11 +32,18 @@ api.onSignedOut = () => show('signin');
 signInForm($('signin-form'), api, { role: 'volunteer', onError: (key, vars) => error(t(key, vars)), done: () => start() });
 $('signout').addEventListener('click', async () => {
   if (state.duty) await setDuty(false).catch(() => {});
+  await disablePush(api, 'volunteer');
   await api.signOut();
   localStorage.removeItem(ASSIGNMENT);
   location.reload();
 });
-$('duty').addEventListener('click', () => setDuty(!state.duty).catch((failure) => problem(failure)));
+$('duty').addEventListener('click', async () => {
+  const goingOn = !state.duty;
+  // Asked from the tap itself: browsers refuse a permission prompt that no gesture started.
+  const push = goingOn ? enablePush(api, 'volunteer', { ask: true }).catch(() => 'failed') : null;
+  await setDuty(goingOn).catch((failure) => problem(failure));
+  if (push) showPush(await push);
+});
 for (const button of document.querySelectorAll('[data-status]')) {
   button.addEventListener('click', () => setStatus(button.dataset.status, button));
 }
@@ -53,6 +62,18 @@ function problem(failure) {
   else error(t('common.error.generic', { detail: failure.message }));
 }
 
+/** Says what became of Web Push (nothing when the server sends none or nobody was asked). */
+function showPush(outcome) {
+  const key = { on: 'push.on', denied: 'push.denied', failed: 'push.failed' }[outcome];
+  const element = $('push');
+  element.hidden = !key;
+  if (!key) return;
+  element.className = `message ${outcome === 'on' ? 'ok' : 'error'}`;
+  element.dataset.push = outcome;
+  element.dataset.i18n = key;
+  element.textContent = t(key);
+}
+
 function show(screen) {
   $('signin').hidden = screen !== 'signin';
   $('main-screen').hidden = screen !== 'main';
@@ -66,7 +87,11 @@ async function start() {
   show('main');
   error('');
   render();
-  if (state.duty) await setDuty(true).catch((failure) => problem(failure));
+  if (state.duty) {
+    await setDuty(true).catch((failure) => problem(failure));
+    // Renews a subscription allowed before (never prompts without a tap).
+    enablePush(api, 'volunteer').then(showPush, () => {});
+  }
   await loadOffers();
   state.live = connectLive(api, {
     onMessage,
@@ -252,6 +277,7 @@ function renderAssignment() {
   const { assignment, alert } = kept;
   const { lat, lng } = alert.location;
   $('assignment-kind').textContent = t(`kind.${alert.kind}`);
+  $('assignment-drill').hidden = alert.drill !== true;
   // A coordinator's assignment carries no distance: measure it from here when the phone knows where here is.
   const away = typeof assignment.distance_m === 'number' ? assignment.distance_m : state.position ? distanceM(state.position, alert.location) : null;
   $('assignment-distance').textContent = away === null ? '' : t('vol.offer.distance', { distance: distance(away) });
@@ -287,7 +313,8 @@ function renderOffers() {
   list.dataset.ids = ids;
   list.dataset.lang = document.documentElement.lang;
   list.innerHTML = offers.map((offer) => `
-    <li class="card offer" data-offer="${esc(offer.id)}">
+    <li class="card offer${offer.alert.drill === true ? ' drill' : ''}" data-offer="${esc(offer.id)}">
+      ${drillBanner(offer.alert)}
       <h3>${esc(t(`kind.${offer.alert.kind}`))}</h3>
       <p>${esc(t('vol.offer.distance', { distance: distance(offer.distance_m) }))}</p>
       ${offer.alert.note ? `<p>${esc(offer.alert.note)}</p>` : ''}
@@ -299,6 +326,13 @@ function renderOffers() {
     </li>`).join('');
   for (const button of list.querySelectorAll('[data-accept]')) button.addEventListener('click', () => accept(button.dataset.accept, button));
   for (const button of list.querySelectorAll('[data-decline]')) button.addEventListener('click', () => decline(button.dataset.decline, button));
+}
+
+/** The banner of a drill (the alert's `drill` flag, never its note): the same two words in both
+ * languages, so nobody mistakes a drill for a real emergency, with a sentence in the chosen one. */
+function drillBanner(alert) {
+  if (alert?.drill !== true) return '';
+  return `<p class="drill-banner"><strong>LATIHAN / DRILL</strong> ${esc(t('vol.drill.text'))}</p>`;
 }
 
 function countdown(offer) {

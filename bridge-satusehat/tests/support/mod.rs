@@ -228,6 +228,7 @@ pub fn event(
         changed_at: Utc::now(),
         patient_nik: patient_nik.map(str::to_owned),
         responders,
+        drill: false,
     }
 }
 

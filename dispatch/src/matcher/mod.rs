@@ -552,6 +552,18 @@ impl Matcher {
         self.slots.contains_key(&id)
     }
 
+    /// When the known position of volunteer `id` was recorded; `None` for an unknown id. Lets a
+    /// caller holding a position from elsewhere keep the newer of the two.
+    pub fn position_at(&self, id: Uuid) -> Option<DateTime<Utc>> {
+        let slot = self.slots.get(&id)?;
+        let entry = self
+            .buckets
+            .get(&slot.cell)?
+            .entries
+            .get(slot.index as usize)?;
+        DateTime::from_timestamp_micros(entry.position_at_us)
+    }
+
     /// The nearest `query.limit` eligible volunteers within `query.radius_m` of `query.point`,
     /// nearest first, with their distances. Allocates only the result (and, near one of H3's
     /// twelve pentagons, a list of cells). Equal distances come in no particular order.

@@ -44,9 +44,13 @@
 //! - every message published while Redis is reachable reaches every instance's sockets, in
 //!   `seq` order, once, including messages published while an instance's reader was
 //!   reconnecting (the stream keeps them; unless Redis itself restarted empty in between);
-//! - messages published on another instance while Redis was down are not carried over: the
-//!   dispatch outbox re-publishes what matters (offers, alert updates) when it retries, and
-//!   clients that resume across the gap get `resync` and refetch over HTTP.
+//! - messages to users (offers, withdrawals, a citizen's alert updates) an instance published
+//!   while Redis was down reach the other instances' sockets once Redis answers again: the
+//!   instance holds them (at most `realtime.redis.queue`, none older than `replay_window_s`;
+//!   role and topic broadcasts are not held, dashboards refetch after the new epoch) and hands them over on reconnection, numbered like any
+//!   other but marked with it as their origin, so its own reader only records them in the
+//!   replay rings and its sockets do not get them twice. Clients that resume across the gap
+//!   get `resync` and refetch over HTTP.
 //!
 //! Keys are built inside the script, so the bus needs a single Redis node (or a cluster with one
 //! hash slot per prefix, which this code does not arrange).
@@ -55,7 +59,7 @@ pub mod config;
 mod redis_bus;
 
 pub use config::RedisBusConfig;
-pub use redis_bus::{BusError, RedisBus};
+pub use redis_bus::{BusError, RedisBus, SharedAcknowledgements};
 
 use tokio_util::sync::CancellationToken;
 

@@ -1,13 +1,15 @@
 -- Numbers one published message for its recipients and appends it to the fan-out stream, atomically.
 -- ARGV: 1 key prefix, 2 audience kind (users | role | topic), 3 role or topic name, 4 frame body,
--- 5 now (Unix ms), 6 user hash TTL (ms), 7 stream MAXLEN (approximate), 8.. user ids (kind users).
+-- 5 now (Unix ms), 6 user hash TTL (ms), 7 stream MAXLEN (approximate), 8 origin (the publishing
+-- instance when it delivered the message to its own sockets already, else empty), 9.. user ids
+-- (kind users).
 -- Returns how many users it numbered (0: nobody; nothing is appended).
 local prefix, kind, target, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now_ms = tonumber(ARGV[5])
 local users
 if kind == 'users' then
   users = {}
-  for i = 8, #ARGV do users[#users + 1] = ARGV[i] end
+  for i = 9, #ARGV do users[#users + 1] = ARGV[i] end
 else
   -- Role and topic members carry their session's expiry (Unix ms) as score.
   local index = prefix .. kind .. ':' .. target
@@ -32,5 +34,10 @@ for _, user in ipairs(users) do
   redis.call('PEXPIRE', key, ARGV[6])
   parts[#parts + 1] = user .. ':' .. epoch .. ':' .. string.format('%d', seq)
 end
-redis.call('XADD', prefix .. 'stream', 'MAXLEN', '~', ARGV[7], '*', 'r', table.concat(parts, ','), 'b', body)
+if ARGV[8] == '' then
+  redis.call('XADD', prefix .. 'stream', 'MAXLEN', '~', ARGV[7], '*', 'r', table.concat(parts, ','), 'b', body)
+else
+  redis.call('XADD', prefix .. 'stream', 'MAXLEN', '~', ARGV[7], '*', 'r', table.concat(parts, ','), 'b', body,
+    'o', ARGV[8])
+end
 return #users

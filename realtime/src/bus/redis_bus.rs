@@ -21,6 +21,9 @@ use crate::hub::{Audience, Bus, Envelope, Hub};
 /// The numbering script (see `publish.lua`).
 const PUBLISH_LUA: &str = include_str!("publish.lua");
 
+/// The acknowledgement script (see `ack.lua`).
+const ACK_LUA: &str = include_str!("ack.lua");
+
 /// How often a bus that lost Redis tries it again.
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -64,6 +67,12 @@ struct Shared {
     reading: AtomicBool,
     /// For presence queries (multiplexed; the reader has its own connection).
     connection: ConnectionManager,
+    /// Messages delivered on this instance only because Redis was unreachable, oldest first: handed
+    /// to the other instances when Redis answers again (at most `queue` of them, none older than
+    /// `replay_window_s`).
+    held: std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, Envelope)>>,
+    /// How long a held message is worth handing over (`realtime.replay_window_s`).
+    hold_for: Duration,
 }
 
 enum Command {
@@ -72,12 +81,14 @@ enum Command {
     Detached(Uuid),
     Subscribed(Uuid, String),
     Unsubscribed(Uuid, String),
+    Acked(Uuid, u64, u64),
 }
 
 impl Bus for RedisBus {
     fn send(&self, envelope: Envelope) -> Result<(), Envelope> {
         if !self.shared.publishing.load(Ordering::Relaxed) {
             metrics::counter!("realtime_bus_local_deliveries_total").increment(1);
+            self.hold(&envelope);
             return Err(envelope);
         }
         match self.shared.commands.try_reserve() {
@@ -109,6 +120,10 @@ impl Bus for RedisBus {
 
     fn unsubscribed(&self, user: Uuid, topic: &str) {
         self.notify(Command::Unsubscribed(user, topic.to_owned()));
+    }
+
+    fn acked(&self, user: Uuid, epoch: u64, seq: u64) {
+        self.notify(Command::Acked(user, epoch, seq));
     }
 }
 
@@ -160,6 +175,8 @@ impl RedisBus {
                 publishing: AtomicBool::new(false),
                 reading: AtomicBool::new(false),
                 connection: connection.clone(),
+                held: std::sync::Mutex::new(std::collections::VecDeque::new()),
+                hold_for: Duration::from_secs(config.replay_window_s),
             }),
         };
         let hub = Hub::with_bus(config, shutdown.clone(), Arc::new(bus.clone()));
@@ -168,6 +185,7 @@ impl RedisBus {
             hub: hub.clone(),
             connection,
             script: redis::Script::new(PUBLISH_LUA),
+            ack_script: redis::Script::new(ACK_LUA),
         };
         tokio::spawn(publisher.run(queue, shutdown.clone()));
         tokio::spawn(read_stream(bus.clone(), hub.clone(), reader, shutdown));
@@ -195,6 +213,58 @@ impl RedisBus {
         Ok(instances)
     }
 
+    /// The highest `seq` of `epoch` that a socket of `user` on any instance acknowledged (0 when
+    /// none did, or the user's shared numbering is in another epoch). Fails when Redis does not
+    /// answer.
+    pub async fn acknowledged_seq(&self, user: Uuid, epoch: u64) -> Result<u64, BusError> {
+        let mut connection = self.shared.connection.clone();
+        let (stored, acked): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
+            .arg(self.key(&format!("user:{user}")))
+            .arg("epoch")
+            .arg("acked")
+            .query_async(&mut connection)
+            .await?;
+        Ok(if stored == Some(epoch) {
+            acked.unwrap_or(0)
+        } else {
+            0
+        })
+    }
+
+    /// Keeps a message to users delivered here only, for the other instances once Redis is back.
+    /// Role and topic messages are not kept: they are the high-volume broadcasts (positions on
+    /// the coordinators' map, alert updates) that dashboards refetch after a new epoch, and
+    /// holding them would crowd out the offers.
+    fn hold(&self, envelope: &Envelope) {
+        if !matches!(envelope.audience, Audience::User(_) | Audience::Users(_)) {
+            return;
+        }
+        let mut held = self
+            .shared
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if held.len() >= self.shared.config.queue {
+            held.pop_front();
+            metrics::counter!("realtime_bus_held_dropped_total").increment(1);
+        }
+        held.push_back((std::time::Instant::now(), envelope.clone()));
+    }
+
+    /// The held messages still worth handing over, oldest first (emptying the hold).
+    fn take_held(&self) -> Vec<Envelope> {
+        let mut held = self
+            .shared
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let hold_for = self.shared.hold_for;
+        held.drain(..)
+            .filter(|(at, _)| at.elapsed() <= hold_for)
+            .map(|(_, envelope)| envelope)
+            .collect()
+    }
+
     fn notify(&self, command: Command) {
         if self.shared.publishing.load(Ordering::Relaxed)
             && self.shared.commands.try_send(command).is_err()
@@ -215,6 +285,7 @@ struct Publisher {
     hub: Hub,
     connection: ConnectionManager,
     script: redis::Script,
+    ack_script: redis::Script,
 }
 
 impl Publisher {
@@ -237,6 +308,7 @@ impl Publisher {
                         // Write what this instance holds before anything else.
                         self.set_up(true);
                         self.refresh().await;
+                        self.hand_over_held().await;
                     }
                 }
                 _ = refresh.tick(), if up => self.refresh().await,
@@ -269,10 +341,11 @@ impl Publisher {
     async fn handle(&mut self, command: Command) {
         let result = match command {
             Command::Publish(envelope) => {
-                if let Err(error) = self.publish(&envelope).await {
+                if let Err(error) = self.publish(&envelope, false).await {
                     tracing::warn!(%error, "realtime: publish through Redis failed; delivered here only");
                     self.set_up(false);
                     metrics::counter!("realtime_bus_local_deliveries_total").increment(1);
+                    self.bus.hold(&envelope);
                     self.hub.deliver(envelope);
                 }
                 return;
@@ -314,6 +387,14 @@ impl Publisher {
                     .zrem::<_, _, ()>(self.bus.key(&format!("topic:{topic}")), user.to_string())
                     .await
             }
+            Command::Acked(user, epoch, seq) => self
+                .ack_script
+                .arg(self.bus.key(&format!("user:{user}")))
+                .arg(epoch)
+                .arg(seq)
+                .invoke_async::<u8>(&mut self.connection)
+                .await
+                .map(|_| ()),
         };
         if let Err(error) = result {
             tracing::debug!(%error, "realtime: presence update failed");
@@ -321,8 +402,38 @@ impl Publisher {
         }
     }
 
+    /// Hands the messages delivered here only while Redis was away to the other instances: each
+    /// is numbered and appended to the stream marked with this instance as its origin, so this
+    /// instance's reader records it in the replay rings without sending it to its sockets again.
+    /// What fails goes back on hold for the next reconnection.
+    async fn hand_over_held(&mut self) {
+        let held = self.bus.take_held();
+        if held.is_empty() {
+            return;
+        }
+        let count = held.len();
+        let mut pending = held.into_iter();
+        for envelope in pending.by_ref() {
+            if let Err(error) = self.publish(&envelope, true).await {
+                tracing::warn!(%error, "realtime: handing over held messages failed; kept for later");
+                self.set_up(false);
+                self.bus.hold(&envelope);
+                for rest in pending {
+                    self.bus.hold(&rest);
+                }
+                return;
+            }
+        }
+        tracing::info!(
+            messages = count,
+            "realtime: messages delivered here while Redis was away handed to the other instances"
+        );
+    }
+
     /// Numbers `envelope` in Redis and appends it to the stream (delivery comes from the reader).
-    async fn publish(&mut self, envelope: &Envelope) -> RedisResult<()> {
+    /// With `delivered_here`, the entry names this instance as its origin (see
+    /// [`Self::hand_over_held`]).
+    async fn publish(&mut self, envelope: &Envelope, delivered_here: bool) -> RedisResult<()> {
         let Some(body) = self
             .hub
             .frame_body(&envelope.audience, envelope.message.clone())
@@ -358,7 +469,12 @@ impl Publisher {
             .arg(body)
             .arg(now_ms())
             .arg(hash_ttl_ms)
-            .arg(self.bus.shared.config.stream_max_entries);
+            .arg(self.bus.shared.config.stream_max_entries)
+            .arg(if delivered_here {
+                self.bus.shared.instance.as_str()
+            } else {
+                ""
+            });
         for user in &users {
             invocation.arg(user.to_string());
         }
@@ -468,7 +584,7 @@ async fn read_stream(
                 }
                 for key in reply.map(|reply| reply.keys).unwrap_or_default() {
                     for entry in key.ids {
-                        deliver_entry(&hub, &entry);
+                        deliver_entry(&hub, &entry, &shared.instance);
                         last_id = entry.id;
                     }
                 }
@@ -486,8 +602,13 @@ async fn read_stream(
     }
 }
 
-/// Delivers one stream entry `{r: "user:epoch:seq,…", b: body}`; a malformed one is logged.
-fn deliver_entry(hub: &Hub, entry: &redis::streams::StreamId) {
+/// Delivers one stream entry `{r: "user:epoch:seq,…", b: body, o?: origin}`; a malformed one is
+/// logged. An entry whose origin is this instance was delivered to its sockets already: it only
+/// goes into the replay rings.
+fn deliver_entry(hub: &Hub, entry: &redis::streams::StreamId, instance: &str) {
+    let delivered_here = entry
+        .get::<String>("o")
+        .is_some_and(|origin| origin == instance);
     let (Some(recipients), Some(body)) = (entry.get::<String>("r"), entry.get::<String>("b"))
     else {
         tracing::warn!(id = %entry.id, "realtime: malformed fan-out stream entry skipped");
@@ -502,6 +623,9 @@ fn deliver_entry(hub: &Hub, entry: &redis::streams::StreamId) {
             Some((user, epoch, seq))
         })();
         match parsed {
+            Some((user, epoch, seq)) if delivered_here => {
+                hub.record_numbered(user, epoch, seq, &body);
+            }
             Some((user, epoch, seq)) => {
                 hub.deliver_numbered(user, epoch, seq, &body);
             }
@@ -519,4 +643,48 @@ fn now_ms() -> u64 {
         .map_or(0, |since| {
             u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
         })
+}
+
+/// The pusher's [`Acknowledgements`](crate::push::Acknowledgements) with several instances: an
+/// offer counts as acknowledged when a socket on this instance acknowledged it, or when a socket
+/// on any instance acknowledged its `seq` in the shared numbering (recorded in Redis by
+/// `ack.lua`, in the user's numbering hash, so it lives as long as the numbering does). When
+/// Redis does not answer, only this instance's acknowledgements count (a push too many rather
+/// than an offer missed).
+#[derive(Clone, Debug)]
+pub struct SharedAcknowledgements {
+    hub: Hub,
+    bus: RedisBus,
+}
+
+impl SharedAcknowledgements {
+    /// Acknowledgements seen by `hub` here and, through `bus`, on every instance.
+    pub fn new(hub: Hub, bus: RedisBus) -> Self {
+        Self { hub, bus }
+    }
+}
+
+impl crate::push::Acknowledgements for SharedAcknowledgements {
+    fn acknowledged(
+        &self,
+        user: Uuid,
+        message: &serde_json::Value,
+    ) -> crate::ports::BoxFuture<'_, bool> {
+        let message = message.clone();
+        Box::pin(async move {
+            if self.hub.acknowledged(user, &message) {
+                return true;
+            }
+            let Some((epoch, seq)) = self.hub.numbered(user, &message) else {
+                return false;
+            };
+            match self.bus.acknowledged_seq(user, epoch).await {
+                Ok(acked) => acked >= seq,
+                Err(error) => {
+                    tracing::debug!(%error, "realtime: acknowledgements of other instances unknown");
+                    false
+                }
+            }
+        })
+    }
 }

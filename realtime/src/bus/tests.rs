@@ -449,6 +449,16 @@ async fn with_redis_down_each_instance_serves_its_own_sockets_and_none_is_lost_a
 
     redis.restart();
     all_connected(&[&a, &b]).await;
+    // What each instance delivered alone reaches the other one once Redis is back (and not its
+    // own sockets a second time), in one new shared numbering.
+    let handed_to_a = next_frame(&mut on_a).await;
+    let handed_to_b = next_frame(&mut on_b).await;
+    assert_eq!(handed_to_a["n"], "down-b", "{handed_to_a}");
+    assert_eq!(handed_to_b["n"], "down-a", "{handed_to_b}");
+    assert_eq!(epoch(&handed_to_a), epoch(&handed_to_b));
+    let mut handed_seqs = [handed_to_a["seq"].clone(), handed_to_b["seq"].clone()];
+    handed_seqs.sort_by_key(|seq| seq.as_u64());
+    assert_eq!(handed_seqs, [json!(1), json!(2)]);
     for n in 0..10 {
         let instance = if n % 2 == 0 { &a } else { &b };
         instance
@@ -463,13 +473,13 @@ async fn with_redis_down_each_instance_serves_its_own_sockets_and_none_is_lost_a
             .iter()
             .map(|frame| frame["seq"].clone())
             .collect::<Vec<_>>(),
-        (1..=10).map(|seq| json!(seq)).collect::<Vec<_>>(),
-        "Redis restarted empty: a new shared numbering"
+        (3..=12).map(|seq| json!(seq)).collect::<Vec<_>>(),
+        "Redis restarted empty: a new shared numbering, after the two handed over"
     );
     assert!(
         after_a
             .iter()
-            .all(|frame| epoch(frame) == epoch(&after_a[0]))
+            .all(|frame| epoch(frame) == epoch(&handed_to_a))
     );
     assert_ne!(epoch(&after_a[0]), epoch(&local_a));
     quiet(&mut on_a).await;
@@ -666,6 +676,58 @@ async fn audience_sets_expire_with_their_newest_member() {
         }
         assert!(Instant::now() < deadline, "the topic set gets a TTL");
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    clean(&url, &prefix).await;
+}
+
+#[tokio::test]
+async fn an_offer_acknowledged_on_b_counts_as_acknowledged_on_a() {
+    use crate::push::Acknowledgements;
+    let (url, prefix) = (shared_redis_url(), unique_prefix());
+    let a = instance(&url, &prefix, "a");
+    let b = instance(&url, &prefix, "b");
+    all_connected(&[&a, &b]).await;
+    let acks_on_a = super::SharedAcknowledgements::new(a.hub.clone(), a.bus.clone());
+    let user = Uuid::new_v4();
+    let mut on_b = b.hub.attach(user, &Roles::default(), None);
+    let first = json!({"type": "offer", "offer": {"id": 1}});
+    let second = json!({"type": "offer", "offer": {"id": 2}});
+    a.hub.publish(Audience::User(user), first.clone());
+    a.hub.publish(Audience::User(user), second.clone());
+    let got = frames(&mut on_b, 2).await;
+    wait_until("A mirrors both frames", || {
+        a.hub.numbering_of(user) == Some((epoch(&got[1]), 2))
+    })
+    .await;
+    assert!(
+        !acks_on_a.acknowledged(user, &first).await,
+        "nobody acked yet"
+    );
+
+    // The socket on B acknowledges the first offer only.
+    b.hub.ack(user, Some(epoch(&got[0])), 1);
+    let deadline = Instant::now() + PATIENCE;
+    while !acks_on_a.acknowledged(user, &first).await {
+        assert!(Instant::now() < deadline, "A never saw B's ack");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !a.hub.acknowledged(user, &first),
+        "A's own sockets acked nothing"
+    );
+    assert!(
+        !acks_on_a.acknowledged(user, &second).await,
+        "the second offer was not acknowledged"
+    );
+    // An ack of another epoch (a local numbering while Redis was away) records nothing.
+    b.hub.ack(user, Some(epoch(&got[0]) + 1), 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!acks_on_a.acknowledged(user, &second).await);
+    b.hub.ack(user, None, 2);
+    let deadline = Instant::now() + PATIENCE;
+    while !acks_on_a.acknowledged(user, &second).await {
+        assert!(Instant::now() < deadline, "A never saw B's second ack");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     clean(&url, &prefix).await;
 }
