@@ -9,7 +9,8 @@
 #
 # Environment: PROFILE (debug, the default, or release), KREKI_BENCH_DATABASE_URL (an admin URL,
 # default postgres://postgres@127.0.0.1:5432/postgres; the scratch database is created next to
-# it), REST_S (the server's dispatch.rest_period_s, default 30), KEEP_LOG=1 (print the server's
+# it), REST_S (the server's dispatch.rest_period_s, default 30), KREKI_DATABASE__MAX_CONNECTIONS
+# (the server's pool, default 32 here: 16 waves at once), KEEP_LOG=1 (print the server's
 # log at the end). Needs PostgreSQL + PostGIS (deploy/local-services.sh) and `ulimit -Hn` above
 # the volunteer count plus ~600 (each socket is one open file in the client and one in the server).
 set -euo pipefail
@@ -68,6 +69,8 @@ run() {
   export KREKI_AUTH__SIGNING_KEY_FILE="$work/key.pem"
   export KREKI_SERVER__LISTEN="127.0.0.1:$port"
   export KREKI_REALTIME__MAX_CONNECTIONS=20000
+  # 32 connections: the dispatcher then runs 16 waves at once (half the pool; see BENCHMARKS.md).
+  export KREKI_DATABASE__MAX_CONNECTIONS="${KREKI_DATABASE__MAX_CONNECTIONS:-32}"
   export KREKI_DISPATCH__REST_PERIOD_S="${REST_S:-30}"
   export KREKI_LOG__FILTER=warn
   "$kreki" serve --migrate >"$work/server-$which.log" 2>&1 &
