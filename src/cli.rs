@@ -114,6 +114,13 @@ pub enum Command {
         #[command(subcommand)]
         command: MqttCommand,
     },
+    /// Load-test the dispatch hot path against a running `kreki serve` with this configuration
+    /// (seeds its database directly; use a scratch one: `scripts/bench-dispatch.sh`).
+    Loadtest {
+        /// Which run.
+        #[command(subcommand)]
+        command: crate::loadtest::LoadtestCommand,
+    },
     /// Check the configuration and print it (secrets redacted).
     Config,
 }
@@ -340,6 +347,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             ));
             Ok(())
         }
+        Command::Loadtest { command } => crate::loadtest::main(config, command).await,
         Command::Config => {
             say(&format!("{config:#?}"));
             Ok(())

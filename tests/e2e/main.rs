@@ -4,6 +4,7 @@
 mod fanout;
 mod instances;
 mod lms;
+mod loadtest;
 mod mqtt;
 mod openapi;
 mod process;

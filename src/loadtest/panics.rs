@@ -1,0 +1,152 @@
+//! Citizens' panics, open loop: each is sent at its scheduled instant whatever the server answers
+//! (a closed loop would slow down with the server and hide its queueing). Each press carries its
+//! own `Idempotency-Key`, and a failed attempt (transport error, 5xx) is retried with the same key,
+//! as the app does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::seed::Person;
+
+/// Panic requests in flight at once; beyond it a panic is not sent and is counted (the client
+/// would then be the bottleneck, and the run says so).
+const MAX_IN_FLIGHT: usize = 4096;
+/// Attempts per panic (the first and retries with the same key).
+const ATTEMPTS: u32 = 3;
+/// Pause before a retry.
+const RETRY_AFTER: Duration = Duration::from_millis(200);
+
+/// What became of one panic.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// When its first attempt was sent.
+    pub sent_at: Instant,
+    /// When the answer that acknowledged it (200 or 201) came.
+    pub acked_at: Option<Instant>,
+    /// The last status received (None: no answer at all).
+    pub status: Option<u16>,
+    /// The alert it made or joined.
+    pub alert: Option<Uuid>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// False when the client's in-flight limit kept it from being sent.
+    pub sent: bool,
+}
+
+/// The panics of a run and how late the client was in sending them.
+#[derive(Debug)]
+pub struct Sent {
+    /// One per panic, in schedule order.
+    pub outcomes: Vec<Outcome>,
+    /// Latest a panic left after its scheduled instant (the client's own lag).
+    pub max_lag: Duration,
+    /// When the first panic was scheduled.
+    pub started: Instant,
+}
+
+/// Sends a panic of `kind` for each point at `start + i / rate_per_s`, from `citizens[i]`.
+pub async fn send(
+    base: &str,
+    http: &reqwest::Client,
+    citizens: &[Person],
+    points: &[(f64, f64)],
+    kind: &str,
+    rate_per_s: f64,
+) -> Sent {
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let started = Instant::now();
+    let mut max_lag = Duration::ZERO;
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; points.len()];
+    for (index, (citizen, (lat, lng))) in citizens.iter().zip(points).enumerate() {
+        #[expect(clippy::cast_precision_loss, reason = "indices far below 2^52")]
+        let due = started + Duration::from_secs_f64(index as f64 / rate_per_s);
+        tokio::time::sleep_until(due).await;
+        let now = Instant::now();
+        max_lag = max_lag.max(now.saturating_duration_since(due));
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            outcomes[index] = Some(Outcome {
+                sent_at: now,
+                acked_at: None,
+                status: None,
+                alert: None,
+                attempts: 0,
+                sent: false,
+            });
+            continue;
+        };
+        let body = json!({"kind": kind, "location": {"lat": lat, "lng": lng, "accuracy_m": 15}, "note": "uji beban"});
+        let request = http
+            .post(format!("{base}/v1/alerts"))
+            .bearer_auth(&citizen.token)
+            .header("Idempotency-Key", Uuid::new_v4().to_string())
+            .json(&body);
+        tasks.spawn(async move {
+            let outcome = press(request, now).await;
+            drop(permit);
+            (index, outcome)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        if let Ok((index, outcome)) = done {
+            outcomes[index] = Some(outcome);
+        }
+    }
+    Sent {
+        outcomes: outcomes
+            .into_iter()
+            .map(|outcome| {
+                outcome.unwrap_or(Outcome {
+                    sent_at: started,
+                    acked_at: None,
+                    status: None,
+                    alert: None,
+                    attempts: 0,
+                    sent: true,
+                })
+            })
+            .collect(),
+        max_lag,
+        started,
+    }
+}
+
+async fn press(request: reqwest::RequestBuilder, sent_at: Instant) -> Outcome {
+    let mut outcome = Outcome {
+        sent_at,
+        acked_at: None,
+        status: None,
+        alert: None,
+        attempts: 0,
+        sent: true,
+    };
+    while outcome.attempts < ATTEMPTS {
+        outcome.attempts += 1;
+        let Some(attempt) = request.try_clone() else {
+            break;
+        };
+        match attempt.send().await {
+            Ok(answer) => {
+                let status = answer.status();
+                outcome.status = Some(status.as_u16());
+                if status.is_success() {
+                    outcome.acked_at = Some(Instant::now());
+                    let body: Value = answer.json().await.unwrap_or(Value::Null);
+                    outcome.alert = body["id"].as_str().and_then(|id| id.parse().ok());
+                    return outcome;
+                }
+                if status.is_client_error() {
+                    return outcome;
+                }
+            }
+            Err(_) => outcome.status = None,
+        }
+        tokio::time::sleep(RETRY_AFTER).await;
+    }
+    outcome
+}
