@@ -4,9 +4,12 @@
 //! can be swapped without touching the consumer).
 //!
 //! The driver task owns rumqttc's event loop: it reconnects with capped exponential back-off,
-//! re-subscribes (QoS 1) after every CONNACK, and forwards publishes into a bounded channel; when
-//! the consumer falls behind the channel fills, the driver stops reading the socket, and the broker
-//! holds the rest (TCP and MQTT flow control), so memory stays bounded. Acknowledgements are
+//! re-subscribes (QoS 1) after every CONNACK, and forwards publishes into a bounded channel. It
+//! keeps polling the event loop while the consumer is behind (that is what sends PUBACKs and
+//! pings): QoS 1 deliveries the consumer has no room for wait in a backlog bounded by the broker's
+//! inflight window (it sends no more until it gets PUBACKs), so backpressure comes from the broker
+//! not sending new ones. Only for QoS 0 deliveries, which no window bounds, does the driver stop
+//! reading the socket until the consumer takes some (TCP flow control). Acknowledgements are
 //! manual: a message is PUBACKed only after it was handled, so a crash before that leaves it with
 //! the broker for redelivery.
 
@@ -94,10 +97,11 @@ pub struct TransportOptions {
     /// Capacity of the event channel (deliveries read but not yet taken).
     pub queue: usize,
     /// Capacity of rumqttc's request channel (our publishes and PUBACKs waiting for the event
-    /// loop). It must hold two requests (an ack to the device and a PUBACK) for every message the
-    /// consumer may hold at once, `queue` + its in-flight limit: the event loop drains requests
-    /// only when polled, and while the consumer is full the driver waits on the event channel
-    /// instead of polling, so a smaller channel would deadlock the two.
+    /// loop; it allocates as it fills). It must never be full of PUBACKs while the driver waits
+    /// for the consumer, or the consumer's tasks wait on the channel and the driver on them: that
+    /// deadlock stalled QoS 1 consumers with every handler returned. A session owes at most
+    /// 65,535 PUBACKs (one per packet id) and each message in hand publishes at most one ack to a
+    /// device, so `from_config` sizes it 65,535 + `max_in_flight` + 64.
     pub request_capacity: usize,
     /// Unacknowledged QoS 1 publishes of our own at once (acks to devices).
     pub max_inflight: u16,
@@ -132,7 +136,7 @@ impl TransportOptions {
             ],
             keep_alive_s: config.keep_alive_s,
             queue: config.queue,
-            request_capacity: 2 * (config.queue + config.max_in_flight) + 64,
+            request_capacity: MAX_UNACKED + config.max_in_flight + 64,
             max_inflight: 100,
             reconnect_max_ms: config.reconnect_max_ms,
             clean_session: false,
@@ -200,13 +204,80 @@ pub fn connect_rumqttc(
     if let Some((username, password)) = &options.credentials {
         mqtt.set_credentials(username.clone(), password.clone());
     }
-    let (client, eventloop) = AsyncClient::new(
-        mqtt,
-        options.request_capacity.max(2 * options.queue.max(1) + 64),
-    );
+    let (client, eventloop) = AsyncClient::new(mqtt, options.request_capacity.max(64));
     let (events, receiver) = mpsc::channel(options.queue.max(1));
     let driver = tokio::spawn(drive(client.clone(), eventloop, options, events, shutdown));
     (std::sync::Arc::new(Rumqttc { client }), receiver, driver)
+}
+
+/// Most QoS 1/2 deliveries a session can hold unacknowledged: each needs its own packet id.
+const MAX_UNACKED: usize = u16::MAX as usize;
+
+/// Deliveries read off the socket that the consumer has no room for yet, in arrival order.
+///
+/// Only QoS 1/2 deliveries wait here: the broker sends at most its inflight window of them
+/// (`max_inflight_messages`, at most [`MAX_UNACKED`] by the protocol) before it gets PUBACKs, so
+/// holding them costs bounded memory and lets the driver go on polling the event loop, which is
+/// what sends those PUBACKs (and pings). QoS 0 deliveries and connection events have no such
+/// bound: for them the driver waits for the consumer instead, after everything held here.
+struct Backlog {
+    waiting: std::collections::VecDeque<TransportEvent>,
+}
+
+impl Backlog {
+    /// Hands over as much as the consumer has room for now; `Err` once it is gone.
+    fn forward(&mut self, events: &mpsc::Sender<TransportEvent>) -> Result<(), ()> {
+        while !self.waiting.is_empty() {
+            match events.try_reserve() {
+                Ok(permit) => {
+                    if let Some(event) = self.waiting.pop_front() {
+                        permit.send(event);
+                    }
+                }
+                Err(mpsc::error::TrySendError::Full(())) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(())) => return Err(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues `event` behind what is held. A QoS 1/2 delivery is held if the consumer is full;
+    /// anything else waits (here only, never inside the event loop) until the consumer took
+    /// everything before it and it. `Err` when the consumer is gone or `shutdown` came.
+    async fn push(
+        &mut self,
+        event: TransportEvent,
+        events: &mpsc::Sender<TransportEvent>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ()> {
+        let acknowledged = matches!(&event, TransportEvent::Message(d) if d.ack.qos > 0);
+        self.forward(events)?;
+        if self.waiting.is_empty() {
+            match events.try_send(event) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(()),
+                Err(mpsc::error::TrySendError::Full(event)) => self.waiting.push_back(event),
+            }
+        } else {
+            self.waiting.push_back(event);
+        }
+        if acknowledged && self.waiting.len() <= MAX_UNACKED {
+            return Ok(());
+        }
+        // Not bounded by the broker's window: this is the backpressure for QoS 0 (the socket
+        // is not read meanwhile). It ends as soon as the consumer takes messages, which it
+        // always can: its PUBACKs never wait for us (see `TransportOptions::request_capacity`).
+        while !self.waiting.is_empty() {
+            let permit = tokio::select! {
+                () = shutdown.cancelled() => return Err(()),
+                permit = events.reserve() => permit.map_err(|_| ())?,
+            };
+            if let Some(event) = self.waiting.pop_front() {
+                permit.send(event);
+            }
+        }
+        Ok(())
+    }
 }
 
 async fn drive(
@@ -219,7 +290,16 @@ async fn drive(
     let initial = Duration::from_millis(100);
     let max = Duration::from_millis(options.reconnect_max_ms.max(100));
     let mut backoff = initial;
+    let mut backlog = Backlog {
+        waiting: std::collections::VecDeque::new(),
+    };
     loop {
+        // Every pass (each PUBACK the event loop sends is one) moves held deliveries on.
+        if backlog.forward(&events).is_err() {
+            break;
+        }
+        // `poll` is never cancelled but at shutdown: rumqttc may have taken a request (a PUBACK)
+        // off its channel and not yet written it when a cancelled `poll` is dropped.
         let event = tokio::select! {
             () = shutdown.cancelled() => break,
             event = eventloop.poll() => event,
@@ -231,8 +311,9 @@ async fn drive(
                     .subscriptions
                     .iter()
                     .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
-                // The request channel holds `queue` requests; right after a connect it is nearly
-                // empty, so this does not fail in practice; if it does, the next connect retries.
+                // The request channel holds every PUBACK a session can owe and more; right after
+                // a connect it is nearly empty, so this does not fail in practice; if it does,
+                // the next connect retries.
                 if let Err(error) = client.try_subscribe_many(filters) {
                     tracing::warn!(%error, "MQTT subscribe could not be queued");
                 }
@@ -248,7 +329,11 @@ async fn drive(
                     metrics::counter!("mqtt_subscribe_refused_total").increment(1);
                 }
                 // Connected means subscribed: messages published from now on reach us.
-                if events.send(TransportEvent::Connected).await.is_err() {
+                if backlog
+                    .push(TransportEvent::Connected, &events, &shutdown)
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -262,12 +347,11 @@ async fn drive(
                     topic: publish.topic,
                     payload: Vec::from(publish.payload),
                 };
-                // Waits while the consumer is behind: that is the backpressure.
-                let sent = tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    sent = events.send(TransportEvent::Message(delivery)) => sent,
-                };
-                if sent.is_err() {
+                if backlog
+                    .push(TransportEvent::Message(delivery), &events, &shutdown)
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
@@ -275,8 +359,12 @@ async fn drive(
             Err(error) => {
                 metrics::counter!("mqtt_disconnects_total").increment(1);
                 tracing::warn!(%error, retry_in_ms = backoff.as_millis(), "MQTT connection lost");
-                if events
-                    .send(TransportEvent::Disconnected(error.to_string()))
+                if backlog
+                    .push(
+                        TransportEvent::Disconnected(error.to_string()),
+                        &events,
+                        &shutdown,
+                    )
                     .await
                     .is_err()
                 {
