@@ -213,70 +213,21 @@ pub fn connect_rumqttc(
 /// Most QoS 1/2 deliveries a session can hold unacknowledged: each needs its own packet id.
 const MAX_UNACKED: usize = u16::MAX as usize;
 
-/// Deliveries read off the socket that the consumer has no room for yet, in arrival order.
-///
-/// Only QoS 1/2 deliveries wait here: the broker sends at most its inflight window of them
-/// (`max_inflight_messages`, at most [`MAX_UNACKED`] by the protocol) before it gets PUBACKs, so
-/// holding them costs bounded memory and lets the driver go on polling the event loop, which is
-/// what sends those PUBACKs (and pings). QoS 0 deliveries and connection events have no such
-/// bound: for them the driver waits for the consumer instead, after everything held here.
-struct Backlog {
-    waiting: std::collections::VecDeque<TransportEvent>,
+/// One event on its way from the driver to the consumer, through the backlog.
+struct Held {
+    event: TransportEvent,
+    /// For events no broker window bounds (QoS 0 deliveries, connection events): one of `queue`
+    /// places, given back once the consumer's channel took the event.
+    _place: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
-impl Backlog {
-    /// Hands over as much as the consumer has room for now; `Err` once it is gone.
-    fn forward(&mut self, events: &mpsc::Sender<TransportEvent>) -> Result<(), ()> {
-        while !self.waiting.is_empty() {
-            match events.try_reserve() {
-                Ok(permit) => {
-                    if let Some(event) = self.waiting.pop_front() {
-                        permit.send(event);
-                    }
-                }
-                Err(mpsc::error::TrySendError::Full(())) => return Ok(()),
-                Err(mpsc::error::TrySendError::Closed(())) => return Err(()),
-            }
+/// Hands the backlog to the consumer in order, waiting for room in its channel (the driver never
+/// does). Stops when either side is gone.
+async fn forward(mut backlog: mpsc::Receiver<Held>, events: mpsc::Sender<TransportEvent>) {
+    while let Some(held) = backlog.recv().await {
+        if events.send(held.event).await.is_err() {
+            break;
         }
-        Ok(())
-    }
-
-    /// Queues `event` behind what is held. A QoS 1/2 delivery is held if the consumer is full;
-    /// anything else waits (here only, never inside the event loop) until the consumer took
-    /// everything before it and it. `Err` when the consumer is gone or `shutdown` came.
-    async fn push(
-        &mut self,
-        event: TransportEvent,
-        events: &mpsc::Sender<TransportEvent>,
-        shutdown: &CancellationToken,
-    ) -> Result<(), ()> {
-        let acknowledged = matches!(&event, TransportEvent::Message(d) if d.ack.qos > 0);
-        self.forward(events)?;
-        if self.waiting.is_empty() {
-            match events.try_send(event) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Closed(_)) => return Err(()),
-                Err(mpsc::error::TrySendError::Full(event)) => self.waiting.push_back(event),
-            }
-        } else {
-            self.waiting.push_back(event);
-        }
-        if acknowledged && self.waiting.len() <= MAX_UNACKED {
-            return Ok(());
-        }
-        // Not bounded by the broker's window: this is the backpressure for QoS 0 (the socket
-        // is not read meanwhile). It ends as soon as the consumer takes messages, which it
-        // always can: its PUBACKs never wait for us (see `TransportOptions::request_capacity`).
-        while !self.waiting.is_empty() {
-            let permit = tokio::select! {
-                () = shutdown.cancelled() => return Err(()),
-                permit = events.reserve() => permit.map_err(|_| ())?,
-            };
-            if let Some(event) = self.waiting.pop_front() {
-                permit.send(event);
-            }
-        }
-        Ok(())
     }
 }
 
@@ -290,14 +241,43 @@ async fn drive(
     let initial = Duration::from_millis(100);
     let max = Duration::from_millis(options.reconnect_max_ms.max(100));
     let mut backoff = initial;
-    let mut backlog = Backlog {
-        waiting: std::collections::VecDeque::new(),
+    // Between the event loop and the consumer's channel: QoS 1/2 deliveries the consumer has no
+    // room for wait here, bounded by the broker's inflight window (it sends no more until it gets
+    // PUBACKs; at most `MAX_UNACKED` by packet ids), so the driver goes on polling the event
+    // loop, which is what sends those PUBACKs and the pings. QoS 0 deliveries and connection
+    // events, which no window bounds, take one of `queue` places first: when none is free the
+    // driver waits for the consumer and the socket is not read (TCP flow control). That wait
+    // ends as soon as the consumer takes messages, which it always can: its PUBACKs never wait
+    // for us (see `TransportOptions::request_capacity`).
+    let queue = options.queue.max(1);
+    let places = std::sync::Arc::new(tokio::sync::Semaphore::new(queue));
+    let (backlog, held) = mpsc::channel::<Held>(MAX_UNACKED + queue);
+    let forwarder = tokio::spawn(forward(held, events));
+    let hold = |event: TransportEvent| {
+        let backlog = backlog.clone();
+        let places = places.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            let bounded = matches!(&event, TransportEvent::Message(d) if d.ack.qos > 0);
+            let place = if bounded {
+                None
+            } else {
+                tokio::select! {
+                    () = shutdown.cancelled() => return Err(()),
+                    place = places.acquire_owned() => Some(place.map_err(|_| ())?),
+                }
+            };
+            let held = Held {
+                event,
+                _place: place,
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => Err(()),
+                sent = backlog.send(held) => sent.map_err(|_| ()),
+            }
+        }
     };
     loop {
-        // Every pass (each PUBACK the event loop sends is one) moves held deliveries on.
-        if backlog.forward(&events).is_err() {
-            break;
-        }
         // `poll` is never cancelled but at shutdown: rumqttc may have taken a request (a PUBACK)
         // off its channel and not yet written it when a cancelled `poll` is dropped.
         let event = tokio::select! {
@@ -329,11 +309,7 @@ async fn drive(
                     metrics::counter!("mqtt_subscribe_refused_total").increment(1);
                 }
                 // Connected means subscribed: messages published from now on reach us.
-                if backlog
-                    .push(TransportEvent::Connected, &events, &shutdown)
-                    .await
-                    .is_err()
-                {
+                if hold(TransportEvent::Connected).await.is_err() {
                     break;
                 }
             }
@@ -347,11 +323,7 @@ async fn drive(
                     topic: publish.topic,
                     payload: Vec::from(publish.payload),
                 };
-                if backlog
-                    .push(TransportEvent::Message(delivery), &events, &shutdown)
-                    .await
-                    .is_err()
-                {
+                if hold(TransportEvent::Message(delivery)).await.is_err() {
                     break;
                 }
             }
@@ -359,12 +331,7 @@ async fn drive(
             Err(error) => {
                 metrics::counter!("mqtt_disconnects_total").increment(1);
                 tracing::warn!(%error, retry_in_ms = backoff.as_millis(), "MQTT connection lost");
-                if backlog
-                    .push(
-                        TransportEvent::Disconnected(error.to_string()),
-                        &events,
-                        &shutdown,
-                    )
+                if hold(TransportEvent::Disconnected(error.to_string()))
                     .await
                     .is_err()
                 {
@@ -378,6 +345,7 @@ async fn drive(
             }
         }
     }
+    forwarder.abort();
     // Best effort: tell the broker we leave on purpose, and let the loop send it.
     if client.try_disconnect().is_ok() {
         let _ = tokio::time::timeout(Duration::from_millis(500), async {
