@@ -938,6 +938,64 @@ async fn a_slow_sink_under_qos_1_load_never_stalls_the_consumer(pool: PgPool) {
     running.stop().await;
 }
 
+/// A panic (QoS 1) that arrives while the consumer is full of QoS 0 positions must reach dispatch
+/// as soon as the consumer has room, not when the connection next has traffic (the keep-alive
+/// ping, 30 s here): QoS 0 positions send no PUBACK that would wake the transport.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_panic_behind_qos_0_positions_is_not_held_until_the_next_ping(pool: PgPool) {
+    let api = Api::new(pool.clone(), MqttConfig::default());
+    let citizen = api.person(&[Role::Citizen, Role::Volunteer]);
+    let (button, button_password) = api.register(&citizen, "panic").await;
+    let (tracker, tracker_password) = api.register(&citizen, "tracker").await;
+    let broker = Broker::sync_and_start(&pool).await;
+    let dispatch = Arc::new(Dispatch::default());
+    *dispatch.location_delay.lock().expect("not poisoned") = Duration::from_millis(200);
+    let config = MqttConfig {
+        max_in_flight: 1,
+        queue: 2,
+        keep_alive_s: 30,
+        ..consumer_config(broker.port)
+    };
+    let running = start_consumer(&pool, &config, dispatch.clone()).await;
+    let positions = connect(broker.port, &tracker, &tracker_password)
+        .await
+        .expect("the tracker connects");
+    let button_client = connect(broker.port, &button, &button_password)
+        .await
+        .expect("the button connects");
+    let topic = format!("kreki/v1/location/{}", citizen.id);
+    for i in 0..4 {
+        positions
+            .client
+            .publish(
+                topic.as_str(),
+                QoS::AtMostOnce,
+                false,
+                format!(r#"{{"lat":-6.{i},"lng":106.8}}"#),
+            )
+            .await
+            .expect("publish is queued");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pressed = tokio::time::Instant::now();
+    button_client
+        .publish(
+            &format!("kreki/v1/panic/{button}"),
+            r#"{"lat":-6.2001,"lng":106.8167}"#,
+        )
+        .await;
+    // Four positions at 200 ms one at a time are about 0.8 s of work ahead of it.
+    while dispatch.alert_count() == 0 {
+        assert!(
+            pressed.elapsed() < Duration::from_secs(5),
+            "the panic waited more than 5 s behind {} handled positions",
+            dispatch.location_count()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    running.stop().await;
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn the_consumer_resubscribes_after_the_broker_restarts(pool: PgPool) {
     let api = Api::new(pool.clone(), MqttConfig::default());
