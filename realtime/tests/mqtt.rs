@@ -875,6 +875,127 @@ async fn in_flight_work_is_bounded(pool: PgPool) {
     running.stop().await;
 }
 
+/// A slow sink must slow the consumer down, never stop it: with QoS 1 the broker keeps at most its
+/// `max_inflight_messages` window unacknowledged, so the PUBACKs of handled messages have to reach
+/// it while the consumer's queue is full, or the window stays full and nothing more arrives.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_slow_sink_under_qos_1_load_never_stalls_the_consumer(pool: PgPool) {
+    const MESSAGES: usize = 3_000;
+    let api = Api::new(pool.clone(), MqttConfig::default());
+    let volunteer = api.person(&[Role::Citizen, Role::Volunteer]);
+    let (tracker, password) = api.register(&volunteer, "tracker").await;
+    let broker = Broker::sync_and_start(&pool).await;
+    let dispatch = Arc::new(Dispatch::default());
+    *dispatch.location_delay.lock().expect("not poisoned") = Duration::from_millis(3);
+    let config = MqttConfig {
+        max_in_flight: 4,
+        queue: 8,
+        ..consumer_config(broker.port)
+    };
+    let running = start_consumer(&pool, &config, dispatch.clone()).await;
+    let client = connect(broker.port, &tracker, &password)
+        .await
+        .expect("connects");
+    let topic = format!("kreki/v1/location/{}", volunteer.id);
+    let publisher = {
+        let client = client.client.clone();
+        tokio::spawn(async move {
+            for i in 0..MESSAGES {
+                client
+                    .publish(
+                        topic.as_str(),
+                        QoS::AtLeastOnce,
+                        false,
+                        format!(r#"{{"lat":-6.{i},"lng":106.8}}"#),
+                    )
+                    .await
+                    .expect("publish is queued");
+            }
+        })
+    };
+    // Progress, not just completion: a stall is a stretch with no new message at all.
+    let stall = Duration::from_secs(3);
+    let mut seen = 0;
+    let mut last_progress = tokio::time::Instant::now();
+    while seen < MESSAGES {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = dispatch.location_count();
+        if now > seen {
+            seen = now;
+            last_progress = tokio::time::Instant::now();
+        }
+        assert!(
+            last_progress.elapsed() < stall,
+            "stalled: {seen} of {MESSAGES} locations arrived, then none for {stall:?} \
+             (handlers running: {})",
+            dispatch.in_flight.load(Ordering::SeqCst)
+        );
+    }
+    publisher.await.expect("the publisher finished");
+    assert_eq!(dispatch.location_count(), MESSAGES, "none lost");
+    let max = dispatch.max_in_flight.load(Ordering::SeqCst);
+    assert!(max <= 4, "at most 4 at once: {max}");
+    running.stop().await;
+}
+
+/// A panic (QoS 1) that arrives while the consumer is full of QoS 0 positions must reach dispatch
+/// as soon as the consumer has room, not when the connection next has traffic (the keep-alive
+/// ping, 30 s here): QoS 0 positions send no PUBACK that would wake the transport.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_panic_behind_qos_0_positions_is_not_held_until_the_next_ping(pool: PgPool) {
+    let api = Api::new(pool.clone(), MqttConfig::default());
+    let citizen = api.person(&[Role::Citizen, Role::Volunteer]);
+    let (button, button_password) = api.register(&citizen, "panic").await;
+    let (tracker, tracker_password) = api.register(&citizen, "tracker").await;
+    let broker = Broker::sync_and_start(&pool).await;
+    let dispatch = Arc::new(Dispatch::default());
+    *dispatch.location_delay.lock().expect("not poisoned") = Duration::from_millis(200);
+    let config = MqttConfig {
+        max_in_flight: 1,
+        queue: 2,
+        keep_alive_s: 30,
+        ..consumer_config(broker.port)
+    };
+    let running = start_consumer(&pool, &config, dispatch.clone()).await;
+    let positions = connect(broker.port, &tracker, &tracker_password)
+        .await
+        .expect("the tracker connects");
+    let button_client = connect(broker.port, &button, &button_password)
+        .await
+        .expect("the button connects");
+    let topic = format!("kreki/v1/location/{}", citizen.id);
+    for i in 0..4 {
+        positions
+            .client
+            .publish(
+                topic.as_str(),
+                QoS::AtMostOnce,
+                false,
+                format!(r#"{{"lat":-6.{i},"lng":106.8}}"#),
+            )
+            .await
+            .expect("publish is queued");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pressed = tokio::time::Instant::now();
+    button_client
+        .publish(
+            &format!("kreki/v1/panic/{button}"),
+            r#"{"lat":-6.2001,"lng":106.8167}"#,
+        )
+        .await;
+    // Four positions at 200 ms one at a time are about 0.8 s of work ahead of it.
+    while dispatch.alert_count() == 0 {
+        assert!(
+            pressed.elapsed() < Duration::from_secs(5),
+            "the panic waited more than 5 s behind {} handled positions",
+            dispatch.location_count()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    running.stop().await;
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn the_consumer_resubscribes_after_the_broker_restarts(pool: PgPool) {
     let api = Api::new(pool.clone(), MqttConfig::default());

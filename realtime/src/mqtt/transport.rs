@@ -4,9 +4,12 @@
 //! can be swapped without touching the consumer).
 //!
 //! The driver task owns rumqttc's event loop: it reconnects with capped exponential back-off,
-//! re-subscribes (QoS 1) after every CONNACK, and forwards publishes into a bounded channel; when
-//! the consumer falls behind the channel fills, the driver stops reading the socket, and the broker
-//! holds the rest (TCP and MQTT flow control), so memory stays bounded. Acknowledgements are
+//! re-subscribes (QoS 1) after every CONNACK, and forwards publishes into a bounded channel. It
+//! keeps polling the event loop while the consumer is behind (that is what sends PUBACKs and
+//! pings): QoS 1 deliveries the consumer has no room for wait in a backlog bounded by the broker's
+//! inflight window (it sends no more until it gets PUBACKs), so backpressure comes from the broker
+//! not sending new ones. Only for QoS 0 deliveries, which no window bounds, does the driver stop
+//! reading the socket until the consumer takes some (TCP flow control). Acknowledgements are
 //! manual: a message is PUBACKed only after it was handled, so a crash before that leaves it with
 //! the broker for redelivery.
 
@@ -94,10 +97,11 @@ pub struct TransportOptions {
     /// Capacity of the event channel (deliveries read but not yet taken).
     pub queue: usize,
     /// Capacity of rumqttc's request channel (our publishes and PUBACKs waiting for the event
-    /// loop). It must hold two requests (an ack to the device and a PUBACK) for every message the
-    /// consumer may hold at once, `queue` + its in-flight limit: the event loop drains requests
-    /// only when polled, and while the consumer is full the driver waits on the event channel
-    /// instead of polling, so a smaller channel would deadlock the two.
+    /// loop; it allocates as it fills). It must never be full of PUBACKs while the driver waits
+    /// for the consumer, or the consumer's tasks wait on the channel and the driver on them: that
+    /// deadlock stalled QoS 1 consumers with every handler returned. A session owes at most
+    /// 65,535 PUBACKs (one per packet id) and each message in hand publishes at most one ack to a
+    /// device, so `from_config` sizes it 65,535 + `max_in_flight` + 64.
     pub request_capacity: usize,
     /// Unacknowledged QoS 1 publishes of our own at once (acks to devices).
     pub max_inflight: u16,
@@ -132,7 +136,7 @@ impl TransportOptions {
             ],
             keep_alive_s: config.keep_alive_s,
             queue: config.queue,
-            request_capacity: 2 * (config.queue + config.max_in_flight) + 64,
+            request_capacity: MAX_UNACKED + config.max_in_flight + 64,
             max_inflight: 100,
             reconnect_max_ms: config.reconnect_max_ms,
             clean_session: false,
@@ -200,13 +204,31 @@ pub fn connect_rumqttc(
     if let Some((username, password)) = &options.credentials {
         mqtt.set_credentials(username.clone(), password.clone());
     }
-    let (client, eventloop) = AsyncClient::new(
-        mqtt,
-        options.request_capacity.max(2 * options.queue.max(1) + 64),
-    );
+    let (client, eventloop) = AsyncClient::new(mqtt, options.request_capacity.max(64));
     let (events, receiver) = mpsc::channel(options.queue.max(1));
     let driver = tokio::spawn(drive(client.clone(), eventloop, options, events, shutdown));
     (std::sync::Arc::new(Rumqttc { client }), receiver, driver)
+}
+
+/// Most QoS 1/2 deliveries a session can hold unacknowledged: each needs its own packet id.
+const MAX_UNACKED: usize = u16::MAX as usize;
+
+/// One event on its way from the driver to the consumer, through the backlog.
+struct Held {
+    event: TransportEvent,
+    /// For events no broker window bounds (QoS 0 deliveries, connection events): one of `queue`
+    /// places, given back once the consumer's channel took the event.
+    _place: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// Hands the backlog to the consumer in order, waiting for room in its channel (the driver never
+/// does). Stops when either side is gone.
+async fn forward(mut backlog: mpsc::Receiver<Held>, events: mpsc::Sender<TransportEvent>) {
+    while let Some(held) = backlog.recv().await {
+        if events.send(held.event).await.is_err() {
+            break;
+        }
+    }
 }
 
 async fn drive(
@@ -219,7 +241,45 @@ async fn drive(
     let initial = Duration::from_millis(100);
     let max = Duration::from_millis(options.reconnect_max_ms.max(100));
     let mut backoff = initial;
+    // Between the event loop and the consumer's channel: QoS 1/2 deliveries the consumer has no
+    // room for wait here, bounded by the broker's inflight window (it sends no more until it gets
+    // PUBACKs; at most `MAX_UNACKED` by packet ids), so the driver goes on polling the event
+    // loop, which is what sends those PUBACKs and the pings. QoS 0 deliveries and connection
+    // events, which no window bounds, take one of `queue` places first: when none is free the
+    // driver waits for the consumer and the socket is not read (TCP flow control). That wait
+    // ends as soon as the consumer takes messages, which it always can: its PUBACKs never wait
+    // for us (see `TransportOptions::request_capacity`).
+    let queue = options.queue.max(1);
+    let places = std::sync::Arc::new(tokio::sync::Semaphore::new(queue));
+    let (backlog, held) = mpsc::channel::<Held>(MAX_UNACKED + queue);
+    let forwarder = tokio::spawn(forward(held, events));
+    let hold = |event: TransportEvent| {
+        let backlog = backlog.clone();
+        let places = places.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            let bounded = matches!(&event, TransportEvent::Message(d) if d.ack.qos > 0);
+            let place = if bounded {
+                None
+            } else {
+                tokio::select! {
+                    () = shutdown.cancelled() => return Err(()),
+                    place = places.acquire_owned() => Some(place.map_err(|_| ())?),
+                }
+            };
+            let held = Held {
+                event,
+                _place: place,
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => Err(()),
+                sent = backlog.send(held) => sent.map_err(|_| ()),
+            }
+        }
+    };
     loop {
+        // `poll` is never cancelled but at shutdown: rumqttc may have taken a request (a PUBACK)
+        // off its channel and not yet written it when a cancelled `poll` is dropped.
         let event = tokio::select! {
             () = shutdown.cancelled() => break,
             event = eventloop.poll() => event,
@@ -231,8 +291,9 @@ async fn drive(
                     .subscriptions
                     .iter()
                     .map(|f| rumqttc::SubscribeFilter::new(f.clone(), QoS::AtLeastOnce));
-                // The request channel holds `queue` requests; right after a connect it is nearly
-                // empty, so this does not fail in practice; if it does, the next connect retries.
+                // The request channel holds every PUBACK a session can owe and more; right after
+                // a connect it is nearly empty, so this does not fail in practice; if it does,
+                // the next connect retries.
                 if let Err(error) = client.try_subscribe_many(filters) {
                     tracing::warn!(%error, "MQTT subscribe could not be queued");
                 }
@@ -248,7 +309,7 @@ async fn drive(
                     metrics::counter!("mqtt_subscribe_refused_total").increment(1);
                 }
                 // Connected means subscribed: messages published from now on reach us.
-                if events.send(TransportEvent::Connected).await.is_err() {
+                if hold(TransportEvent::Connected).await.is_err() {
                     break;
                 }
             }
@@ -262,12 +323,7 @@ async fn drive(
                     topic: publish.topic,
                     payload: Vec::from(publish.payload),
                 };
-                // Waits while the consumer is behind: that is the backpressure.
-                let sent = tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    sent = events.send(TransportEvent::Message(delivery)) => sent,
-                };
-                if sent.is_err() {
+                if hold(TransportEvent::Message(delivery)).await.is_err() {
                     break;
                 }
             }
@@ -275,8 +331,7 @@ async fn drive(
             Err(error) => {
                 metrics::counter!("mqtt_disconnects_total").increment(1);
                 tracing::warn!(%error, retry_in_ms = backoff.as_millis(), "MQTT connection lost");
-                if events
-                    .send(TransportEvent::Disconnected(error.to_string()))
+                if hold(TransportEvent::Disconnected(error.to_string()))
                     .await
                     .is_err()
                 {
@@ -290,6 +345,7 @@ async fn drive(
             }
         }
     }
+    forwarder.abort();
     // Best effort: tell the broker we leave on purpose, and let the loop send it.
     if client.try_disconnect().is_ok() {
         let _ = tokio::time::timeout(Duration::from_millis(500), async {
