@@ -29,7 +29,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::fanout::OwnRedis;
 use crate::mqtt::{Mosquitto, start_mosquitto};
-use crate::support::{Server, TempDir, database_url, free_port, kreki, signing_key};
+use crate::support::{JsonApi, Server, TempDir, database_url, free_port, kreki, signing_key};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -46,36 +46,18 @@ fn shared_redis_url() -> String {
 }
 
 /// HTTP to one instance.
-struct Api {
-    client: reqwest::Client,
-    base: String,
+struct Api(JsonApi);
+
+impl std::ops::Deref for Api {
+    type Target = JsonApi;
+    fn deref(&self) -> &JsonApi {
+        &self.0
+    }
 }
 
 impl Api {
     fn of(server: &Server) -> Self {
-        Self {
-            client: reqwest::Client::new(),
-            base: server.base.clone(),
-        }
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("answered");
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        Self(JsonApi::new(&server.base))
     }
 
     async fn login(&self, phone: &str) -> String {

@@ -25,7 +25,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::support::{Server, TempDir, database_url, kreki, signing_key};
+use crate::support::{JsonApi, Server, TempDir, database_url, kreki, signing_key};
 
 const MONAS: (f64, f64) = (-6.175392, 106.827153);
 
@@ -55,49 +55,18 @@ fn satusehat_env(fake: &FakeSatusehat, max_attempts: u32) -> Vec<(&'static str, 
     ]
 }
 
-struct Api {
-    client: reqwest::Client,
-    base: String,
+struct Api(JsonApi);
+
+impl std::ops::Deref for Api {
+    type Target = JsonApi;
+    fn deref(&self) -> &JsonApi {
+        &self.0
+    }
 }
 
 impl Api {
     fn new(base: &str) -> Self {
-        Self {
-            client: reqwest::Client::new(),
-            base: base.to_owned(),
-        }
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("answered");
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn login(&self, phone: &str, password: &str) -> String {
-        let (status, body) = self
-            .send(
-                Method::POST,
-                "/v1/auth/login",
-                None,
-                Some(json!({"login": phone, "password": password})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["access_token"].as_str().expect("a token").to_owned()
+        Self(JsonApi::new(base))
     }
 
     /// Signs up over HTTP and signs in; the new user's id and access token.

@@ -201,3 +201,60 @@ impl Drop for Server {
         drop(std::fs::remove_file(&self.log));
     }
 }
+
+/// A JSON client of one `kreki` server, speaking to it as the apps do. Each test file wraps it
+/// (`Deref`) and adds the calls its story needs.
+pub struct JsonApi {
+    /// One connection pool for the whole test.
+    pub client: reqwest::Client,
+    /// `http://127.0.0.1:PORT` of the server.
+    pub base: String,
+}
+
+impl JsonApi {
+    /// A client of the server at `base`.
+    pub fn new(base: &str) -> Self {
+        Self {
+            client: reqwest::Client::new(),
+            base: base.to_owned(),
+        }
+    }
+
+    /// One request with an optional bearer token and JSON body: the status and the JSON answer
+    /// (`Null` when the answer is not JSON).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("answered");
+        let status = response.status();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Signs in; the access token.
+    pub async fn login(&self, login: &str, password: &str) -> String {
+        let (status, body) = self
+            .send(
+                reqwest::Method::POST,
+                "/v1/auth/login",
+                None,
+                Some(serde_json::json!({"login": login, "password": password})),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        body["access_token"].as_str().expect("a token").to_owned()
+    }
+}

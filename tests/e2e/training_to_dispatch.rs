@@ -9,49 +9,21 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::support::{Server, TempDir, database_url, kreki, signing_key};
+use crate::support::{JsonApi, Server, TempDir, database_url, kreki, signing_key};
 
 const MONAS: (f64, f64) = (-6.175392, 106.827153);
 const WAIT: Duration = Duration::from_secs(5);
 
-struct Api {
-    client: reqwest::Client,
-    base: String,
+struct Api(JsonApi);
+
+impl std::ops::Deref for Api {
+    type Target = JsonApi;
+    fn deref(&self) -> &JsonApi {
+        &self.0
+    }
 }
 
 impl Api {
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("answered");
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn login(&self, phone: &str, password: &str) -> String {
-        let (status, body) = self
-            .send(
-                Method::POST,
-                "/v1/auth/login",
-                None,
-                Some(json!({"login": phone, "password": password})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["access_token"].as_str().expect("a token").to_owned()
-    }
-
     /// Signs up over HTTP; the new user's id.
     async fn register(&self, phone: &str, name: &str) -> String {
         let (status, body) = self
@@ -224,10 +196,7 @@ async fn a_volunteer_trains_for_bls_gets_cardiac_arrest_offers_and_loses_them_on
         "Pelatih",
         "trainer",
     );
-    let api = Api {
-        client: reqwest::Client::new(),
-        base: server.base.clone(),
-    };
+    let api = Api(JsonApi::new(&server.base));
     let admin = api.login("081100000001", "admin-rahasia").await;
     let trainer = api.login("081100000002", "pelatih-rahasia").await;
 
