@@ -726,6 +726,7 @@ impl DispatchService {
     /// # Errors
     /// Database failures (the row stays for the poller).
     pub async fn process_outbox(&self, alert: Option<Uuid>) -> DispatchResult<bool> {
+        self.catch_up_before_wave().await;
         let mut tx = self.pool.begin().await?;
         let Some((row_id, alert_id)) = store::claim_outbox(&mut tx, alert).await? else {
             return Ok(false);
@@ -743,6 +744,7 @@ impl DispatchService {
     /// # Errors
     /// Database failures (the timer stays for the next poll).
     pub async fn process_due_timer(&self) -> DispatchResult<bool> {
+        self.catch_up_before_wave().await;
         let mut tx = self.pool.begin().await?;
         let Some((timer_id, alert_id, wave)) = store::claim_due_timer(&mut tx).await? else {
             return Ok(false);
@@ -752,6 +754,15 @@ impl DispatchService {
         tx.commit().await?;
         self.apply(effects).await;
         Ok(true)
+    }
+
+    /// Volunteers may have changed on another instance: the matcher sees every change committed
+    /// before a wave's transaction begins. Done before it begins, so a wave never holds its
+    /// connection and the alert's row lock while a second connection reads the changes.
+    async fn catch_up_before_wave(&self) {
+        if let Err(error) = self.catch_up_volunteers().await {
+            tracing::warn!(%error, "volunteer catch-up before a wave failed; matching with what this instance knows");
+        }
     }
 
     /// Sends the next wave of `alert_id` if it still needs responders. With `after_wave`, only when
@@ -800,10 +811,6 @@ impl DispatchService {
             .await?
             .into_iter()
             .collect();
-        // Volunteers may have changed on another instance: see them before choosing.
-        if let Err(error) = self.catch_up_volunteers().await {
-            tracing::warn!(%alert_id, %error, "volunteer catch-up before a wave failed; matching with what this instance knows");
-        }
         let mut wave = alert.wave;
         loop {
             wave += 1;
