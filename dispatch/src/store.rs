@@ -875,9 +875,13 @@ pub async fn set_timer(
 
 /// Cancels every unfired timer of `alert_id` (covered, cancelled, resolved).
 pub async fn cancel_timers(conn: &mut PgConnection, alert_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE dispatch.timers SET fired_at = now() WHERE alert_id = $1 AND fired_at IS NULL",
-    )
+    // A timer a wave has claimed (`claim_due_timer` locks it, then the alert) is skipped: taking
+    // it here, with the alert already locked, would be the reverse lock order and deadlock. The
+    // claiming wave fires it, and finds the alert no longer needing a wave.
+    sqlx::query(concat!(
+        "UPDATE dispatch.timers SET fired_at = now() WHERE id IN (SELECT id FROM dispatch.timers",
+        " WHERE alert_id = $1 AND fired_at IS NULL FOR UPDATE SKIP LOCKED)",
+    ))
     .bind(alert_id)
     .execute(conn)
     .await?;
