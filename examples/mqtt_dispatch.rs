@@ -30,9 +30,8 @@
 //! latest position and checks the table: every volunteer's row must carry a position recorded in
 //! this round ("table caught up").
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -45,66 +44,16 @@ use kreki_realtime::mqtt::{
     Consumer, LocationSink, MqttConfig, PanicSink, TransportEvent, TransportOptions,
     connect_rumqttc,
 };
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::QoS;
 use sqlx::PgPool;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-type Failure = Box<dyn std::error::Error + Send + Sync>;
-
-/// Longest a round may go without a message before it is called finished (with losses).
-const IDLE: Duration = Duration::from_secs(5);
-
-struct Broker(Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        drop(self.0.kill());
-        drop(self.0.wait());
-    }
-}
-
-/// Counts arrivals and says when the expected number is reached.
-struct Counter {
-    seen: AtomicUsize,
-    expected: usize,
-    done: Notify,
-}
-
-impl Counter {
-    fn new(expected: usize) -> Arc<Self> {
-        Arc::new(Self {
-            seen: AtomicUsize::new(0),
-            expected,
-            done: Notify::new(),
-        })
-    }
-
-    fn hit(&self) {
-        if self.seen.fetch_add(1, Ordering::Relaxed) + 1 == self.expected {
-            self.done.notify_one();
-        }
-    }
-
-    /// Waits for every message, or until none arrived for [`IDLE`]; answers how many arrived.
-    async fn wait(&self) -> usize {
-        let mut last = 0;
-        loop {
-            if tokio::time::timeout(IDLE, self.done.notified())
-                .await
-                .is_ok()
-            {
-                return self.expected;
-            }
-            let now = self.seen.load(Ordering::Relaxed);
-            if now == last || now >= self.expected {
-                return now;
-            }
-            last = now;
-        }
-    }
-}
+#[path = "../realtime/examples/support/mqtt_bench.rs"]
+mod mqtt_bench;
+use mqtt_bench::{
+    Counter, Failure, IDLE, median, publish, say, start_broker, subscribe_bare, wait_listening,
+};
 
 /// `MqttLocations` into dispatch, counting each position once dispatch took it (the matcher holds
 /// it, or a newer one of the same volunteer).
@@ -172,128 +121,6 @@ impl Notifier for CountingNotifier {
         std::hint::black_box(&message);
         self.0.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-fn start_broker(port: u16) -> Result<Broker, Failure> {
-    let shipped = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/mosquitto/mosquitto.conf"),
-    )?;
-    let mut config =
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n");
-    for line in shipped.lines() {
-        if line.starts_with("max_") || line.starts_with("message_size_limit") {
-            config.push_str(line);
-            config.push('\n');
-        }
-    }
-    let path = std::env::temp_dir().join(format!("mqtt_dispatch-{port}.conf"));
-    std::fs::write(&path, config)?;
-    let child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    Ok(Broker(child))
-}
-
-async fn wait_listening(port: u16) -> Result<(), Failure> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        if Instant::now() > deadline {
-            return Err("mosquitto did not start".into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
-}
-
-/// Publishes `messages` in all from `publishers` clients.
-async fn publish(
-    port: u16,
-    messages: usize,
-    publishers: usize,
-    qos: QoS,
-    users: &Arc<Vec<Uuid>>,
-) -> Result<(), Failure> {
-    let mut tasks = Vec::new();
-    for p in 0..publishers {
-        let share = messages / publishers + usize::from(p < messages % publishers);
-        let users = users.clone();
-        let mut options =
-            MqttOptions::new(format!("bench-pub-{}", Uuid::now_v7()), "127.0.0.1", port);
-        options.set_keep_alive(Duration::from_secs(30));
-        let (client, mut eventloop) = AsyncClient::new(options, 1024);
-        tasks.push(tokio::spawn(async move {
-            let driver = tokio::spawn(async move {
-                let mut acked = 0;
-                while let Ok(event) = eventloop.poll().await {
-                    if matches!(event, Event::Incoming(Packet::PubAck(_))) {
-                        acked += 1;
-                        if acked == share {
-                            break;
-                        }
-                    }
-                }
-            });
-            for i in 0..share {
-                let user = users[(p * 7919 + i) % users.len()];
-                let lat = -6.40 + 0.35 * ((i % 1000) as f64 / 1000.0);
-                let lng = 106.65 + 0.40 * ((i % 997) as f64 / 997.0);
-                let payload = format!(r#"{{"lat":{lat:.6},"lng":{lng:.6},"accuracy_m":8}}"#);
-                if client
-                    .publish(format!("kreki/v1/location/{user}"), qos, false, payload)
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-            }
-            if qos == QoS::AtMostOnce {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                driver.abort();
-            } else {
-                drop(driver.await);
-            }
-        }));
-    }
-    for task in tasks {
-        task.await?;
-    }
-    Ok(())
-}
-
-/// The bare subscriber: counts every message.
-async fn subscribe_bare(port: u16, counter: Arc<Counter>) -> Result<AsyncClient, Failure> {
-    let mut options = MqttOptions::new(format!("bench-sub-{}", Uuid::now_v7()), "127.0.0.1", port);
-    options.set_keep_alive(Duration::from_secs(30));
-    let (client, mut eventloop) = AsyncClient::new(options, 1024);
-    client
-        .subscribe("kreki/v1/location/+", QoS::AtLeastOnce)
-        .await?;
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut ready = Some(ready_tx);
-        while let Ok(event) = eventloop.poll().await {
-            match event {
-                Event::Incoming(Packet::SubAck(_)) => {
-                    if let Some(ready) = ready.take() {
-                        let _ = ready.send(());
-                    }
-                }
-                Event::Incoming(Packet::Publish(publish)) => {
-                    std::hint::black_box(&publish.payload);
-                    counter.hit();
-                }
-                _ => {}
-            }
-        }
-    });
-    ready_rx.await?;
-    Ok(client)
 }
 
 /// KREKI's consumer into dispatch.
@@ -492,18 +319,6 @@ impl Bench {
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        f64::midpoint(values[n / 2 - 1], values[n / 2])
-    }
-}
-
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|text| {
@@ -589,7 +404,10 @@ async fn run(
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let _broker = start_broker(port)?;
+    let _broker = start_broker(
+        port,
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/mosquitto/mosquitto.conf"),
+    )?;
     wait_listening(port).await?;
     let sink = Arc::new(IntoDispatch {
         locations: MqttLocations(service.clone()),
@@ -666,9 +484,4 @@ async fn run(
         drop(tokio::time::timeout(Duration::from_secs(5), task).await);
     }
     Ok(())
-}
-
-#[expect(clippy::print_stdout, reason = "the example's result")]
-fn say(line: &str) {
-    println!("{line}");
 }
