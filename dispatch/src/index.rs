@@ -225,6 +225,14 @@ impl Index {
             .position_at(id)
     }
 
+    /// True when the matcher knows `id` and they hold an assignment.
+    pub fn is_busy(&self, id: Uuid) -> bool {
+        self.matcher
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_busy(id)
+    }
+
     /// True when the matcher knows `id`.
     pub fn contains(&self, id: Uuid) -> bool {
         self.matcher

@@ -3,14 +3,14 @@
 //! (serialised once), as a push for an offer, and so on, by matching on the variant, never on a
 //! string. The JSON each variant serialises to is the WebSocket message of API.md ("Real time"):
 //! `{"type": "offer", "offer": {...}}`, `{"type": "offer.withdrawn", ...}`, and so on (the
-//! transport adds `seq`).
+//! transport adds `seq`). `responder.position` is API.md's second-round addition.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::{AlertId, OfferId, WithdrawReason};
-use crate::views::{Alert, Assignment, Offer};
+use crate::domain::{AlertId, OfferId, ResponderRole, WithdrawReason};
+use crate::views::{Alert, Assignment, Offer, PersonRef};
 
 /// A message from dispatch to the people concerned.
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +44,20 @@ pub enum Message {
         /// The assignment as it is now.
         assignment: Box<Assignment>,
     },
+    /// A responder moved (to the other responders of their alert, while they are assigned).
+    #[serde(rename = "responder.position")]
+    ResponderPosition {
+        /// Their alert.
+        alert_id: AlertId,
+        /// Who.
+        volunteer: PersonRef,
+        /// Their role on scene, when the kind gives roles.
+        role: Option<ResponderRole>,
+        /// Latitude, degrees.
+        lat: f64,
+        /// Longitude, degrees.
+        lng: f64,
+    },
     /// An on-duty volunteer moved (to coordinators).
     #[serde(rename = "volunteer.position")]
     VolunteerPosition {
@@ -68,6 +82,7 @@ impl Message {
             Self::OfferWithdrawn { .. } => "offer.withdrawn",
             Self::AlertUpdated { .. } => "alert.updated",
             Self::AssignmentUpdated { .. } => "assignment.updated",
+            Self::ResponderPosition { .. } => "responder.position",
             Self::VolunteerPosition { .. } => "volunteer.position",
         }
     }

@@ -69,6 +69,25 @@ pub enum Event {
         /// Their answer deadline.
         expires_at: DateTime<Utc>,
     },
+    /// Declined or lapsed offers were replaced at once within the current wave.
+    ReplacementsSent {
+        /// The current wave.
+        wave: u32,
+        /// Its radius, metres.
+        radius_m: u32,
+        /// Who was asked, nearest first.
+        volunteers: Vec<Uuid>,
+        /// Their answer deadline.
+        expires_at: DateTime<Utc>,
+    },
+    /// A wave started without new offers (as many are live as the policy keeps): replacements
+    /// now come from its wider radius.
+    WaveWidened {
+        /// Its number.
+        wave: u32,
+        /// Its radius, metres.
+        radius_m: u32,
+    },
     /// A wave found nobody; the next one was tried at once.
     WaveEmpty {
         /// Its number.

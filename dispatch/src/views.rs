@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     AlertId, AlertKind, AlertStatus, AssignmentId, AssignmentStatus, OfferId, OfferStatus,
+    ResponderRole,
 };
 use crate::store::{AlertRow, AssignmentRow, EventRow, NewAlert, OfferRow, VolunteerRow};
 
@@ -127,6 +128,8 @@ pub struct Assignment {
     pub accepted_at: DateTime<Utc>,
     /// Last change (UTC).
     pub updated_at: DateTime<Utc>,
+    /// What this responder does on scene (`cpr`, `aed`, `lead`), when the kind gives roles.
+    pub role: Option<ResponderRole>,
 }
 
 impl From<AssignmentRow> for Assignment {
@@ -142,6 +145,7 @@ impl From<AssignmentRow> for Assignment {
             distance_m: row.distance_m,
             accepted_at: row.accepted_at,
             updated_at: row.updated_at,
+            role: row.role,
         }
     }
 }

@@ -5,10 +5,10 @@
 //!
 //! - [`ids`]: [`AlertId`], [`OfferId`], [`AssignmentId`].
 //! - [`states`]: [`AlertKind`], [`AlertStatus`], [`OfferStatus`], [`AssignmentStatus`],
-//!   [`WithdrawReason`], mapped once to their wire and database spelling.
+//!   [`WithdrawReason`], [`ResponderRole`], mapped once to their wire and database spelling.
 //! - [`idempotency`]: the [`IdempotencyKey`] of a panic.
 //! - [`position`]: [`Position`], [`parse_position`], [`parse_accuracy`], [`h3_cell`].
-//! - [`kinds`]: [`KindSettings`] and [`WaveSpec`].
+//! - [`kinds`]: [`KindSettings`], [`WaveSpec`] and the [`OfferPolicy`] within the waves.
 
 pub mod idempotency;
 pub mod ids;
@@ -18,9 +18,11 @@ pub mod states;
 
 pub use idempotency::IdempotencyKey;
 pub use ids::{AlertId, AssignmentId, OfferId};
-pub use kinds::{KindSettings, WaveSpec};
+pub use kinds::{KindSettings, OfferPolicy, WaveSpec};
 pub use position::{Position, h3_cell, parse_accuracy, parse_position};
-pub use states::{AlertKind, AlertStatus, AssignmentStatus, OfferStatus, WithdrawReason};
+pub use states::{
+    AlertKind, AlertStatus, AssignmentStatus, OfferStatus, ResponderRole, WithdrawReason,
+};
 
 #[cfg(test)]
 mod tests {
@@ -72,6 +74,8 @@ mod tests {
                 radius_m: 5,
                 timeout_s: 1,
             }],
+            policy: OfferPolicy::default(),
+            roles: Vec::new(),
         };
         let fields: Vec<String> = settings.validate("").into_iter().map(|e| e.field).collect();
         assert_eq!(

@@ -180,3 +180,16 @@ string_enum! {
         Busy = "busy",
     }
 }
+
+string_enum! {
+    /// What a responder does on scene, given to accepts in the order the kind lists them
+    /// (FirstAED: the first starts CPR, the second fetches the nearest AED, the third leads).
+    ResponderRole {
+        /// Starts chest compressions at once.
+        Cpr = "cpr",
+        /// Fetches the nearest available AED on the way.
+        Aed = "aed",
+        /// Leads on scene: calls, guides the others, meets the ambulance.
+        Lead = "lead",
+    }
+}

@@ -564,6 +564,19 @@ impl Matcher {
         DateTime::from_timestamp_micros(entry.position_at_us)
     }
 
+    /// True when the volunteer is known and holds an assignment.
+    pub fn is_busy(&self, id: Uuid) -> bool {
+        self.slots
+            .get(&id)
+            .and_then(|slot| {
+                self.buckets
+                    .get(&slot.cell)?
+                    .entries
+                    .get(slot.index as usize)
+            })
+            .is_some_and(|entry| entry.flags & BUSY != 0)
+    }
+
     /// The nearest `query.limit` eligible volunteers within `query.radius_m` of `query.point`,
     /// nearest first, with their distances. Allocates only the result (and, near one of H3's
     /// twelve pentagons, a list of cells). Equal distances come in no particular order.

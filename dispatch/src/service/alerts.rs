@@ -179,6 +179,7 @@ impl DispatchService {
             drill: request.drill,
             responders_needed: i32::try_from(responders_needed).unwrap_or(1),
             wave: i32::try_from(wave).unwrap_or(i32::MAX),
+            wave_ends_at: first.as_ref().and_then(|first| first.changes.wave_ends_at),
             status,
         };
         let created = Event::Created {
@@ -267,6 +268,7 @@ impl DispatchService {
                     expire: Vec::new(),
                     offers: Vec::new(),
                     wave: 0,
+                    wave_ends_at: None,
                     status: None,
                     timer: None,
                     events: Vec::new(),
@@ -419,6 +421,7 @@ impl DispatchService {
         store::set_alert_status(&mut tx, id, AlertStatus::Cancelled).await?;
         store::insert_event(&mut tx, id, Some(user.id.0), &Event::Cancelled { reason }).await?;
         tx.commit().await?;
+        self.teams.forget_all();
         effects.push(Effect::AlertChanged(id));
         self.apply(effects).await;
         self.alert(id).await

@@ -8,6 +8,7 @@
 //! - [`responders`]: accepting and declining offers, a coordinator's direct assignment, and
 //!   responders moving their assignment along.
 //! - [`volunteers`]: duty, positions, eligibility, and keeping this instance's matcher current.
+//! - [`teams`]: co-responders of one alert seeing each other's positions.
 //! - [`effects`]: what happens after a commit (messages, matcher updates, wake-ups).
 //!
 //! Every state change is one transaction (or one statement) that changes the alert row, so
@@ -18,6 +19,7 @@
 pub mod alerts;
 pub mod effects;
 pub mod responders;
+pub mod teams;
 pub mod volunteers;
 pub mod waves;
 
@@ -92,6 +94,8 @@ pub struct DispatchService {
     /// The kinds' settings as last read, for the first wave of a new alert (later waves read the
     /// row with their snapshot). Refreshed at every catch-up poll and by [`Self::put_kind`].
     kinds: RwLock<HashMap<AlertKind, KindSettings>>,
+    /// Who responds with whom ([`teams`]).
+    teams: teams::Teams,
 }
 
 impl std::fmt::Debug for DispatchService {
@@ -123,6 +127,7 @@ impl DispatchService {
             dispatching: AtomicBool::new(false),
             sync: crate::sync::VolunteerSync::new(),
             kinds: RwLock::new(HashMap::new()),
+            teams: teams::Teams::default(),
         });
         (
             service,

@@ -246,6 +246,7 @@ impl DispatchService {
                     .await?;
                 self.history.push(sample);
                 self.publish_position(volunteer, at, accuracy_m, recorded_at);
+                self.publish_to_team(volunteer, at).await;
                 return Ok(());
             }
             // Older than what the matcher holds: history only.
@@ -272,6 +273,7 @@ impl DispatchService {
             self.history.push(sample);
             if stored.latest {
                 self.publish_position(volunteer, at, accuracy_m, recorded_at);
+                self.publish_to_team(volunteer, at).await;
             }
         }
         Ok(())

@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     AlertId, AlertKind, AlertStatus, AssignmentId, AssignmentStatus, OfferId, OfferStatus,
+    ResponderRole,
 };
 
 /// An alert as stored.
@@ -84,11 +85,18 @@ pub struct AssignmentRow {
     pub accepted_at: DateTime<Utc>,
     /// Last change (UTC).
     pub updated_at: DateTime<Utc>,
+    /// What the responder does on scene, when the kind gives roles.
+    pub role: Option<ResponderRole>,
+    /// For the `aed` role: the AED to fetch on the way.
+    pub aed_id: Option<Uuid>,
+    /// For the `aed` role: the walk volunteer -> AED -> alert, metres.
+    pub aed_distance_via_m: Option<f64>,
 }
 
 macro_rules! assignment_columns {
     () => {
-        "s.id, s.alert_id, s.volunteer_id, s.volunteer_name, s.status, s.distance_m, s.accepted_at, s.updated_at"
+        "s.id, s.alert_id, s.volunteer_id, s.volunteer_name, s.status, s.distance_m, s.accepted_at, s.updated_at,
+         s.role, s.aed_id, s.aed_distance_via_m"
     };
 }
 
@@ -98,7 +106,8 @@ macro_rules! assignments_json {
         "coalesce((SELECT json_agg(json_build_object(
              'id', s.id, 'alert_id', s.alert_id, 'volunteer_id', s.volunteer_id,
              'volunteer_name', s.volunteer_name, 'status', s.status, 'distance_m', s.distance_m,
-             'accepted_at', s.accepted_at, 'updated_at', s.updated_at) ORDER BY s.accepted_at, s.id)
+             'accepted_at', s.accepted_at, 'updated_at', s.updated_at, 'role', s.role,
+             'aed_id', s.aed_id, 'aed_distance_via_m', s.aed_distance_via_m) ORDER BY s.accepted_at, s.id)
            FROM dispatch.assignments s WHERE s.alert_id = a.id), '[]') AS assignments"
     };
 }
