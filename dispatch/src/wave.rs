@@ -25,8 +25,9 @@
 //!    volunteers within the current wave's radius at once, keeping `live_offers` pending; with
 //!    `replace_on_expiry`, an offer that lapses is replaced the same way, offers keep their own
 //!    deadlines, and at the wave's end the next, wider wave tops the live offers up without
-//!    withdrawing any. When nobody is left within the radius and nothing is live, the next wave
-//!    starts at once.
+//!    withdrawing any. A replacing policy short of live offers because nobody is left within the
+//!    radius widens at once, wave by wave, to fill them (a wider wave with nobody in it either is
+//!    not started); without replacement, the next wave starts at once only when nothing is live.
 //! 7. When no wave is left (or `max_alerted` is reached) and nothing is live, the alert records
 //!    `waves_exhausted`; if nobody is active on it, it becomes `unmatched` (coordinators are
 //!    told). With someone active it stays as it is: they are on their way, just fewer than hoped.
@@ -329,13 +330,17 @@ pub fn plan(
         .live_offers
         .saturating_sub(u32::try_from(keep.len()).unwrap_or(u32::MAX))
         .min(budget);
-    let pick = |radius_m: u32, most: u32| -> Vec<&Candidate> {
-        nearest
+    // Volunteers are taken nearest first; `taken` of them are already picked by this plan.
+    let mut taken = 0;
+    let mut pick = |radius_m: u32, most: u32| -> Vec<Candidate> {
+        let picks: Vec<Candidate> = nearest[taken..]
             .iter()
-            .copied()
             .take_while(|candidate| candidate.distance_m <= f64::from(radius_m))
             .take(most as usize)
-            .collect()
+            .map(|candidate| **candidate)
+            .collect();
+        taken += picks.len();
+        picks
     };
 
     let mut changes = Changes {
@@ -352,8 +357,14 @@ pub fn plan(
         timer: None,
         events: Vec::new(),
     };
+    // Room left for offers after those made so far in this plan.
+    let mut room = room;
+    // Widening only to fill up (offers are live or were just made): a wider wave with nobody in
+    // it is not started, and nothing is recorded.
+    let mut filling = false;
     if let (false, Some(spec)) = (wave_over, snapshot.current_wave()) {
         let picks = pick(spec.radius_m, room);
+        room -= u32::try_from(picks.len()).unwrap_or(room);
         if !picks.is_empty() {
             // Offers of a plain wave all lapse at its end; with replacement on expiry each has
             // its own deadline.
@@ -369,46 +380,75 @@ pub fn plan(
                 volunteers: picks.iter().map(|candidate| candidate.id).collect(),
                 expires_at,
             });
-        } else if keep.is_empty() {
-            // Nobody is left within this radius and nothing is live: widen now.
+        }
+        // Nobody more within this radius: a replacing policy widens now to keep its offers live
+        // (and with nothing live at all, any policy does).
+        let short = room > 0 && (policy.replaces() || (picks.is_empty() && keep.is_empty()));
+        if short && (keep.len() + changes.offers.len() < policy.live_offers as usize) {
             wave_over = true;
+            filling = !keep.is_empty() || !changes.offers.is_empty();
         }
     }
-    let mut started = !wave_over;
+    let mut started = !wave_over || !changes.offers.is_empty() || filling;
     if wave_over {
         for (wave, spec) in snapshot.waves_left() {
-            if budget == 0 {
+            if snapshot.budget() <= u32::try_from(changes.offers.len()).unwrap_or(u32::MAX) {
                 break;
             }
-            changes.wave = wave;
             let most = spec.count.min(room);
             let picks = pick(spec.radius_m, most);
             if picks.is_empty() && most > 0 {
+                if filling {
+                    // Nobody in the wider radius either: stay where offers are.
+                    break;
+                }
+                changes.wave = wave;
                 changes.events.push(Event::WaveEmpty {
                     wave,
                     radius_m: spec.radius_m,
                 });
                 continue;
             }
+            changes.wave = wave;
+            filling = true;
             let ends_at = now + Duration::seconds(i64::from(spec.timeout_s));
             changes.wave_ends_at = Some(ends_at);
+            started = true;
             if picks.is_empty() {
                 // The live offers fill the policy: the wave widens the radius for replacements.
                 changes.events.push(Event::WaveWidened {
                     wave,
                     radius_m: spec.radius_m,
                 });
-            } else {
-                changes.offers = offers(&picks, wave, ends_at);
-                changes.events.push(Event::OffersSent {
-                    wave,
-                    radius_m: spec.radius_m,
-                    volunteers: picks.iter().map(|candidate| candidate.id).collect(),
-                    expires_at: ends_at,
-                });
+                break;
             }
-            started = true;
-            break;
+            changes.offers.extend(offers(&picks, wave, ends_at));
+            changes.events.push(Event::OffersSent {
+                wave,
+                radius_m: spec.radius_m,
+                volunteers: picks.iter().map(|candidate| candidate.id).collect(),
+                expires_at: ends_at,
+            });
+            room -= u32::try_from(picks.len()).unwrap_or(room);
+            // A plain wave is one batch; a replacing policy widens on while it is short of live
+            // offers because this wave ran out of volunteers in reach.
+            let ran_out = picks.len() < most as usize;
+            if !policy.replaces() || room == 0 || !ran_out {
+                break;
+            }
+        }
+    }
+    // A plain wave's offers all lapse at its end, also those this plan made in narrower waves.
+    if let (false, Some(end)) = (policy.replace_on_expiry, changes.wave_ends_at) {
+        for offer in &mut changes.offers {
+            offer.expires_at = offer.expires_at.min(end);
+        }
+        for event in &mut changes.events {
+            if let Event::OffersSent { expires_at, .. }
+            | Event::ReplacementsSent { expires_at, .. } = event
+            {
+                *expires_at = (*expires_at).min(end);
+            }
         }
     }
     if !started {
@@ -456,7 +496,7 @@ pub fn plan(
     Plan::Write(changes)
 }
 
-fn offers(picks: &[&Candidate], wave: u32, expires_at: DateTime<Utc>) -> Vec<NewOffer> {
+fn offers(picks: &[Candidate], wave: u32, expires_at: DateTime<Utc>) -> Vec<NewOffer> {
     picks
         .iter()
         .map(|candidate| NewOffer {

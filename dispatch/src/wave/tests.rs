@@ -505,6 +505,20 @@ fn a_cardiac_arrest_starts_with_the_seven_nearest_within_500_metres() {
 }
 
 #[test]
+fn with_few_volunteers_near_a_cardiac_arrest_the_seven_come_from_wider_at_once() {
+    let snapshot = cardiac(0, 0);
+    let changes = written(run(
+        &snapshot,
+        Trigger::NeedsWave,
+        at(&[100.0, 450.0, 700.0, 900.0, 1200.0, 1600.0, 1900.0, 2500.0]),
+    ));
+    assert_eq!(changes.offers.len(), 7, "the nearest seven within 2 km");
+    let waves: Vec<u32> = changes.offers.iter().map(|offer| offer.wave).collect();
+    assert_eq!(waves, [1, 1, 2, 2, 3, 3, 3]);
+    assert_eq!(changes.wave, 3);
+}
+
+#[test]
 fn a_decline_is_replaced_at_once_by_the_next_nearest_within_the_wave() {
     let mut snapshot = cardiac(1, 20);
     live(&mut snapshot, 6, 1, 15);
@@ -538,7 +552,7 @@ fn a_decline_is_replaced_at_once_by_the_next_nearest_within_the_wave() {
 }
 
 #[test]
-fn with_the_live_offers_full_or_nobody_left_in_reach_a_replacement_waits() {
+fn with_the_live_offers_full_a_replacement_waits() {
     let mut full = cardiac(1, 20);
     live(&mut full, 7, 1, 15);
     assert_eq!(
@@ -548,14 +562,24 @@ fn with_the_live_offers_full_or_nobody_left_in_reach_a_replacement_waits() {
     let mut thin = cardiac(1, 20);
     live(&mut thin, 2, 1, 15);
     assert_eq!(
-        run(&thin, Trigger::Replace, fresh(&[800.0])),
+        run(&thin, Trigger::Replace, Vec::new()),
         Plan::Nothing(Skip::Full),
-        "nobody within 500 m: wait for the live ones or the wave's end"
+        "nobody anywhere: wait for the live ones"
     );
 }
 
 #[test]
-fn with_nothing_live_and_nobody_left_in_reach_the_next_wave_starts_at_once() {
+fn short_of_live_offers_with_nobody_left_in_reach_the_waves_widen_at_once() {
+    let mut thin = cardiac(1, 20);
+    live(&mut thin, 2, 1, 15);
+    let changes = written(run(&thin, Trigger::Replace, fresh(&[800.0])));
+    assert_eq!(offered(&changes), [volunteer(101)], "from 1 km, at once");
+    assert_eq!(changes.wave, 2, "the 2 km wave had nobody: stay at 1 km");
+    assert!(matches!(
+        changes.events[..],
+        [Event::OffersSent { wave: 2, .. }]
+    ));
+
     let mut snapshot = cardiac(1, 20);
     snapshot.offered = vec![volunteer(100)];
     let changes = written(run(
@@ -563,11 +587,17 @@ fn with_nothing_live_and_nobody_left_in_reach_the_next_wave_starts_at_once() {
         Trigger::Replace,
         at(&[800.0, 900.0, 1500.0]),
     ));
-    assert_eq!(changes.wave, 2);
-    assert_eq!(offered(&changes), [volunteer(1), volunteer(2)]);
+    assert_eq!(changes.wave, 3);
+    assert_eq!(
+        offered(&changes),
+        [volunteer(1), volunteer(2), volunteer(3)]
+    );
     assert!(matches!(
         changes.events[..],
-        [Event::OffersSent { wave: 2, .. }]
+        [
+            Event::OffersSent { wave: 2, .. },
+            Event::OffersSent { wave: 3, .. }
+        ]
     ));
 }
 
