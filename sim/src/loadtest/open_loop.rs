@@ -96,19 +96,8 @@ pub async fn run(instance: &Instance, plan: &Plan) -> anyhow::Result<Report> {
         .unwrap_or_default();
     report.last_offers_s = last_offers.as_secs_f64();
     report.last_dispatched_s = last_offers.max(last_unmatched).as_secs_f64();
-    report.offered = alerts.iter().filter(|a| offered.contains_key(a)).count();
-    report.unmatched = alerts
-        .iter()
-        .filter(|a| !offered.contains_key(a) && unmatched.contains_key(a))
-        .count();
-    report.lost = report
-        .alerts
-        .saturating_sub(report.offered + report.unmatched);
-
-    let checks = checks::database(pool, &rig.tally, &alerts, CHECK_GRACE).await?;
-    report.add_checks(&checks);
-    rig.count_into(&mut report);
-    rig.finish().await;
+    rig.conclude(pool, &alerts, &unmatched, CHECK_GRACE, &mut report)
+        .await?;
     Ok(report)
 }
 

@@ -2,17 +2,20 @@
 //! volunteers and citizens, one socket per volunteer with its position in the matcher, and the
 //! volunteers' tasks; at the end the sockets close and the run's volunteers go off duty.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use reqwest::Method;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
+use uuid::Uuid;
 
 use super::seed::{self, Person};
 use super::volunteers::{self, Behaviour, Tally};
-use super::{Instance, Plan, Report, host};
+use super::{Instance, Plan, Report, checks, host};
 use crate::client::Api;
 
 /// Open files the generator needs beyond one per volunteer socket (HTTP connections, database).
@@ -97,9 +100,40 @@ impl Rig {
         })
     }
 
+    /// Ends the run: counts the run's `alerts` offered at a socket, `unmatched` (the database's
+    /// answer) and lost; runs the database's checks, giving undelivered offers and unprocessed
+    /// outbox rows `grace` to clear; adds what the volunteers counted; then tears down
+    /// ([`Self::finish`]).
+    ///
+    /// # Errors
+    /// Database failures while checking.
+    pub async fn conclude(
+        self,
+        pool: &sqlx::PgPool,
+        alerts: &[Uuid],
+        unmatched: &HashMap<Uuid, DateTime<Utc>>,
+        grace: Duration,
+        report: &mut Report,
+    ) -> anyhow::Result<()> {
+        let offered = self.tally.first_offers();
+        report.offered = alerts.iter().filter(|a| offered.contains_key(a)).count();
+        report.unmatched = alerts
+            .iter()
+            .filter(|a| !offered.contains_key(a) && unmatched.contains_key(a))
+            .count();
+        report.lost = report
+            .alerts
+            .saturating_sub(report.offered + report.unmatched);
+        let checks = checks::database(pool, &self.tally, alerts, grace).await?;
+        report.add_checks(&checks);
+        self.count_into(report);
+        self.finish().await;
+        Ok(())
+    }
+
     /// Writes what the volunteers counted into `report` (double-booking adds to what the
     /// database found).
-    pub fn count_into(&self, report: &mut Report) {
+    fn count_into(&self, report: &mut Report) {
         use std::sync::atomic::Ordering::Relaxed;
         let tally = &self.tally;
         report.double_booked += tally.double_accepts.load(Relaxed);
@@ -114,7 +148,7 @@ impl Rig {
 
     /// Closes the sockets, stops the scheduler, and puts the run's volunteers off duty through
     /// the API, so a later run against the same server offers nothing to volunteers nobody plays.
-    pub async fn finish(mut self) {
+    async fn finish(mut self) {
         self.stop.cancel();
         while self.tasks.join_next().await.is_some() {}
         let api = &self.api;

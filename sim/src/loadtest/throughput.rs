@@ -296,19 +296,8 @@ pub async fn run(instance: &Instance, plan: &Plan, ramp: &Ramp) -> anyhow::Resul
     phase.finish(&rig.api, &mut report).await;
     report.ack_latency = Latency::of(ack_latencies);
     report.offer_latency = Latency::of(offer_latencies);
-    let offered = rig.tally.first_offers();
-    report.offered = alerts.iter().filter(|a| offered.contains_key(a)).count();
-    report.unmatched = alerts
-        .iter()
-        .filter(|a| !offered.contains_key(a) && unmatched.contains_key(a))
-        .count();
-    report.lost = report
-        .alerts
-        .saturating_sub(report.offered + report.unmatched);
-    let checks = checks::database(pool, &rig.tally, &alerts, CHECK_GRACE).await?;
-    report.add_checks(&checks);
-    rig.count_into(&mut report);
-    rig.finish().await;
+    rig.conclude(pool, &alerts, &unmatched, CHECK_GRACE, &mut report)
+        .await?;
     Ok(report)
 }
 
