@@ -4,6 +4,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::checks::Checks;
+use super::panics::Acks;
+use super::throughput::{Ramp, Step};
+use super::{Plan, host};
+
 /// Percentiles of a set of durations.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Latency {
@@ -49,8 +54,14 @@ impl Latency {
 /// Everything a run found.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
-    /// `steady` or `surge`.
+    /// `steady`, `surge` or `throughput`.
     pub mode: &'static str,
+    /// The server build's commit, when the caller said (`--commit`).
+    pub commit: Option<String>,
+    /// The machine's load average over 1, 5 and 15 minutes when the run started.
+    pub load_at_start: [f64; 3],
+    /// The machine's cores.
+    pub cores: usize,
     /// Volunteers with a socket at the start.
     pub volunteers: usize,
     /// Seconds to seed accounts and rows.
@@ -91,6 +102,9 @@ pub struct Report {
     /// The first wave's transaction start (database clock) -> the first `offer` frame at a socket
     /// (wall clock of the same machine): the wave's transaction, the publish and the hub.
     pub wave_to_frame: Latency,
+    /// From the first panic's send to the last alert's first `offer` frame at a socket, seconds:
+    /// when the last offers went out after the first panic.
+    pub last_offers_s: f64,
     /// From the first panic's send to the last alert's first offer (or `unmatched`), seconds.
     pub last_dispatched_s: f64,
     /// Seconds from the first to the last panic sent.
@@ -137,9 +151,62 @@ pub struct Report {
     pub server_commit_mean_ms: Option<f64>,
     /// See [`Self::server_commit_mean_ms`].
     pub server_post_alert_mean_ms: Option<f64>,
+    /// `throughput`: its ramp.
+    pub ramp: Option<Ramp>,
+    /// `throughput`: the steps run, the last one the first not sustained (unless all were).
+    pub steps: Vec<Step>,
+    /// `throughput`: cancellations of steps' alerts that failed.
+    pub cancel_failed: usize,
 }
 
 impl Report {
+    /// An empty report of `plan`, `planned` panics at `rate_per_s`, with the machine's load now.
+    pub fn new(plan: &Plan, planned: usize, rate_per_s: f64) -> Self {
+        Self {
+            mode: plan.mode.name(),
+            commit: plan.commit.clone(),
+            load_at_start: host::load_averages(),
+            cores: std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+            planned,
+            rate_per_s,
+            ..Self::default()
+        }
+    }
+
+    /// Adds the answers to a batch of panics (not their latencies).
+    pub fn add_acks(&mut self, acks: &Acks) {
+        self.not_sent += acks.not_sent;
+        self.created += acks.created;
+        self.replayed += acks.replayed;
+        self.retries += acks.retries;
+        self.alerts += acks.alerts.len();
+        for (status, count) in &acks.failed {
+            *self.failed.entry(status.clone()).or_default() += count;
+        }
+    }
+
+    /// Takes the database's checks at the end of the run.
+    pub fn add_checks(&mut self, checks: &Checks) {
+        self.dispatch_wait = checks.dispatch_wait;
+        self.wave_to_frame = checks.wave_to_frame;
+        self.missing_in_db = checks.missing;
+        self.undispatched = checks.undispatched;
+        self.offers_in_db = checks.offers;
+        self.offers_undelivered = checks.undelivered.len();
+        self.outbox_pending = checks.outbox_pending;
+        self.over_covered = checks.over_covered;
+        self.double_booked = checks.double_booked;
+    }
+
+    /// `throughput`: the last sustained step (the highest, as the ramp stops at the first that
+    /// is not).
+    pub fn sustained(&self) -> Option<&Step> {
+        self.steps
+            .iter()
+            .rev()
+            .find(|step| step.verdict.sustained())
+    }
+
     /// The correctness failures of the run (empty: none lost, nothing double-booked, every
     /// panic acknowledged and dispatched). Timing is not judged here.
     pub fn problems(&self) -> Vec<String> {
@@ -206,6 +273,11 @@ impl Report {
                 self.actions_dropped
             ),
         );
+        let cancel_failed: usize = self.steps.iter().map(|step| step.cancel_failed).sum();
+        check(
+            cancel_failed == 0,
+            format!("{cancel_failed} cancellations of a step's alerts failed"),
+        );
         problems
     }
 
@@ -213,11 +285,38 @@ impl Report {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let failed: usize = self.failed.values().sum();
+        match &self.ramp {
+            Some(ramp) => {
+                let _ = writeln!(
+                    out,
+                    "## {} run: {} volunteer sockets, steps of {:.0} s from {:.0} to {:.0} panics/s by {:.0} ({} panics sent)\n",
+                    self.mode,
+                    self.volunteers,
+                    ramp.step.as_secs_f64(),
+                    ramp.from_per_s,
+                    ramp.to_per_s,
+                    ramp.step_per_s,
+                    self.planned
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "## {} run: {} volunteer sockets, {} panics at {:.0}/s (sent over {:.1} s)\n",
+                    self.mode, self.volunteers, self.planned, self.rate_per_s, self.send_window_s
+                );
+            }
+        }
+        let [one, five, fifteen] = self.load_at_start;
         let _ = writeln!(
             out,
-            "## {} run: {} volunteer sockets, {} panics at {:.0}/s (sent over {:.1} s)\n",
-            self.mode, self.volunteers, self.planned, self.rate_per_s, self.send_window_s
+            "Server commit {}; {} cores; load average {one:.2} {five:.2} {fifteen:.2} (1, 5, 15 min) at the start.\n",
+            self.commit.as_deref().unwrap_or("not given (--commit)"),
+            self.cores
         );
+        if let Some(ramp) = &self.ramp {
+            self.render_steps(&mut out, ramp);
+        }
         let _ = writeln!(
             out,
             "| measure | p50 ms | p99 ms | p99.9 ms | max ms | samples |"
@@ -245,7 +344,7 @@ impl Report {
             );
         }
         let _ = writeln!(out, "\n| count | value |\n|---|---|");
-        let rows: Vec<(&str, String)> = vec![
+        let mut rows: Vec<(&str, String)> = vec![
             ("panics planned", self.planned.to_string()),
             ("sent", (self.planned - self.not_sent).to_string()),
             (
@@ -294,11 +393,18 @@ impl Report {
                 "volunteer actions dropped (client queue)",
                 self.actions_dropped.to_string(),
             ),
-            (
+        ];
+        // A ramp's steps each have their own first panic: these belong to one batch.
+        if self.ramp.is_none() {
+            rows.push((
+                "last offers out after the first panic",
+                format!("{:.2} s", self.last_offers_s),
+            ));
+            rows.push((
                 "first panic -> last alert dispatched (offers out or unmatched)",
                 format!("{:.2} s", self.last_dispatched_s),
-            ),
-        ];
+            ));
+        }
         for (name, value) in rows {
             let _ = writeln!(out, "| {name} | {value} |");
         }
@@ -358,6 +464,51 @@ impl Report {
     }
 }
 
+impl Report {
+    /// `throughput`: one row per step, then the highest sustained step.
+    fn render_steps(&self, out: &mut String, ramp: &Ramp) {
+        let _ = writeln!(
+            out,
+            "| panics/s sent | panics | acknowledged | first waves/s (database) | offer p50 ms, first third | offer p50 ms, last third | offer p99 ms | backlog {} ms after the step | verdict |",
+            ramp.grace.as_millis()
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+        for step in &self.steps {
+            let _ = writeln!(
+                out,
+                "| {:.0} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} |",
+                step.rate_per_s,
+                step.panics,
+                step.acknowledged,
+                step.waves_per_s
+                    .map_or("n/a".to_owned(), |w| format!("{w:.0}")),
+                step.offer_early.p50_ms,
+                step.offer_late.p50_ms,
+                step.offer.p99_ms,
+                step.backlog,
+                step.verdict.describe()
+            );
+        }
+        let all_sustained =
+            !self.steps.is_empty() && self.steps.iter().all(|s| s.verdict.sustained());
+        let _ = match self.sustained() {
+            Some(step) => writeln!(
+                out,
+                "\nHighest sustained step: {:.0} panics/s ({} first waves/s in the database){}.\n",
+                step.rate_per_s,
+                step.waves_per_s
+                    .map_or("n/a".to_owned(), |w| format!("{w:.0}")),
+                if all_sustained {
+                    "; every step was sustained: raise --to-rate to find the limit"
+                } else {
+                    ""
+                }
+            ),
+            None => writeln!(out, "\nNo step was sustained: lower --from-rate.\n"),
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,5 +537,71 @@ mod tests {
         let problems = dirty.problems();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(dirty.render().contains("Checks FAILED"));
+    }
+
+    #[test]
+    fn the_report_names_the_commit_the_load_and_the_last_offers() {
+        let report = Report {
+            mode: "surge",
+            commit: Some("5b8a837".to_owned()),
+            load_at_start: [1.5, 2.0, 2.25],
+            last_offers_s: 11.25,
+            ..Report::default()
+        };
+        let text = report.render();
+        assert!(text.contains("Server commit 5b8a837;"), "{text}");
+        assert!(text.contains("load average 1.50 2.00 2.25"), "{text}");
+        assert!(
+            text.contains("| last offers out after the first panic | 11.25 s |"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_throughput_report_shows_its_steps_and_the_highest_sustained() {
+        use super::super::throughput::Verdict;
+        let step = |rate: f64, verdict: Verdict| Step {
+            rate_per_s: rate,
+            panics: 10,
+            acknowledged: 10,
+            backlog: 0,
+            offer: Latency::default(),
+            offer_early: Latency::default(),
+            offer_late: Latency::default(),
+            waves_per_s: Some(rate - 1.0),
+            cancel_failed: 0,
+            verdict,
+        };
+        let report = Report {
+            mode: "throughput",
+            ramp: Some(Ramp {
+                from_per_s: 100.0,
+                step_per_s: 100.0,
+                to_per_s: 300.0,
+                step: Duration::from_secs(5),
+                grace: Duration::from_secs(1),
+            }),
+            steps: vec![
+                step(100.0, Verdict::Sustained),
+                step(200.0, Verdict::Sustained),
+                step(300.0, Verdict::Backlog(587)),
+            ],
+            ..Report::default()
+        };
+        assert_eq!(report.sustained().map(|s| s.rate_per_s), Some(200.0));
+        let text = report.render();
+        assert!(text.contains("| 300 | 10 | 10 | 299 |"), "{text}");
+        assert!(text.contains("backlog of 587 alerts"), "{text}");
+        assert!(
+            text.contains(
+                "Highest sustained step: 200 panics/s (199 first waves/s in the database)."
+            ),
+            "{text}"
+        );
+        assert!(report.problems().is_empty(), "timing never fails a run");
+        assert!(
+            !text.contains("last offers out"),
+            "no single first panic: {text}"
+        );
     }
 }

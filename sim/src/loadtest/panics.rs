@@ -3,15 +3,18 @@
 //! own `Idempotency-Key`, and a failed attempt (transport error, 5xx) is retried with the same key,
 //! as the app does.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::seed::Person;
+use crate::client::Api;
 
 /// Panic requests in flight at once; beyond it a panic is not sent and is counted (the client
 /// would then be the bottleneck, and the run says so).
@@ -49,10 +52,87 @@ pub struct Sent {
     pub started: Instant,
 }
 
+impl Sent {
+    /// The answers, counted.
+    pub fn acks(&self) -> Acks {
+        let mut acks = Acks::default();
+        let mut seen = HashSet::new();
+        for outcome in &self.outcomes {
+            acks.retries += outcome.attempts.saturating_sub(1) as usize;
+            if !outcome.sent {
+                acks.not_sent += 1;
+                continue;
+            }
+            match (outcome.status, outcome.alert, outcome.acked_at) {
+                (Some(status @ (200 | 201)), Some(alert), Some(acked)) => {
+                    if status == 201 {
+                        acks.created += 1;
+                    } else {
+                        acks.replayed += 1;
+                    }
+                    acks.latencies.push(acked - outcome.sent_at);
+                    if seen.insert(alert) {
+                        acks.alerts.push(alert);
+                    }
+                }
+                (status, _, _) => {
+                    let key = status.map_or("none".to_owned(), |status| status.to_string());
+                    *acks.failed.entry(key).or_default() += 1;
+                }
+            }
+        }
+        acks
+    }
+
+    /// Panic sent -> first `offer` frame for its alert, for each panic whose alert was offered
+    /// (`offered`: first frame per alert), in schedule order with the panic's send time.
+    pub fn offer_latencies(&self, offered: &HashMap<Uuid, Instant>) -> Vec<(Instant, Duration)> {
+        self.outcomes
+            .iter()
+            .filter_map(|outcome| {
+                let first = offered.get(&outcome.alert?)?;
+                Some((
+                    outcome.sent_at,
+                    first.saturating_duration_since(outcome.sent_at),
+                ))
+            })
+            .collect()
+    }
+
+    /// Seconds from the first panic's schedule to the last panic sent.
+    pub fn window_s(&self) -> f64 {
+        self.outcomes
+            .iter()
+            .filter(|outcome| outcome.sent)
+            .map(|outcome| outcome.sent_at.saturating_duration_since(self.started))
+            .max()
+            .unwrap_or_default()
+            .as_secs_f64()
+    }
+}
+
+/// The answers to a batch of panics, counted.
+#[derive(Debug, Default)]
+pub struct Acks {
+    /// Distinct alerts acknowledged, in schedule order.
+    pub alerts: Vec<Uuid>,
+    /// Answered 201.
+    pub created: usize,
+    /// Answered 200 (a retry that found its alert, or a press attached to an open alert).
+    pub replayed: usize,
+    /// Not sent because of the client's in-flight limit.
+    pub not_sent: usize,
+    /// Attempts beyond the first.
+    pub retries: usize,
+    /// Not acknowledged, by last status (`none` = no answer).
+    pub failed: BTreeMap<String, usize>,
+    /// Panic sent -> 200/201 received.
+    pub latencies: Vec<Duration>,
+}
+
 /// Sends a panic of `kind` for each point at `start + i / rate_per_s`, from `citizens[i]`.
 pub async fn send(
-    base: &str,
-    http: &reqwest::Client,
+    api: &Api,
     citizens: &[Person],
     points: &[(f64, f64)],
     kind: &str,
@@ -81,13 +161,9 @@ pub async fn send(
             continue;
         };
         let body = json!({"kind": kind, "location": {"lat": lat, "lng": lng, "accuracy_m": 15}, "note": "uji beban"});
-        let request = http
-            .post(format!("{base}/v1/alerts"))
-            .bearer_auth(&citizen.token)
-            .header("Idempotency-Key", Uuid::new_v4().to_string())
-            .json(&body);
+        let (api, token) = (api.clone(), citizen.token.clone());
         tasks.spawn(async move {
-            let outcome = press(request, now).await;
+            let outcome = press(&api, &token, &body, now).await;
             drop(permit);
             (index, outcome)
         });
@@ -116,7 +192,9 @@ pub async fn send(
     }
 }
 
-async fn press(request: reqwest::RequestBuilder, sent_at: Instant) -> Outcome {
+/// One press: the first attempt and retries with the same `Idempotency-Key`, as the app does.
+async fn press(api: &Api, token: &str, body: &Value, sent_at: Instant) -> Outcome {
+    let key = Uuid::new_v4().to_string();
     let mut outcome = Outcome {
         sent_at,
         acked_at: None,
@@ -127,20 +205,24 @@ async fn press(request: reqwest::RequestBuilder, sent_at: Instant) -> Outcome {
     };
     while outcome.attempts < ATTEMPTS {
         outcome.attempts += 1;
-        let Some(attempt) = request.try_clone() else {
-            break;
-        };
-        match attempt.send().await {
+        match api
+            .call(
+                Method::POST,
+                "/v1/alerts",
+                Some(token),
+                Some(body),
+                Some(&key),
+            )
+            .await
+        {
             Ok(answer) => {
-                let status = answer.status();
-                outcome.status = Some(status.as_u16());
-                if status.is_success() {
+                outcome.status = Some(answer.status.as_u16());
+                if answer.status.is_success() {
                     outcome.acked_at = Some(Instant::now());
-                    let body: Value = answer.json().await.unwrap_or(Value::Null);
-                    outcome.alert = body["id"].as_str().and_then(|id| id.parse().ok());
+                    outcome.alert = answer.body["id"].as_str().and_then(|id| id.parse().ok());
                     return outcome;
                 }
-                if status.is_client_error() {
+                if answer.status.is_client_error() {
                     return outcome;
                 }
             }

@@ -16,11 +16,13 @@
 //!
 //! - [`geo`]: positions, distances, straight-leg movement.
 //! - [`volunteer`]: one volunteer's state machine, without I/O.
-//! - [`client`]: sign-in, token renewal, HTTP calls and `/v1/ws`.
 //! - [`agents`]: the async tasks that drive volunteers and citizens.
+//! - [`accounts`]: the simulated accounts, their phones and certifications.
+//!
+//! Sign-in, token renewal, HTTP calls and `/v1/ws` are the shared [`crate::client`].
 
+pub mod accounts;
 pub mod agents;
-pub mod client;
 pub mod geo;
 pub mod volunteer;
 
@@ -32,41 +34,15 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
+pub use accounts::{
+    MAX_CITIZENS, MAX_VOLUNTEERS, PASSWORD, citizen_phone, seed_accounts, volunteer_certifications,
+    volunteer_phone,
+};
 pub use agents::Stats;
 
-use self::client::Session;
 use self::geo::{JAKARTA, Travel};
 use self::volunteer::{Behaviour, Volunteer};
-
-/// The simulated accounts' password (public, like every demo password).
-pub const PASSWORD: &str = "demo-simulasi";
-/// Most simulated volunteers (the phone scheme holds more; a demo needs fewer).
-pub const MAX_VOLUNTEERS: usize = 500;
-/// Most simulated citizens.
-pub const MAX_CITIZENS: usize = 200;
-
-/// The phone of simulated volunteer `index` (0-based): `081299000001`, `081299000002`, ...
-pub fn volunteer_phone(index: usize) -> String {
-    format!("0812990{:05}", index + 1)
-}
-
-/// The phone of simulated citizen `index` (0-based): `081399000001`, ...
-pub fn citizen_phone(index: usize) -> String {
-    format!("0813990{:05}", index + 1)
-}
-
-/// The certifications simulated volunteer `index` holds: everyone first aid, two in three BLS,
-/// one in two basic fire fighting; so every kind finds responders, but not every volunteer.
-pub fn volunteer_certifications(index: usize) -> Vec<&'static str> {
-    let mut codes = vec!["first_aid"];
-    if index % 3 != 2 {
-        codes.push("bls");
-    }
-    if index.is_multiple_of(2) {
-        codes.push("fire_basic");
-    }
-    codes
-}
+use crate::client::{Api, REQUEST_TIMEOUT, Session};
 
 /// How big and how busy the simulation is (flags of `kreki simulate` and `kreki demo`).
 #[derive(Debug, Clone, clap::Args)]
@@ -110,6 +86,9 @@ impl Default for SimulateOptions {
     }
 }
 
+/// How long [`run`] waits for the platform to be ready, so it can start beside the server.
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
 fn parse_rate(text: &str) -> Result<f64, String> {
     let rate: f64 = text
         .trim()
@@ -136,20 +115,9 @@ pub async fn run(
     options: &SimulateOptions,
     stop: CancellationToken,
 ) -> anyhow::Result<Arc<Stats>> {
-    let base = base.trim_end_matches('/').to_owned();
-    match reqwest::Url::parse(&base) {
-        Ok(url) if url.scheme() == "http" && url.host().is_some() => {}
-        Ok(_) => anyhow::bail!(
-            "--url: `{base}` must be an http:// address (the live channel speaks plain ws://)"
-        ),
-        Err(error) => anyhow::bail!("--url: `{base}` is not a URL ({error})"),
-    }
-    let http = reqwest::Client::builder()
-        .timeout(client::REQUEST_TIMEOUT)
-        .build()
-        .context("building the HTTP client")?;
+    let api = Api::new(base, REQUEST_TIMEOUT).context("--url")?;
     let stats = Arc::new(Stats::default());
-    if !wait_until_ready(&http, &base, &stop).await? {
+    if !api.wait_ready(READY_WITHIN, &stop).await? {
         return Ok(stats);
     }
     let mut rng = StdRng::seed_from_u64(options.seed);
@@ -161,7 +129,7 @@ pub async fn run(
             break;
         }
         let phone = volunteer_phone(index);
-        let session = match Session::sign_in(http.clone(), &base, &phone, password).await {
+        let session = match Session::sign_in(api.clone(), &phone, password).await {
             Ok(session) => session,
             Err(error) if index == 0 => {
                 return Err(error.context(format!(
@@ -202,7 +170,7 @@ pub async fn run(
     let mut citizens = Vec::new();
     for index in 0..usize::from(options.citizens) {
         let phone = citizen_phone(index);
-        match Session::sign_in(http.clone(), &base, &phone, password).await {
+        match Session::sign_in(api.clone(), &phone, password).await {
             Ok(session) => citizens.push(session),
             Err(error) if index == 0 => {
                 return Err(error.context(format!(
@@ -238,126 +206,9 @@ pub async fn run(
     Ok(stats)
 }
 
-/// Waits for `/readyz`; false when `stop` came first.
-async fn wait_until_ready(
-    http: &reqwest::Client,
-    base: &str,
-    stop: &CancellationToken,
-) -> anyhow::Result<bool> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    // Listening first (`/healthz`), then a moment for the services to settle before `/readyz`,
-    // whose 503 while starting would only add an error line to the server's log.
-    let mut listening = false;
-    loop {
-        let path = if listening { "readyz" } else { "healthz" };
-        if let Ok(answer) = http.get(format!("{base}/{path}")).send().await
-            && answer.status().is_success()
-        {
-            if listening {
-                return Ok(true);
-            }
-            listening = true;
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "{base}/readyz did not answer 200 within 60 s: is kreki running there?"
-        );
-        let pause = Duration::from_millis(if listening { 1000 } else { 200 });
-        tokio::select! {
-            () = stop.cancelled() => return Ok(false),
-            () = tokio::time::sleep(pause) => {}
-        }
-    }
-}
-
-/// Creates the simulated accounts that are missing (directly in the database, like `kreki user
-/// create`) and grants each simulated volunteer its certifications (like `kreki volunteer
-/// grant-cert`), for `volunteers` volunteers and `citizens` citizens.
-///
-/// # Errors
-/// Database failures.
-pub async fn seed_accounts(
-    pool: &sqlx::PgPool,
-    auth: &kreki_auth::AuthService,
-    volunteers: usize,
-    citizens: usize,
-) -> anyhow::Result<()> {
-    for index in 0..volunteers {
-        let id = ensure_account(
-            pool,
-            auth,
-            &volunteer_phone(index),
-            &format!("Relawan Simulasi {:02}", index + 1),
-            &["volunteer"],
-        )
-        .await?;
-        for code in volunteer_certifications(index) {
-            kreki_dispatch::eligibility::grant(pool, id, code, None)
-                .await
-                .context("granting a simulated volunteer's certification")?;
-        }
-    }
-    for index in 0..citizens {
-        ensure_account(
-            pool,
-            auth,
-            &citizen_phone(index),
-            &format!("Warga Simulasi {:02}", index + 1),
-            &[],
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// The id of the account with `phone`, created first when missing (no hashing when it exists).
-///
-/// # Errors
-/// Database failures, or a phone that does not parse.
-pub async fn ensure_account(
-    pool: &sqlx::PgPool,
-    auth: &kreki_auth::AuthService,
-    phone: &str,
-    name: &str,
-    roles: &[&str],
-) -> anyhow::Result<uuid::Uuid> {
-    let e164 = kreki_auth::domain::Phone::parse(phone).map_err(anyhow::Error::msg)?;
-    if let Some(row) = kreki_auth::store::user_by_phone(pool, e164.as_str()).await? {
-        return Ok(row.id);
-    }
-    let roles: Vec<String> = roles.iter().map(|role| (*role).to_owned()).collect();
-    let account = crate::cli::new_account(phone, PASSWORD, name, None, &roles)?;
-    match auth.register(account).await {
-        Ok(row) => Ok(row.id),
-        Err(kreki_auth::AuthError::PhoneTaken) => {
-            kreki_auth::store::user_by_phone(pool, e164.as_str())
-                .await?
-                .map(|row| row.id)
-                .context("an account vanished while it was created")
-        }
-        Err(error) => Err(anyhow::anyhow!(error.to_problem())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn phones_are_valid_and_distinct() {
-        for index in [0, 1, 99, MAX_VOLUNTEERS - 1] {
-            assert!(kreki_auth::domain::Phone::parse(&volunteer_phone(index)).is_ok());
-            assert!(kreki_auth::domain::Phone::parse(&citizen_phone(index)).is_ok());
-        }
-        assert_eq!(volunteer_phone(0), "081299000001");
-        assert_ne!(volunteer_phone(0), citizen_phone(0));
-        assert!(
-            (0..30).all(|i| volunteer_certifications(i).contains(&"first_aid")),
-            "everyone can take medical and accident"
-        );
-        assert!((0..3).any(|i| volunteer_certifications(i).contains(&"bls")));
-        assert!((0..3).any(|i| volunteer_certifications(i).contains(&"fire_basic")));
-    }
 
     #[test]
     fn rates_are_checked() {

@@ -16,18 +16,16 @@ use std::time::Duration;
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
+use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::seed::Person;
+use crate::client::{Api, Live};
 
 /// Sockets opened at once while connecting.
 const CONNECT_BATCH: usize = 200;
@@ -35,14 +33,17 @@ const CONNECT_BATCH: usize = 200;
 pub const HTTP_CONCURRENCY: usize = 64;
 /// Scheduled accept/complete actions waiting; beyond it they are dropped and counted.
 const ACTION_QUEUE: usize = 16_384;
-/// The client's read buffer per socket: offers are a few hundred bytes.
-const READ_BUFFER_BYTES: usize = 4096;
+/// Longest wait for the `pong` that follows a volunteer's first position.
+const PONG_WITHIN: Duration = Duration::from_secs(30);
 
-type Socket = WebSocketStream<TcpStream>;
+type Socket = Live;
 
 /// How volunteers behave.
 #[derive(Debug, Clone, Copy)]
 pub struct Behaviour {
+    /// Whether they accept the offers they get (`throughput` runs keep every volunteer free, so
+    /// each step finds the same candidates: they only read their offers).
+    pub accepts: bool,
     /// Shortest time between an offer arriving and its accept being sent.
     pub think_min: Duration,
     /// Longest such time (uniform in between).
@@ -144,25 +145,15 @@ impl Tally {
     }
 }
 
-/// The soft limit of open files of this process, from `/proc/self/limits`.
-pub fn open_files_limit() -> Option<u64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits
-        .lines()
-        .find(|line| line.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
-}
-
 /// Opens one socket per volunteer, [`CONNECT_BATCH`] at a time; each reports its position and
 /// waits for the `pong` that follows it, so the position is in the matcher before the run starts.
 ///
 /// # Errors
-/// The first socket that cannot connect or gets no `pong` within 30 s.
-pub async fn connect_all(base: &str, volunteers: &[Person]) -> anyhow::Result<Vec<Socket>> {
-    let url = format!("{}/v1/ws", base.replacen("http", "ws", 1));
+/// The first socket that cannot connect or gets no `pong` within [`PONG_WITHIN`].
+pub async fn connect_all(api: &Api, volunteers: &[Person]) -> anyhow::Result<Vec<Socket>> {
     let mut sockets = Vec::with_capacity(volunteers.len());
     for batch in volunteers.chunks(CONNECT_BATCH) {
-        let opened = futures_util::future::join_all(batch.iter().map(|v| open(&url, v))).await;
+        let opened = futures_util::future::join_all(batch.iter().map(|v| open(api, v))).await;
         for socket in opened {
             sockets.push(socket?);
         }
@@ -170,29 +161,11 @@ pub async fn connect_all(base: &str, volunteers: &[Person]) -> anyhow::Result<Ve
     Ok(sockets)
 }
 
-async fn open(url: &str, volunteer: &Person) -> anyhow::Result<Socket> {
-    let mut request = url.into_client_request()?;
-    request.headers_mut().insert(
-        "authorization",
-        format!("Bearer {}", volunteer.token).parse()?,
-    );
-    let host = request
-        .uri()
-        .host()
-        .context("no host in the URL")?
-        .to_owned();
-    let port = request.uri().port_u16().unwrap_or(80);
-    let stream = TcpStream::connect((host.as_str(), port))
+async fn open(api: &Api, volunteer: &Person) -> anyhow::Result<Socket> {
+    let mut socket = api
+        .live(&volunteer.token)
         .await
-        .with_context(|| format!("connecting to {host}:{port}"))?;
-    stream.set_nodelay(true)?;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0);
-    let (mut socket, _) =
-        tokio_tungstenite::client_async_with_config(request, stream, Some(config))
-            .await
-            .context("WebSocket upgrade of a volunteer")?;
+        .context("a volunteer's live channel")?;
     let (lat, lng) = volunteer.at;
     socket
         .send(Message::text(
@@ -200,7 +173,7 @@ async fn open(url: &str, volunteer: &Person) -> anyhow::Result<Socket> {
         ))
         .await?;
     socket.send(Message::text(r#"{"type":"ping"}"#)).await?;
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + PONG_WITHIN;
     loop {
         let frame = tokio::time::timeout_at(deadline, socket.next())
             .await
@@ -233,11 +206,10 @@ enum Action {
 /// Starts a reading task per socket and the scheduler of accepts and completes; everything stops
 /// when `stop` is cancelled.
 pub fn start(
-    base: &str,
+    api: &Api,
     sockets: Vec<Socket>,
     volunteers: Arc<Vec<Person>>,
     behaviour: Behaviour,
-    http: reqwest::Client,
     tally: Arc<Tally>,
     stop: &CancellationToken,
 ) -> tokio::task::JoinSet<()> {
@@ -254,12 +226,11 @@ pub fn start(
         ));
     }
     tasks.spawn(schedule(
-        base.to_owned(),
+        api.clone(),
         queue,
         actions,
         volunteers,
         behaviour,
-        http,
         tally,
         stop.clone(),
     ));
@@ -300,6 +271,9 @@ async fn read(
                     continue;
                 };
                 tally.record_offer(alert, offer, at);
+                if !behaviour.accepts {
+                    continue;
+                }
                 let think = random_between(behaviour.think_min, behaviour.think_max);
                 let action = Scheduled {
                     due: at + think,
@@ -333,14 +307,12 @@ fn random_between(low: Duration, high: Duration) -> Duration {
 }
 
 /// Runs due actions, at most [`HTTP_CONCURRENCY`] at once.
-#[expect(clippy::too_many_arguments, reason = "one private task's inputs")]
 async fn schedule(
-    base: String,
+    api: Api,
     mut queue: mpsc::Receiver<Scheduled>,
     actions: mpsc::Sender<Scheduled>,
     volunteers: Arc<Vec<Person>>,
     behaviour: Behaviour,
-    http: reqwest::Client,
     tally: Arc<Tally>,
     stop: CancellationToken,
 ) {
@@ -371,8 +343,7 @@ async fn schedule(
                     let Some(action) = waiting.remove(&id) else { continue };
                     let Ok(permit) = permits.clone().acquire_owned().await else { return };
                     let run = Run {
-                        base: base.clone(),
-                        http: http.clone(),
+                        api: api.clone(),
                         volunteers: volunteers.clone(),
                         tally: tally.clone(),
                         actions: actions.clone(),
@@ -396,8 +367,7 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 struct Run {
-    base: String,
-    http: reqwest::Client,
+    api: Api,
     volunteers: Arc<Vec<Person>>,
     tally: Arc<Tally>,
     actions: mpsc::Sender<Scheduled>,
@@ -419,23 +389,20 @@ impl Run {
         let Some(person) = self.volunteers.get(volunteer) else {
             return;
         };
-        let answer = self
-            .http
-            .post(format!("{}/v1/offers/{offer}/accept", self.base))
-            .bearer_auth(&person.token)
-            .send()
-            .await;
-        let answer = match answer {
+        let path = format!("/v1/offers/{offer}/accept");
+        let answer = match self
+            .api
+            .call(Method::POST, &path, Some(&person.token), None, None)
+            .await
+        {
             Ok(answer) => answer,
             Err(error) => {
                 self.tally.refuse(format!("transport: {}", short(&error)));
                 return;
             }
         };
-        let status = answer.status();
-        let body: Value = answer.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            let Some(assignment) = uuid(&body["id"]) else {
+        if answer.status.is_success() {
+            let Some(assignment) = uuid(&answer.body["id"]) else {
                 self.tally.refuse("200 without an assignment id".to_owned());
                 return;
             };
@@ -456,11 +423,11 @@ impl Run {
                 self.tally.actions_dropped.fetch_add(1, Ordering::Relaxed);
             }
         } else {
-            let slug = body["type"]
-                .as_str()
-                .and_then(|uri| uri.rsplit('/').next())
-                .unwrap_or("no problem type");
-            self.tally.refuse(format!("{} {slug}", status.as_u16()));
+            self.tally.refuse(format!(
+                "{} {}",
+                answer.status.as_u16(),
+                answer.problem_slug()
+            ));
         }
     }
 
@@ -469,14 +436,17 @@ impl Run {
             return;
         };
         let answer = self
-            .http
-            .post(format!("{}/v1/assignments/{assignment}/status", self.base))
-            .bearer_auth(&person.token)
-            .json(&json!({"status": "completed"}))
-            .send()
+            .api
+            .call(
+                Method::POST,
+                &format!("/v1/assignments/{assignment}/status"),
+                Some(&person.token),
+                Some(&json!({"status": "completed"})),
+                None,
+            )
             .await;
         match answer {
-            Ok(answer) if answer.status().is_success() => {
+            Ok(answer) if answer.status.is_success() => {
                 self.tally.completed.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut active) = self.tally.active.lock()
                     && active.get(&volunteer) == Some(&assignment)
@@ -491,12 +461,11 @@ impl Run {
     }
 }
 
-fn short(error: &reqwest::Error) -> &'static str {
-    if error.is_timeout() {
-        "timeout"
-    } else if error.is_connect() {
-        "connect"
-    } else {
-        "other"
+/// A transport failure in a word, for counting refusals.
+fn short(error: &anyhow::Error) -> &'static str {
+    match error.downcast_ref::<reqwest::Error>() {
+        Some(error) if error.is_timeout() => "timeout",
+        Some(error) if error.is_connect() => "connect",
+        _ => "other",
     }
 }

@@ -17,9 +17,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::client::{Live, Session};
 use super::geo::{Area, LatLng};
 use super::volunteer::{Action, Choice, Volunteer};
+use crate::client::{Live, Session};
 
 /// How often each volunteer's clock ticks (movement, decisions).
 const TICK: Duration = Duration::from_secs(1);

@@ -15,10 +15,9 @@ use kreki_auth::{Role, Roles, UserId};
 use kreki_dispatch::domain::AlertKind;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::config::Config;
+use super::Instance;
 
 /// Greater Jakarta, as in the matcher benchmark: latitude range in degrees.
 pub const LAT_RANGE: std::ops::Range<f64> = -6.40..-6.05;
@@ -65,27 +64,27 @@ pub fn points(rng: &mut StdRng, count: usize) -> Vec<(f64, f64)> {
 /// # Errors
 /// Database failures, a missing signing key, or a phone number already taken.
 pub async fn seed(
-    config: &Config,
-    pool: &PgPool,
+    instance: &Instance,
     kind: AlertKind,
     volunteers: usize,
     citizens: usize,
     seed: u64,
 ) -> anyhow::Result<Seeded> {
-    let keys = kreki_auth::load_keys(&config.auth)?;
+    let pool = &instance.pool;
+    let keys = kreki_auth::load_keys(&instance.auth)?;
     anyhow::ensure!(
         keys.current().is_some(),
         "auth.signing_key_file: the load generator mints tokens with the instance's signing key; configure it (KREKI_AUTH__SIGNING_KEY_FILE)"
     );
     let issuer = Arc::new(Issuer::new(
         Arc::new(keys),
-        config.auth.issuer.clone(),
+        instance.auth.issuer.clone(),
         TOKEN_TTL,
     ));
     let mut conn = pool.acquire().await?;
     let settings = kreki_dispatch::store::kind(&mut conn, kind)
         .await?
-        .unwrap_or_else(|| config.dispatch.kind_settings(kind));
+        .unwrap_or_else(|| instance.dispatch.kind_settings(kind));
     drop(conn);
     let certs = Arc::new(settings.required_certifications);
     // One hash for everyone: nobody signs in with it, but the column wants a real PHC string.
