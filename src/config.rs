@@ -34,6 +34,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
+    /// `[telemetry]`: OpenTelemetry traces over OTLP (off unless `otlp_endpoint` is set).
+    pub telemetry: kreki_platform::telemetry::TelemetryConfig,
     /// `[auth]`: KREKI ID.
     pub auth: AuthConfig,
     /// `[web]`: the dashboard and the web apps.
@@ -208,6 +210,7 @@ impl Config {
                 self.log.filter
             ));
         }
+        problems.extend(self.telemetry.validate());
         problems.extend(self.auth.validate());
         problems.extend(self.web.validate());
         problems.extend(self.realtime.validate());
@@ -252,8 +255,10 @@ mod tests {
         config.database.url = SecretString::from("mysql://nope");
         config.realtime.outbound_queue = 0;
         config.dispatch.poll_interval_ms = 0;
+        config.telemetry.otlp_endpoint = Some("collector:4318".to_owned());
         let message = config.validate().expect_err("invalid");
         assert!(message.contains("realtime.outbound_queue"), "{message}");
+        assert!(message.contains("telemetry.otlp_endpoint"), "{message}");
         assert!(message.contains("dispatch.poll_interval_ms"), "{message}");
         assert!(message.contains("server.request_timeout_s"), "{message}");
         assert!(message.contains("auth.access_token_ttl_s"), "{message}");
