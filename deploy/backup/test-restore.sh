@@ -106,16 +106,18 @@ br check
 psql_at "$source_port" postgres "create database kreki"
 psql_at "$source_port" kreki "create extension postgis"
 database_url="postgres://$pg_user@127.0.0.1:$source_port/kreki"
-KREKI_DATABASE__URL="$database_url" "$kreki" migrate >/dev/null
+# kreki reads every KREKI_* variable as configuration: start it with only the ones given here.
+kreki_env() { env -i PATH="$PATH" HOME="$HOME" "$@"; }
+kreki_env KREKI_DATABASE__URL="$database_url" "$kreki" migrate >/dev/null
 
 say "full backup"
 br --type=full backup
 
 say "a real kreki acknowledges $before panics before the target instant and $after after it"
-"$kreki" keys generate --out "$work/signing-key.pem" >/dev/null
+kreki_env "$kreki" keys generate --out "$work/signing-key.pem" >/dev/null
 http_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$http_port"
-KREKI_DATABASE__URL="$database_url" KREKI_AUTH__SIGNING_KEY_FILE="$work/signing-key.pem" \
+kreki_env KREKI_DATABASE__URL="$database_url" KREKI_AUTH__SIGNING_KEY_FILE="$work/signing-key.pem" \
   KREKI_SERVER__LISTEN="127.0.0.1:$http_port" KREKI_LOG__FILTER=warn \
   "$kreki" serve >"$work/kreki.log" 2>&1 &
 kreki_pid=$!
