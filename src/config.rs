@@ -152,8 +152,27 @@ impl Default for LogConfig {
     }
 }
 
-/// Environment variables that start with `KREKI_` but are not configuration.
-const NOT_CONFIG: &[&str] = &["config", "test_database_url"];
+/// Environment variables that start with `KREKI_` but are not configuration: `--config`'s, and the
+/// settings of this repository's scripts (local services, tests, benchmarks, deployment checks),
+/// which a developer's shell exports while running `kreki`.
+const NOT_CONFIG: &[&str] = &[
+    "config",
+    "test_database_url",
+    "pg_port",
+    "db_name",
+    "wait_secs",
+    "browser_pg",
+    "bin",
+    "bench_database_url",
+    "fhir_samples_dir",
+    "two_a_port",
+    "two_b_port",
+    "two_mqtt_port",
+    "venv",
+    "tools",
+    "pitr_source_port",
+    "pitr_restore_port",
+];
 
 impl Config {
     /// Reads defaults, then `file` (if given), then the environment, and validates the result.
