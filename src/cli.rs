@@ -211,7 +211,18 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    kreki_platform::telemetry::init_logging(config.log.format, &config.log.filter);
+    // Kept until exit: dropping it sends the spans still queued (after the runtime has stopped).
+    let _telemetry = match kreki_platform::telemetry::init(
+        config.log.format,
+        &config.log.filter,
+        &config.telemetry,
+    ) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("kreki: invalid configuration\n{error}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -11,4 +11,5 @@ mod process;
 mod satusehat;
 mod simulate;
 mod support;
+mod traces;
 mod training_to_dispatch;
