@@ -8,6 +8,7 @@ mod loadtest;
 mod mqtt;
 mod openapi;
 mod process;
+mod responders;
 mod satusehat;
 mod simulate;
 mod support;

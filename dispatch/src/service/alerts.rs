@@ -148,12 +148,9 @@ impl DispatchService {
         let citizen_id = citizen.id.0;
         let settings = self.kind_settings(request.kind);
         let responders_needed = settings.responders_needed;
-        // One connection for the whole ingest: the catch-up before the first wave and the
-        // statement (one acquire, one release).
-        let mut conn = self.pool.acquire().await?;
         let first = if self.is_dispatching() {
             Some(
-                self.plan_first_wave(&mut conn, alert_id, &request, responders_needed, settings)
+                self.plan_first_wave(alert_id, &request, responders_needed, settings)
                     .await,
             )
         } else {
@@ -199,7 +196,7 @@ impl DispatchService {
             note: request.note.clone(),
         };
         let outcome = store::ingest(
-            &mut conn,
+            &mut *self.pool.acquire().await?,
             &new,
             &store::Press {
                 key: key.as_str(),
@@ -211,7 +208,6 @@ impl DispatchService {
             first.as_ref().map(|first| &first.rows),
         )
         .await?;
-        drop(conn);
         match outcome {
             Ingested::Created(created_at) => {
                 metrics::histogram!("kreki_dispatch_alert_commit_seconds")
@@ -247,13 +243,12 @@ impl DispatchService {
     /// once stored, after catching up on other instances' volunteer changes.
     async fn plan_first_wave(
         &self,
-        conn: &mut sqlx::PgConnection,
         id: AlertId,
         request: &AlertRequest,
         responders_needed: u32,
         settings: crate::domain::KindSettings,
     ) -> FirstWave {
-        self.catch_up_before_wave(conn).await;
+        self.catch_up_before_wave().await;
         let snapshot = Snapshot::new_alert(id, responders_needed, settings);
         let changes = match wave::plan(&snapshot, Trigger::NeedsWave, chrono::Utc::now(), |query| {
             self.candidates(request.at, &snapshot, query)

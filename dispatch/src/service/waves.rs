@@ -53,8 +53,8 @@ impl DispatchService {
     /// Database failures: nothing was written, the claims were released, and the work stays for
     /// the next attempt.
     pub async fn run_batch(&self, wanted: &WorkWanted) -> DispatchResult<BatchOutcome> {
+        self.catch_up_before_wave().await;
         let mut conn = self.pool.acquire().await?;
-        self.catch_up_before_wave(&mut conn).await;
         let defaults = |kind| self.config.kind_settings(kind);
         let claimed = match store::claim(&mut conn, wanted, &defaults).await {
             Ok(claimed) => claimed,
@@ -183,10 +183,10 @@ impl DispatchService {
     }
 
     /// Volunteers may have changed on another instance: the matcher sees every change committed
-    /// before a wave is planned. Done before the wave's statements, on the wave's connection, so
-    /// it never holds a claim or a lock while it reads; concurrent waves share one read.
-    pub(crate) async fn catch_up_before_wave(&self, conn: &mut sqlx::PgConnection) {
-        if let Err(error) = self.catch_up_on(conn).await {
+    /// before a wave is planned. Done before the wave takes its connection, so it never holds a
+    /// claim, a lock or a connection while it waits; concurrent waves share one read.
+    pub(crate) async fn catch_up_before_wave(&self) {
+        if let Err(error) = self.catch_up_volunteers().await {
             tracing::warn!(%error, "volunteer catch-up before a wave failed; matching with what this instance knows");
         }
     }
