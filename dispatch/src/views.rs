@@ -1,5 +1,12 @@
 //! The shapes dispatch shows on the wire (API.md: Alert, Offer, Assignment, timeline entries,
 //! volunteers), built from stored rows. The same JSON goes out over HTTP and in WebSocket messages.
+//! The AED registry's and aftercare's shapes are in [`aeds`] and [`checkins`].
+
+mod aeds;
+mod checkins;
+
+pub use aeds::{Aed, AedRoute};
+pub use checkins::{AnsweredCheckin, Checkin};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -7,7 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::{
-    AlertId, AlertKind, AlertStatus, AssignmentId, AssignmentStatus, OfferId, OfferStatus,
+    AlertId, AlertKind, AlertStatus, AssignmentId, AssignmentStatus, OfferId, OfferStatus, Outcome,
 };
 use crate::store::{AlertRow, AssignmentRow, EventRow, NewAlert, OfferRow, VolunteerRow};
 
@@ -57,6 +64,9 @@ pub struct Alert {
     /// Raised to practise (`kreki simulate`, an exercise), not a real emergency: never recorded in
     /// SATUSEHAT nor served at `/fhir/r4`, and counted apart in the dashboard.
     pub drill: bool,
+    /// How the incident ended: `treated_on_scene`, `to_hospital`, `false_alarm`, `not_found` or
+    /// `other`; null until a coordinator resolves it (`POST /v1/alerts/{id}/resolve`).
+    pub outcome: Option<Outcome>,
 }
 
 impl Alert {
@@ -82,6 +92,7 @@ impl Alert {
             assignments: Vec::new(),
             responders_needed: alert.responders_needed,
             drill: alert.drill,
+            outcome: None,
         }
     }
 
@@ -106,6 +117,7 @@ impl Alert {
             assignments: assignments.into_iter().map(Assignment::from).collect(),
             responders_needed: row.responders_needed,
             drill: row.drill,
+            outcome: row.outcome,
         }
     }
 }
@@ -207,7 +219,8 @@ pub struct TimelineEvent {
     /// When (UTC).
     pub at: DateTime<Utc>,
     /// `created`, `repeat_press`, `offers_sent`, `offer_declined`, `accepted`, `assigned`,
-    /// `assignment_status`, `cancelled`, `unmatched`, `resolved`.
+    /// `assignment_status`, `cancelled`, `unmatched`, `resolved` (with `outcome` and `note` when a
+    /// coordinator resolved it).
     #[serde(rename = "type")]
     pub kind: String,
     /// Who did it, when a person did.

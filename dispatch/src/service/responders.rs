@@ -325,6 +325,9 @@ impl DispatchService {
             }
             _ => {}
         }
+        if !to.is_active() {
+            store::schedule_checkins(&mut tx, alert.id, self.config.checkin_after_s).await?;
+        }
         store::insert_event(
             &mut tx,
             alert.id,

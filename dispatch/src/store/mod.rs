@@ -13,6 +13,10 @@
 //! - [`volunteers`]: duty, positions (one at a time and in write-behind batches), history, rest,
 //!   practitioner verification, the coordinators' map.
 //! - [`changes`]: the catch-up read of volunteer changes made by other instances.
+//! - [`aeds`]: the AED registry (add, change, near a point, candidates for a route via a device).
+//! - [`checkins`]: aftercare check-ins (scheduled when an assignment ends, claimed for delivery,
+//!   answered).
+//! - [`outcomes`]: how an incident ended, as a coordinator records it.
 //!
 //! Spatial predicates cast the query point, never an indexed column, so the GiST indexes serve them.
 
@@ -21,7 +25,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::domain::{
-    AlertId, AlertKind, AlertStatus, AssignmentId, AssignmentStatus, OfferId, OfferStatus,
+    AlertId, AlertKind, AlertStatus, AssignmentId, AssignmentStatus, OfferId, OfferStatus, Outcome,
 };
 
 /// An alert as stored.
@@ -49,6 +53,8 @@ pub struct AlertRow {
     pub drill: bool,
     /// Responders this alert needs.
     pub responders_needed: i32,
+    /// How it ended, once a coordinator recorded it.
+    pub outcome: Option<Outcome>,
     /// Last wave sent (0: none).
     pub wave: i32,
     /// Created (UTC).
@@ -60,7 +66,7 @@ pub struct AlertRow {
 macro_rules! alert_columns {
     () => {
         "a.id, a.citizen_id, a.citizen_name, a.kind, a.status, ST_Y(a.location::geometry) AS lat,
-         ST_X(a.location::geometry) AS lng, a.accuracy_m, a.note, a.drill, a.responders_needed, a.wave,
+         ST_X(a.location::geometry) AS lng, a.accuracy_m, a.note, a.drill, a.responders_needed, a.outcome, a.wave,
          a.created_at, a.updated_at"
     };
 }
@@ -192,18 +198,24 @@ pub struct EventRow {
     pub data: serde_json::Value,
 }
 
+pub mod aeds;
 pub mod alerts;
 pub mod assignments;
 pub mod changes;
+pub mod checkins;
 pub mod kinds;
 pub mod offers;
+pub mod outcomes;
 pub mod volunteers;
 pub mod waves;
 
+pub use aeds::*;
 pub use alerts::*;
 pub use assignments::*;
 pub use changes::*;
+pub use checkins::*;
 pub use kinds::*;
 pub use offers::*;
+pub use outcomes::*;
 pub use volunteers::*;
 pub use waves::*;
