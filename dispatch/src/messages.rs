@@ -10,7 +10,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::{AlertId, OfferId, ResponderRole, WithdrawReason};
-use crate::views::{Alert, Assignment, Offer, PersonRef};
+use crate::views::{Alert, AnsweredCheckin, Assignment, Checkin, Offer, PersonRef};
 
 /// A message from dispatch to the people concerned.
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +72,18 @@ pub enum Message {
         /// When the device took the fix (UTC).
         recorded_at: DateTime<Utc>,
     },
+    /// Some time after an assignment ended: how is the volunteer? (to that volunteer).
+    #[serde(rename = "checkin")]
+    CheckinDue {
+        /// The check-in, as `GET /v1/volunteers/me/checkins` shows it.
+        checkin: Box<Checkin>,
+    },
+    /// A volunteer answered a check-in (to coordinators; flagged when they asked for support).
+    #[serde(rename = "checkin.answered")]
+    CheckinAnswered {
+        /// The answer, as `GET /v1/checkins` shows it.
+        checkin: Box<AnsweredCheckin>,
+    },
 }
 
 impl Message {
@@ -84,6 +96,8 @@ impl Message {
             Self::AssignmentUpdated { .. } => "assignment.updated",
             Self::ResponderPosition { .. } => "responder.position",
             Self::VolunteerPosition { .. } => "volunteer.position",
+            Self::CheckinDue { .. } => "checkin",
+            Self::CheckinAnswered { .. } => "checkin.answered",
         }
     }
 
@@ -116,5 +130,17 @@ mod tests {
             recorded_at: Utc::now(),
         };
         assert_eq!(position.to_json()["type"], "volunteer.position");
+        let checkin = Message::CheckinDue {
+            checkin: Box::new(Checkin {
+                id: crate::domain::CheckinId::new(),
+                alert_id: AlertId::new(),
+                due_at: Utc::now(),
+                answered_at: None,
+            }),
+        };
+        let json = checkin.to_json();
+        assert_eq!(json["type"], checkin.kind());
+        assert_eq!(json["type"], "checkin");
+        assert!(json["checkin"]["answered_at"].is_null());
     }
 }

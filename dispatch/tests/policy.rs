@@ -331,3 +331,74 @@ async fn an_offer_that_lapses_is_replaced_and_a_volunteer_who_takes_another_aler
     let replacement = offer_for(&app, &volunteers[8]).await;
     assert_eq!(replacement["alert"]["id"], cardiac["id"]);
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_aed_responder_is_routed_via_an_aed_open_now_never_a_closed_one(pool: PgPool) {
+    use kreki_dispatch::domain::aeds::jakarta_day_and_minute;
+
+    let app = started(pool).await;
+    let volunteers = responders(&app, 3).await;
+    let admin = app.person("Admin", &[kreki_auth::Role::Admin]);
+    let (today, _) = jakarta_day_and_minute(chrono::Utc::now());
+    let always: Vec<Value> = (0..=6)
+        .map(|day| json!({"day": day, "open": "00:00", "close": "24:00"}))
+        .collect();
+    let closed_now = json!([{"day": (today + 3) % 7, "open": "00:00", "close": "24:00"}]);
+    let mut aeds = Vec::new();
+    // The closed one lies right on the way; the open one a little aside.
+    for (north_m, east_m, hours, place) in [
+        (60.0, 0.0, json!(closed_now), "Kantor pos, dikunci malam"),
+        (
+            90.0,
+            120.0,
+            json!(always),
+            "Lobi hotel, samping resepsionis",
+        ),
+    ] {
+        let (lat, lng) = offset(MONAS.0, MONAS.1, north_m, east_m);
+        let (status, aed) = app
+            .call(
+                Method::POST,
+                "/v1/aeds",
+                Some(&admin),
+                Some(json!({"lat": lat, "lng": lng, "description": place, "hours": hours})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{aed}");
+        let (status, verified) = app
+            .call(
+                Method::PATCH,
+                &format!("/v1/aeds/{}", aed["id"].as_str().expect("id")),
+                Some(&admin),
+                Some(json!({"verified": true})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{verified}");
+        aeds.push(verified);
+    }
+    let citizen = app.citizen("Sari");
+    app.panic(&citizen, "cpr-5", alert_body("cardiac_arrest", MONAS))
+        .await;
+    let mut assignments = Vec::new();
+    for volunteer in &volunteers {
+        let offer = offer_for(&app, volunteer).await;
+        let (status, assignment) = answer(&app, volunteer, &offer, "accept").await;
+        assert_eq!(status, StatusCode::OK, "{assignment}");
+        assignments.push(assignment);
+    }
+    let aed_responder = &assignments[1];
+    assert_eq!(aed_responder["role"], "aed");
+    assert_eq!(
+        aed_responder["aed"]["id"], aeds[1]["id"],
+        "routed via the AED open now: {aed_responder}"
+    );
+    assert_eq!(
+        aed_responder["aed"]["description"],
+        "Lobi hotel, samping resepsionis"
+    );
+    let via = aed_responder["aed"]["distance_via_m"]
+        .as_f64()
+        .expect("the walk via the AED");
+    assert!(via > 80.0 && via < 600.0, "{via}");
+    assert!(assignments[0]["aed"].is_null() && assignments[2]["aed"].is_null());
+}

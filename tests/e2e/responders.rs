@@ -98,7 +98,9 @@ async fn volunteer(
         ],
     );
     let token = api.login(&phone, "kata-sandi-aman").await;
-    let (_, me) = api.send(Method::GET, "/v1/auth/me", Some(&token), None).await;
+    let (_, me) = api
+        .send(Method::GET, "/v1/auth/me", Some(&token), None)
+        .await;
     let id = me["id"].as_str().expect("an id").to_owned();
     cli(
         url,
@@ -149,8 +151,14 @@ async fn a_cardiac_arrest_gets_cpr_aed_and_lead_with_decliners_replaced_and_the_
     cli(
         &url,
         &[
-            "user", "create", "--phone", "081355550001", "--password", "kata-sandi-aman",
-            "--name", "Sari",
+            "user",
+            "create",
+            "--phone",
+            "081355550001",
+            "--password",
+            "kata-sandi-aman",
+            "--name",
+            "Sari",
         ],
     );
     let citizen = api.login("081355550001", "kata-sandi-aman").await;
@@ -186,7 +194,10 @@ async fn a_cardiac_arrest_gets_cpr_aed_and_lead_with_decliners_replaced_and_the_
     let (status, body) = api
         .send(
             Method::POST,
-            &format!("/v1/offers/{}/decline", offers[0]["id"].as_str().expect("id")),
+            &format!(
+                "/v1/offers/{}/decline",
+                offers[0]["id"].as_str().expect("id")
+            ),
             Some(&team[0].token),
             None,
         )
@@ -225,7 +236,8 @@ async fn a_cardiac_arrest_gets_cpr_aed_and_lead_with_decliners_replaced_and_the_
     team[1]
         .socket
         .send(Message::text(
-            json!({"type": "location", "lat": cpr_at.0, "lng": cpr_at.1, "accuracy_m": 5}).to_string(),
+            json!({"type": "location", "lat": cpr_at.0, "lng": cpr_at.1, "accuracy_m": 5})
+                .to_string(),
         ))
         .await
         .expect("sent");

@@ -564,6 +564,17 @@ impl Matcher {
         DateTime::from_timestamp_micros(entry.position_at_us)
     }
 
+    /// Where the volunteer was last seen, when known.
+    pub fn position(&self, id: Uuid) -> Option<LatLng> {
+        let slot = self.slots.get(&id)?;
+        let entry = self
+            .buckets
+            .get(&slot.cell)?
+            .entries
+            .get(slot.index as usize)?;
+        LatLng::new(entry.lat_rad.to_degrees(), entry.lng_rad.to_degrees()).ok()
+    }
+
     /// True when the volunteer is known and holds an assignment.
     pub fn is_busy(&self, id: Uuid) -> bool {
         self.slots

@@ -412,6 +412,7 @@ impl DispatchService {
                 effects.push(Effect::AssignmentChanged(row.into()));
             }
         }
+        store::schedule_checkins(&mut tx, id, self.config.checkin_after_s).await?;
         store::cancel_timers(&mut tx, id).await?;
         store::set_alert_status(&mut tx, id, AlertStatus::Cancelled).await?;
         store::insert_event(&mut tx, id, Some(user.id.0), &Event::Cancelled { reason }).await?;

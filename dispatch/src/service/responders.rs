@@ -94,6 +94,9 @@ impl DispatchService {
             return Err(DispatchError::AlertCovered);
         }
         let role = self.next_role(alert.kind, &taken);
+        let aed = self
+            .aed_on_the_way(&mut tx, role, &alert, volunteer.id.0)
+            .await?;
         let row = insert_assignment(
             &mut tx,
             &store::NewAssignment {
@@ -103,7 +106,7 @@ impl DispatchService {
                 offer_id: Some(offer_id),
                 distance_m: Some(offer.distance_m),
                 role,
-                aed: None,
+                aed,
             },
         )
         .await?;
@@ -243,6 +246,10 @@ impl DispatchService {
         if active >= alert.responders_needed {
             return Err(DispatchError::AlertCovered);
         }
+        let role = self.next_role(alert.kind, &taken);
+        let aed = self
+            .aed_on_the_way(&mut tx, role, &alert, volunteer_id)
+            .await?;
         let row = insert_assignment(
             &mut tx,
             &store::NewAssignment {
@@ -251,8 +258,8 @@ impl DispatchService {
                 volunteer_name: &volunteer.name,
                 offer_id: None,
                 distance_m: None,
-                role: self.next_role(alert.kind, &taken),
-                aed: None,
+                role,
+                aed,
             },
         )
         .await?;
@@ -362,6 +369,9 @@ impl DispatchService {
             }
             _ => {}
         }
+        if !to.is_active() {
+            store::schedule_checkins(&mut tx, alert.id, self.config.checkin_after_s).await?;
+        }
         store::insert_event(
             &mut tx,
             alert.id,
@@ -378,6 +388,34 @@ impl DispatchService {
         effects.push(Effect::AlertChanged(alert.id));
         self.apply(effects).await;
         Ok(row.into())
+    }
+
+    /// For the `aed` role: the available AED that makes the shortest walk from where the
+    /// volunteer is (the matcher's position; the alert's when unknown) to the alert, within
+    /// `dispatch.aed_radius_m`, and that walk in metres. `None` for other roles, or when no AED
+    /// is available now: the responder then goes straight to the alert.
+    async fn aed_on_the_way(
+        &self,
+        conn: &mut PgConnection,
+        role: Option<ResponderRole>,
+        alert: &store::AlertRow,
+        volunteer: Uuid,
+    ) -> DispatchResult<Option<(Uuid, f64)>> {
+        if role != Some(ResponderRole::Aed) {
+            return Ok(None);
+        }
+        let at = crate::geo::LatLng::new(alert.lat, alert.lng)
+            .map_err(|error| DispatchError::Internal(format!("stored alert position: {error}")))?;
+        let from = self.index.position(volunteer).unwrap_or(at);
+        let route = super::aeds::aed_route(
+            conn,
+            at,
+            from,
+            Utc::now(),
+            f64::from(self.config.aed_radius_m),
+        )
+        .await?;
+        Ok(route.map(|route| (route.aed.id.0, route.distance_via_m)))
     }
 
     /// The role the next responder of an alert of `kind` takes: the first of the kind's roles
