@@ -98,10 +98,7 @@ impl DispatchService {
     /// 404 unknown; 403 another region's; 409 `not-in-triage`.
     pub async fn release(&self, user: &CurrentUser, id: AlertId) -> DispatchResult<Alert> {
         let mut tx = self.pool.begin().await?;
-        let alert = store::lock_alert(&mut tx, id)
-            .await?
-            .ok_or(DispatchError::NotFound("alert"))?;
-        self.require_covers(user, alert.region_id)?;
+        let alert = self.lock_for_coordinator(&mut tx, user, id).await?;
         if alert.status != AlertStatus::Triage {
             return Err(DispatchError::NotInTriage(alert.status));
         }
@@ -150,10 +147,7 @@ impl DispatchService {
             ));
         }
         let mut tx = self.pool.begin().await?;
-        let alert = store::lock_alert(&mut tx, id)
-            .await?
-            .ok_or(DispatchError::NotFound("alert"))?;
-        self.require_covers(user, alert.region_id)?;
+        let alert = self.lock_for_coordinator(&mut tx, user, id).await?;
         if !matches!(
             alert.status,
             AlertStatus::Dispatching
