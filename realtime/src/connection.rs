@@ -100,7 +100,8 @@ pub(crate) async fn serve(mut socket: WebSocket, connection: Connection) {
     let user = connection.user.id.0;
     let attachment = connection
         .hub
-        .attach(user, &connection.user.roles, connection.resume);
+        .attach_resuming(user, &connection.user.roles, connection.resume)
+        .await;
     let id = attachment.id;
     let attached = Attached {
         hub: connection.hub.clone(),
@@ -185,7 +186,7 @@ async fn pump(
     let ping_interval = Duration::from_millis(config.ping_interval_ms);
 
     for frame in backlog {
-        write(socket, Message::Text(frame), write_timeout, hub).await?;
+        write(socket, Message::Text(frame.encode()), write_timeout, hub).await?;
         metrics::counter!("realtime_messages_sent_total").increment(1);
     }
 
@@ -213,7 +214,7 @@ async fn pump(
             frame = outbound.recv() => {
                 // The hub drops the sender only when it kicks the connection.
                 let Some(frame) = frame else { return Err(Ending::TooSlow) };
-                write(socket, Message::Text(frame), write_timeout, hub).await?;
+                write(socket, Message::Text(frame.encode()), write_timeout, hub).await?;
                 metrics::counter!("realtime_messages_sent_total").increment(1);
             }
             reply = poll_handling(&mut handling), if handling.is_some() => {
