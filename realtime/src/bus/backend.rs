@@ -97,20 +97,20 @@ pub(crate) trait Stream: Send + 'static {
     fn read(&mut self, after: &str) -> impl Future<Output = Result<Vec<Read>, Unreachable>> + Send;
 }
 
-/// `user:epoch:seq,user:epoch:seq,…`, or `None` when any part does not read.
-pub(crate) fn parse_recipients(text: &str) -> Option<Vec<Numbered>> {
-    text.split(',')
-        .map(|recipient| {
-            let mut fields = recipient.split(':');
-            let user = Uuid::parse_str(fields.next()?).ok()?;
-            let epoch = fields.next()?.parse::<u64>().ok()?;
-            let seq = fields.next()?.parse::<u64>().ok()?;
-            fields
-                .next()
-                .is_none()
-                .then_some(Numbered { user, epoch, seq })
+/// The recipients of an entry: `users` (`user,user,…`) and their `numbers` (`epoch:seq:epoch:seq:…`,
+/// in the same order), or `None` when any part does not read or the counts differ.
+pub(crate) fn parse_recipients(users: &str, numbers: &str) -> Option<Vec<Numbered>> {
+    let mut numbers = numbers.split(':');
+    let recipients = users
+        .split(',')
+        .map(|user| {
+            let user = Uuid::parse_str(user).ok()?;
+            let epoch = numbers.next()?.parse::<u64>().ok()?;
+            let seq = numbers.next()?.parse::<u64>().ok()?;
+            Some(Numbered { user, epoch, seq })
         })
-        .collect()
+        .collect::<Option<Vec<_>>>()?;
+    numbers.next().is_none().then_some(recipients)
 }
 
 #[cfg(test)]
@@ -119,24 +119,26 @@ mod tests {
 
     #[test]
     fn recipients_read_or_refuse_as_a_whole() {
-        let user = Uuid::new_v4();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         assert_eq!(
-            parse_recipients(&format!("{user}:7:3,{user}:7:4")),
+            parse_recipients(&format!("{a},{b}"), "7:3:9:4"),
             Some(vec![
                 Numbered {
-                    user,
+                    user: a,
                     epoch: 7,
                     seq: 3
                 },
                 Numbered {
-                    user,
-                    epoch: 7,
+                    user: b,
+                    epoch: 9,
                     seq: 4
                 },
             ])
         );
-        assert_eq!(parse_recipients(&format!("{user}:7")), None);
-        assert_eq!(parse_recipients(&format!("{user}:7:3:1")), None);
-        assert_eq!(parse_recipients("x:7:3"), None);
+        assert_eq!(parse_recipients(&format!("{a},{b}"), "7:3"), None);
+        assert_eq!(parse_recipients(&format!("{a}"), "7:3:9:4"), None);
+        assert_eq!(parse_recipients(&format!("{a}"), "7"), None);
+        assert_eq!(parse_recipients("x", "7:3"), None);
+        assert_eq!(parse_recipients(&format!("{a}"), "7:x"), None);
     }
 }

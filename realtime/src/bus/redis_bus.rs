@@ -34,6 +34,9 @@ const ACK_LUA: &str = include_str!("ack.lua");
 /// The liveness script (see `alive.lua`).
 const ALIVE_LUA: &str = include_str!("alive.lua");
 
+/// The numbering lookup script (see `numbering.lua`).
+const NUMBERING_LUA: &str = include_str!("numbering.lua");
+
 /// Stream entries read per `XREAD`.
 const READ_BATCH: usize = 512;
 
@@ -73,6 +76,8 @@ struct Shared {
     reading: Arc<AtomicBool>,
     /// For presence queries (multiplexed; the reader has its own connection).
     connection: ConnectionManager,
+    /// See [`numbering_period_ms`].
+    period_ms: u64,
 }
 
 impl RedisBus {
@@ -123,6 +128,7 @@ impl RedisBus {
         ));
         let publishing = Arc::new(AtomicBool::new(false));
         let reading = Arc::new(AtomicBool::new(false));
+        let period_ms = numbering_period_ms(&config, &redis);
         let bus = Self {
             shared: Arc::new(Shared {
                 config: redis,
@@ -130,25 +136,21 @@ impl RedisBus {
                 publishing: Arc::clone(&publishing),
                 reading: Arc::clone(&reading),
                 connection: connection.clone(),
+                period_ms,
             }),
         };
         let redis_config = &bus.shared.config;
-        let hash_ttl_ms = config
-            .session_idle_s
-            .max(config.replay_window_s)
-            .max(1)
-            .saturating_mul(1000)
-            .saturating_add(redis_config.presence_ttl_s * 1000);
         let backend = RedisBackend {
             connection,
             publish: redis::Script::new(PUBLISH_LUA),
             ack: redis::Script::new(ACK_LUA),
             alive: redis::Script::new(ALIVE_LUA),
+            numbering: redis::Script::new(NUMBERING_LUA),
             prefix: redis_config.key_prefix.clone(),
             instance: instance.clone(),
             stream_max_entries: redis_config.stream_max_entries,
             presence_ttl_ms: redis_config.presence_ttl_s * 1000,
-            hash_ttl_ms,
+            period_ms,
             session_idle_ms: config.session_idle_s.saturating_mul(1000),
         };
         // Mirror what was published within the replay window, as if this instance had been up.
@@ -166,6 +168,7 @@ impl RedisBus {
             numberings: Arc::new(RedisNumberings {
                 connection: bus.shared.connection.clone(),
                 prefix: redis_config.key_prefix.clone(),
+                period_ms,
             }),
             lookup_timeout: timeout,
         };
@@ -204,19 +207,28 @@ impl RedisBus {
     /// none did, or the user's shared numbering is in another epoch). Fails when Redis does not
     /// answer.
     pub async fn acknowledged_seq(&self, user: Uuid, epoch: u64) -> Result<u64, BusError> {
-        let mut connection = self.shared.connection.clone();
-        let (stored, acked): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
-            .arg(format!("{}user:{user}", self.shared.config.key_prefix))
-            .arg("epoch")
-            .arg("acked")
-            .query_async(&mut connection)
-            .await?;
-        Ok(if stored == Some(epoch) {
-            acked.unwrap_or(0)
-        } else {
-            0
+        let numberings = RedisNumberings {
+            connection: self.shared.connection.clone(),
+            prefix: self.shared.config.key_prefix.clone(),
+            period_ms: self.shared.period_ms,
+        };
+        let (current, acked) = numberings.read(user).await?;
+        Ok(match current {
+            Numbering::Current { epoch: current, .. } if current == epoch => acked,
+            _ => 0,
         })
     }
+}
+
+/// How long a user's numbering lives at least after their last message, in ms: the session's
+/// idle time or the replay window (whichever is longer) plus the presence TTL.
+fn numbering_period_ms(config: &RealtimeConfig, redis: &RedisBusConfig) -> u64 {
+    config
+        .session_idle_s
+        .max(config.replay_window_s)
+        .max(1)
+        .saturating_mul(1000)
+        .saturating_add(redis.presence_ttl_s * 1000)
 }
 
 /// The publisher's side of Redis: one pipeline per batch.
@@ -225,12 +237,14 @@ struct RedisBackend {
     publish: redis::Script,
     ack: redis::Script,
     alive: redis::Script,
+    numbering: redis::Script,
     prefix: String,
     instance: String,
     stream_max_entries: usize,
     presence_ttl_ms: u64,
-    /// How long a user's numbering outlives their last message or refresh, in ms.
-    hash_ttl_ms: u64,
+    /// How long a user's numbering outlives their last message at least, in ms (the period of
+    /// the numbering hashes, see `publish.lua`).
+    period_ms: u64,
     session_idle_ms: u64,
 }
 
@@ -260,8 +274,7 @@ impl RedisBackend {
             .arg(kind)
             .arg(target)
             .arg(body)
-            .arg(now_ms())
-            .arg(self.hash_ttl_ms)
+            .arg(self.period_ms)
             .arg(self.stream_max_entries)
             .arg(origin);
         match audience {
@@ -311,8 +324,7 @@ impl RedisBackend {
                     .arg("everyone")
                     .arg(&self.instance)
                     .arg("")
-                    .arg(now_ms())
-                    .arg(self.hash_ttl_ms)
+                    .arg(self.period_ms)
                     .arg(self.stream_max_entries)
                     .arg("")
                     .ignore();
@@ -349,7 +361,9 @@ impl RedisBackend {
                 pipe.cmd("EVALSHA")
                     .arg(self.ack.get_hash())
                     .arg(0)
-                    .arg(self.key(&format!("user:{user}")))
+                    .arg(&self.prefix)
+                    .arg(self.period_ms)
+                    .arg(user.to_string())
                     .arg(*epoch)
                     .arg(*seq)
                     .ignore();
@@ -357,7 +371,8 @@ impl RedisBackend {
         }
     }
 
-    /// Adds to `pipe` the records of `user` connected here: presence, roles, topics, numbering.
+    /// Adds to `pipe` the records of `user` connected here: presence, roles, topics (their
+    /// numbering is kept alive by [`Backend::refresh`]).
     fn add_presence(
         &self,
         pipe: &mut redis::Pipeline,
@@ -388,11 +403,6 @@ impl RedisBackend {
         for topic in topics {
             self.add_membership(pipe, &format!("topic:{topic}"), &member, session_expiry);
         }
-        pipe.pexpire(
-            self.key(&format!("user:{user}")),
-            i64::try_from(self.hash_ttl_ms).unwrap_or(i64::MAX),
-        )
-        .ignore();
     }
 
     /// Adds `member` to the audience set `suffix` until `expiry` (Unix ms); the set itself expires
@@ -415,7 +425,7 @@ impl RedisBackend {
     async fn query(&mut self, pipe: &redis::Pipeline) -> RedisResult<redis::Value> {
         match pipe.query_async(&mut self.connection).await {
             Err(error) if error.code() == Some("NOSCRIPT") => {
-                for script in [&self.publish, &self.ack, &self.alive] {
+                for script in [&self.publish, &self.ack, &self.alive, &self.numbering] {
                     script.load_async(&mut self.connection).await?;
                 }
                 pipe.query_async(&mut self.connection).await
@@ -466,6 +476,18 @@ impl Backend for RedisBackend {
             for (user, roles, topics) in chunk {
                 self.add_presence(&mut pipe, *user, roles, topics);
             }
+            // The numbering of a user connected here lives on while they are.
+            let carry = pipe
+                .cmd("EVALSHA")
+                .arg(self.numbering.get_hash())
+                .arg(0)
+                .arg(&self.prefix)
+                .arg(self.period_ms)
+                .arg("1");
+            for (user, _, _) in chunk {
+                carry.arg(user.to_string());
+            }
+            carry.ignore();
             self.query(&pipe).await?;
         }
         Ok(reaped.first().copied().unwrap_or(0))
@@ -483,26 +505,40 @@ impl Backend for RedisBackend {
     }
 }
 
-/// Users' numberings, read from their hashes.
+/// Users' numberings, read from the numbering hashes (`numbering.lua`).
 struct RedisNumberings {
     connection: ConnectionManager,
     prefix: String,
+    period_ms: u64,
+}
+
+impl RedisNumberings {
+    /// `user`'s numbering and the highest `seq` of it a socket acknowledged.
+    async fn read(&self, user: Uuid) -> RedisResult<(Numbering, u64)> {
+        let mut connection = self.connection.clone();
+        let answers: Vec<(String, String, String)> = redis::Script::new(NUMBERING_LUA)
+            .arg(&self.prefix)
+            .arg(self.period_ms)
+            .arg("0")
+            .arg(user.to_string())
+            .invoke_async(&mut connection)
+            .await?;
+        let Some((epoch, seq, acked)) = answers.into_iter().next() else {
+            return Ok((Numbering::Fresh, 0));
+        };
+        let numbering = match (epoch.parse(), seq.parse()) {
+            (Ok(epoch), Ok(seq)) => Numbering::Current { epoch, seq },
+            _ => Numbering::Fresh,
+        };
+        Ok((numbering, acked.parse().unwrap_or(0)))
+    }
 }
 
 impl Numberings for RedisNumberings {
     fn numbering(&self, user: Uuid) -> BoxFuture<'_, Result<Numbering, Unreachable>> {
         Box::pin(async move {
-            let mut connection = self.connection.clone();
-            let (epoch, seq): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
-                .arg(format!("{}user:{user}", self.prefix))
-                .arg("epoch")
-                .arg("seq")
-                .query_async(&mut connection)
-                .await?;
-            Ok(match (epoch, seq) {
-                (Some(epoch), Some(seq)) => Numbering::Current { epoch, seq },
-                _ => Numbering::Fresh,
-            })
+            let (numbering, _) = self.read(user).await?;
+            Ok(numbering)
         })
     }
 }
@@ -532,7 +568,8 @@ impl Stream for RedisStream {
     }
 }
 
-/// One stream entry: `{r: "user:epoch:seq,…", b: body, o?: origin, n}` or `{g: instances, n}`.
+/// One stream entry: `{u: "user,…", r: "epoch:seq:…", b: body, o?: origin, n}` or
+/// `{g: instances, n}` (see `publish.lua`).
 fn read_entry(entry: StreamId) -> Read {
     let StreamId { id, mut map, .. } = entry;
     let text = |value: Option<redis::Value>| -> Option<String> {
@@ -542,7 +579,10 @@ fn read_entry(entry: StreamId) -> Read {
     let entry = if map.contains_key("g") {
         Entry::ResyncEveryone
     } else {
-        let recipients = text(map.remove("r")).and_then(|r| parse_recipients(&r));
+        let recipients = match (text(map.remove("u")), text(map.remove("r"))) {
+            (Some(users), Some(numbers)) => parse_recipients(&users, &numbers),
+            _ => None,
+        };
         let body = match map.remove("b") {
             Some(redis::Value::BulkString(bytes)) => Utf8Bytes::try_from(bytes).ok(),
             other => text(other).map(Utf8Bytes::from),
