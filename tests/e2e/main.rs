@@ -7,6 +7,7 @@ mod lms;
 mod loadtest;
 mod mqtt;
 mod openapi;
+mod overload;
 mod process;
 mod satusehat;
 mod simulate;
