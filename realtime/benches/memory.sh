@@ -8,8 +8,8 @@
 #   realtime/benches/memory.sh KREKI_BINARY [KREKI_BINARY...]
 #   WS_BENCH=path/to/ws_bench RATE=400 VOLUNTEERS=2000 DURATION_S=30 IDLE=10000 realtime/benches/memory.sh ...
 #
-# Environment: KREKI_BENCH_DATABASE_URL (an admin URL, default postgres://postgres@127.0.0.1:5432/
-# postgres; a scratch database is created next to it per run and dropped after), WS_BENCH (default:
+# Environment: BENCH_DATABASE_URL (an admin URL, default postgres://postgres@127.0.0.1:5432/postgres;
+# a scratch database is created next to it per run and dropped after), WS_BENCH (default:
 # the release build of realtime/examples/ws_bench.rs, built here). Needs PostgreSQL + PostGIS
 # (deploy/local-services.sh) and `ulimit -Hn` above IDLE plus a few hundred.
 set -euo pipefail
@@ -20,7 +20,9 @@ rate=${RATE:-400}
 volunteers=${VOLUNTEERS:-2000}
 duration_s=${DURATION_S:-30}
 idle=${IDLE:-10000}
-admin=${KREKI_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+admin=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+# `kreki` reads every KREKI_* variable as configuration and refuses unknown ones.
+unset KREKI_BENCH_DATABASE_URL KREKI_PG_PORT KREKI_BROWSER_PG
 target=${CARGO_TARGET_DIR:-target}
 if [ -z "${WS_BENCH:-}" ]; then
   cargo build -q --release -p kreki-realtime --example ws_bench

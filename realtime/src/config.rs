@@ -26,7 +26,7 @@ pub struct RealtimeConfig {
     /// Age after which a message leaves the replay ring, in seconds.
     pub replay_window_s: u64,
     /// Memory all replay rings of this instance may hold together, in bytes (each message's
-    /// share of its body plus about 128 bytes of bookkeeping per ring entry). Over it the oldest
+    /// share of its body plus about 48 bytes of bookkeeping per ring entry). Over it the oldest
     /// kept messages are forgotten first, whoever they belong to; a client resuming from before
     /// one of them gets `resync`. Without it, rings multiply: 2,000 users times
     /// `replay_messages` offers of a kilobyte is a gigabyte.

@@ -455,12 +455,22 @@ async fn under_overload_with_an_instance_killed_no_frame_is_lost_silently(pool: 
         "{totals:?}"
     );
     assert!(gaps > 0, "the bus queue never overflowed: {totals:?}");
-    let slow = seen
+    // The slow socket is dropped while its receive buffer is full, so the 4008 close frame
+    // often never reaches it (the server gives up the close handshake and closes the
+    // connection): that it had to reconnect is the evidence, and some socket saw 4008.
+    let slow_connections = seen
         .iter()
         .find(|(_, slow, _)| *slow)
-        .map(|(_, _, log)| log.lock().expect("not poisoned").too_slow)
+        .map(|(_, _, log)| log.lock().expect("not poisoned").connections)
         .unwrap_or(0);
-    assert!(slow > 0, "the slow socket was never dropped: {totals:?}");
+    assert!(
+        slow_connections > 1,
+        "the slow socket was never dropped: {totals:?}"
+    );
+    assert!(
+        totals.get("4008 closes").copied().unwrap_or(0) > 0,
+        "no socket was closed as too slow: {totals:?}"
+    );
     a.terminate();
     b.terminate();
     assert!(a.wait().await.success());

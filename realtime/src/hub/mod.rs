@@ -28,6 +28,8 @@
 //! brings it to each instance's [`Hub::deliver_numbered`] (this one included).
 
 mod budget;
+mod outbound;
+mod ring;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -40,12 +42,12 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::Utf8Bytes;
 use kreki_auth::{Role, Roles};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use self::budget::ReplayBudget;
+use self::outbound::OutboundReceiver;
 use self::session::{Connection, Continuity, Session};
 use crate::config::RealtimeConfig;
 use crate::frame::{Frame, Outgoing};
@@ -192,13 +194,16 @@ struct Inner {
     connection_slots: Arc<Semaphore>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// The replay rings' clock starts here (they keep seconds since).
+    started: Instant,
 }
 
 struct State {
     sessions: HashMap<Uuid, Session>,
     by_role: HashMap<Role, HashSet<Uuid>>,
     by_topic: HashMap<String, HashSet<Uuid>>,
-    budget: ReplayBudget,
+    /// What all rings are charged, in bytes (see [`budget`]).
+    replay_bytes: usize,
 }
 
 /// What a new connection starts with (crate-internal: the socket task's side of a session).
@@ -209,7 +214,7 @@ pub(crate) struct Attachment {
     /// `resume_after`, oldest first.
     pub backlog: Vec<Outgoing>,
     /// Live frames, in `seq` order.
-    pub outbound: mpsc::Receiver<Outgoing>,
+    pub outbound: OutboundReceiver,
     /// Cancelled when the connection's queue overflowed: close with 4008.
     pub kicked: CancellationToken,
 }
@@ -273,7 +278,6 @@ impl Hub {
         for reason in ["resume", "numbering", "lost"] {
             metrics::counter!("realtime_resyncs_total", "reason" => reason).increment(0);
         }
-        let budget = ReplayBudget::new(config.replay_budget_bytes);
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -281,7 +285,7 @@ impl Hub {
                     sessions: HashMap::new(),
                     by_role: HashMap::new(),
                     by_topic: HashMap::new(),
-                    budget,
+                    replay_bytes: 0,
                 }),
                 bus,
                 next_connection: AtomicU64::new(1),
@@ -289,6 +293,7 @@ impl Hub {
                 connection_slots,
                 shutdown,
                 tracker: TaskTracker::new(),
+                started: Instant::now(),
             }),
         }
     }
@@ -365,10 +370,11 @@ impl Hub {
 
     fn deliver_at(&self, audience: &Audience, body: &Utf8Bytes, now: Instant) -> usize {
         let config = &self.inner.config;
+        let now_s = self.clock_s(now);
         let mut guard = self.lock();
         let state = &mut *guard;
         let recipients = state.recipients(audience);
-        let share = ReplayBudget::share(body.len(), recipients.len());
+        let share = budget::share(body.len(), recipients.len());
         let mut reached = 0;
         for id in recipients {
             if !state.sessions.contains_key(&id) && !self.room_for_session(state, id) {
@@ -378,14 +384,15 @@ impl Hub {
                 .sessions
                 .entry(id)
                 .or_insert_with(|| Session::new(now, self.next_epoch()));
+            let before = session.ring.bytes();
             if session.shared {
                 session.renumber(false, self.next_epoch(), 0);
                 session.announce_resync("numbering", now);
             }
             session.seq += 1;
             let seq = session.seq;
-            session.keep(seq, body.clone(), now, config);
-            state.budget.charge(id, session.epoch, seq, share, now);
+            session.keep(seq, body.clone(), share, now_s, config);
+            state.replay_bytes = state.replay_bytes + session.ring.bytes() - before;
             session.offer(
                 &Outgoing::Message {
                     epoch: session.epoch,
@@ -396,7 +403,7 @@ impl Hub {
             );
             reached += 1;
         }
-        self.enforce_budget(state, now);
+        self.enforce_budget(state);
         reached
     }
 
@@ -416,8 +423,9 @@ impl Hub {
         send: bool,
     ) -> usize {
         let now = Instant::now();
+        let now_s = self.clock_s(now);
         let config = &self.inner.config;
-        let share = ReplayBudget::share(body.len(), recipients.len());
+        let share = budget::share(body.len(), recipients.len());
         let mut guard = self.lock();
         let state = &mut *guard;
         let mut taken = 0;
@@ -429,6 +437,7 @@ impl Hub {
                 .sessions
                 .entry(user)
                 .or_insert_with(|| Session::new(now, epoch));
+            let before = session.ring.bytes();
             // A session whose shared numbering was unknown when it was made takes this message
             // as its starting point: it may be older than the connection (a reader catching up),
             // so the connection gets a `resync` to it instead.
@@ -442,8 +451,8 @@ impl Hub {
                 session.announce_resync("numbering", now);
             }
             session.seq = seq;
-            session.keep(seq, body.clone(), now, config);
-            state.budget.charge(user, epoch, seq, share, now);
+            session.keep(seq, body.clone(), share, now_s, config);
+            state.replay_bytes = state.replay_bytes + session.ring.bytes() - before;
             if send {
                 session.offer(
                     &Outgoing::Message {
@@ -462,7 +471,7 @@ impl Hub {
             }
             taken += 1;
         }
-        self.enforce_budget(state, now);
+        self.enforce_budget(state);
         taken
     }
 
@@ -472,11 +481,12 @@ impl Hub {
     /// `resync` when it resumes. Returns how many sessions were marked.
     pub(crate) fn resync_everyone(&self) -> usize {
         let now = Instant::now();
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let mut marked = 0;
         for session in state.sessions.values_mut() {
             session.resync_below = session.seq + 1;
-            session.ring.clear();
+            state.replay_bytes -= session.ring.clear();
             session.announce_resync("lost", now);
             marked += 1;
         }
@@ -499,11 +509,17 @@ impl Hub {
         false
     }
 
-    fn enforce_budget(&self, state: &mut State, now: Instant) {
-        let window = Duration::from_secs(self.inner.config.replay_window_s);
-        state.budget.enforce(&mut state.sessions, window, now);
+    fn enforce_budget(&self, state: &mut State) {
+        let limit = self.inner.config.replay_budget_bytes;
+        budget::enforce(&mut state.sessions, &mut state.replay_bytes, limit);
         #[expect(clippy::cast_precision_loss, reason = "a gauge; bytes far below 2^52")]
-        metrics::gauge!("realtime_replay_bytes").set(state.budget.used_bytes() as f64);
+        metrics::gauge!("realtime_replay_bytes").set(state.replay_bytes as f64);
+    }
+
+    /// The rings' clock: seconds since the hub started.
+    fn clock_s(&self, now: Instant) -> u32 {
+        u32::try_from(now.saturating_duration_since(self.inner.started).as_secs())
+            .unwrap_or(u32::MAX)
     }
 
     /// Users with at least one connection here, with their roles and topics: what the bus
@@ -535,6 +551,15 @@ impl Hub {
     /// Counts of sessions, connections and what is kept for replay.
     pub fn stats(&self) -> HubStats {
         let state = self.lock();
+        debug_assert_eq!(
+            state.replay_bytes,
+            state
+                .sessions
+                .values()
+                .map(|s| s.ring.bytes())
+                .sum::<usize>(),
+            "the budget's total is the sum of what the rings are charged"
+        );
         HubStats {
             sessions: state.sessions.len(),
             connections: state
@@ -543,7 +568,7 @@ impl Hub {
                 .map(|session| session.connections.len())
                 .sum(),
             replay_messages: state.sessions.values().map(|s| s.ring.len()).sum(),
-            replay_bytes: state.budget.used_bytes(),
+            replay_bytes: state.replay_bytes,
         }
     }
 
@@ -615,7 +640,7 @@ impl Hub {
     ) -> Attachment {
         let config = &self.inner.config;
         let id = self.inner.next_connection.fetch_add(1, Ordering::Relaxed);
-        let (sender, outbound) = mpsc::channel(config.outbound_queue);
+        let (sender, outbound) = outbound::channel(config.outbound_queue);
         let kicked = CancellationToken::new();
         let mut guard = self.lock();
         let state = &mut *guard;
@@ -637,6 +662,9 @@ impl Hub {
             }
             session
         });
+        let before = session.ring.bytes();
+        session.prune(config, self.clock_s(now));
+        state.replay_bytes = state.replay_bytes + session.ring.bytes() - before;
         if session.roles.as_ref() != Some(roles) {
             session.roles = Some(roles.clone());
             for role in Role::ALL {
@@ -648,7 +676,6 @@ impl Hub {
                 }
             }
         }
-        session.prune(config, now);
         let (backlog, skip_through) = match resume {
             None => (Vec::new(), None),
             Some(cursor) => session.resume(cursor),
@@ -721,8 +748,8 @@ impl Hub {
             .ring
             .iter()
             .rev()
-            .find(|stored| stored.body == *frame.body())
-            .map(|stored| (session.epoch, stored.seq))
+            .find(|(_, body)| *body == frame.body())
+            .map(|(seq, _)| (session.epoch, seq))
     }
 
     /// True when a connection of `user` acknowledged a message with the same bytes as `frame`
@@ -738,7 +765,7 @@ impl Hub {
             .ring
             .iter()
             .rev()
-            .any(|stored| stored.seq <= session.acked && stored.body == *frame.body())
+            .any(|(seq, body)| seq <= session.acked && body == frame.body())
     }
 
     /// Records that `user` follows `topic` (authorisation is the caller's job).
@@ -791,18 +818,22 @@ impl Hub {
 
     fn sweep_at(&self, now: Instant) -> usize {
         let config = &self.inner.config;
+        let now_s = self.clock_s(now);
         let idle = Duration::from_secs(config.session_idle_s);
         let mut guard = self.lock();
         let state = &mut *guard;
         let mut expired = Vec::new();
         for (id, session) in &mut state.sessions {
-            session.prune(config, now);
+            let before = session.ring.bytes();
+            session.prune(config, now_s);
+            state.replay_bytes = state.replay_bytes + session.ring.bytes() - before;
             if session.connections.is_empty() && now.duration_since(session.idle_since) >= idle {
                 expired.push(*id);
             }
         }
         for id in &expired {
             if let Some(session) = state.sessions.remove(id) {
+                state.replay_bytes -= session.ring.bytes();
                 for topic in &session.topics {
                     remove_from_index(&mut state.by_topic, topic, *id);
                 }
@@ -817,7 +848,7 @@ impl Hub {
             // Maps keep their largest capacity: give it back after a peak.
             state.sessions.shrink_to(state.sessions.len() * 2);
         }
-        self.enforce_budget(state, now);
+        self.enforce_budget(state);
         #[expect(
             clippy::cast_precision_loss,
             reason = "a gauge; sessions are far below 2^52"

@@ -6,15 +6,16 @@
 //! cursor from before the break can only get `resync`; and the connections open at that moment
 //! get a `resync` before the next message, so a live socket never skips a number silently either.
 
-use std::collections::{HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
+use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use kreki_auth::Roles;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Cursor;
+use super::outbound::{OutboundSender, TrySendError};
+use super::ring::Ring;
 use crate::config::RealtimeConfig;
 use crate::frame::Outgoing;
 
@@ -35,7 +36,7 @@ pub(super) struct Session {
     /// The highest `seq` of this numbering a connection acknowledged (0 before any). Read by the
     /// pusher's `no_ack` policy.
     pub(super) acked: u64,
-    pub(super) ring: VecDeque<Stored>,
+    pub(super) ring: Ring,
     pub(super) connections: Vec<Connection>,
     /// Roles of the newest token this user connected with; `None` until they connect.
     pub(super) roles: Option<Roles>,
@@ -44,16 +45,9 @@ pub(super) struct Session {
     pub(super) idle_since: Instant,
 }
 
-/// A message kept for replay: its body is shared with every other ring and socket that has it.
-pub(super) struct Stored {
-    pub(super) seq: u64,
-    pub(super) at: Instant,
-    pub(super) body: Utf8Bytes,
-}
-
 pub(super) struct Connection {
     pub(super) id: u64,
-    pub(super) outbound: mpsc::Sender<Outgoing>,
+    pub(super) outbound: OutboundSender,
     pub(super) kicked: CancellationToken,
     /// The client resumed from `(epoch, seq)` ahead of this instance (its reader had not caught
     /// up yet): messages of that epoch up to that `seq` are not sent to it again.
@@ -84,7 +78,7 @@ impl Session {
             seq: 0,
             resync_below: 0,
             acked: 0,
-            ring: VecDeque::new(),
+            ring: Ring::default(),
             connections: Vec::new(),
             roles: None,
             topics: HashSet::new(),
@@ -119,26 +113,28 @@ impl Session {
         Continuity::Broken { announce }
     }
 
-    /// Keeps message `seq` (the session's next) for replay; the caller updates `seq`.
+    /// Keeps message `seq` (the session's next) for replay, charging `share` bytes; the caller
+    /// updates `seq`. `now_s` is the hub's clock (seconds since it started).
     pub(super) fn keep(
         &mut self,
         seq: u64,
         body: Utf8Bytes,
-        now: Instant,
+        share: usize,
+        now_s: u32,
         config: &RealtimeConfig,
     ) {
-        self.ring.push_back(Stored { seq, at: now, body });
-        self.prune(config, now);
+        self.ring.push(seq, body, now_s, share);
+        self.prune(config, now_s);
     }
 
     /// Keeps the newest `replay_messages` frames, none older than `replay_window_s`.
-    pub(super) fn prune(&mut self, config: &RealtimeConfig, now: Instant) {
-        let window = Duration::from_secs(config.replay_window_s);
+    pub(super) fn prune(&mut self, config: &RealtimeConfig, now_s: u32) {
+        let window_s = u32::try_from(config.replay_window_s).unwrap_or(u32::MAX);
         while self.ring.len() > config.replay_messages
             || self
                 .ring
-                .front()
-                .is_some_and(|stored| now.duration_since(stored.at) > window)
+                .oldest_at_s()
+                .is_some_and(|at_s| now_s.saturating_sub(at_s) > window_s)
         {
             self.ring.pop_front();
         }
@@ -158,7 +154,7 @@ impl Session {
     /// learnt of.
     pub(super) fn backlog_after(&self, cursor: Cursor) -> Vec<Outgoing> {
         let Cursor { after, epoch } = cursor;
-        let first_kept = self.ring.front().map_or(self.seq + 1, |stored| stored.seq);
+        let first_kept = self.ring.first_seq().unwrap_or(self.seq + 1);
         let other_epoch = epoch.is_some_and(|epoch| epoch != self.epoch);
         if other_epoch
             || after > self.seq
@@ -170,11 +166,11 @@ impl Session {
         }
         self.ring
             .iter()
-            .filter(|stored| stored.seq > after)
-            .map(|stored| Outgoing::Message {
+            .filter(|(seq, _)| *seq > after)
+            .map(|(seq, body)| Outgoing::Message {
                 epoch: self.epoch,
-                seq: stored.seq,
-                body: stored.body.clone(),
+                seq,
+                body: body.clone(),
             })
             .collect()
     }
@@ -221,11 +217,11 @@ impl Session {
             };
             match connection.outbound.try_send(frame) {
                 Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(TrySendError::Full) => {
                     connection.kicked.cancel();
                     false
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
+                Err(TrySendError::Closed) => false,
             }
         });
         if self.connections.is_empty() {
@@ -257,7 +253,8 @@ mod tests {
         session.keep(
             seq,
             Utf8Bytes::from_static("\"type\":\"x\"}"),
-            Instant::now(),
+            100,
+            0,
             &RealtimeConfig::default(),
         );
         session.seq = seq;
