@@ -4,7 +4,7 @@ use http::StatusCode;
 use kreki_auth::AuthError;
 use kreki_platform::{FieldError, Problem};
 
-use crate::domain::{AlertStatus, IdempotencyKey, OfferStatus};
+use crate::domain::{AlertStatus, AssignmentStatus, IdempotencyKey, OfferStatus};
 
 /// Everything that can go wrong in dispatch. Each variant documents the status it answers with.
 #[derive(Debug, thiserror::Error)]
@@ -46,13 +46,16 @@ pub enum DispatchError {
     /// 409 `volunteer-off-duty`: a coordinator assigned someone not on duty or unknown to dispatch.
     #[error("the volunteer is not on duty")]
     VolunteerOffDuty,
+    /// 409 `checkin-answered`: a check-in is answered once.
+    #[error("the check-in was answered already")]
+    CheckinAnswered,
     /// 409 `invalid-transition`: the assignment cannot go from its status to the one asked.
     #[error("cannot change an assignment from {from} to {to}")]
     InvalidTransition {
         /// Current status.
-        from: &'static str,
+        from: AssignmentStatus,
         /// Requested status.
-        to: &'static str,
+        to: AssignmentStatus,
     },
     /// The request body could not be read (400 broken JSON, 413 too large, 415 not JSON): the
     /// extractor's problem, as it is.
@@ -114,6 +117,10 @@ impl DispatchError {
                 "The volunteer is not on duty.",
             )
             .with_field("volunteer_id", "is not an on-duty volunteer"),
+            Self::CheckinAnswered => Problem::conflict(
+                "checkin-answered",
+                "This check-in was answered already; thank you.",
+            ),
             Self::InvalidTransition { from, to } => Problem::new(StatusCode::CONFLICT, "invalid-transition", "Conflict")
                 .with_detail(format!("An assignment that is {from} cannot become {to}."))
                 .with_field("status", format!("cannot go from {from} to {to}")),

@@ -1,12 +1,23 @@
 //! The shapes dispatch shows on the wire (API.md: Alert, Offer, Assignment, timeline entries,
 //! volunteers), built from stored rows. The same JSON goes out over HTTP and in WebSocket messages.
+//! The AED registry's and aftercare's shapes are in [`aeds`] and [`checkins`].
+
+mod aeds;
+mod checkins;
+
+pub use aeds::{Aed, AedRoute};
+pub use checkins::{AnsweredCheckin, Checkin};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::store::{AlertRow, AssignmentRow, EventRow, OfferRow, VolunteerRow};
+use crate::domain::{
+    AedId, AlertId, AlertKind, AlertStatus, AssignmentId, AssignmentStatus, OfferId, OfferStatus,
+    Outcome, ResponderRole,
+};
+use crate::store::{AlertRow, AssignmentRow, EventRow, NewAlert, OfferRow, VolunteerRow};
 
 /// A position with its accuracy.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -32,11 +43,11 @@ pub struct PersonRef {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Alert {
     /// Alert id.
-    pub id: Uuid,
+    pub id: AlertId,
     /// `medical`, `cardiac_arrest`, `accident`, `fire`, `disaster`, `security` or `other`.
-    pub kind: String,
+    pub kind: AlertKind,
     /// `dispatching`, `assigned`, `on_scene`, `resolved`, `cancelled` or `unmatched`.
-    pub status: String,
+    pub status: AlertStatus,
     /// Where help is needed.
     pub location: Location,
     /// The citizen's note.
@@ -54,9 +65,38 @@ pub struct Alert {
     /// Raised to practise (`kreki simulate`, an exercise), not a real emergency: never recorded in
     /// SATUSEHAT nor served at `/fhir/r4`, and counted apart in the dashboard.
     pub drill: bool,
+    /// How the incident ended: `treated_on_scene`, `to_hospital`, `false_alarm`, `not_found` or
+    /// `other`; null until a coordinator resolves it (`POST /v1/alerts/{id}/resolve`).
+    pub outcome: Option<Outcome>,
 }
 
 impl Alert {
+    /// The view of an alert just stored by ingest (no assignments yet; created and updated at
+    /// `created_at`).
+    pub fn raised(alert: &NewAlert<'_>, created_at: DateTime<Utc>) -> Self {
+        Self {
+            id: alert.id,
+            kind: alert.kind,
+            status: alert.status,
+            location: Location {
+                lat: alert.at.lat(),
+                lng: alert.at.lng(),
+                accuracy_m: alert.accuracy_m,
+            },
+            note: alert.note.map(str::to_owned),
+            created_at,
+            updated_at: created_at,
+            citizen: PersonRef {
+                id: alert.citizen_id,
+                name: alert.citizen_name.to_owned(),
+            },
+            assignments: Vec::new(),
+            responders_needed: alert.responders_needed,
+            drill: alert.drill,
+            outcome: None,
+        }
+    }
+
     /// Builds the view of `row` with its `assignments`.
     pub fn from_rows(row: AlertRow, assignments: Vec<AssignmentRow>) -> Self {
         Self {
@@ -78,6 +118,7 @@ impl Alert {
             assignments: assignments.into_iter().map(Assignment::from).collect(),
             responders_needed: row.responders_needed,
             drill: row.drill,
+            outcome: row.outcome,
         }
     }
 }
@@ -86,19 +127,39 @@ impl Alert {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Assignment {
     /// Assignment id.
-    pub id: Uuid,
+    pub id: AssignmentId,
     /// The alert.
-    pub alert_id: Uuid,
+    pub alert_id: AlertId,
     /// The volunteer.
     pub volunteer: PersonRef,
     /// `accepted`, `en_route`, `on_scene`, `completed` or `withdrawn`.
-    pub status: String,
+    pub status: AssignmentStatus,
     /// Distance from the volunteer to the alert when accepted, metres.
     pub distance_m: Option<f64>,
     /// Accepted (UTC).
     pub accepted_at: DateTime<Utc>,
     /// Last change (UTC).
     pub updated_at: DateTime<Utc>,
+    /// What this responder does on scene (`cpr`, `aed`, `lead`), when the kind gives roles.
+    pub role: Option<ResponderRole>,
+    /// For the `aed` role: the AED to fetch on the way (one available when they accepted), or null
+    /// when none was within reach.
+    pub aed: Option<AssignedAed>,
+}
+
+/// The AED an `aed` responder fetches on the way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AssignedAed {
+    /// The device.
+    pub id: AedId,
+    /// Latitude, degrees (WGS84).
+    pub lat: f64,
+    /// Longitude, degrees (WGS84).
+    pub lng: f64,
+    /// The exact place, for someone running to fetch it.
+    pub description: String,
+    /// The walk from where the responder was to the AED and on to the alert, metres.
+    pub distance_via_m: Option<f64>,
 }
 
 impl From<AssignmentRow> for Assignment {
@@ -114,6 +175,8 @@ impl From<AssignmentRow> for Assignment {
             distance_m: row.distance_m,
             accepted_at: row.accepted_at,
             updated_at: row.updated_at,
+            role: row.role,
+            aed: row.aed,
         }
     }
 }
@@ -122,9 +185,9 @@ impl From<AssignmentRow> for Assignment {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OfferAlert {
     /// Alert id.
-    pub id: Uuid,
+    pub id: AlertId,
     /// Kind.
-    pub kind: String,
+    pub kind: AlertKind,
     /// Where.
     pub location: Location,
     /// The citizen's note.
@@ -137,13 +200,13 @@ pub struct OfferAlert {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Offer {
     /// Offer id.
-    pub id: Uuid,
+    pub id: OfferId,
     /// The alert.
     pub alert: OfferAlert,
     /// Distance from the volunteer to the alert, metres.
     pub distance_m: f64,
     /// `pending`, `accepted`, `declined`, `expired` or `withdrawn`.
-    pub status: String,
+    pub status: OfferStatus,
     /// Made (UTC).
     pub offered_at: DateTime<Utc>,
     /// Answer before this (UTC).
@@ -179,7 +242,8 @@ pub struct TimelineEvent {
     /// When (UTC).
     pub at: DateTime<Utc>,
     /// `created`, `repeat_press`, `offers_sent`, `offer_declined`, `accepted`, `assigned`,
-    /// `assignment_status`, `cancelled`, `unmatched`, `resolved`.
+    /// `assignment_status`, `cancelled`, `unmatched`, `resolved` (with `outcome` and `note` when a
+    /// coordinator resolved it).
     #[serde(rename = "type")]
     pub kind: String,
     /// Who did it, when a person did.
