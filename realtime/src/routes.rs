@@ -105,7 +105,9 @@ pub struct ConnectParams {
 /// `?resume_after=<seq>&epoch=<epoch>` of the last message processed.
 ///
 /// Types: `offer`, `offer.withdrawn`, `alert.updated`, `assignment.updated`,
-/// `volunteer.position` (coordinators), and `resync` (`{"type":"resync", "seq": n, "epoch": e}`,
+/// `responder.position` (the other responders of an alert), `volunteer.position` and
+/// `checkin.answered` (coordinators), `checkin` (the volunteer asked), `certificate.expiring`, and
+/// `resync` (`{"type":"resync", "seq": n, "epoch": e}`,
 /// numbered or not: some message this client should have got cannot be given to it one by one,
 /// because it is no longer kept, was of another epoch, or was lost on its way (the bus overflowed,
 /// an instance died); refetch state over HTTP and take `n` and `e` as the new cursor). It can come

@@ -282,9 +282,13 @@ async fn under_overload_with_an_instance_killed_no_frame_is_lost_silently(pool: 
 
     let mut config = kreki::config::Config::default();
     config.auth.signing_key_file = Some(key.clone());
-    let seeded = kreki::loadtest::seed::seed(
-        &config,
-        &pool,
+    let instance = kreki_sim::loadtest::Instance {
+        pool: pool.clone(),
+        auth: config.auth.clone(),
+        dispatch: config.dispatch.clone(),
+    };
+    let seeded = kreki_sim::loadtest::seed::seed(
+        &instance,
         AlertKind::Security,
         VOLUNTEERS,
         PANICS,
