@@ -8,10 +8,11 @@
 #   realtime/benches/memory.sh KREKI_BINARY [KREKI_BINARY...]
 #   WS_BENCH=path/to/ws_bench RATE=400 VOLUNTEERS=2000 DURATION_S=30 IDLE=10000 realtime/benches/memory.sh ...
 #
-# Environment: BENCH_DATABASE_URL (an admin URL, default postgres://postgres@127.0.0.1:5432/postgres;
-# a scratch database is created next to it per run and dropped after), WS_BENCH (default:
-# the release build of realtime/examples/ws_bench.rs, built here). Needs PostgreSQL + PostGIS
-# (deploy/local-services.sh) and `ulimit -Hn` above IDLE plus a few hundred.
+# Environment: REPORTS_DIR (keep each load test's report there), BENCH_DATABASE_URL (an admin URL,
+# default postgres://postgres@127.0.0.1:5432/postgres; a scratch database is created next to it per
+# run and dropped after), WS_BENCH (default: the release build of realtime/examples/ws_bench.rs,
+# built here). Needs PostgreSQL + PostGIS (deploy/local-services.sh) and `ulimit -Hn` above IDLE
+# plus a few hundred.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ $# -ge 1 ] || { echo "usage: $0 KREKI_BINARY [KREKI_BINARY...]" >&2; exit 2; }
@@ -94,7 +95,8 @@ for index in "${!binaries[@]}"; do
   peak=$(hwm_kib "$server_pid")
   sleep 15
   kept=$(rss_kib "$server_pid")
-  offers=$(grep -E 'panic -> offer frame|acknowledged' "$work/loadtest-$index.txt" | head -2 | tr -s ' ' | tr '\n' ';')
+  offers=$(grep -E 'first .offer. frame|Checks FAILED|panics not acknowledged' "$work/loadtest-$index.txt" | head -3 | tr -s ' ' | tr '\n' ';')
+  [ -n "${REPORTS_DIR:-}" ] && cp "$work/loadtest-$index.txt" "$REPORTS_DIR/loadtest-$index.txt"
   echo "steady binary=$label volunteers=$volunteers rate=$rate duration_s=$duration_s rss_start_mib=$((before / 1024)) rss_after_run_mib=$((after / 1024)) rss_15s_later_mib=$((kept / 1024)) peak_mib=$((peak / 1024)) load=\"$(cut -d' ' -f1-3 /proc/loadavg)\" loadtest: $offers"
   stop_server
   drop_db
