@@ -8,7 +8,7 @@
 #   LAT_USERS=1000 LAT_MESSAGES=100 PROFILE=debug|release realtime/benches/run.sh 10000
 #   BASE_BENCH=/path/to/older/ws_bench PROFILE=release realtime/benches/run.sh none
 #
-# `none` skips the idle-connection part. BASE_BENCH: a ws_bench built from older code (e.g.
+# `none` skips the idle-connection part. WS_BENCH: use this ws_bench instead of building one. BASE_BENCH: a ws_bench built from older code (e.g.
 # `git archive <commit>` built with `cargo build --release -p kreki-realtime --example ws_bench`),
 # measured in the same run as `base` for the same latency benchmark.
 #
@@ -26,8 +26,12 @@ target=${CARGO_TARGET_DIR:-target}
 
 flag=()
 [ "$profile" = release ] && flag=(--release)
-cargo build -q "${flag[@]}" -p kreki-realtime --example ws_bench
-bench="$target/$profile/examples/ws_bench"
+if [ -n "${WS_BENCH:-}" ]; then
+  bench=$WS_BENCH # built already
+else
+  cargo build -q "${flag[@]}" -p kreki-realtime --example ws_bench
+  bench="$target/$profile/examples/ws_bench"
+fi
 (cd realtime/benches/node-ws && npm ci --no-audit --no-fund --silent)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 limit=$(ulimit -n)
