@@ -118,6 +118,9 @@ pub async fn run(
     )
     .await?;
     load_courses(&pool, &config).await?;
+    kreki_cms::demo::load(&pool)
+        .await
+        .map_err(|error| anyhow::anyhow!(error.to_problem()))?;
     pool.close().await;
     banner(&config, fake_fcm.as_ref(), simulate.as_ref());
     let simulator = simulate.map(|options| {
