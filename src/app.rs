@@ -254,8 +254,11 @@ pub fn build(
         pool.clone(),
         config.lms.clone(),
         auth.service.verifier().clone(),
-        Arc::new(kreki_lms::ports::NobodyListens),
-        reminders,
+        kreki_lms::Ports {
+            listener: Arc::new(kreki_lms::ports::NobodyListens),
+            notifier: reminders,
+            names: Arc::new(crate::lms_names::AccountNamesFromAuth(auth.service.clone())),
+        },
     );
 
     let dispatch = if services.contains(Service::Dispatch) {

@@ -14,6 +14,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod lms_names;
 pub mod loadtest;
 pub mod simulate;
 pub mod web;

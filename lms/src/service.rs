@@ -21,7 +21,7 @@ use crate::domain::{
     locked_until, normalise_code, passes, question_credit, round_pct,
 };
 use crate::error::{LmsError, LmsResult};
-use crate::ports::{CertificationListener, Notifier};
+use crate::ports::{AccountNames, CertificationListener, Notifier};
 use crate::store::{self, CertificateRow, NewCertificate};
 
 /// Most courses `GET /v1/lms/courses` lists.
@@ -269,8 +269,7 @@ pub struct ExternalCertificate {
     /// What the trainer saw (card number, issuer, a link to a scan), up to 2000 characters.
     #[schema(example = "Kartu BLS PMI No. 12345, berlaku s.d. 2027-03")]
     pub evidence: Option<String>,
-    /// The name to print; default: the name the holder last used in KREKI (required when they
-    /// never used the LMS).
+    /// The name to print; default: the holder's name in KREKI ID.
     pub holder_name: Option<String>,
 }
 
@@ -315,26 +314,23 @@ pub struct Sweep {
 
 /// The LMS.
 pub struct LmsService {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
     config: LmsConfig,
     listener: Arc<dyn CertificationListener>,
     notifier: Arc<dyn Notifier>,
+    names: Arc<dyn AccountNames>,
     sweep_wake: Notify,
 }
 
 impl LmsService {
     /// A service over `pool`. See [`crate::build`].
-    pub fn new(
-        pool: PgPool,
-        config: LmsConfig,
-        listener: Arc<dyn CertificationListener>,
-        notifier: Arc<dyn Notifier>,
-    ) -> Self {
+    pub fn new(pool: PgPool, config: LmsConfig, ports: crate::Ports) -> Self {
         Self {
             pool,
             config,
-            listener,
-            notifier,
+            listener: ports.listener,
+            notifier: ports.notifier,
+            names: ports.names,
             sweep_wake: Notify::new(),
         }
     }
@@ -768,7 +764,8 @@ impl LmsService {
     ///
     /// # Errors
     /// [`LmsError::Validation`] naming the field (unknown certification, future `issued_at`,
-    /// `expires_at` not after `issued_at`, no name known for the holder).
+    /// `expires_at` not after `issued_at`, a `user_id` no account has). The printed name is
+    /// `holder_name` when given, else the account's name in KREKI ID (through [`AccountNames`]).
     pub async fn record_external(
         &self,
         recorded_by: Uuid,
@@ -814,14 +811,24 @@ impl LmsService {
                 "is not in the catalogue (GET /v1/lms/certifications)",
             ));
         }
-        let holder_name = match given_name {
-            Some(name) => Some(name.to_owned()),
-            None => store::learner_name(&mut tx, request.user_id).await?,
+        // The holder must be a KREKI ID account; their name there is the one printed unless the
+        // trainer gives another (the name on the card earned elsewhere, say).
+        let account_name = match self.names.name_of(request.user_id).await {
+            Ok(name) => name,
+            Err(why) => {
+                tracing::warn!(user = %request.user_id, error = %why, "KREKI ID not reachable for the holder's name");
+                None
+            }
+        };
+        let holder_name = match (given_name, account_name) {
+            (Some(name), _) => Some(name.to_owned()),
+            (None, Some(name)) if !name.trim().is_empty() => Some(name.trim().to_owned()),
+            (None, _) => store::learner_name(&mut tx, request.user_id).await?,
         };
         if holder_name.is_none() {
             errors.push(FieldError::new(
-                "holder_name",
-                "is required: this person has not used the LMS yet, so their name is unknown here",
+                "user_id",
+                "is not a KREKI ID account (search accounts in the admin console)",
             ));
         }
         let (Some(holder_name), true) = (holder_name, errors.is_empty()) else {
