@@ -12,7 +12,10 @@
 //! - [`service`]: [`LmsService`], the operations (enroll, attempts, certificates, eligibility).
 //! - [`store`]: the SQL (schema `lms`).
 //! - [`routes`]: the HTTP endpoints (the "Training (LMS)" table of API.md) and their OpenAPI.
-//! - [`print`](mod@print): the printable HTML certificate.
+//! - [`versions`]: publishing a course again as a new version without disturbing anyone
+//!   mid-course; the full definition trainers edit.
+//! - [`results`]: learners' own enrollments and trainers' view of progress and quiz results.
+//! - [`print`](mod@print): the printable HTML certificate, the verify page and the QR code.
 //! - [`worker`]: the expiry sweep and the 30/7/1-day reminders.
 //! - [`demo`]: the built-in BLS and first-aid courses, in Bahasa Indonesia.
 //! - [`config`]: `[lms]` settings. [`error`]: [`LmsError`] and its problem+json mapping.
@@ -54,9 +57,11 @@ pub mod domain;
 pub mod error;
 pub mod ports;
 pub mod print;
+pub mod results;
 pub mod routes;
 pub mod service;
 pub mod store;
+pub mod versions;
 pub mod worker;
 
 use std::sync::Arc;

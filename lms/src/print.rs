@@ -34,6 +34,19 @@ pub fn verify_url(public_base_url: &str, code: &str) -> String {
     format!("{public_base_url}/v1/lms/certificates/verify/{code}")
 }
 
+/// `url` as a QR code in SVG (black on white, a quiet zone around it), what a phone's camera
+/// opens: the public verify page. `None` only for data too long for a QR code.
+pub fn qr_svg(url: &str) -> Option<String> {
+    let code =
+        qrcode::QrCode::with_error_correction_level(url.as_bytes(), qrcode::EcLevel::M).ok()?;
+    Some(
+        code.render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(200, 200)
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
 /// The HTML page of `certificate`.
 pub fn render(
     certificate: &Certificate,
@@ -146,6 +159,13 @@ pub fn verification_page(code: &str, verification: Option<&Verification>) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_qr_code_is_an_svg() {
+        let svg = qr_svg("https://kreki.example.id/v1/lms/certificates/verify/ABC").expect("fits");
+        assert!(svg.contains("<svg") && svg.contains("</svg>"), "{svg}");
+        assert!(qr_svg(&"x".repeat(5000)).is_none());
+    }
 
     #[test]
     fn escapes_markup() {

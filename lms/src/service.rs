@@ -161,6 +161,10 @@ pub struct QuestionScore {
     pub earned: f64,
     /// Points possible.
     pub points: i32,
+    /// True when every point was earned.
+    pub correct: bool,
+    /// The trainer's explanation, shown now that the attempt is scored.
+    pub explanation: Option<String>,
 }
 
 /// The outcome of a scored attempt.
@@ -402,7 +406,9 @@ impl LmsService {
         definition: &CourseDefinition,
         created_by: Option<Uuid>,
     ) -> LmsResult<Course> {
-        let id = self.insert_course(definition, None, created_by).await?;
+        let id = self
+            .insert_course(definition, None, None, created_by)
+            .await?;
         self.course(id).await
     }
 
@@ -411,6 +417,7 @@ impl LmsService {
         &self,
         definition: &CourseDefinition,
         slug: Option<&str>,
+        series: Option<(Uuid, i32)>,
         created_by: Option<Uuid>,
     ) -> LmsResult<Uuid> {
         let errors = definition.validate();
@@ -427,7 +434,15 @@ impl LmsService {
             ));
         }
         let id = Uuid::now_v7();
-        store::insert_course(&mut tx, id, slug, definition, created_by).await?;
+        match store::insert_course(&mut tx, id, slug, series, definition, created_by).await {
+            Err(error)
+                if kreki_platform::db::unique_violation(&error)
+                    == Some("courses_series_version_key") =>
+            {
+                return Err(LmsError::VersionTaken);
+            }
+            other => other?,
+        }
         tx.commit().await?;
         Ok(id)
     }
@@ -543,6 +558,10 @@ impl LmsService {
                 check_lock(&mut tx, user, &rules).await?;
                 let mut order: Vec<Uuid> = questions.iter().map(|question| question.id).collect();
                 order.shuffle(&mut rand::rng());
+                // A bank: this attempt asks a random `draw_count` of its questions.
+                if let Some(draw) = rules.draw_count.and_then(|n| usize::try_from(n).ok()) {
+                    order.truncate(draw);
+                }
                 let ttl_s = i64::try_from(self.config.attempt_ttl_s).unwrap_or(3600);
                 store::insert_attempt(&mut tx, Uuid::now_v7(), quiz, user, &order, ttl_s).await?
             }
@@ -636,9 +655,8 @@ impl LmsService {
         let Some(enrollment) = store::lock_enrollment(&mut tx, user, rules.course_id).await? else {
             return Err(LmsError::NotEnrolled);
         };
-        let questions = store::quiz_questions(&mut tx, quiz).await?;
-        let (scores, score_pct) = score(&questions, answers)?;
-        let attempt_id = match attempt_id {
+        let mut questions = store::quiz_questions(&mut tx, quiz).await?;
+        let attempt = match attempt_id {
             Some(id) => {
                 let attempt = store::lock_attempt(&mut tx, id)
                     .await?
@@ -650,8 +668,21 @@ impl LmsService {
                 if attempt.expires_at <= Utc::now() {
                     return Err(LmsError::AttemptExpired);
                 }
-                attempt.id
+                // Scored on the questions this attempt asked (its draw from a bank).
+                questions.retain(|question| attempt.question_order.contains(&question.id));
+                Some(attempt.id)
             }
+            None if rules.draw_count.is_some() => {
+                return Err(LmsError::field(
+                    "attempt_id",
+                    "is required: this quiz draws its questions from a bank; start an attempt first (POST .../attempts/start)",
+                ));
+            }
+            None => None,
+        };
+        let (scores, score_pct) = score(&questions, answers)?;
+        let attempt_id = match attempt {
+            Some(id) => id,
             None => {
                 check_lock(&mut tx, user, &rules).await?;
                 let order: Vec<Uuid> = questions.iter().map(|question| question.id).collect();
@@ -1076,6 +1107,8 @@ fn score(
                 question_id: question.id,
                 earned: (earned * 100.0).round() / 100.0,
                 points: question.points,
+                correct: (earned - f64::from(question.points)).abs() < 1e-9,
+                explanation: question.explanation.clone(),
             }
         })
         .collect();

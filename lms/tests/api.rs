@@ -2,6 +2,8 @@
 //! every migration, and speaks HTTP to the routes with real access tokens.
 
 mod support;
+#[path = "cases/versions.rs"]
+mod versions;
 
 use std::time::{Duration, Instant};
 
