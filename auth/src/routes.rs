@@ -50,7 +50,8 @@ pub fn router(state: AuthState) -> OpenApiRouter {
         .routes(routes!(create_client))
         .routes(routes!(client_token))
         .routes(routes!(jwks))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::admin::router(state))
 }
 
 /// Body of `POST /v1/auth/register`.
