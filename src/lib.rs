@@ -11,6 +11,7 @@
 //! - [`wiring`]: the adapters joining dispatch and the realtime hub.
 
 pub mod app;
+pub mod basemap;
 pub mod cli;
 pub mod config;
 pub mod demo;

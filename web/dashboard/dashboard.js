@@ -123,6 +123,7 @@ async function start() {
     }
   }
   await refresh();
+  await fitToWhatMatters();
   state.live = connectLive(api, {
     onMessage: onLive,
     onState: (on) => {
@@ -135,6 +136,29 @@ async function start() {
   });
   clearInterval(state.poll);
   state.poll = setInterval(refresh, POLL_MS);
+}
+
+/**
+ * Opens the map on the coordinator's own picture: every open alert and every on-duty volunteer
+ * they can see (all of them, not only those in today's view), not the whole country. Jakarta
+ * stays the view when there is nothing yet.
+ */
+async function fitToWhatMatters() {
+  if (state.userMoved) return;
+  let volunteers = [];
+  try {
+    volunteers = (await api.request('GET', '/v1/volunteers')) ?? [];
+  } catch {
+    volunteers = [...state.volunteers.values()];
+  }
+  const points = [
+    ...[...state.alerts.values()].filter((a) => OPEN.has(a.status)).map((a) => [a.location.lat, a.location.lng]),
+    ...volunteers.filter((v) => v.on_duty && typeof v.lat === 'number').map((v) => [v.lat, v.lng]),
+  ];
+  if (points.length === 0) return;
+  state.framed = state.markers.size;
+  state.map.fitBounds(L.latLngBounds(points).pad(0.2), { maxZoom: 15, animate: false });
+  $('map').dataset.fitted = String(points.length);
 }
 
 async function refresh() {

@@ -7,6 +7,8 @@ import { Api, ApiError, distanceM, esc, signInForm } from '/web/shared/api.js';
 import { applyI18n, clock, distance, initI18n, onLanguage, t } from '/web/shared/i18n.js';
 import { connectLive } from '/web/shared/live.js';
 import { disablePush, enablePush } from '/web/shared/push.js';
+import { initTraining, onTrainingMessage, showTab as showTrainingTab } from '/volunteer/training.js';
+import { initPractitioner, showPractitioner } from '/volunteer/practitioner.js';
 
 const DUTY = 'kreki.volunteer.duty';
 const ASSIGNMENT = 'kreki.volunteer.assignment';
@@ -46,6 +48,23 @@ $('duty').addEventListener('click', async () => {
 });
 for (const button of document.querySelectorAll('[data-status]')) {
   button.addEventListener('click', () => setStatus(button.dataset.status, button));
+}
+for (const tab of document.querySelectorAll('[data-tab]')) {
+  tab.addEventListener('click', () => selectTab(tab.dataset.tab));
+}
+initTraining(api);
+initPractitioner(api);
+
+/** Shows one tab of the app: duty and offers, training, certificates, or health-worker check. */
+function selectTab(name) {
+  for (const tab of document.querySelectorAll('[data-tab]')) {
+    const on = tab.dataset.tab === name;
+    tab.setAttribute('aria-selected', String(on));
+    $(`panel-${tab.dataset.tab}`).hidden = !on;
+  }
+  document.body.dataset.tab = name;
+  if (name === 'training' || name === 'certs') showTrainingTab(name);
+  if (name === 'health') showPractitioner();
 }
 
 if (api.session && api.hasRole('volunteer')) start();
@@ -87,6 +106,7 @@ async function start() {
   show('main');
   error('');
   render();
+  showTrainingTab(null);
   if (state.duty) {
     await setDuty(true).catch((failure) => problem(failure));
     // Renews a subscription allowed before (never prompts without a tap).
@@ -188,6 +208,7 @@ async function loadOffers() {
 }
 
 function onMessage(message) {
+  onTrainingMessage(message);
   switch (message.type) {
     case 'offer': {
       const offer = message.offer ?? message;
