@@ -6,6 +6,7 @@ import { apiCall, assert, launchBrowser, run, screenshot, startKreki } from './h
 import { flowTests } from './flow.mjs';
 import { simulateTests, stopDemo } from './simulate.mjs';
 import { drillTests } from './drill.mjs';
+import { screenTests } from './screens.mjs';
 
 const JAKARTA = { latitude: -6.2, longitude: 106.8167, accuracy: 15 };
 let phoneCounter = 0;
@@ -465,6 +466,7 @@ const tests = [
 tests.push(...flowTests({ newPage, signIn, phone, noPageErrors }));
 tests.push(...drillTests({ newPage, signIn, phone, noPageErrors }));
 tests.push(...simulateTests({ newPage, signIn, noPageErrors }));
+tests.push(...screenTests({ newPage, signIn, phone, noPageErrors }));
 
 const server = await startKreki();
 let browser;
