@@ -92,16 +92,22 @@ async function onCoursesClick(event) {
   if (button?.dataset.learners) await learners(button.dataset.learners);
 }
 
+/** Everyone enrolled in any version of the course, version by version. */
 async function learners(id) {
   const box = $('learners');
   try {
-    const list = await api.request('GET', `/v1/lms/courses/${encodeURIComponent(id)}/enrollments`);
+    const versions = await api.request('GET', `/v1/lms/courses/${encodeURIComponent(id)}/versions`);
+    const groups = await Promise.all(versions.filter((v) => v.enrolled > 0).map(async (version) => ({
+      version,
+      list: await api.request('GET', `/v1/lms/courses/${encodeURIComponent(version.id)}/enrollments`),
+    })));
     box.hidden = false;
-    box.innerHTML = `<h3>${esc(t('trainer.learners'))}</h3>` + (list.length === 0 ? `<p class="muted">${esc(t('trainer.learners.none'))}</p>`
-      : `<table id="learner-table"><tbody>${list.map((l) => `<tr data-learner="${esc(l.user_id)}"><td>${esc(l.name ?? l.user_id)}<br><small>${esc(l.user_id)}</small></td>
+    box.innerHTML = `<h3>${esc(t('trainer.learners'))}</h3>` + (groups.length === 0 ? `<p class="muted">${esc(t('trainer.learners.none'))}</p>`
+      : groups.map(({ version, list }) => `<h4>${esc(t('train.version', { n: version.version }))}</h4>
+        <table class="learner-table" data-version="${version.version}"><tbody>${list.map((l) => `<tr data-learner="${esc(l.user_id)}"><td>${esc(l.name ?? l.user_id)}<br><small>${esc(l.user_id)}</small></td>
         <td>${esc(t('trainer.learners.lessons', { n: l.lessons_completed }))}</td>
         <td>${l.quizzes.map((q) => `${esc(q.title)}: ${q.best_score ?? '—'}% ${q.passed ? '✓' : ''} (${q.attempts})`).join('<br>')}</td>
-        <td>${l.completed_at ? esc(clock(l.completed_at)) : ''}</td></tr>`).join('')}</tbody></table>`);
+        <td>${l.completed_at ? esc(clock(l.completed_at)) : ''}</td></tr>`).join('')}</tbody></table>`).join(''));
   } catch (failure) {
     error(t('common.error.generic', { detail: failure.message }));
   }
@@ -110,13 +116,13 @@ async function learners(id) {
 // ------------------------------------------------------------ the course editor
 
 function blankQuestion() {
-  return { kind: 'single', prompt: '', explanation: '', options: [{ text: '', correct: true }, { text: '', correct: false }] };
+  return { kind: 'single', prompt: '', explanation: null, options: [{ text: '', correct: true }, { text: '', correct: false }] };
 }
 
 function blankModule() {
   return {
     title: '',
-    lessons: [{ title: '', body_md: '', video_url: '' }],
+    lessons: [{ title: '', body_md: '', video_url: null }],
     quizzes: [{ title: '', pass_mark_pct: 80, draw_count: null, max_attempts: 3, questions: [blankQuestion()] }],
   };
 }
@@ -131,7 +137,7 @@ async function edit(id) {
       return;
     }
   } else {
-    state.draft = { title: '', title_en: '', description: '', language: 'id', certification: null, modules: [blankModule()] };
+    state.draft = { title: '', title_en: null, description: '', language: 'id', certification: null, modules: [blankModule()] };
   }
   $('editor').hidden = false;
   renderEditor();
@@ -226,7 +232,7 @@ function onDraftClick(event) {
   if (!button || !state.draft) return;
   const data = button.dataset;
   if (data.addModule) state.draft.modules.push(blankModule());
-  else if (data.addLesson) state.draft.modules[Number(data.addLesson)].lessons.push({ title: '', body_md: '', video_url: '' });
+  else if (data.addLesson) state.draft.modules[Number(data.addLesson)].lessons.push({ title: '', body_md: '', video_url: null });
   else if (data.addQuiz) state.draft.modules[Number(data.addQuiz)].quizzes.push(blankModule().quizzes[0]);
   else if (data.addQuestion) at(data.addQuestion).questions.push(blankQuestion());
   else if (data.addOption) at(data.addOption).options.push({ text: '', correct: false });

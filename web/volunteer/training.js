@@ -107,6 +107,7 @@ async function refreshCertificates() {
 async function refreshReminders() {
   await Promise.all([
     get('/v1/lms/notifications/me', (value, list) => { value.notifications = list; }),
+    get('/v1/lms/certifications', (value, list) => { value.certifications = list; }),
     get('/v1/lms/certificates/me', (value, list) => { value.certificates = list; }),
   ]);
   renderReminder();
