@@ -1,5 +1,6 @@
 //! What the admin console needs beyond API.md's first table: finding accounts by phone or name,
 //! and looking after OAuth2 clients (list, rotate a secret, change scopes, revoke). Admins only.
+//! The handlers are mounted by [`crate::routes::router`].
 //! The queries are here beside their handlers: each is one statement on `auth.users` or
 //! `auth.clients`.
 
@@ -11,8 +12,6 @@ use kreki_platform::extract::{Json, Path, Query};
 use kreki_platform::{FieldError, Problem};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::Role;
 use crate::error::{AuthError, AuthResult};
@@ -23,17 +22,6 @@ use crate::store::UserRow;
 
 /// Most accounts one search answers.
 const MAX_FOUND: i64 = 50;
-
-/// The admin routes, merged into [`crate::routes::router`].
-pub fn router(state: AuthState) -> OpenApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(search_users))
-        .routes(routes!(list_clients))
-        .routes(routes!(rotate_secret))
-        .routes(routes!(set_scopes))
-        .routes(routes!(revoke_client))
-        .with_state(state)
-}
 
 /// Query of `GET /v1/admin/users`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -67,7 +55,7 @@ fn phone_digits(query: &str) -> Option<String> {
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`q` too short or too long", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn search_users(
+pub(crate) async fn search_users(
     State(state): State<AuthState>,
     caller: CurrentUser,
     Query(query): Query<UserSearch>,
@@ -133,7 +121,7 @@ pub struct Client {
         (status = 200, description = "Clients", body = [Client]),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn list_clients(
+pub(crate) async fn list_clients(
     State(state): State<AuthState>,
     caller: CurrentUser,
 ) -> AuthResult<Json<Vec<Client>>> {
@@ -157,7 +145,7 @@ async fn list_clients(
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such live client", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn rotate_secret(
+pub(crate) async fn rotate_secret(
     State(state): State<AuthState>,
     caller: CurrentUser,
     Path(client_id): Path<String>,
@@ -198,7 +186,7 @@ pub struct SetScopes {
         (status = 404, description = "No such live client", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An unknown scope, or none (named)", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn set_scopes(
+pub(crate) async fn set_scopes(
     State(state): State<AuthState>,
     caller: CurrentUser,
     Path(client_id): Path<String>,
@@ -243,7 +231,7 @@ async fn set_scopes(
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such client", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn revoke_client(
+pub(crate) async fn revoke_client(
     State(state): State<AuthState>,
     caller: CurrentUser,
     Path(client_id): Path<String>,

@@ -47,11 +47,14 @@ pub fn router(state: AuthState) -> OpenApiRouter {
         .routes(routes!(logout))
         .routes(routes!(me))
         .routes(routes!(set_roles))
-        .routes(routes!(create_client))
+        .routes(routes!(create_client, crate::admin::list_clients))
+        .routes(routes!(crate::admin::search_users))
+        .routes(routes!(crate::admin::rotate_secret))
+        .routes(routes!(crate::admin::set_scopes))
+        .routes(routes!(crate::admin::revoke_client))
         .routes(routes!(client_token))
         .routes(routes!(jwks))
-        .with_state(state.clone())
-        .merge(crate::admin::router(state))
+        .with_state(state)
 }
 
 /// Body of `POST /v1/auth/register`.
