@@ -116,6 +116,7 @@ async function start() {
       alerts: L.layerGroup().addTo(state.map),
     };
     state.map.on('moveend', () => loadVolunteers());
+    state.map.on('zoomend', () => { $('map').dataset.zoom = String(state.map.getZoom()); });
     // The coordinator's own hand on the map (drag, wheel, zoom buttons, keys) ends the automatic
     // framing. DOM events, not Leaflet's zoomstart, which our own animated fits fire a frame later.
     for (const type of ['pointerdown', 'wheel', 'keydown']) {
@@ -158,6 +159,7 @@ async function fitToWhatMatters() {
   if (points.length === 0) return;
   state.framed = state.markers.size;
   state.map.fitBounds(L.latLngBounds(points).pad(0.2), { maxZoom: 15, animate: false });
+  $('map').dataset.zoom = String(state.map.getZoom());
   $('map').dataset.fitted = String(points.length);
 }
 
