@@ -19,7 +19,7 @@
 use std::sync::Arc;
 
 use kreki_auth::{CurrentUser, Role};
-use kreki_dispatch::{DispatchService, Notifier};
+use kreki_dispatch::{DispatchService, Message, Notifier};
 use kreki_platform::Problem;
 use kreki_platform::shutdown::CancellationToken;
 use kreki_realtime::{BoxFuture, Hub, InboundHandler, TopicAuthorizer};
@@ -37,63 +37,41 @@ pub struct HubNotifier {
     pub pusher: Option<kreki_realtime::push::Pusher>,
 }
 
-/// The parts of dispatch's `offer` frame a push needs.
-#[derive(Debug, Deserialize)]
-struct OfferFrame {
-    offer: OfferPart,
-}
-
-#[derive(Debug, Deserialize)]
-struct OfferPart {
-    id: Uuid,
-    alert: OfferAlert,
-    distance_m: f64,
-    expires_at: chrono::DateTime<chrono::Utc>,
-}
-
-#[derive(Debug, Deserialize)]
-struct OfferAlert {
-    id: Uuid,
-    kind: String,
-    #[serde(default)]
-    drill: bool,
-}
-
 impl Notifier for HubNotifier {
-    fn publish(&self, audience: kreki_dispatch::Audience, message: serde_json::Value) {
-        if let (Some(pusher), kreki_dispatch::Audience::User(user)) = (&self.pusher, &audience)
-            && message.get("type").and_then(serde_json::Value::as_str) == Some("offer")
-        {
-            match serde_json::from_value::<OfferFrame>(message.clone()) {
-                Ok(frame) => {
-                    let push = kreki_realtime::push::PushContent {
-                        kind: frame.offer.alert.kind,
-                        distance_m: frame
-                            .offer
-                            .distance_m
-                            .round()
-                            .clamp(0.0, f64::from(u32::MAX))
-                            as u32,
-                        offer_id: frame.offer.id,
-                        alert_id: frame.offer.alert.id,
-                        expires_at: frame.offer.expires_at,
-                        drill: frame.offer.alert.drill,
-                    };
-                    pusher.offer(*user, message, push);
-                    return;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "offer frame without push details; sent without push")
-                }
+    fn publish(&self, to: &[kreki_dispatch::Audience], message: &Message) {
+        let json = message.to_json();
+        for audience in to {
+            // An offer to one volunteer also goes to their phone, typed, never parsed back.
+            if let (Some(pusher), kreki_dispatch::Audience::User(user), Message::Offer { offer }) =
+                (&self.pusher, audience, message)
+            {
+                pusher.offer(*user, json.clone(), push_content(offer));
+                continue;
             }
+            self.hub.publish(hub_audience(audience), json.clone());
         }
-        let audience = match audience {
-            kreki_dispatch::Audience::User(id) => kreki_realtime::Audience::User(id),
-            kreki_dispatch::Audience::Users(ids) => kreki_realtime::Audience::Users(ids),
-            kreki_dispatch::Audience::Role(role) => kreki_realtime::Audience::Role(role),
-            kreki_dispatch::Audience::Topic(topic) => kreki_realtime::Audience::Topic(topic),
-        };
-        self.hub.publish(audience, message);
+    }
+}
+
+/// What a push of an offer carries: the kind and the distance (the app fetches the rest with its
+/// own token).
+fn push_content(offer: &kreki_dispatch::views::Offer) -> kreki_realtime::push::PushContent {
+    kreki_realtime::push::PushContent {
+        kind: offer.alert.kind.as_str().to_owned(),
+        distance_m: offer.distance_m.round().clamp(0.0, f64::from(u32::MAX)) as u32,
+        offer_id: offer.id.0,
+        alert_id: offer.alert.id.0,
+        expires_at: offer.expires_at,
+        drill: offer.alert.drill,
+    }
+}
+
+fn hub_audience(audience: &kreki_dispatch::Audience) -> kreki_realtime::Audience {
+    match audience {
+        kreki_dispatch::Audience::User(id) => kreki_realtime::Audience::User(*id),
+        kreki_dispatch::Audience::Users(ids) => kreki_realtime::Audience::Users(ids.clone()),
+        kreki_dispatch::Audience::Role(role) => kreki_realtime::Audience::Role(*role),
+        kreki_dispatch::Audience::Topic(topic) => kreki_realtime::Audience::Topic(topic.clone()),
     }
 }
 
@@ -112,7 +90,7 @@ impl TopicAuthorizer for AlertTopics {
             let Some(Ok(alert)) = topic.strip_prefix("alert:").map(Uuid::parse_str) else {
                 return false;
             };
-            match self.0.may_see_alert(&user, alert).await {
+            match self.0.may_see_alert(&user, alert.into()).await {
                 Ok(allowed) => allowed,
                 Err(error) => {
                     tracing::warn!(%error, %topic, "topic check failed; refusing");
@@ -155,11 +133,15 @@ impl InboundHandler for DispatchInbound {
             let bytes = serde_json::to_vec(&message)
                 .map_err(|error| Problem::bad_request(error.to_string()))?;
             let frame: LocationFrame = kreki_platform::extract::parse_json(&bytes)?;
-            let (at, accuracy_m) =
-                kreki_dispatch::routes::parse_position(frame.lat, frame.lng, frame.accuracy_m, "")
-                    .map_err(|error| error.to_problem())?;
+            let position = position(frame.lat, frame.lng, frame.accuracy_m)?;
             self.0
-                .update_location(user.id.0, &user.name, at, accuracy_m, None)
+                .update_location(
+                    user.id.0,
+                    &user.name,
+                    position.at,
+                    position.accuracy_m,
+                    None,
+                )
                 .await
                 .map_err(|error| error.to_problem())
         })
@@ -334,13 +316,21 @@ impl kreki_bridge_satusehat::domain::IncidentFeed for IncidentChanges {
 fn incident_event(
     change: kreki_dispatch::service::AlertChange,
 ) -> anyhow::Result<kreki_bridge_satusehat::domain::IncidentEvent> {
-    use kreki_bridge_satusehat::domain::{IncidentEvent, Responder};
+    use kreki_bridge_satusehat::domain::{IncidentEvent, IncidentStatus, Responder};
+    use kreki_dispatch::domain::AlertStatus;
     let alert = change.alert;
     Ok(IncidentEvent {
         seq: change.seq,
-        alert_id: alert.id,
-        kind: alert.kind,
-        status: serde_json::from_value(serde_json::Value::String(alert.status))?,
+        alert_id: alert.id.0,
+        kind: alert.kind.as_str().to_owned(),
+        status: match alert.status {
+            AlertStatus::Dispatching => IncidentStatus::Dispatching,
+            AlertStatus::Assigned => IncidentStatus::Assigned,
+            AlertStatus::OnScene => IncidentStatus::OnScene,
+            AlertStatus::Resolved => IncidentStatus::Resolved,
+            AlertStatus::Cancelled => IncidentStatus::Cancelled,
+            AlertStatus::Unmatched => IncidentStatus::Unmatched,
+        },
         location: (alert.location.lat, alert.location.lng),
         occurred_at: alert.created_at,
         changed_at: alert.updated_at,
@@ -351,8 +341,8 @@ fn incident_event(
             .into_iter()
             .map(|assignment| Responder {
                 volunteer_id: assignment.volunteer.id,
-                assignment_id: assignment.id,
-                status: assignment.status,
+                assignment_id: assignment.id.0,
+                status: assignment.status.as_str().to_owned(),
                 // The bridge knows verified practitioners' IHS numbers itself.
                 ihs_number: None,
             })
@@ -394,8 +384,7 @@ impl kreki_realtime::mqtt::PanicSink for MqttPanics {
                     )])
                 })?,
             };
-            let (at, accuracy_m) = kreki_dispatch::routes::parse_position(lat, lng, accuracy_m, "")
-                .map_err(|error| error.to_problem())?;
+            let position = position(lat, lng, accuracy_m)?;
             // The device speaks for its owner; the name shown is the device's, as no person typed it.
             let owner = CurrentUser {
                 id: kreki_auth::UserId(citizen),
@@ -404,8 +393,8 @@ impl kreki_realtime::mqtt::PanicSink for MqttPanics {
             };
             let request = kreki_dispatch::service::AlertRequest {
                 kind,
-                at,
-                accuracy_m,
+                at: position.at,
+                accuracy_m: position.accuracy_m,
                 note: None,
                 patient_nik: None,
                 drill: false,
@@ -415,7 +404,7 @@ impl kreki_realtime::mqtt::PanicSink for MqttPanics {
                 .create_alert(&owner, &key, request)
                 .await
                 .map_err(|error| error.to_problem())?;
-            Ok(alert.id)
+            Ok(alert.id.0)
         })
     }
 }
@@ -433,12 +422,26 @@ impl kreki_realtime::mqtt::LocationSink for MqttLocations {
         recorded_at: chrono::DateTime<chrono::Utc>,
     ) -> BoxFuture<'_, Result<(), Problem>> {
         Box::pin(async move {
-            let (at, accuracy_m) = kreki_dispatch::routes::parse_position(lat, lng, accuracy_m, "")
-                .map_err(|error| error.to_problem())?;
+            let position = position(lat, lng, accuracy_m)?;
             self.0
-                .update_location(user, "", at, accuracy_m, Some(recorded_at))
+                .update_location(
+                    user,
+                    "",
+                    position.at,
+                    position.accuracy_m,
+                    Some(recorded_at),
+                )
                 .await
                 .map_err(|error| error.to_problem())
         })
     }
+}
+
+/// A position from a WebSocket frame or an MQTT message, checked like an HTTP body's.
+fn position(
+    lat: f64,
+    lng: f64,
+    accuracy_m: Option<f64>,
+) -> Result<kreki_dispatch::domain::Position, Problem> {
+    kreki_dispatch::domain::Position::parse(lat, lng, accuracy_m, "").map_err(Problem::validation)
 }

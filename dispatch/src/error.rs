@@ -4,7 +4,7 @@ use http::StatusCode;
 use kreki_auth::AuthError;
 use kreki_platform::{FieldError, Problem};
 
-use crate::domain::{AlertStatus, IdempotencyKey, OfferStatus};
+use crate::domain::{AlertStatus, AssignmentStatus, IdempotencyKey, OfferStatus};
 
 /// Everything that can go wrong in dispatch. Each variant documents the status it answers with.
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +50,9 @@ pub enum DispatchError {
     #[error("cannot change an assignment from {from} to {to}")]
     InvalidTransition {
         /// Current status.
-        from: &'static str,
+        from: AssignmentStatus,
         /// Requested status.
-        to: &'static str,
+        to: AssignmentStatus,
     },
     /// The request body could not be read (400 broken JSON, 413 too large, 415 not JSON): the
     /// extractor's problem, as it is.

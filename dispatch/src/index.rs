@@ -16,7 +16,7 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::geo::LatLng;
-use crate::matcher::{CertSet, MatchQuery, Matcher, MatcherConfig, VolunteerState};
+use crate::matcher::{Candidate, CertSet, MatchQuery, Matcher, MatcherConfig, VolunteerState};
 use crate::store::VolunteerRow;
 
 /// Builds matcher state from a stored volunteer row and their valid certification codes.
@@ -244,7 +244,7 @@ impl Index {
         required: &[String],
         requires_verified: bool,
         excluded: &HashSet<Uuid>,
-    ) -> Vec<(Uuid, f64)> {
+    ) -> Vec<Candidate> {
         let required = match CertSet::from_codes(required) {
             Ok(set) => set,
             Err(error) => {
@@ -265,8 +265,5 @@ impl Index {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .nearest(&query)
-            .into_iter()
-            .map(|candidate| (candidate.id, candidate.distance_m))
-            .collect()
     }
 }

@@ -1,5 +1,6 @@
-//! The port through which dispatch tells people what happened (offers, withdrawals, alert and
-//! assignment updates, positions). The binary adapts it to the realtime hub; tests record it.
+//! The port through which dispatch tells people what happened: typed [`Message`]s (offers,
+//! withdrawals, alert and assignment updates, positions) for one or more [`Audience`]s. The binary
+//! adapts it to the realtime hub and push; tests record it.
 //!
 //! Publishing never blocks and never fails the caller: the state change is already committed, and a
 //! client that missed a message re-reads the resource.
@@ -8,6 +9,8 @@ use std::sync::Mutex;
 
 use kreki_auth::Role;
 use uuid::Uuid;
+
+use crate::messages::Message;
 
 /// Who should receive a message (the same shape as the realtime hub's audience).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,10 +25,11 @@ pub enum Audience {
     Topic(String),
 }
 
-/// Delivers server messages (`{"type": ..., ...}`; the transport adds `seq`).
+/// Delivers dispatch's messages.
 pub trait Notifier: Send + Sync + 'static {
-    /// Hands `message` to the transport for `audience`. Must not block.
-    fn publish(&self, audience: Audience, message: serde_json::Value);
+    /// Hands `message` to the transport for everyone in `to` (each audience in turn; the
+    /// transport may encode the message once for all of them). Must not block.
+    fn publish(&self, to: &[Audience], message: &Message);
 }
 
 /// A notifier that drops everything (a dispatch instance with no transport wired).
@@ -33,10 +37,11 @@ pub trait Notifier: Send + Sync + 'static {
 pub struct NullNotifier;
 
 impl Notifier for NullNotifier {
-    fn publish(&self, _audience: Audience, _message: serde_json::Value) {}
+    fn publish(&self, _to: &[Audience], _message: &Message) {}
 }
 
-/// A fake transport that keeps every message, for tests.
+/// A fake transport that keeps every message, as the JSON a client would receive, once per
+/// audience, for tests.
 #[derive(Debug, Default)]
 pub struct RecordingNotifier {
     messages: Mutex<Vec<(Audience, serde_json::Value)>>,
@@ -99,9 +104,10 @@ impl RecordingNotifier {
 }
 
 impl Notifier for RecordingNotifier {
-    fn publish(&self, audience: Audience, message: serde_json::Value) {
+    fn publish(&self, to: &[Audience], message: &Message) {
+        let json = message.to_json();
         if let Ok(mut messages) = self.messages.lock() {
-            messages.push((audience, message));
+            messages.extend(to.iter().map(|audience| (audience.clone(), json.clone())));
         }
     }
 }

@@ -6,9 +6,10 @@
 //!
 //! - every write of a `dispatch.volunteers` row stamps it with the writing transaction's id
 //!   (`change_xid`, a trigger; an assignment becoming active or not stamps its volunteer too);
-//! - a catch-up reads, in one repeatable-read snapshot, the rows stamped at or above the `xmin` of
-//!   the previous catch-up's snapshot, applies them ([`crate::index::Index::sync_row`]), and keeps
-//!   this snapshot's `xmin` as the next cursor. A transaction that was still running when the
+//! - a catch-up reads, in one statement (one snapshot, one round trip; more only when thousands
+//!   changed), the rows stamped at or above the `xmin` of the previous catch-up's snapshot,
+//!   applies them ([`crate::index::Index::sync_row`]), and keeps this snapshot's `xmin` as the
+//!   next cursor. A transaction that was still running when the
 //!   previous snapshot was taken has an id at or above its `xmin`, so a slow commit is never
 //!   skipped; the price is re-reading the few rows written by transactions in flight;
 //! - catch-ups run every `dispatch.poll_interval_ms` (1 s by default), early when another instance
@@ -119,7 +120,15 @@ pub async fn run(service: Arc<DispatchService>, shutdown: CancellationToken) {
             received = recv(&mut listener) => Some(received),
         };
         let woken = match heard {
-            None => true,
+            None => {
+                // The poll also refreshes the kinds' settings new alerts' first waves use.
+                if service.is_prepared()
+                    && let Err(error) = service.refresh_kinds().await
+                {
+                    tracing::warn!(%error, "kind settings not refreshed; retrying at the next poll");
+                }
+                true
+            }
             Some(Ok(Some(from))) => from != service.sync_instance(),
             // Reconnected inside sqlx: announcements may have been missed; catch up anyway.
             Some(Ok(None)) => true,

@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::store::{AlertRow, AssignmentRow, EventRow, OfferRow, VolunteerRow};
+use crate::domain::{
+    AlertId, AlertKind, AlertStatus, AssignmentId, AssignmentStatus, OfferId, OfferStatus,
+};
+use crate::store::{AlertRow, AssignmentRow, EventRow, NewAlert, OfferRow, VolunteerRow};
 
 /// A position with its accuracy.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -32,11 +35,11 @@ pub struct PersonRef {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Alert {
     /// Alert id.
-    pub id: Uuid,
+    pub id: AlertId,
     /// `medical`, `cardiac_arrest`, `accident`, `fire`, `disaster`, `security` or `other`.
-    pub kind: String,
+    pub kind: AlertKind,
     /// `dispatching`, `assigned`, `on_scene`, `resolved`, `cancelled` or `unmatched`.
-    pub status: String,
+    pub status: AlertStatus,
     /// Where help is needed.
     pub location: Location,
     /// The citizen's note.
@@ -57,6 +60,31 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// The view of an alert just stored by ingest (no assignments yet; created and updated at
+    /// `created_at`).
+    pub fn raised(alert: &NewAlert<'_>, created_at: DateTime<Utc>) -> Self {
+        Self {
+            id: alert.id,
+            kind: alert.kind,
+            status: alert.status,
+            location: Location {
+                lat: alert.at.lat(),
+                lng: alert.at.lng(),
+                accuracy_m: alert.accuracy_m,
+            },
+            note: alert.note.map(str::to_owned),
+            created_at,
+            updated_at: created_at,
+            citizen: PersonRef {
+                id: alert.citizen_id,
+                name: alert.citizen_name.to_owned(),
+            },
+            assignments: Vec::new(),
+            responders_needed: alert.responders_needed,
+            drill: alert.drill,
+        }
+    }
+
     /// Builds the view of `row` with its `assignments`.
     pub fn from_rows(row: AlertRow, assignments: Vec<AssignmentRow>) -> Self {
         Self {
@@ -86,13 +114,13 @@ impl Alert {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Assignment {
     /// Assignment id.
-    pub id: Uuid,
+    pub id: AssignmentId,
     /// The alert.
-    pub alert_id: Uuid,
+    pub alert_id: AlertId,
     /// The volunteer.
     pub volunteer: PersonRef,
     /// `accepted`, `en_route`, `on_scene`, `completed` or `withdrawn`.
-    pub status: String,
+    pub status: AssignmentStatus,
     /// Distance from the volunteer to the alert when accepted, metres.
     pub distance_m: Option<f64>,
     /// Accepted (UTC).
@@ -122,9 +150,9 @@ impl From<AssignmentRow> for Assignment {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OfferAlert {
     /// Alert id.
-    pub id: Uuid,
+    pub id: AlertId,
     /// Kind.
-    pub kind: String,
+    pub kind: AlertKind,
     /// Where.
     pub location: Location,
     /// The citizen's note.
@@ -137,13 +165,13 @@ pub struct OfferAlert {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Offer {
     /// Offer id.
-    pub id: Uuid,
+    pub id: OfferId,
     /// The alert.
     pub alert: OfferAlert,
     /// Distance from the volunteer to the alert, metres.
     pub distance_m: f64,
     /// `pending`, `accepted`, `declined`, `expired` or `withdrawn`.
-    pub status: String,
+    pub status: OfferStatus,
     /// Made (UTC).
     pub offered_at: DateTime<Utc>,
     /// Answer before this (UTC).

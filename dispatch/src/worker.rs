@@ -3,10 +3,11 @@
 //! catch-up and the write-behind position flusher.
 //!
 //! The dispatcher is woken through a bounded queue for speed, but owns no state of its own: every
-//! piece of work is a row in `dispatch.outbox` or `dispatch.timers`, claimed with
-//! `FOR UPDATE SKIP LOCKED` and finished in the same transaction as the wave it sends. A crash
-//! between an alert's commit and its offers, a full wake queue, a restart or a second instance
-//! therefore neither loses nor doubles a wave: the poller finds whatever is left.
+//! piece of work is a row in `dispatch.outbox` or `dispatch.timers`, claimed (skipping rows
+//! another dispatcher holds) and finished by the same statement that writes the wave it sends. A
+//! crash between an alert's commit and its offers, a full wake queue, a restart or a second
+//! instance therefore neither loses nor doubles a wave: the poller finds whatever is left. Work
+//! is done in batches (`crate::service::waves`): one claim and one write for every alert due.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,23 +16,22 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::service::waves::BATCH_LIMIT;
 use crate::service::{DispatchService, Wake, Workers};
+use crate::store::WorkWanted;
 
-/// Most waves being sent at once by one instance (each holds one database connection while it
-/// runs). A wave is a dozen short statements and a commit, so it waits on round trips far more
-/// than on CPU: at 100 panics/s four at once were a queue (seconds of backlog in the end-to-end
-/// benchmark), sixteen are not. In steady state a few are busy. Never more than half the pool,
-/// so ingest (the 201) always finds connections: see [`parallel_waves`].
-const PARALLEL_WAVES: usize = 16;
+/// Most batches of waves one instance runs at once (each holds one database connection for its
+/// two statements). A batch takes whatever work is waiting when it starts, so a few at once are
+/// enough to keep the database busy: more would only split the same work into more commits.
+/// Never more than half the pool, so ingest (the 201) always finds connections: see
+/// [`parallel_batches`].
+const PARALLEL_BATCHES: usize = 4;
 
-/// Waves at once for a pool of `max_connections`: [`PARALLEL_WAVES`], at most half the pool, at
-/// least one.
-fn parallel_waves(max_connections: u32) -> usize {
-    PARALLEL_WAVES.min((max_connections as usize / 2).max(1))
+/// Batches at once for a pool of `max_connections`: [`PARALLEL_BATCHES`], at most half the pool,
+/// at least one.
+fn parallel_batches(max_connections: u32) -> usize {
+    PARALLEL_BATCHES.min((max_connections as usize / 2).max(1))
 }
-
-/// Most rows one poll handles (the next tick starts another poll once this one is done).
-const POLL_BATCH: usize = 256;
 
 /// Starts the dispatcher, the history writer, the catch-up and the position flusher; they stop when `shutdown` is cancelled.
 pub fn spawn(
@@ -52,7 +52,7 @@ pub fn spawn(
 }
 
 /// Prepares the service (kind settings, matcher rebuild; retried with backoff until it works),
-/// then serves wake-ups and polls.
+/// then serves wake-ups and polls, each as a batch of waves.
 async fn run_dispatcher(
     service: Arc<DispatchService>,
     mut wake: tokio::sync::mpsc::Receiver<Wake>,
@@ -76,8 +76,9 @@ async fn run_dispatcher(
             }
         }
     }
-    let parallel = parallel_waves(service.pool().options().get_max_connections());
+    let parallel = parallel_batches(service.pool().options().get_max_connections());
     let permits = Arc::new(Semaphore::new(parallel));
+    service.set_dispatching(true);
     let mut poll: Option<JoinHandle<()>> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(service.config().poll_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -85,43 +86,55 @@ async fn run_dispatcher(
         tokio::select! {
             () = shutdown.cancelled() => break,
             received = wake.recv() => {
-                let Some(wake) = received else { break };
+                let Some(first) = received else { break };
                 let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                // Whatever was woken while this waited for a slot joins the batch: under load
+                // batches grow instead of queueing.
+                let mut wanted = Batch::default();
+                wanted.add(first);
+                while wanted.alerts.len() < BATCH_LIMIT as usize {
+                    match wake.try_recv() {
+                        Ok(more) => wanted.add(more),
+                        Err(_) => break,
+                    }
+                }
                 let service = service.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
-                    match wake {
-                        Wake::Alert(alert) => {
-                            if let Err(error) = service.process_outbox(Some(alert)).await {
-                                tracing::warn!(%alert, %error, "first wave failed; the poller retries");
-                            }
-                        }
-                        Wake::Timers => drain_timers(&service).await,
-                    }
+                    drain(&service, &wanted.work()).await;
                 });
             }
             _ = tick.tick() => {
-                // The safety net runs beside the wake-ups, not in their way: drained inline, a
-                // backlog of up to POLL_BATCH rows would stop wake-ups for as long (one wave at a
-                // time). One poll at a time, holding one permit like a wave.
+                // The safety net runs beside the wake-ups, not in their way: it takes a slot per
+                // batch, so a backlog never holds up the next panic's wake-up for long.
                 if poll.as_ref().is_none_or(JoinHandle::is_finished) {
                     let service = service.clone();
                     let permits = permits.clone();
                     let shutdown = shutdown.clone();
                     poll = Some(tokio::spawn(async move {
-                        let permit = tokio::select! {
-                            () = shutdown.cancelled() => return,
-                            permit = permits.acquire_owned() => permit,
+                        let all = WorkWanted {
+                            outbox: Some(None),
+                            timers: true,
+                            limit: BATCH_LIMIT,
                         };
-                        let Ok(_permit) = permit else { return };
-                        drain_outbox(&service).await;
-                        drain_timers(&service).await;
+                        loop {
+                            let permit = tokio::select! {
+                                () = shutdown.cancelled() => return,
+                                permit = permits.clone().acquire_owned() => permit,
+                            };
+                            let Ok(_permit) = permit else { return };
+                            if !batch(&service, &all).await {
+                                return;
+                            }
+                        }
                     }));
                 }
             }
         }
     }
-    // Let waves in flight finish their transactions.
+    // New alerts from now on wait in the outbox for the next dispatcher.
+    service.set_dispatching(false);
+    // Let batches in flight finish their statements.
     drop(
         permits
             .acquire_many(u32::try_from(parallel).unwrap_or(u32::MAX))
@@ -129,28 +142,46 @@ async fn run_dispatcher(
     );
 }
 
-async fn drain_outbox(service: &DispatchService) {
-    for _ in 0..POLL_BATCH {
-        match service.process_outbox(None).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(error) => {
-                tracing::warn!(%error, "outbox poll failed");
-                return;
-            }
+/// What a woken batch is for.
+#[derive(Debug, Default)]
+struct Batch {
+    alerts: Vec<crate::domain::AlertId>,
+    timers: bool,
+}
+
+impl Batch {
+    fn add(&mut self, wake: Wake) {
+        match wake {
+            Wake::Alert(id) if !self.alerts.contains(&id) => self.alerts.push(id),
+            Wake::Alert(_) => {}
+            Wake::Timers => self.timers = true,
+        }
+    }
+
+    fn work(&self) -> WorkWanted {
+        WorkWanted {
+            outbox: (!self.alerts.is_empty()).then(|| Some(self.alerts.clone())),
+            timers: self.timers,
+            limit: BATCH_LIMIT,
         }
     }
 }
 
-async fn drain_timers(service: &DispatchService) {
-    for _ in 0..POLL_BATCH {
-        match service.process_due_timer().await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(error) => {
-                tracing::warn!(%error, "timer poll failed");
-                return;
-            }
+/// Runs batches of `wanted` while they come back full.
+async fn drain(service: &DispatchService, wanted: &WorkWanted) {
+    while batch(service, wanted).await {}
+}
+
+/// Runs one batch; true when it was full (more work is likely waiting).
+async fn batch(service: &DispatchService, wanted: &WorkWanted) -> bool {
+    match service.run_batch(wanted).await {
+        Ok(outcome) => {
+            metrics::histogram!("kreki_dispatch_batch_alerts").record(outcome.applied as f64);
+            outcome.claimed >= BATCH_LIMIT as usize
+        }
+        Err(error) => {
+            tracing::warn!(%error, "a batch of waves failed; its work stays for the next poll");
+            false
         }
     }
 }
@@ -178,10 +209,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn waves_take_at_most_half_the_pool() {
-        assert_eq!(parallel_waves(20), 10);
-        assert_eq!(parallel_waves(100), PARALLEL_WAVES);
-        assert_eq!(parallel_waves(10), 5);
-        assert_eq!(parallel_waves(1), 1);
+    fn batches_take_at_most_half_the_pool() {
+        assert_eq!(parallel_batches(20), PARALLEL_BATCHES);
+        assert_eq!(parallel_batches(6), 3);
+        assert_eq!(parallel_batches(2), 1);
+        assert_eq!(parallel_batches(1), 1);
     }
 }

@@ -8,13 +8,40 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, migrate::Migrator};
 
+/// How long a pooled connection may sit idle before it is checked with a round trip on its next
+/// use.
+pub const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
+
 /// Builds a pool without connecting yet. `acquire_timeout` bounds how long a request waits for a
 /// connection before it is answered 503 (retryable) rather than hanging.
+///
+/// Every connection runs with `synchronous_commit = on`, whatever the server's default: KREKI
+/// answers a panic only once its commit is on disk (and on the synchronous replicas), and the
+/// panic is a single statement (see `kreki_dispatch::store::ingest`), so the setting must hold for
+/// the session, not only inside an explicit transaction.
+///
+/// A connection is checked with a round trip (`ping`) before use only when it sat idle for
+/// [`PING_AFTER_IDLE`]: checking every acquire (sqlx's default) adds a round trip to every request
+/// and every wave. A connection that broke meanwhile fails its statement with an I/O error, which
+/// is answered 503 (retryable) like any outage.
 pub fn pool(options: PgConnectOptions, max_connections: u32, acquire_timeout: Duration) -> PgPool {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(acquire_timeout)
-        .connect_lazy_with(options.application_name("kreki"))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+        .connect_lazy_with(
+            options
+                .application_name("kreki")
+                .options([("synchronous_commit", "on")]),
+        )
 }
 
 /// True when the error means the database is unreachable, restarting or overloaded: the request

@@ -1,0 +1,88 @@
+//! How each alert kind is dispatched: its waves of offers and who qualifies, as admins set them
+//! (`PUT /v1/dispatch/kinds/{kind}`) and configuration seeds them.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use kreki_platform::FieldError;
+
+/// One wave of offers: the nearest `count` eligible volunteers within `radius_m` (not offered this
+/// alert before) get `timeout_s` to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaveSpec {
+    /// How many volunteers get the offer (1 to 100).
+    pub count: u32,
+    /// Search radius around the alert, in metres (10 to 50000).
+    pub radius_m: u32,
+    /// How long they have to answer before the next wave, in seconds (5 to 600).
+    pub timeout_s: u32,
+}
+
+/// How one alert kind is dispatched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KindSettings {
+    /// Certification codes a volunteer must hold (all of them), e.g. `bls`.
+    pub required_certifications: Vec<String>,
+    /// Only volunteers verified as health practitioners (SATUSEHAT) get offers.
+    #[serde(default)]
+    pub requires_verified_practitioner: bool,
+    /// How many volunteers the alert needs (1 to 50); further accepts get 409 `alert-covered`.
+    pub responders_needed: u32,
+    /// The waves, in order; after the last one the alert is `unmatched`.
+    pub waves: Vec<WaveSpec>,
+}
+
+impl KindSettings {
+    /// Range checks; each error names its field under `prefix` (such as `dispatch.kinds.fire.`).
+    pub fn validate(&self, prefix: &str) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if !(1..=50).contains(&self.responders_needed) {
+            errors.push(FieldError::new(
+                format!("{prefix}responders_needed"),
+                "must be 1 to 50",
+            ));
+        }
+        if self.waves.is_empty() || self.waves.len() > 10 {
+            errors.push(FieldError::new(
+                format!("{prefix}waves"),
+                "must list 1 to 10 waves",
+            ));
+        }
+        for (index, wave) in self.waves.iter().enumerate() {
+            if !(1..=100).contains(&wave.count) {
+                errors.push(FieldError::new(
+                    format!("{prefix}waves[{index}].count"),
+                    "must be 1 to 100",
+                ));
+            }
+            if !(10..=50_000).contains(&wave.radius_m) {
+                errors.push(FieldError::new(
+                    format!("{prefix}waves[{index}].radius_m"),
+                    "must be 10 to 50000 metres",
+                ));
+            }
+            if !(5..=600).contains(&wave.timeout_s) {
+                errors.push(FieldError::new(
+                    format!("{prefix}waves[{index}].timeout_s"),
+                    "must be 5 to 600 seconds",
+                ));
+            }
+        }
+        for (index, code) in self.required_certifications.iter().enumerate() {
+            let ok = !code.is_empty()
+                && code.len() <= 64
+                && code
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                errors.push(FieldError::new(
+                    format!("{prefix}required_certifications[{index}]"),
+                    "must be a certification code such as bls or first_aid",
+                ));
+            }
+        }
+        errors
+    }
+}
