@@ -388,6 +388,8 @@ const tests = [
     const citizen = server.user(phone(), 'warga-rahasia-9', 'Tono Warga');
     const volunteer = server.user(phone(), 'relawan-rahasia-9', 'Tini Relawan', ['volunteer']);
     const coordinator = server.user(phone(), 'koordinator-rahasia-9', 'Tika Koordinator', ['coordinator']);
+    const trainer = server.user(phone(), 'pelatih-rahasia-9', 'Tono Pelatih', ['trainer']);
+    const admin = server.user(phone(), 'admin-rahasia-9', 'Tia Admin', ['admin']);
     const { context, page } = await newPage(browser, server.base, { permissions: ['geolocation'], geolocation: JAKARTA });
     const audit = () => page.evaluate(() => {
       const problems = [];
@@ -412,7 +414,7 @@ const tests = [
           || el.getAttribute('aria-label') || el.textContent.trim() || el.title;
         if (!labelled) problems.push(`unnamed ${el.tagName.toLowerCase()}#${el.id}`);
         const box = el.getBoundingClientRect();
-        const target = el.type === 'radio' ? el.closest('label').getBoundingClientRect() : box;
+        const target = ['radio', 'checkbox'].includes(el.type) && el.closest('label') ? el.closest('label').getBoundingClientRect() : box;
         if (target.height < 44 || target.width < 44) problems.push(`small target ${el.tagName.toLowerCase()}#${el.id} ${Math.round(target.width)}x${Math.round(target.height)}`);
       }
       for (const el of document.querySelectorAll('h1, h2, label, p, button, legend, li, span, strong, small')) {
@@ -429,6 +431,8 @@ const tests = [
       ['/app/', citizen, '#panic-screen'],
       ['/volunteer/', volunteer, '#main-screen'],
       ['/dashboard/', coordinator, '#dash'],
+      ['/trainer/', trainer, '#console'],
+      ['/admin/', admin, '#console'],
     ];
     for (const [path, who, screen] of screens) {
       await page.goto(path);
