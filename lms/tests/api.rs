@@ -988,6 +988,10 @@ async fn verify_tells_valid_expired_revoked_and_unknown_apart(pool: PgPool) {
         "https://kreki.example.id/v1/lms/certificates/verify/{code}"
     )));
     assert!(html.contains("Budi &lt;Santoso&gt;") && !html.contains("<Santoso>"));
+    assert!(
+        html.contains("<svg"),
+        "the QR code of the verify link is printed"
+    );
     let stranger = app.person("Orang lain", &[Role::Volunteer]);
     let (status, _) = app
         .call(
