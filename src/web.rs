@@ -159,6 +159,7 @@ static ASSETS: &[Asset] = &[
     asset!("shared/map.js", "text/javascript; charset=utf-8"),
     asset!("shared/forms.js", "text/javascript; charset=utf-8"),
     asset!("shared/guidance.js", "text/javascript; charset=utf-8"),
+    asset!("shared/console.js", "text/javascript; charset=utf-8"),
     asset!("shared/icon.svg", "image/svg+xml"),
     asset!("vendor/leaflet.js", "text/javascript; charset=utf-8"),
     asset!("vendor/leaflet.css", "text/css; charset=utf-8"),

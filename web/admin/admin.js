@@ -4,8 +4,9 @@
 // dispatch settings per alert kind (the fields PUT /v1/dispatch/kinds/{kind} takes today, sent
 // back with whatever else the server returned, so fields it learns later survive an edit). Every
 // refusal shows the server's field error beside the field.
-import { Api, esc, signInForm } from '/web/shared/api.js';
-import { applyI18n, clock, initI18n, onLanguage, t } from '/web/shared/i18n.js';
+import { Api, esc } from '/web/shared/api.js';
+import { clock, initI18n, onLanguage, t } from '/web/shared/i18n.js';
+import { openConsole } from '/web/shared/console.js';
 import { clearFieldErrors, say, showProblem } from '/web/shared/forms.js';
 
 const ROLES = ['volunteer', 'coordinator', 'trainer', 'admin'];
@@ -22,12 +23,6 @@ onLanguage(() => {
   renderDevices();
   renderKinds();
 });
-api.onSignedOut = () => show(false);
-signInForm($('signin-form'), api, { role: 'admin', onError: (key, vars) => error(t(key, vars)), done: () => start() });
-$('signout').addEventListener('click', async () => {
-  await api.signOut();
-  location.reload();
-});
 $('search-form').addEventListener('submit', search);
 $('accounts').addEventListener('submit', saveRoles);
 $('accounts').addEventListener('click', block);
@@ -40,27 +35,7 @@ $('kinds').addEventListener('submit', saveKind);
 $('kinds').addEventListener('click', waveAction);
 renderScopes();
 
-if (api.session && api.hasRole('admin')) start();
-else show(false);
-
-function error(text) {
-  $('error').textContent = text;
-  $('error').hidden = !text;
-}
-
-function show(signedIn) {
-  $('signin').hidden = signedIn;
-  $('console').hidden = !signedIn;
-  $('signout').hidden = !signedIn;
-  $('who').textContent = signedIn ? api.user?.name ?? '' : '';
-  applyI18n();
-}
-
-async function start() {
-  show(true);
-  error('');
-  await Promise.all([loadClients(), loadDevices(), loadKinds()]);
-}
+const { error } = openConsole(api, 'admin', () => Promise.all([loadClients(), loadDevices(), loadKinds()]));
 
 // ------------------------------------------------------------ accounts
 

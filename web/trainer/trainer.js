@@ -5,8 +5,9 @@
 // certification, issued_at, expires_at, evidence: the name comes from KREKI ID); revoke one with a
 // reason; and write the first-aid guidance pages. Every refusal shows the server's field error
 // beside the field (inputs carry the field's path in `data-field`).
-import { Api, esc, signInForm } from '/web/shared/api.js';
-import { applyI18n, clock, initI18n, onLanguage, t } from '/web/shared/i18n.js';
+import { Api, esc } from '/web/shared/api.js';
+import { clock, initI18n, onLanguage, t } from '/web/shared/i18n.js';
+import { openConsole } from '/web/shared/console.js';
 import { clearFieldErrors, say, showProblem } from '/web/shared/forms.js';
 
 const KINDS = ['medical', 'cardiac_arrest', 'accident', 'fire', 'disaster', 'security', 'other'];
@@ -19,12 +20,6 @@ onLanguage(() => {
   renderCourses();
   renderEditor();
   renderKinds();
-});
-api.onSignedOut = () => show(false);
-signInForm($('signin-form'), api, { role: 'trainer', onError: (key, vars) => error(t(key, vars)), done: () => start() });
-$('signout').addEventListener('click', async () => {
-  await api.signOut();
-  location.reload();
 });
 $('new-course').addEventListener('click', () => edit(null));
 $('courses').addEventListener('click', onCoursesClick);
@@ -39,27 +34,7 @@ $('guidance-form').addEventListener('submit', saveGuidance);
 $('g-load').addEventListener('click', loadGuidance);
 renderKinds();
 
-if (api.session && api.hasRole('trainer')) start();
-else show(false);
-
-function error(text) {
-  $('error').textContent = text;
-  $('error').hidden = !text;
-}
-
-function show(signedIn) {
-  $('signin').hidden = signedIn;
-  $('console').hidden = !signedIn;
-  $('signout').hidden = !signedIn;
-  $('who').textContent = signedIn ? api.user?.name ?? '' : '';
-  applyI18n();
-}
-
-async function start() {
-  show(true);
-  error('');
-  await Promise.all([loadCourses(), loadCertifications(), loadGuidanceList()]);
-}
+const { error } = openConsole(api, 'trainer', () => Promise.all([loadCourses(), loadCertifications(), loadGuidanceList()]));
 
 async function loadCourses() {
   try {
