@@ -15,6 +15,7 @@ import { Api, ApiError, distanceM, esc, signInForm } from '/web/shared/api.js';
 import { applyI18n, clock, distance, initI18n, onLanguage, t } from '/web/shared/i18n.js';
 import { connectLive } from '/web/shared/live.js';
 import { alertIcon, createMap, KIND_CODE, volunteerIcon } from '/web/shared/map.js';
+import { clearFieldErrors, showProblem } from '/web/shared/forms.js';
 
 const KINDS = ['medical', 'cardiac_arrest', 'accident', 'fire', 'disaster', 'security', 'other'];
 const STATUSES = ['dispatching', 'assigned', 'on_scene', 'unmatched', 'resolved', 'cancelled'];
@@ -563,12 +564,12 @@ async function cancelSelected(event) {
     const message = $('detail-message');
     message.className = 'message ok';
     showError(message, t('dash.cancel.done'));
+    clearFieldErrors($('cancel-form'));
     $('cancel-reason').value = '';
     await loadDetail(id);
   } catch (error) {
-    const message = $('detail-message');
-    message.className = 'message error';
-    showError(message, t('common.error.generic', { detail: error.message }));
+    // A refused reason is named beside its field, in the server's words.
+    showProblem($('cancel-form'), error, $('detail-message'));
   }
 }
 

@@ -1,6 +1,7 @@
 // Forms and the server's field errors: a 422 problem+json names each wrong field (`title`,
 // `modules[0].quizzes[1].pass_mark_pct`, `waves[2].radius_m`); `showProblem` puts each message
-// right beside its input (found by `data-field`, else by `name`), marks the input invalid and
+// right beside its input (found by `data-field`, else by `name`, else the nearest field that
+// holds it), marks the input invalid and
 // links the message to it for screen readers. Messages that match no input go to the form's
 // own message line. The text is the server's, so what the API says is what people read.
 import { t } from '/web/shared/i18n.js';
@@ -14,9 +15,21 @@ export function clearFieldErrors(root) {
   }
 }
 
+/** The input of `field`, else of the nearest field holding it (`required_certifications[1]` goes
+ *  beside `required_certifications`, `hours[2]` beside the hours), else null. */
 function inputFor(root, field) {
-  const escaped = CSS.escape(field);
-  return root.querySelector(`[data-field="${escaped}"]`) ?? root.querySelector(`[name="${escaped}"]`);
+  for (let name = field; name; name = holder(name)) {
+    const escaped = CSS.escape(name);
+    const input = root.querySelector(`[data-field="${escaped}"]`) ?? root.querySelector(`[name="${escaped}"]`);
+    if (input) return input;
+  }
+  return null;
+}
+
+/** The field that holds `field`: `waves[2].radius_m` -> `waves[2]` -> `waves` -> ''. */
+function holder(field) {
+  const cut = Math.max(field.lastIndexOf('.'), field.lastIndexOf('['));
+  return cut > 0 ? field.slice(0, cut) : '';
 }
 
 let counter = 0;
