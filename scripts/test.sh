@@ -3,7 +3,10 @@
 #
 # 1. deploy/local-services.sh makes sure PostgreSQL + PostGIS, Redis and Mosquitto run (installing
 #    Debian packages and starting services as needed).
-# 2. The deployment files are validated offline (deploy/validate.sh).
+# 2. The deployment files are validated offline (deploy/validate.sh: both Kustomize overlays against
+#    the Kubernetes and vendored CRD schemas, promtool checks and rule unit tests, dashboards), and a
+#    pgBackRest point-in-time restore is tested (deploy/backup/test-restore.sh, PostgreSQL on :5444
+#    and :5445).
 # 3. Every FHIR resource shape KREKI serves or sends is checked by an independent validator.
 # 4. Doc tests, then every unit, integration and end-to-end test of the workspace with cargo-nextest
 #    (plain `cargo test` where nextest is missing). Each database test gets its own fresh database.
@@ -20,6 +23,9 @@ bash deploy/local-services.sh
 echo "==> deployment files"
 cargo build --bin kreki --quiet
 bash deploy/validate.sh
+
+echo "==> point-in-time restore (pgBackRest)"
+bash deploy/backup/test-restore.sh
 
 echo "==> FHIR resources checked by an independent validator (fhir.resources)"
 bash bridge-satusehat/validation/run.sh

@@ -85,7 +85,7 @@ pub enum Command {
         no_simulate: bool,
         /// The simulator's size and pace.
         #[command(flatten)]
-        simulate: crate::simulate::SimulateOptions,
+        simulate: kreki_sim::simulate::SimulateOptions,
     },
     /// Simulated citizens and moving volunteers against a running platform, through its public
     /// API, until Ctrl-C: volunteers go on duty, move, accept offers and report their way to the
@@ -96,11 +96,11 @@ pub enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8080", value_name = "URL")]
         url: String,
         /// Password of the simulated accounts.
-        #[arg(long, env = "KREKI_SIMULATE_PASSWORD", default_value = crate::simulate::PASSWORD)]
+        #[arg(long, env = "KREKI_SIMULATE_PASSWORD", default_value = kreki_sim::simulate::PASSWORD)]
         password: String,
         /// The simulation's size and pace.
         #[command(flatten)]
-        options: crate::simulate::SimulateOptions,
+        options: kreki_sim::simulate::SimulateOptions,
     },
     /// Manage volunteers' dispatch data directly in the database.
     Volunteer {
@@ -119,7 +119,7 @@ pub enum Command {
     Loadtest {
         /// Which run.
         #[command(subcommand)]
-        command: crate::loadtest::LoadtestCommand,
+        command: kreki_sim::loadtest::LoadtestCommand,
     },
     /// First-aid guidance pages.
     Guidance {
@@ -226,7 +226,18 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    kreki_platform::telemetry::init_logging(config.log.format, &config.log.filter);
+    // Kept until exit: dropping it sends the spans still queued (after the runtime has stopped).
+    let _telemetry = match kreki_platform::telemetry::init(
+        config.log.format,
+        &config.log.filter,
+        &config.telemetry,
+    ) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("kreki: invalid configuration\n{error}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -346,7 +357,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             options,
         } => {
             let stop = kreki_platform::shutdown::token_on_signal();
-            let stats = crate::simulate::run(&url, &password, &options, stop).await?;
+            let stats = kreki_sim::simulate::run(&url, &password, &options, stop).await?;
             say(&format!("simulation stopped: {}", stats.summary()));
             Ok(())
         }
@@ -372,12 +383,46 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             ));
             Ok(())
         }
-        Command::Loadtest { command } => crate::loadtest::main(config, command).await,
+        Command::Loadtest { command } => loadtest(&config, command).await,
         Command::Config => {
             say(&format!("{config:#?}"));
             Ok(())
         }
     }
+}
+
+/// `kreki loadtest …`: runs the load generator against the server this configuration describes,
+/// prints its tables, and fails when a correctness check failed.
+async fn loadtest(
+    config: &Config,
+    command: kreki_sim::loadtest::LoadtestCommand,
+) -> anyhow::Result<()> {
+    let plan = kreki_sim::loadtest::Plan::from_command(
+        command,
+        &format!("http://{}", config.server.listen),
+    )?;
+    let report = kreki_sim::loadtest::run(loadtest_instance(config)?, &plan).await?;
+    say(&report.render());
+    let problems = report.problems();
+    anyhow::ensure!(
+        problems.is_empty(),
+        "checks failed: {}",
+        problems.join("; ")
+    );
+    Ok(())
+}
+
+/// The instance under load as the load generator needs it: this configuration's database, signing
+/// key and dispatch defaults.
+///
+/// # Errors
+/// When the database settings are invalid.
+pub fn loadtest_instance(config: &Config) -> anyhow::Result<kreki_sim::loadtest::Instance> {
+    Ok(kreki_sim::loadtest::Instance {
+        pool: config.database.pool().map_err(anyhow::Error::msg)?,
+        auth: config.auth.clone(),
+        dispatch: config.dispatch.clone(),
+    })
 }
 
 /// Validates CLI input for a new account with the same rules as the API.

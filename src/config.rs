@@ -34,6 +34,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
+    /// `[telemetry]`: OpenTelemetry traces over OTLP (off unless `otlp_endpoint` is set).
+    pub telemetry: kreki_platform::telemetry::TelemetryConfig,
     /// `[auth]`: KREKI ID.
     pub auth: AuthConfig,
     /// `[web]`: the dashboard and the web apps.
@@ -150,8 +152,27 @@ impl Default for LogConfig {
     }
 }
 
-/// Environment variables that start with `KREKI_` but are not configuration.
-const NOT_CONFIG: &[&str] = &["config", "test_database_url"];
+/// Environment variables that start with `KREKI_` but are not configuration: `--config`'s, and the
+/// settings of this repository's scripts (local services, tests, benchmarks, deployment checks),
+/// which a developer's shell exports while running `kreki`.
+const NOT_CONFIG: &[&str] = &[
+    "config",
+    "test_database_url",
+    "pg_port",
+    "db_name",
+    "wait_secs",
+    "browser_pg",
+    "bin",
+    "bench_database_url",
+    "fhir_samples_dir",
+    "two_a_port",
+    "two_b_port",
+    "two_mqtt_port",
+    "venv",
+    "tools",
+    "pitr_source_port",
+    "pitr_restore_port",
+];
 
 impl Config {
     /// Reads defaults, then `file` (if given), then the environment, and validates the result.
@@ -208,6 +229,7 @@ impl Config {
                 self.log.filter
             ));
         }
+        problems.extend(self.telemetry.validate());
         problems.extend(self.auth.validate());
         problems.extend(self.web.validate());
         problems.extend(self.realtime.validate());
@@ -252,8 +274,10 @@ mod tests {
         config.database.url = SecretString::from("mysql://nope");
         config.realtime.outbound_queue = 0;
         config.dispatch.poll_interval_ms = 0;
+        config.telemetry.otlp_endpoint = Some("collector:4318".to_owned());
         let message = config.validate().expect_err("invalid");
         assert!(message.contains("realtime.outbound_queue"), "{message}");
+        assert!(message.contains("telemetry.otlp_endpoint"), "{message}");
         assert!(message.contains("dispatch.poll_interval_ms"), "{message}");
         assert!(message.contains("server.request_timeout_s"), "{message}");
         assert!(message.contains("auth.access_token_ttl_s"), "{message}");

@@ -2,7 +2,7 @@
 //! directory (so a restart signs nobody out), applies migrations, creates the demo accounts and the
 //! demo courses (BLS and first aid) if they are missing, grants the demo volunteers the
 //! certifications every kind needs, prints where to look and how to sign in, and serves every
-//! service with the simulator ([`crate::simulate`]) running against it unless `--no-simulate`.
+//! service with the simulator ([`kreki_sim::simulate`]) running against it unless `--no-simulate`.
 
 use std::path::Path;
 
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{self, Services};
 use crate::cli::{new_account, say, write_new_key};
 use crate::config::Config;
-use crate::simulate::{self, SimulateOptions};
+use kreki_sim::simulate::{self, SimulateOptions};
 
 /// A demo account: phone, password, name, roles.
 type DemoAccount = (

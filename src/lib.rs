@@ -1,12 +1,11 @@
 //! The `kreki` binary as a library, so tests drive exactly what operators run.
 //!
-//! - [`cli`]: the command line (`serve`, `migrate`, `user create`, `keys generate`, `demo`).
+//! - [`cli`]: the command line (`serve`, `migrate`, `user create`, `keys generate`, `demo`, ...);
+//!   `loadtest` and `simulate` call into the `kreki-sim` crate.
 //! - [`config`]: the one typed configuration (file + `KREKI_*` environment), validated at start.
 //! - [`app`]: wires the service crates into one HTTP server with shared middleware and shutdown.
 //! - [`wiring`]: adapters that connect one service's ports to another service.
 //! - [`demo`]: a local platform with a persistent signing key and demo accounts.
-//! - [`loadtest`]: `kreki loadtest`, the end-to-end load generator of the dispatch hot path.
-//! - [`simulate`]: synthetic citizens and moving volunteers against a running platform.
 //! - [`web`]: the coordinator dashboard and the citizen and volunteer web apps, compiled in.
 //! - [`wiring`]: the adapters joining dispatch and the realtime hub.
 
@@ -16,7 +15,5 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod lms_names;
-pub mod loadtest;
-pub mod simulate;
 pub mod web;
 pub mod wiring;

@@ -46,6 +46,9 @@ pub enum DispatchError {
     /// 409 `volunteer-off-duty`: a coordinator assigned someone not on duty or unknown to dispatch.
     #[error("the volunteer is not on duty")]
     VolunteerOffDuty,
+    /// 409 `checkin-answered`: a check-in is answered once.
+    #[error("the check-in was answered already")]
+    CheckinAnswered,
     /// 409 `invalid-transition`: the assignment cannot go from its status to the one asked.
     #[error("cannot change an assignment from {from} to {to}")]
     InvalidTransition {
@@ -114,6 +117,10 @@ impl DispatchError {
                 "The volunteer is not on duty.",
             )
             .with_field("volunteer_id", "is not an on-duty volunteer"),
+            Self::CheckinAnswered => Problem::conflict(
+                "checkin-answered",
+                "This check-in was answered already; thank you.",
+            ),
             Self::InvalidTransition { from, to } => Problem::new(StatusCode::CONFLICT, "invalid-transition", "Conflict")
                 .with_detail(format!("An assignment that is {from} cannot become {to}."))
                 .with_field("status", format!("cannot go from {from} to {to}")),

@@ -225,6 +225,22 @@ impl Index {
             .position_at(id)
     }
 
+    /// Where the matcher last saw `id`.
+    pub fn position(&self, id: Uuid) -> Option<LatLng> {
+        self.matcher
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .position(id)
+    }
+
+    /// True when the matcher knows `id` and they hold an assignment.
+    pub fn is_busy(&self, id: Uuid) -> bool {
+        self.matcher
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_busy(id)
+    }
+
     /// True when the matcher knows `id`.
     pub fn contains(&self, id: Uuid) -> bool {
         self.matcher

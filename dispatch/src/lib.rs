@@ -13,10 +13,12 @@
 //! - [`messages`]: [`Message`], the one typed enum dispatch emits.
 //! - [`service`]: [`DispatchService`], one file per use case: alerts (ingest with the first
 //!   wave), waves (the dispatcher's batches), responders (accept, decline, assign, status),
-//!   volunteers (duty, positions, the matcher's sync), effects (what follows a commit).
+//!   volunteers (duty, positions, the matcher's sync), effects (what follows a commit), aeds (the
+//!   AED registry and routing via a device), checkins (aftercare), resolve (outcomes).
 //! - [`index`]: the service's handle on the [`Matcher`] (locking, rebuild from PostGIS rows).
 //! - [`sync`]: how every instance's matcher catches up on the volunteer changes other instances made.
 //! - [`worker`]: the dispatcher (outbox, timers, poller) and the location-history writer.
+//! - [`aftercare`]: the loop that delivers aftercare check-ins when they fall due.
 //! - [`history`]: the bounded, batched location history.
 //! - [`positions`]: write-behind volunteer positions (matcher at once, PostgreSQL in batches).
 //! - [`eligibility`]: the [`CertificationSource`] port and its PostgreSQL implementation.
@@ -26,6 +28,7 @@
 //! - [`routes`]: the HTTP endpoints and their OpenAPI description, one file per use case.
 //! - [`error`]: [`DispatchError`] and its mapping to problem+json.
 
+pub mod aftercare;
 pub mod config;
 pub mod domain;
 pub mod eligibility;

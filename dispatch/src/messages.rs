@@ -3,14 +3,14 @@
 //! (serialised once), as a push for an offer, and so on, by matching on the variant, never on a
 //! string. The JSON each variant serialises to is the WebSocket message of API.md ("Real time"):
 //! `{"type": "offer", "offer": {...}}`, `{"type": "offer.withdrawn", ...}`, and so on (the
-//! transport adds `seq`).
+//! transport adds `seq`). `responder.position` is API.md's second-round addition.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::{AlertId, OfferId, WithdrawReason};
-use crate::views::{Alert, Assignment, Offer};
+use crate::domain::{AlertId, OfferId, ResponderRole, WithdrawReason};
+use crate::views::{Alert, AnsweredCheckin, Assignment, Checkin, Offer, PersonRef};
 
 /// A message from dispatch to the people concerned.
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +44,20 @@ pub enum Message {
         /// The assignment as it is now.
         assignment: Box<Assignment>,
     },
+    /// A responder moved (to the other responders of their alert, while they are assigned).
+    #[serde(rename = "responder.position")]
+    ResponderPosition {
+        /// Their alert.
+        alert_id: AlertId,
+        /// Who.
+        volunteer: PersonRef,
+        /// Their role on scene, when the kind gives roles.
+        role: Option<ResponderRole>,
+        /// Latitude, degrees.
+        lat: f64,
+        /// Longitude, degrees.
+        lng: f64,
+    },
     /// An on-duty volunteer moved (to coordinators).
     #[serde(rename = "volunteer.position")]
     VolunteerPosition {
@@ -58,6 +72,18 @@ pub enum Message {
         /// When the device took the fix (UTC).
         recorded_at: DateTime<Utc>,
     },
+    /// Some time after an assignment ended: how is the volunteer? (to that volunteer).
+    #[serde(rename = "checkin")]
+    CheckinDue {
+        /// The check-in, as `GET /v1/volunteers/me/checkins` shows it.
+        checkin: Box<Checkin>,
+    },
+    /// A volunteer answered a check-in (to coordinators; flagged when they asked for support).
+    #[serde(rename = "checkin.answered")]
+    CheckinAnswered {
+        /// The answer, as `GET /v1/checkins` shows it.
+        checkin: Box<AnsweredCheckin>,
+    },
 }
 
 impl Message {
@@ -68,7 +94,10 @@ impl Message {
             Self::OfferWithdrawn { .. } => "offer.withdrawn",
             Self::AlertUpdated { .. } => "alert.updated",
             Self::AssignmentUpdated { .. } => "assignment.updated",
+            Self::ResponderPosition { .. } => "responder.position",
             Self::VolunteerPosition { .. } => "volunteer.position",
+            Self::CheckinDue { .. } => "checkin",
+            Self::CheckinAnswered { .. } => "checkin.answered",
         }
     }
 
@@ -101,5 +130,17 @@ mod tests {
             recorded_at: Utc::now(),
         };
         assert_eq!(position.to_json()["type"], "volunteer.position");
+        let checkin = Message::CheckinDue {
+            checkin: Box::new(Checkin {
+                id: crate::domain::CheckinId::new(),
+                alert_id: AlertId::new(),
+                due_at: Utc::now(),
+                answered_at: None,
+            }),
+        };
+        let json = checkin.to_json();
+        assert_eq!(json["type"], checkin.kind());
+        assert_eq!(json["type"], "checkin");
+        assert!(json["checkin"]["answered_at"].is_null());
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::{AlertKind, AssignmentId, AssignmentStatus, OfferId};
+use crate::domain::{AlertKind, AssignmentId, AssignmentStatus, OfferId, Outcome};
 
 /// A point as the timeline shows it (degrees, WGS84).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -69,6 +69,25 @@ pub enum Event {
         /// Their answer deadline.
         expires_at: DateTime<Utc>,
     },
+    /// Declined or lapsed offers were replaced at once within the current wave.
+    ReplacementsSent {
+        /// The current wave.
+        wave: u32,
+        /// Its radius, metres.
+        radius_m: u32,
+        /// Who was asked, nearest first.
+        volunteers: Vec<Uuid>,
+        /// Their answer deadline.
+        expires_at: DateTime<Utc>,
+    },
+    /// A wave started without new offers (as many are live as the policy keeps): replacements
+    /// now come from its wider radius.
+    WaveWidened {
+        /// Its number.
+        wave: u32,
+        /// Its radius, metres.
+        radius_m: u32,
+    },
     /// A wave found nobody; the next one was tried at once.
     WaveEmpty {
         /// Its number.
@@ -122,8 +141,17 @@ pub enum Event {
         /// Why, if given.
         reason: Option<String>,
     },
-    /// Every responder completed: the alert is resolved.
+    /// Every responder completed: the alert is resolved (no outcome recorded yet).
     Resolved,
+    /// A coordinator resolved the alert, or recorded how it ended after it resolved: a `resolved`
+    /// entry carrying the outcome.
+    #[serde(rename = "resolved")]
+    ResolvedWithOutcome {
+        /// How it ended.
+        outcome: Outcome,
+        /// The coordinator's note, if given.
+        note: Option<String>,
+    },
 }
 
 impl Event {
@@ -185,5 +213,14 @@ mod tests {
             data,
             json!({"location": {"lat": 1.0, "lng": 2.0}, "note": null})
         );
+        let (kind, data) = Event::Resolved.columns();
+        assert_eq!((kind.as_str(), data), ("resolved", json!({})));
+        let (kind, data) = Event::ResolvedWithOutcome {
+            outcome: Outcome::ToHospital,
+            note: Some("RSCM".into()),
+        }
+        .columns();
+        assert_eq!(kind, "resolved");
+        assert_eq!(data, json!({"outcome": "to_hospital", "note": "RSCM"}));
     }
 }

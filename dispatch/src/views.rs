@@ -1,5 +1,12 @@
 //! The shapes dispatch shows on the wire (API.md: Alert, Offer, Assignment, timeline entries,
 //! volunteers), built from stored rows. The same JSON goes out over HTTP and in WebSocket messages.
+//! The AED registry's and aftercare's shapes are in [`aeds`] and [`checkins`].
+
+mod aeds;
+mod checkins;
+
+pub use aeds::{Aed, AedRoute};
+pub use checkins::{AnsweredCheckin, Checkin};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -7,7 +14,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::{
-    AlertId, AlertKind, AlertStatus, AssignmentId, AssignmentStatus, OfferId, OfferStatus,
+    AedId, AlertId, AlertKind, AlertStatus, AssignmentId, AssignmentStatus, OfferId, OfferStatus,
+    Outcome, ResponderRole,
 };
 use crate::store::{AlertRow, AssignmentRow, EventRow, NewAlert, OfferRow, VolunteerRow};
 
@@ -57,6 +65,9 @@ pub struct Alert {
     /// Raised to practise (`kreki simulate`, an exercise), not a real emergency: never recorded in
     /// SATUSEHAT nor served at `/fhir/r4`, and counted apart in the dashboard.
     pub drill: bool,
+    /// How the incident ended: `treated_on_scene`, `to_hospital`, `false_alarm`, `not_found` or
+    /// `other`; null until a coordinator resolves it (`POST /v1/alerts/{id}/resolve`).
+    pub outcome: Option<Outcome>,
 }
 
 impl Alert {
@@ -82,6 +93,7 @@ impl Alert {
             assignments: Vec::new(),
             responders_needed: alert.responders_needed,
             drill: alert.drill,
+            outcome: None,
         }
     }
 
@@ -106,6 +118,7 @@ impl Alert {
             assignments: assignments.into_iter().map(Assignment::from).collect(),
             responders_needed: row.responders_needed,
             drill: row.drill,
+            outcome: row.outcome,
         }
     }
 }
@@ -127,6 +140,26 @@ pub struct Assignment {
     pub accepted_at: DateTime<Utc>,
     /// Last change (UTC).
     pub updated_at: DateTime<Utc>,
+    /// What this responder does on scene (`cpr`, `aed`, `lead`), when the kind gives roles.
+    pub role: Option<ResponderRole>,
+    /// For the `aed` role: the AED to fetch on the way (one available when they accepted), or null
+    /// when none was within reach.
+    pub aed: Option<AssignedAed>,
+}
+
+/// The AED an `aed` responder fetches on the way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AssignedAed {
+    /// The device.
+    pub id: AedId,
+    /// Latitude, degrees (WGS84).
+    pub lat: f64,
+    /// Longitude, degrees (WGS84).
+    pub lng: f64,
+    /// The exact place, for someone running to fetch it.
+    pub description: String,
+    /// The walk from where the responder was to the AED and on to the alert, metres.
+    pub distance_via_m: Option<f64>,
 }
 
 impl From<AssignmentRow> for Assignment {
@@ -142,6 +175,8 @@ impl From<AssignmentRow> for Assignment {
             distance_m: row.distance_m,
             accepted_at: row.accepted_at,
             updated_at: row.updated_at,
+            role: row.role,
+            aed: row.aed,
         }
     }
 }
@@ -207,7 +242,8 @@ pub struct TimelineEvent {
     /// When (UTC).
     pub at: DateTime<Utc>,
     /// `created`, `repeat_press`, `offers_sent`, `offer_declined`, `accepted`, `assigned`,
-    /// `assignment_status`, `cancelled`, `unmatched`, `resolved`.
+    /// `assignment_status`, `cancelled`, `unmatched`, `resolved` (with `outcome` and `note` when a
+    /// coordinator resolved it).
     #[serde(rename = "type")]
     pub kind: String,
     /// Who did it, when a person did.

@@ -499,10 +499,16 @@ async fn kind_settings_are_listed_and_admins_change_them(pool: PgPool) {
         .find(|k| k["kind"] == "cardiac_arrest")
         .expect("seeded");
     assert_eq!(cardiac["required_certifications"], json!(["bls"]));
+    // A cardiac arrest keeps seven offers live and replaces each decliner, 500 m first.
     assert_eq!(
         cardiac["waves"][0],
-        json!({"count": 3, "radius_m": 1000, "timeout_s": 30})
+        json!({"count": 7, "radius_m": 500, "timeout_s": 30})
     );
+    assert_eq!(
+        cardiac["policy"],
+        json!({"live_offers": 7, "replace_on_decline": true, "replace_on_expiry": true, "max_alerted": 30})
+    );
+    assert_eq!(cardiac["roles"], json!(["cpr", "aed", "lead"]));
 
     let settings = json!({"required_certifications": ["bls", "first_aid"], "requires_verified_practitioner": true,
                           "responders_needed": 2, "waves": [{"count": 5, "radius_m": 1500, "timeout_s": 20}]});
@@ -726,6 +732,8 @@ async fn kinds_requiring_a_practitioner_reach_only_verified_volunteers(pool: PgP
                 requires_verified_practitioner: true,
                 responders_needed: 1,
                 waves: kreki_dispatch::config::default_waves(),
+                policy: kreki_dispatch::domain::OfferPolicy::default(),
+                roles: Vec::new(),
             },
         )
         .await

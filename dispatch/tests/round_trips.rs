@@ -6,8 +6,7 @@
 //! (`BEGIN`, `COMMIT`). On a busy machine every round trip waits for a CPU slice on both sides, so
 //! their number, not the SQL, is what a panic's latency is made of. Besides these, sqlx checks a
 //! connection with a bare `Sync` when it goes back to the pool, in a task of its own after the
-//! work is done: not on the path a panic waits on, and once per request here since a panic and
-//! a wave each use a single connection.
+//! work is done: not on the path a panic waits on.
 //!
 //! Budgets (a single statement commits by itself, so there is no separate `COMMIT`):
 //! - a panic, with its first wave: the catch-up on other instances' volunteer changes and the

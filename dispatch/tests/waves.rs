@@ -54,6 +54,8 @@ async fn set_kind(app: &TestApp, kind: AlertKind, needed: u32, waves: &[(u32, u3
                         timeout_s: 30,
                     })
                     .collect(),
+                policy: kreki_dispatch::domain::OfferPolicy::default(),
+                roles: Vec::new(),
             },
         )
         .await

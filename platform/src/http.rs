@@ -76,18 +76,37 @@ pub fn finish(router: Router, limits: Limits) -> Router {
                         .and_then(|id| id.header_value().to_str().ok())
                         .unwrap_or_default();
                     // The path only: query strings may carry tokens (`?access_token=` on WebSockets).
-                    tracing::info_span!(
+                    // The `otel.*` and `http.*` fields name the exported server span; the route
+                    // and status are recorded once known (`record_metrics`, `on_response`).
+                    let span = tracing::info_span!(
                         "request",
                         method = %request.method(),
                         path = %request.uri().path(),
                         request_id = %request_id,
-                    )
+                        otel.name = %request.method(),
+                        otel.kind = "server",
+                        otel.status_code = tracing::field::Empty,
+                        http.request.method = %request.method(),
+                        http.route = tracing::field::Empty,
+                        http.response.status_code = tracing::field::Empty,
+                    );
+                    // A caller's `traceparent` makes this span part of its trace.
+                    let parent = crate::telemetry::traces::remote_context(request.headers());
+                    drop(tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(
+                        &span, parent,
+                    ));
+                    span
                 })
                 .on_request(())
                 .on_response(
-                    |response: &Response, latency: Duration, _span: &tracing::Span| {
+                    |response: &Response, latency: Duration, span: &tracing::Span| {
+                        let status = response.status();
+                        span.record("http.response.status_code", status.as_u16());
+                        if status.is_server_error() {
+                            span.record("otel.status_code", "ERROR");
+                        }
                         tracing::info!(
-                            status = response.status().as_u16(),
+                            status = status.as_u16(),
                             latency_ms = latency.as_secs_f64() * 1000.0,
                             "answered"
                         );
@@ -109,6 +128,14 @@ async fn record_metrics(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    // The request span (opened before routing) learns its route: traces group by it.
+    let span = tracing::Span::current();
+    span.record("http.route", route.as_str());
+    // The exported span is started already (its name was the method alone): rename it.
+    opentelemetry::trace::TraceContextExt::span(
+        &tracing_opentelemetry::OpenTelemetrySpanExt::context(&span),
+    )
+    .update_name(format!("{method} {route}"));
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     metrics::histogram!(

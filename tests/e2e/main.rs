@@ -1,6 +1,7 @@
 //! End-to-end tests of the whole platform: the real `kreki` binary as operators run it, against the
 //! real PostgreSQL, spoken to over HTTP like any client. One test binary; each module is a theme.
 
+mod aftercare;
 mod fanout;
 mod instances;
 mod lms;
@@ -8,7 +9,9 @@ mod loadtest;
 mod mqtt;
 mod openapi;
 mod process;
+mod responders;
 mod satusehat;
 mod simulate;
 mod support;
+mod traces;
 mod training_to_dispatch;

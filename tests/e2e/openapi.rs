@@ -47,6 +47,13 @@ async fn every_contract_path_is_described() {
         ("get", "/fhir/r4/Encounter/{id}"),
         ("get", "/fhir/r4/Location/{id}"),
         ("get", "/fhir/r4/Task"),
+        ("post", "/v1/aeds"),
+        ("get", "/v1/aeds"),
+        ("patch", "/v1/aeds/{id}"),
+        ("get", "/v1/volunteers/me/checkins"),
+        ("post", "/v1/checkins/{id}"),
+        ("get", "/v1/checkins"),
+        ("post", "/v1/alerts/{id}/resolve"),
     ] {
         assert!(
             paths.get(path).and_then(|item| item.get(method)).is_some(),

@@ -58,3 +58,13 @@ id_type! {
     /// An assignment: one volunteer committed to one alert.
     AssignmentId
 }
+
+id_type! {
+    /// An AED (automated external defibrillator) in the registry.
+    AedId
+}
+
+id_type! {
+    /// A check-in: how a volunteer is, asked some time after their assignment ended.
+    CheckinId
+}

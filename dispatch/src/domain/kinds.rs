@@ -6,6 +6,8 @@ use utoipa::ToSchema;
 
 use kreki_platform::FieldError;
 
+use super::ResponderRole;
+
 /// One wave of offers: the nearest `count` eligible volunteers within `radius_m` (not offered this
 /// alert before) get `timeout_s` to answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -17,6 +19,46 @@ pub struct WaveSpec {
     pub radius_m: u32,
     /// How long they have to answer before the next wave, in seconds (5 to 600).
     pub timeout_s: u32,
+}
+
+/// How offers go out within the waves: how many may be pending at once, whether a volunteer who
+/// declines (or lets an offer expire) is replaced at once by the next nearest one within the
+/// current wave's radius, and how many volunteers one alert may disturb in all. Replacing each
+/// decliner at once finds a responder sooner without disturbing more people (GoodSAM New Zealand,
+/// PLOS One 2026); without replacement a wave's offers all wait for its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfferPolicy {
+    /// Most offers pending at once (1 to 100). A wave starts with at most this many.
+    pub live_offers: u32,
+    /// A decline (or a volunteer taking another alert) offers the next nearest eligible volunteer
+    /// within the current wave's radius at once.
+    pub replace_on_decline: bool,
+    /// Each offer has its own deadline (`timeout_s` of its wave after it was made); one that
+    /// expires is replaced the same way, and the wave widens at its own deadline without
+    /// withdrawing offers still live.
+    pub replace_on_expiry: bool,
+    /// Most volunteers ever offered one alert (1 to 500).
+    pub max_alerted: u32,
+}
+
+impl Default for OfferPolicy {
+    /// Waves as they always were: each offers its `count`, and all wait for its deadline.
+    fn default() -> Self {
+        Self {
+            live_offers: 100,
+            replace_on_decline: false,
+            replace_on_expiry: false,
+            max_alerted: 500,
+        }
+    }
+}
+
+impl OfferPolicy {
+    /// True when some offer is replaced as soon as it is answered or lapses.
+    pub fn replaces(&self) -> bool {
+        self.replace_on_decline || self.replace_on_expiry
+    }
 }
 
 /// How one alert kind is dispatched.
@@ -32,6 +74,13 @@ pub struct KindSettings {
     pub responders_needed: u32,
     /// The waves, in order; after the last one the alert is `unmatched`.
     pub waves: Vec<WaveSpec>,
+    /// How offers go out within the waves (default: as waves always did).
+    #[serde(default)]
+    pub policy: OfferPolicy,
+    /// Roles given to accepts in this order (`cpr`, `aed`, `lead`); empty for none. At most
+    /// `responders_needed` of them, each once.
+    #[serde(default)]
+    pub roles: Vec<ResponderRole>,
 }
 
 impl KindSettings {
@@ -67,6 +116,32 @@ impl KindSettings {
                 errors.push(FieldError::new(
                     format!("{prefix}waves[{index}].timeout_s"),
                     "must be 5 to 600 seconds",
+                ));
+            }
+        }
+        if !(1..=100).contains(&self.policy.live_offers) {
+            errors.push(FieldError::new(
+                format!("{prefix}policy.live_offers"),
+                "must be 1 to 100",
+            ));
+        }
+        if !(1..=500).contains(&self.policy.max_alerted) {
+            errors.push(FieldError::new(
+                format!("{prefix}policy.max_alerted"),
+                "must be 1 to 500",
+            ));
+        }
+        if self.roles.len() > self.responders_needed as usize {
+            errors.push(FieldError::new(
+                format!("{prefix}roles"),
+                "must list at most responders_needed roles",
+            ));
+        }
+        for (index, role) in self.roles.iter().enumerate() {
+            if self.roles[..index].contains(role) {
+                errors.push(FieldError::new(
+                    format!("{prefix}roles[{index}]"),
+                    "must not repeat a role",
                 ));
             }
         }

@@ -3,13 +3,19 @@
 //!
 //! Each is parsed once at the edge; past that, holding one means it follows the rules.
 //!
-//! - [`ids`]: [`AlertId`], [`OfferId`], [`AssignmentId`].
+//! - [`ids`]: [`AlertId`], [`OfferId`], [`AssignmentId`], [`AedId`], [`CheckinId`].
 //! - [`states`]: [`AlertKind`], [`AlertStatus`], [`OfferStatus`], [`AssignmentStatus`],
-//!   [`WithdrawReason`], mapped once to their wire and database spelling.
+//!   [`WithdrawReason`], [`ResponderRole`], [`Outcome`], mapped once to their wire and database
+//!   spelling.
 //! - [`idempotency`]: the [`IdempotencyKey`] of a panic.
 //! - [`position`]: [`Position`], [`parse_position`], [`parse_accuracy`], [`h3_cell`].
-//! - [`kinds`]: [`KindSettings`] and [`WaveSpec`].
+//! - [`kinds`]: [`KindSettings`], [`WaveSpec`] and the [`OfferPolicy`] within the waves.
+//! - [`aeds`]: the AED registry's checked input and [`aeds::available_at`], whether a device may be
+//!   used at an instant (its hours judged in Asia/Jakarta).
+//! - [`checkins`]: a volunteer's answer to an aftercare check-in and when it asks for support.
 
+pub mod aeds;
+pub mod checkins;
 pub mod idempotency;
 pub mod ids;
 pub mod kinds;
@@ -17,10 +23,12 @@ pub mod position;
 pub mod states;
 
 pub use idempotency::IdempotencyKey;
-pub use ids::{AlertId, AssignmentId, OfferId};
-pub use kinds::{KindSettings, WaveSpec};
+pub use ids::{AedId, AlertId, AssignmentId, CheckinId, OfferId};
+pub use kinds::{KindSettings, OfferPolicy, WaveSpec};
 pub use position::{Position, h3_cell, parse_accuracy, parse_position};
-pub use states::{AlertKind, AlertStatus, AssignmentStatus, OfferStatus, WithdrawReason};
+pub use states::{
+    AlertKind, AlertStatus, AssignmentStatus, OfferStatus, Outcome, ResponderRole, WithdrawReason,
+};
 
 #[cfg(test)]
 mod tests {
@@ -72,6 +80,8 @@ mod tests {
                 radius_m: 5,
                 timeout_s: 1,
             }],
+            policy: OfferPolicy::default(),
+            roles: Vec::new(),
         };
         let fields: Vec<String> = settings.validate("").into_iter().map(|e| e.field).collect();
         assert_eq!(

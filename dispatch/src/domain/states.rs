@@ -178,5 +178,37 @@ string_enum! {
         Cancelled = "cancelled",
         /// The volunteer took another alert.
         Busy = "busy",
+        /// A coordinator resolved the alert.
+        Resolved = "resolved",
+    }
+}
+
+string_enum! {
+    /// How an incident ended, as the coordinator who resolved it recorded it (the volunteers who
+    /// responded see it on the alert).
+    Outcome {
+        /// Help given on the spot; nobody needed to go to hospital.
+        TreatedOnScene = "treated_on_scene",
+        /// The patient was taken to hospital.
+        ToHospital = "to_hospital",
+        /// There was no emergency.
+        FalseAlarm = "false_alarm",
+        /// Nobody was found at the place.
+        NotFound = "not_found",
+        /// Anything else (the note says what).
+        Other = "other",
+    }
+}
+
+string_enum! {
+    /// What a responder does on scene, given to accepts in the order the kind lists them
+    /// (FirstAED: the first starts CPR, the second fetches the nearest AED, the third leads).
+    ResponderRole {
+        /// Starts chest compressions at once.
+        Cpr = "cpr",
+        /// Fetches the nearest available AED on the way.
+        Aed = "aed",
+        /// Leads on scene: calls, guides the others, meets the ambulance.
+        Lead = "lead",
     }
 }

@@ -564,6 +564,30 @@ impl Matcher {
         DateTime::from_timestamp_micros(entry.position_at_us)
     }
 
+    /// Where the volunteer was last seen, when known.
+    pub fn position(&self, id: Uuid) -> Option<LatLng> {
+        let slot = self.slots.get(&id)?;
+        let entry = self
+            .buckets
+            .get(&slot.cell)?
+            .entries
+            .get(slot.index as usize)?;
+        LatLng::new(entry.lat_rad.to_degrees(), entry.lng_rad.to_degrees()).ok()
+    }
+
+    /// True when the volunteer is known and holds an assignment.
+    pub fn is_busy(&self, id: Uuid) -> bool {
+        self.slots
+            .get(&id)
+            .and_then(|slot| {
+                self.buckets
+                    .get(&slot.cell)?
+                    .entries
+                    .get(slot.index as usize)
+            })
+            .is_some_and(|entry| entry.flags & BUSY != 0)
+    }
+
     /// The nearest `query.limit` eligible volunteers within `query.radius_m` of `query.point`,
     /// nearest first, with their distances. Allocates only the result (and, near one of H3's
     /// twelve pentagons, a list of cells). Equal distances come in no particular order.

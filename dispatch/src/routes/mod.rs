@@ -6,9 +6,15 @@
 //! - [`alerts`]: panic, reading and listing alerts, timelines, cancel, a coordinator's assignment.
 //! - [`responders`]: accepting and declining offers, moving an assignment along.
 //! - [`kinds`]: per-kind dispatch settings.
+//! - [`aeds`]: the AED registry.
+//! - [`checkins`]: aftercare check-ins and their answers.
+//! - [`resolve`]: a coordinator resolves an alert with its outcome.
 
+pub mod aeds;
 pub mod alerts;
+pub mod checkins;
 pub mod kinds;
+pub mod resolve;
 pub mod responders;
 pub mod volunteers;
 
@@ -57,6 +63,12 @@ pub fn router(state: DispatchState) -> OpenApiRouter {
         .routes(routes!(responders::assignment_status))
         .routes(routes!(kinds::list_kinds))
         .routes(routes!(kinds::put_kind))
+        .routes(routes!(aeds::create_aed, aeds::list_aeds))
+        .routes(routes!(aeds::change_aed))
+        .routes(routes!(checkins::my_checkins))
+        .routes(routes!(checkins::answer_checkin))
+        .routes(routes!(checkins::list_answers))
+        .routes(routes!(resolve::resolve))
         .with_state(state)
 }
 

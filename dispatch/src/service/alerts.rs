@@ -148,12 +148,9 @@ impl DispatchService {
         let citizen_id = citizen.id.0;
         let settings = self.kind_settings(request.kind);
         let responders_needed = settings.responders_needed;
-        // One connection for the whole ingest: the catch-up before the first wave and the
-        // statement (one acquire, one release).
-        let mut conn = self.pool.acquire().await?;
         let first = if self.is_dispatching() {
             Some(
-                self.plan_first_wave(&mut conn, alert_id, &request, responders_needed, settings)
+                self.plan_first_wave(alert_id, &request, responders_needed, settings)
                     .await,
             )
         } else {
@@ -179,6 +176,7 @@ impl DispatchService {
             drill: request.drill,
             responders_needed: i32::try_from(responders_needed).unwrap_or(1),
             wave: i32::try_from(wave).unwrap_or(i32::MAX),
+            wave_ends_at: first.as_ref().and_then(|first| first.changes.wave_ends_at),
             status,
         };
         let created = Event::Created {
@@ -198,7 +196,7 @@ impl DispatchService {
             note: request.note.clone(),
         };
         let outcome = store::ingest(
-            &mut conn,
+            &mut *self.pool.acquire().await?,
             &new,
             &store::Press {
                 key: key.as_str(),
@@ -210,7 +208,6 @@ impl DispatchService {
             first.as_ref().map(|first| &first.rows),
         )
         .await?;
-        drop(conn);
         match outcome {
             Ingested::Created(created_at) => {
                 metrics::histogram!("kreki_dispatch_alert_commit_seconds")
@@ -246,13 +243,12 @@ impl DispatchService {
     /// once stored, after catching up on other instances' volunteer changes.
     async fn plan_first_wave(
         &self,
-        conn: &mut sqlx::PgConnection,
         id: AlertId,
         request: &AlertRequest,
         responders_needed: u32,
         settings: crate::domain::KindSettings,
     ) -> FirstWave {
-        self.catch_up_before_wave(conn).await;
+        self.catch_up_before_wave().await;
         let snapshot = Snapshot::new_alert(id, responders_needed, settings);
         let changes = match wave::plan(&snapshot, Trigger::NeedsWave, chrono::Utc::now(), |query| {
             self.candidates(request.at, &snapshot, query)
@@ -267,6 +263,7 @@ impl DispatchService {
                     expire: Vec::new(),
                     offers: Vec::new(),
                     wave: 0,
+                    wave_ends_at: None,
                     status: None,
                     timer: None,
                     events: Vec::new(),
@@ -415,10 +412,12 @@ impl DispatchService {
                 effects.push(Effect::AssignmentChanged(row.into()));
             }
         }
+        store::schedule_checkins(&mut tx, id, self.config.checkin_after_s).await?;
         store::cancel_timers(&mut tx, id).await?;
         store::set_alert_status(&mut tx, id, AlertStatus::Cancelled).await?;
         store::insert_event(&mut tx, id, Some(user.id.0), &Event::Cancelled { reason }).await?;
         tx.commit().await?;
+        self.teams.forget_all();
         effects.push(Effect::AlertChanged(id));
         self.apply(effects).await;
         self.alert(id).await

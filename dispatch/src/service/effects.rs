@@ -152,6 +152,12 @@ impl DispatchService {
         if withdrawn.deadlines_moved {
             effects.push(Effect::Wake(Wake::Timers));
         }
+        effects.extend(
+            withdrawn
+                .replacing
+                .into_iter()
+                .map(|alert| Effect::Wake(Wake::Alert(alert))),
+        );
         Ok(effects)
     }
 

@@ -8,16 +8,25 @@
 //! - [`responders`]: accepting and declining offers, a coordinator's direct assignment, and
 //!   responders moving their assignment along.
 //! - [`volunteers`]: duty, positions, eligibility, and keeping this instance's matcher current.
+//! - [`teams`]: co-responders of one alert seeing each other's positions.
 //! - [`effects`]: what happens after a commit (messages, matcher updates, wake-ups).
+//! - [`aeds`]: the AED registry, and the device an `aed` responder fetches on the way.
+//! - [`checkins`]: aftercare check-ins (delivery when due, the volunteer's answer, coordinators'
+//!   list).
+//! - [`resolve`]: a coordinator resolves an alert and records its outcome.
 //!
 //! Every state change is one transaction (or one statement) that changes the alert row, so
 //! accepts, waves, cancels and assignments of one alert serialise, and a wave planned from an
 //! older snapshot never lands (its alert's `version` moved on). What follows a commit is collected
 //! as effects and applied after it, so nobody hears about a change that did not happen.
 
+pub mod aeds;
 pub mod alerts;
+pub mod checkins;
 pub mod effects;
+pub mod resolve;
 pub mod responders;
+pub mod teams;
 pub mod volunteers;
 pub mod waves;
 
@@ -92,6 +101,8 @@ pub struct DispatchService {
     /// The kinds' settings as last read, for the first wave of a new alert (later waves read the
     /// row with their snapshot). Refreshed at every catch-up poll and by [`Self::put_kind`].
     kinds: RwLock<HashMap<AlertKind, KindSettings>>,
+    /// Who responds with whom ([`teams`]).
+    teams: teams::Teams,
 }
 
 impl std::fmt::Debug for DispatchService {
@@ -123,6 +134,7 @@ impl DispatchService {
             dispatching: AtomicBool::new(false),
             sync: crate::sync::VolunteerSync::new(),
             kinds: RwLock::new(HashMap::new()),
+            teams: teams::Teams::default(),
         });
         (
             service,

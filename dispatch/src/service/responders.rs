@@ -13,7 +13,8 @@ use uuid::Uuid;
 use super::effects::Effect;
 use super::{DispatchService, Wake};
 use crate::domain::{
-    AlertId, AlertStatus, AssignmentId, AssignmentStatus, OfferId, OfferStatus, WithdrawReason,
+    AlertId, AlertStatus, AssignmentId, AssignmentStatus, OfferId, OfferStatus, ResponderRole,
+    WithdrawReason,
 };
 use crate::error::{DispatchError, DispatchResult};
 use crate::store;
@@ -63,7 +64,8 @@ impl DispatchService {
         if matches!(alert.status, AlertStatus::Cancelled | AlertStatus::Resolved) {
             return Err(DispatchError::AlertClosed(alert.status));
         }
-        let active = store::active_count(&mut tx, alert_id).await?;
+        let taken = store::active_roles(&mut tx, alert_id).await?;
+        let active = i32::try_from(taken.len()).unwrap_or(i32::MAX);
         match offer.status {
             OfferStatus::Pending if offer.expires_at <= Utc::now() => {
                 return Err(DispatchError::OfferExpired);
@@ -91,13 +93,21 @@ impl DispatchService {
         if active >= alert.responders_needed {
             return Err(DispatchError::AlertCovered);
         }
+        let role = self.next_role(alert.kind, &taken);
+        let aed = self
+            .aed_on_the_way(&mut tx, role, &alert, volunteer.id.0)
+            .await?;
         let row = insert_assignment(
             &mut tx,
-            alert_id,
-            volunteer.id.0,
-            &volunteer.name,
-            Some(offer_id),
-            Some(offer.distance_m),
+            &store::NewAssignment {
+                alert_id,
+                volunteer_id: volunteer.id.0,
+                volunteer_name: &volunteer.name,
+                offer_id: Some(offer_id),
+                distance_m: Some(offer.distance_m),
+                role,
+                aed,
+            },
         )
         .await?;
         store::answer_offer(&mut tx, offer_id, OfferStatus::Accepted, None).await?;
@@ -133,6 +143,7 @@ impl DispatchService {
         tx.commit().await?;
         metrics::histogram!("kreki_dispatch_accept_seconds")
             .record(started.elapsed().as_secs_f64());
+        self.teams.forget_all();
         effects.push(Effect::AlertChanged(alert_id));
         effects.push(Effect::WithdrawOtherOffers(volunteer.id.0));
         self.apply(effects).await;
@@ -182,11 +193,26 @@ impl DispatchService {
         )
         .await?;
         let mut effects = Vec::new();
-        if offer.wave == alert.wave && !store::has_live_offers(&mut tx, alert_id).await? {
+        // A kind that replaces decliners asks for the replacement now (durably: an outbox row),
+        // and this instance sends it before answering; otherwise a wave left without a live offer
+        // ends now.
+        let replace = self.kind_settings(alert.kind).policy.replace_on_decline;
+        if replace {
+            store::enqueue_replacement(&mut tx, alert_id).await?;
+        } else if offer.wave == alert.wave && !store::has_live_offers(&mut tx, alert_id).await? {
             store::set_timer(&mut tx, alert_id, alert.wave, Utc::now()).await?;
             effects.push(Effect::Wake(Wake::Timers));
         }
         tx.commit().await?;
+        if replace {
+            if self.is_dispatching() {
+                if let Err(error) = self.process_outbox(Some(alert_id)).await {
+                    tracing::warn!(%error, alert_id = %alert_id, "replacement not sent now; the poller sends it");
+                }
+            } else {
+                effects.push(Effect::Wake(Wake::Alert(alert_id)));
+            }
+        }
         self.apply(effects).await;
         let mut offer = Offer::from(offer);
         offer.status = OfferStatus::Declined;
@@ -215,11 +241,28 @@ impl DispatchService {
             .await?
             .filter(|row| row.on_duty)
             .ok_or(DispatchError::VolunteerOffDuty)?;
-        let active = store::active_count(&mut tx, id).await?;
+        let taken = store::active_roles(&mut tx, id).await?;
+        let active = i32::try_from(taken.len()).unwrap_or(i32::MAX);
         if active >= alert.responders_needed {
             return Err(DispatchError::AlertCovered);
         }
-        let row = insert_assignment(&mut tx, id, volunteer_id, &volunteer.name, None, None).await?;
+        let role = self.next_role(alert.kind, &taken);
+        let aed = self
+            .aed_on_the_way(&mut tx, role, &alert, volunteer_id)
+            .await?;
+        let row = insert_assignment(
+            &mut tx,
+            &store::NewAssignment {
+                alert_id: id,
+                volunteer_id,
+                volunteer_name: &volunteer.name,
+                offer_id: None,
+                distance_m: None,
+                role,
+                aed,
+            },
+        )
+        .await?;
         let mut effects = vec![
             Effect::Busy(volunteer_id, true),
             Effect::AssignmentChanged(row.clone().into()),
@@ -251,6 +294,7 @@ impl DispatchService {
         )
         .await?;
         tx.commit().await?;
+        self.teams.forget_all();
         effects.push(Effect::AlertChanged(id));
         effects.push(Effect::WithdrawOtherOffers(volunteer_id));
         self.apply(effects).await;
@@ -325,6 +369,9 @@ impl DispatchService {
             }
             _ => {}
         }
+        if !to.is_active() {
+            store::schedule_checkins(&mut tx, alert.id, self.config.checkin_after_s).await?;
+        }
         store::insert_event(
             &mut tx,
             alert.id,
@@ -337,9 +384,51 @@ impl DispatchService {
         )
         .await?;
         tx.commit().await?;
+        self.teams.forget_all();
         effects.push(Effect::AlertChanged(alert.id));
         self.apply(effects).await;
         Ok(row.into())
+    }
+
+    /// For the `aed` role: the available AED that makes the shortest walk from where the
+    /// volunteer is (the matcher's position; the alert's when unknown) to the alert, within
+    /// `dispatch.aed_radius_m`, and that walk in metres. `None` for other roles, or when no AED
+    /// is available now: the responder then goes straight to the alert.
+    async fn aed_on_the_way(
+        &self,
+        conn: &mut PgConnection,
+        role: Option<ResponderRole>,
+        alert: &store::AlertRow,
+        volunteer: Uuid,
+    ) -> DispatchResult<Option<(Uuid, f64)>> {
+        if role != Some(ResponderRole::Aed) {
+            return Ok(None);
+        }
+        let at = crate::geo::LatLng::new(alert.lat, alert.lng)
+            .map_err(|error| DispatchError::Internal(format!("stored alert position: {error}")))?;
+        let from = self.index.position(volunteer).unwrap_or(at);
+        let route = super::aeds::aed_route(
+            conn,
+            at,
+            from,
+            Utc::now(),
+            f64::from(self.config.aed_radius_m),
+        )
+        .await?;
+        Ok(route.map(|route| (route.aed.id.0, route.distance_via_m)))
+    }
+
+    /// The role the next responder of an alert of `kind` takes: the first of the kind's roles
+    /// that no active responder holds (a role freed by a withdrawal goes to the next accept).
+    fn next_role(
+        &self,
+        kind: crate::domain::AlertKind,
+        taken: &[Option<ResponderRole>],
+    ) -> Option<ResponderRole> {
+        self.kind_settings(kind)
+            .roles
+            .into_iter()
+            .find(|role| !taken.contains(&Some(*role)))
     }
 }
 
@@ -379,23 +468,17 @@ async fn cover(conn: &mut PgConnection, id: AlertId) -> DispatchResult<Vec<Effec
 /// Inserts an assignment; a volunteer who holds one already is [`DispatchError::VolunteerBusy`].
 async fn insert_assignment(
     conn: &mut PgConnection,
-    alert_id: AlertId,
-    volunteer_id: Uuid,
-    name: &str,
-    offer_id: Option<OfferId>,
-    distance_m: Option<f64>,
+    new: &store::NewAssignment<'_>,
 ) -> DispatchResult<store::AssignmentRow> {
-    store::insert_assignment(conn, alert_id, volunteer_id, name, offer_id, distance_m)
-        .await
-        .map_err(|error| {
-            if kreki_platform::db::unique_violation(&error)
-                == Some("assignments_one_active_per_volunteer")
-            {
-                DispatchError::VolunteerBusy
-            } else {
-                DispatchError::Database(error)
-            }
-        })
+    store::insert_assignment(conn, new).await.map_err(|error| {
+        if kreki_platform::db::unique_violation(&error)
+            == Some("assignments_one_active_per_volunteer")
+        {
+            DispatchError::VolunteerBusy
+        } else {
+            DispatchError::Database(error)
+        }
+    })
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use kreki_auth::{CurrentUser, Role};
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::DispatchService;
@@ -64,13 +63,10 @@ impl DispatchService {
     /// # Errors
     /// Database or certification-source failures (the cursor stays; the next call reads again).
     pub async fn catch_up_volunteers(&self) -> DispatchResult<usize> {
-        self.catch_up_on(&mut *self.pool.acquire().await?).await
-    }
-
-    /// [`Self::catch_up_volunteers`] on a connection the caller holds anyway (a wave's), so the
-    /// catch-up costs no acquire and release of its own.
-    pub(crate) async fn catch_up_on(&self, conn: &mut PgConnection) -> DispatchResult<usize> {
         let requested = std::time::Instant::now();
+        // Waiting callers hold no connection: the one catching up may need more than one (the
+        // certifications of volunteers new to this instance), and a pool full of waiters would
+        // leave it none.
         let mut cursor = self.sync.state.lock().await;
         if cursor.started.is_some_and(|started| started >= requested) {
             return Ok(0);
@@ -79,6 +75,7 @@ impl DispatchService {
             return Ok(0);
         };
         let started = std::time::Instant::now();
+        let mut conn = self.pool.acquire().await?;
         let (mut after_xid, mut after_user) = (since, Uuid::nil());
         // The first page's snapshot is the oldest: later pages may see more, never less, so its
         // xmin is a cursor that skips nothing.
@@ -87,7 +84,8 @@ impl DispatchService {
         let mut unknown = Vec::new();
         loop {
             let page =
-                store::volunteers_changed(conn, after_xid, after_user, crate::sync::PAGE).await?;
+                store::volunteers_changed(&mut conn, after_xid, after_user, crate::sync::PAGE)
+                    .await?;
             xmin.get_or_insert(page.xmin);
             let full = page.rows.len() as i64 >= crate::sync::PAGE;
             read += page.rows.len();
@@ -107,6 +105,7 @@ impl DispatchService {
                 break;
             }
         }
+        drop(conn);
         for row in unknown {
             let codes = self.certifications(row.user_id).await?;
             if let Some(state) = VolunteerFacts::from_row(&row, &codes) {
@@ -246,6 +245,7 @@ impl DispatchService {
                     .await?;
                 self.history.push(sample);
                 self.publish_position(volunteer, at, accuracy_m, recorded_at);
+                self.publish_to_team(volunteer, at).await;
                 return Ok(());
             }
             // Older than what the matcher holds: history only.
@@ -272,6 +272,7 @@ impl DispatchService {
             self.history.push(sample);
             if stored.latest {
                 self.publish_position(volunteer, at, accuracy_m, recorded_at);
+                self.publish_to_team(volunteer, at).await;
             }
         }
         Ok(())

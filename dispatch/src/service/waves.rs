@@ -53,8 +53,8 @@ impl DispatchService {
     /// Database failures: nothing was written, the claims were released, and the work stays for
     /// the next attempt.
     pub async fn run_batch(&self, wanted: &WorkWanted) -> DispatchResult<BatchOutcome> {
+        self.catch_up_before_wave().await;
         let mut conn = self.pool.acquire().await?;
-        self.catch_up_before_wave(&mut conn).await;
         let defaults = |kind| self.config.kind_settings(kind);
         let claimed = match store::claim(&mut conn, wanted, &defaults).await {
             Ok(claimed) => claimed,
@@ -84,7 +84,13 @@ impl DispatchService {
                 }
                 Plan::Write(changes) => {
                     let offer_ids = rows.add_changes(item.facts.id, item.version, &changes);
+                    let rearmed = changes.timer.map(|timer| timer.wave);
                     for work in &item.work {
+                        // A deadline the plan moves on (the same wave's timer, later) stays
+                        // armed: the write moves it instead of firing it.
+                        if matches!(work, Work::Deadline { wave, .. } if Some(*wave) == rearmed) {
+                            continue;
+                        }
                         rows.finish(item.facts.id, *work, true);
                     }
                     planned.push(Planned {
@@ -177,31 +183,29 @@ impl DispatchService {
     }
 
     /// Volunteers may have changed on another instance: the matcher sees every change committed
-    /// before a wave is planned. Done before the wave's statements, on the wave's connection, so
-    /// it never holds a claim or a lock while it reads; concurrent waves share one read.
-    pub(crate) async fn catch_up_before_wave(&self, conn: &mut sqlx::PgConnection) {
-        if let Err(error) = self.catch_up_on(conn).await {
+    /// before a wave is planned. Done before the wave takes its connection, so it never holds a
+    /// claim, a lock or a connection while it waits; concurrent waves share one read.
+    pub(crate) async fn catch_up_before_wave(&self) {
+        if let Err(error) = self.catch_up_volunteers().await {
             tracing::warn!(%error, "volunteer catch-up before a wave failed; matching with what this instance knows");
         }
     }
 }
 
 /// The trigger an alert's claimed work amounts to: the deadline of its current wave if one fell
-/// due (it expires live offers too), else "may need a wave" if an outbox row asks, else a stale
-/// deadline (which changes nothing).
+/// due (it covers everything else), else a replacement if one was asked, else "may need a wave"
+/// if an outbox row asks, else a stale deadline (which changes nothing).
 fn strongest_trigger(work: &[Work], current: u32) -> Trigger {
-    let mut trigger = None;
-    for item in work {
-        match (item.trigger(), trigger) {
-            (Trigger::Deadline { wave }, _) if wave == current => {
-                return Trigger::Deadline { wave };
-            }
-            (Trigger::NeedsWave, _) => trigger = Some(Trigger::NeedsWave),
-            (stale, None) => trigger = Some(stale),
-            _ => {}
-        }
-    }
-    trigger.unwrap_or(Trigger::NeedsWave)
+    let rank = |trigger: Trigger| match trigger {
+        Trigger::Deadline { wave } if wave == current => 3,
+        Trigger::Replace => 2,
+        Trigger::NeedsWave => 1,
+        Trigger::Deadline { .. } => 0,
+    };
+    work.iter()
+        .map(|item| item.trigger())
+        .max_by_key(|trigger| rank(*trigger))
+        .unwrap_or(Trigger::NeedsWave)
 }
 
 /// The messages of a wave that landed: expired offers withdrawn (only those that really were
@@ -267,7 +271,10 @@ mod tests {
 
     #[test]
     fn the_current_deadline_wins_over_an_outbox_row_and_stale_deadlines() {
-        let outbox = Work::Outbox { id: 1 };
+        let outbox = Work::Outbox {
+            id: 1,
+            replace: false,
+        };
         let stale = Work::Deadline { id: 2, wave: 1 };
         let current = Work::Deadline { id: 3, wave: 2 };
         assert_eq!(
@@ -275,6 +282,11 @@ mod tests {
             Trigger::Deadline { wave: 2 }
         );
         assert_eq!(strongest_trigger(&[stale, outbox], 2), Trigger::NeedsWave);
+        let replace = Work::Outbox {
+            id: 4,
+            replace: true,
+        };
+        assert_eq!(strongest_trigger(&[outbox, replace], 2), Trigger::Replace);
         assert_eq!(
             strongest_trigger(&[stale], 2),
             Trigger::Deadline { wave: 1 }

@@ -88,6 +88,8 @@ pub struct NewAlert<'a> {
     pub wave: i32,
     /// Its status once stored.
     pub status: AlertStatus,
+    /// When its first wave ends (none without a first wave).
+    pub wave_ends_at: Option<DateTime<Utc>>,
 }
 
 /// The press being stored: its key, and what to record for either outcome.
@@ -143,9 +145,9 @@ pub async fn ingest(
              ), created AS (
                  INSERT INTO dispatch.alerts
                      (id, citizen_id, citizen_name, kind, location, h3_cell, accuracy_m, note, patient_nik,
-                      responders_needed, drill, wave, status)
+                      responders_needed, drill, wave, status, wave_ends_at)
                  SELECT $9, $1, $10, $2, ST_SetSRID(ST_MakePoint($3, $4), 4326)::geography, $11, $12, $13,
-                        $14, $15, $6, $16, $17
+                        $14, $15, $6, $16, $17, $30
                  FROM key WHERE key.alert_id = $9
                  RETURNING id, created_at
              ), events AS (
@@ -203,6 +205,7 @@ pub async fn ingest(
         .bind(&rows.timer_waves)
         .bind(&rows.timer_due)
         .bind(first.is_none())
+        .bind(alert.wave_ends_at)
         .fetch_one(conn)
         .await?;
     Ok(match (pointed, created_at) {

@@ -5,7 +5,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::AssignmentRow;
-use crate::domain::{AlertId, AssignmentId, AssignmentStatus, OfferId};
+use crate::domain::{AlertId, AssignmentId, AssignmentStatus, OfferId, ResponderRole};
 
 /// The assignments of an alert, oldest first.
 pub async fn assignments_of(
@@ -67,27 +67,47 @@ pub async fn assignment_of_offer(
     .await
 }
 
+/// What a new assignment is made of.
+#[derive(Debug, Clone)]
+pub struct NewAssignment<'a> {
+    /// The alert.
+    pub alert_id: AlertId,
+    /// Who responds.
+    pub volunteer_id: Uuid,
+    /// Their name.
+    pub volunteer_name: &'a str,
+    /// The offer accepted (none for a coordinator's direct assignment).
+    pub offer_id: Option<OfferId>,
+    /// Their distance to the alert when offered, metres.
+    pub distance_m: Option<f64>,
+    /// Their role on scene.
+    pub role: Option<ResponderRole>,
+    /// For the `aed` role: the AED to fetch and the walk via it, metres.
+    pub aed: Option<(Uuid, f64)>,
+}
+
 /// Inserts an assignment. A volunteer with an active one already violates
 /// `assignments_one_active_per_volunteer`.
 pub async fn insert_assignment(
     conn: &mut PgConnection,
-    alert_id: AlertId,
-    volunteer_id: Uuid,
-    volunteer_name: &str,
-    offer_id: Option<OfferId>,
-    distance_m: Option<f64>,
+    new: &NewAssignment<'_>,
 ) -> Result<AssignmentRow, sqlx::Error> {
     sqlx::query_as(concat!(
-        "INSERT INTO dispatch.assignments AS s (id, alert_id, volunteer_id, volunteer_name, offer_id, distance_m)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+        "INSERT INTO dispatch.assignments AS s
+             (id, alert_id, volunteer_id, volunteer_name, offer_id, distance_m, role, aed_id,
+              aed_distance_via_m)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
         assignment_columns!()
     ))
     .bind(AssignmentId::new())
-    .bind(alert_id)
-    .bind(volunteer_id)
-    .bind(volunteer_name)
-    .bind(offer_id)
-    .bind(distance_m)
+    .bind(new.alert_id)
+    .bind(new.volunteer_id)
+    .bind(new.volunteer_name)
+    .bind(new.offer_id)
+    .bind(new.distance_m)
+    .bind(new.role)
+    .bind(new.aed.map(|(id, _)| id))
+    .bind(new.aed.map(|(_, via)| via))
     .fetch_one(conn)
     .await
 }
@@ -108,16 +128,53 @@ pub async fn set_assignment_status(
     .await
 }
 
-/// The active assignments of `alert_id` (`accepted`, `en_route`, `on_scene`).
+/// How many assignments of `alert_id` are active (`accepted`, `en_route`, `on_scene`).
 pub async fn active_count(conn: &mut PgConnection, alert_id: AlertId) -> Result<i32, sqlx::Error> {
-    let count: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM dispatch.assignments
+    Ok(i32::try_from(active_roles(conn, alert_id).await?.len()).unwrap_or(i32::MAX))
+}
+
+/// The roles of the active assignments of `alert_id`, one entry per active assignment (`None`
+/// for one without a role).
+pub async fn active_roles(
+    conn: &mut PgConnection,
+    alert_id: AlertId,
+) -> Result<Vec<Option<ResponderRole>>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT role FROM dispatch.assignments
          WHERE alert_id = $1 AND status IN ('accepted', 'en_route', 'on_scene')",
     )
     .bind(alert_id)
-    .fetch_one(conn)
-    .await?;
-    Ok(i32::try_from(count).unwrap_or(i32::MAX))
+    .fetch_all(conn)
+    .await
+}
+
+/// The team of a volunteer's active assignment: its alert, their role and name, and the other
+/// active responders of that alert.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TeamRow {
+    /// The alert.
+    pub alert_id: AlertId,
+    /// Their role.
+    pub role: Option<ResponderRole>,
+    /// Their name.
+    pub volunteer_name: String,
+    /// The other active responders.
+    pub mates: Vec<Uuid>,
+}
+
+/// The team of `volunteer`'s active assignment, if they hold one.
+pub async fn team_of(pool: &PgPool, volunteer: Uuid) -> Result<Option<TeamRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT s.alert_id, s.role, s.volunteer_name,
+                ARRAY(SELECT m.volunteer_id FROM dispatch.assignments m
+                      WHERE m.alert_id = s.alert_id AND m.volunteer_id <> s.volunteer_id
+                        AND m.status IN ('accepted', 'en_route', 'on_scene')) AS mates
+         FROM dispatch.assignments s
+         WHERE s.volunteer_id = $1 AND s.status IN ('accepted', 'en_route', 'on_scene')",
+    )
+    .bind(volunteer)
+    .fetch_optional(pool)
+    .await
 }
 
 /// True when the volunteer holds an active assignment.

@@ -13,6 +13,10 @@
 //! - [`volunteers`]: duty, positions (one at a time and in write-behind batches), history, rest,
 //!   practitioner verification, the coordinators' map.
 //! - [`changes`]: the catch-up read of volunteer changes made by other instances.
+//! - [`aeds`]: the AED registry (add, change, near a point, candidates for a route via a device).
+//! - [`checkins`]: aftercare check-ins (scheduled when an assignment ends, claimed for delivery,
+//!   answered).
+//! - [`outcomes`]: how an incident ended, as a coordinator records it.
 //!
 //! Spatial predicates cast the query point, never an indexed column, so the GiST indexes serve them.
 
@@ -21,7 +25,8 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::domain::{
-    AlertId, AlertKind, AlertStatus, AssignmentId, AssignmentStatus, OfferId, OfferStatus,
+    AlertId, AlertKind, AlertStatus, AssignmentId, AssignmentStatus, OfferId, OfferStatus, Outcome,
+    ResponderRole,
 };
 
 /// An alert as stored.
@@ -49,6 +54,8 @@ pub struct AlertRow {
     pub drill: bool,
     /// Responders this alert needs.
     pub responders_needed: i32,
+    /// How it ended, once a coordinator recorded it.
+    pub outcome: Option<Outcome>,
     /// Last wave sent (0: none).
     pub wave: i32,
     /// Created (UTC).
@@ -60,7 +67,7 @@ pub struct AlertRow {
 macro_rules! alert_columns {
     () => {
         "a.id, a.citizen_id, a.citizen_name, a.kind, a.status, ST_Y(a.location::geometry) AS lat,
-         ST_X(a.location::geometry) AS lng, a.accuracy_m, a.note, a.drill, a.responders_needed, a.wave,
+         ST_X(a.location::geometry) AS lng, a.accuracy_m, a.note, a.drill, a.responders_needed, a.outcome, a.wave,
          a.created_at, a.updated_at"
     };
 }
@@ -84,22 +91,48 @@ pub struct AssignmentRow {
     pub accepted_at: DateTime<Utc>,
     /// Last change (UTC).
     pub updated_at: DateTime<Utc>,
+    /// What the responder does on scene, when the kind gives roles.
+    pub role: Option<ResponderRole>,
+    /// For the `aed` role: the AED to fetch on the way, and the walk via it.
+    #[sqlx(json(nullable))]
+    pub aed: Option<crate::views::AssignedAed>,
+}
+
+/// The AED of an assignment `s` as JSON (null without one): where it is, the place in words, and
+/// the walk via it.
+macro_rules! assigned_aed {
+    () => {
+        "(SELECT json_build_object('id', d.id, 'lat', ST_Y(d.location::geometry),
+                 'lng', ST_X(d.location::geometry), 'description', d.description,
+                 'distance_via_m', s.aed_distance_via_m)
+          FROM dispatch.aeds d WHERE d.id = s.aed_id)"
+    };
 }
 
 macro_rules! assignment_columns {
     () => {
-        "s.id, s.alert_id, s.volunteer_id, s.volunteer_name, s.status, s.distance_m, s.accepted_at, s.updated_at"
+        concat!(
+            "s.id, s.alert_id, s.volunteer_id, s.volunteer_name, s.status, s.distance_m, s.accepted_at,
+             s.updated_at, s.role, ",
+            assigned_aed!(),
+            " AS aed"
+        )
     };
 }
 
 /// An alert's assignments as one JSON array, oldest first (for reading an alert in one statement).
 macro_rules! assignments_json {
     () => {
-        "coalesce((SELECT json_agg(json_build_object(
-             'id', s.id, 'alert_id', s.alert_id, 'volunteer_id', s.volunteer_id,
-             'volunteer_name', s.volunteer_name, 'status', s.status, 'distance_m', s.distance_m,
-             'accepted_at', s.accepted_at, 'updated_at', s.updated_at) ORDER BY s.accepted_at, s.id)
-           FROM dispatch.assignments s WHERE s.alert_id = a.id), '[]') AS assignments"
+        concat!(
+            "coalesce((SELECT json_agg(json_build_object(
+                 'id', s.id, 'alert_id', s.alert_id, 'volunteer_id', s.volunteer_id,
+                 'volunteer_name', s.volunteer_name, 'status', s.status, 'distance_m', s.distance_m,
+                 'accepted_at', s.accepted_at, 'updated_at', s.updated_at, 'role', s.role,
+                 'aed', ",
+            assigned_aed!(),
+            ") ORDER BY s.accepted_at, s.id)
+               FROM dispatch.assignments s WHERE s.alert_id = a.id), '[]') AS assignments"
+        )
     };
 }
 
@@ -192,18 +225,24 @@ pub struct EventRow {
     pub data: serde_json::Value,
 }
 
+pub mod aeds;
 pub mod alerts;
 pub mod assignments;
 pub mod changes;
+pub mod checkins;
 pub mod kinds;
 pub mod offers;
+pub mod outcomes;
 pub mod volunteers;
 pub mod waves;
 
+pub use aeds::*;
 pub use alerts::*;
 pub use assignments::*;
 pub use changes::*;
+pub use checkins::*;
 pub use kinds::*;
 pub use offers::*;
+pub use outcomes::*;
 pub use volunteers::*;
 pub use waves::*;

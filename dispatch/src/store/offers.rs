@@ -89,38 +89,54 @@ pub struct Withdrawn {
     pub offers: Vec<(OfferId, AlertId)>,
     /// True when some alert was left without a live offer and its wave's deadline moved to now.
     pub deadlines_moved: bool,
+    /// Alerts whose kind replaces decliners: an outbox row asks for the withdrawn offers to be
+    /// replaced within their current wave.
+    pub replacing: Vec<AlertId>,
 }
 
-/// Withdraws every pending offer of a volunteer who just took an assignment and, for each alert
-/// left with no live offer, brings its wave's deadline forward to now; one statement, taking no
+/// Withdraws every pending offer of a volunteer who just took an assignment; each alert whose
+/// kind replaces decliners gets an outbox row asking for replacements, and each other alert left
+/// with no live offer has its wave's deadline brought forward to now. One statement, taking no
 /// alert lock, so it cannot deadlock with waves or accepts.
 pub async fn withdraw_offers_of_volunteer(
     pool: &PgPool,
     volunteer: Uuid,
 ) -> Result<Withdrawn, sqlx::Error> {
-    let (ids, alerts, moved): (Vec<OfferId>, Vec<AlertId>, i64) = sqlx::query_as(
-        "WITH withdrawn AS (
-             UPDATE dispatch.offers SET status = 'withdrawn', responded_at = now()
-             WHERE volunteer_id = $1 AND status = 'pending' RETURNING id, alert_id
-         ), moved AS (
-             UPDATE dispatch.timers t SET due_at = now()
-             WHERE t.alert_id IN (SELECT alert_id FROM withdrawn) AND t.fired_at IS NULL
-               AND t.due_at > now()
-               AND NOT EXISTS (SELECT 1 FROM dispatch.offers o
-                               WHERE o.alert_id = t.alert_id AND o.status = 'pending'
-                                 AND o.expires_at > now()
-                                 AND o.id NOT IN (SELECT id FROM withdrawn))
-             RETURNING t.id
-         )
-         SELECT coalesce((SELECT array_agg(id ORDER BY id) FROM withdrawn), '{}'),
-                coalesce((SELECT array_agg(alert_id ORDER BY id) FROM withdrawn), '{}'),
-                (SELECT count(*) FROM moved)",
-    )
-    .bind(volunteer)
-    .fetch_one(pool)
-    .await?;
+    let (ids, alerts, moved, replacing): (Vec<OfferId>, Vec<AlertId>, i64, Vec<AlertId>) =
+        sqlx::query_as(
+            "WITH withdrawn AS (
+                 UPDATE dispatch.offers SET status = 'withdrawn', responded_at = now()
+                 WHERE volunteer_id = $1 AND status = 'pending' RETURNING id, alert_id
+             ), replacing AS (
+                 SELECT DISTINCT w.alert_id FROM withdrawn w
+                 JOIN dispatch.alerts a ON a.id = w.alert_id
+                 JOIN dispatch.kind_settings k ON k.kind = a.kind
+                 WHERE coalesce((k.policy ->> 'replace_on_decline')::boolean, false)
+             ), queued AS (
+                 INSERT INTO dispatch.outbox (alert_id, reason)
+                 SELECT alert_id, 'replace' FROM replacing
+             ), moved AS (
+                 UPDATE dispatch.timers t SET due_at = now()
+                 WHERE t.alert_id IN (SELECT alert_id FROM withdrawn)
+                   AND t.alert_id NOT IN (SELECT alert_id FROM replacing)
+                   AND t.fired_at IS NULL AND t.due_at > now()
+                   AND NOT EXISTS (SELECT 1 FROM dispatch.offers o
+                                   WHERE o.alert_id = t.alert_id AND o.status = 'pending'
+                                     AND o.expires_at > now()
+                                     AND o.id NOT IN (SELECT id FROM withdrawn))
+                 RETURNING t.id
+             )
+             SELECT coalesce((SELECT array_agg(id ORDER BY id) FROM withdrawn), '{}'),
+                    coalesce((SELECT array_agg(alert_id ORDER BY id) FROM withdrawn), '{}'),
+                    (SELECT count(*) FROM moved),
+                    coalesce((SELECT array_agg(alert_id) FROM replacing), '{}')",
+        )
+        .bind(volunteer)
+        .fetch_one(pool)
+        .await?;
     Ok(Withdrawn {
         offers: ids.into_iter().zip(alerts).collect(),
         deadlines_moved: moved > 0,
+        replacing,
     })
 }

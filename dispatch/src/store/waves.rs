@@ -21,7 +21,9 @@ use sqlx::PgConnection;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::domain::{AlertId, AlertKind, AlertStatus, KindSettings, OfferId, WaveSpec};
+use crate::domain::{
+    AlertId, AlertKind, AlertStatus, KindSettings, OfferId, OfferPolicy, ResponderRole, WaveSpec,
+};
 use crate::geo::LatLng;
 use crate::wave::{AlertState, Changes, PendingOffer, Snapshot, Trigger};
 
@@ -32,13 +34,13 @@ const TIMER_LOCK_CLASS: i32 = 0x4b52_0002;
 
 macro_rules! claim_outbox_sql {
     () => {
-        "SELECT id, alert_id FROM dispatch.outbox WHERE processed_at IS NULL ORDER BY id LIMIT 256"
+        "SELECT id, alert_id, reason FROM dispatch.outbox WHERE processed_at IS NULL ORDER BY id LIMIT 256"
     };
 }
 
 macro_rules! claim_woken_outbox_sql {
     () => {
-        "SELECT id, alert_id FROM dispatch.outbox
+        "SELECT id, alert_id, reason FROM dispatch.outbox
          WHERE processed_at IS NULL AND alert_id = ANY($1::uuid[])
          ORDER BY id LIMIT 256"
     };
@@ -75,10 +77,12 @@ pub struct WorkWanted {
 /// A claimed row of work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Work {
-    /// An outbox row: the alert may need a wave.
+    /// An outbox row: the alert may need a wave, or (`replace`) declined offers replaced.
     Outbox {
         /// Row id.
         id: i64,
+        /// Asked to replace declined offers within the current wave.
+        replace: bool,
     },
     /// A timer: the deadline of `wave` fell due.
     Deadline {
@@ -93,7 +97,8 @@ impl Work {
     /// What this work asks of the wave policy.
     pub fn trigger(self) -> Trigger {
         match self {
-            Self::Outbox { .. } => Trigger::NeedsWave,
+            Self::Outbox { replace: false, .. } => Trigger::NeedsWave,
+            Self::Outbox { replace: true, .. } => Trigger::Replace,
             Self::Deadline { wave, .. } => Trigger::Deadline { wave },
         }
     }
@@ -138,6 +143,7 @@ struct WorkRow {
     is_timer: bool,
     work_id: i64,
     timer_wave: Option<i32>,
+    replace: bool,
     id: AlertId,
     kind: AlertKind,
     status: AlertStatus,
@@ -148,11 +154,14 @@ struct WorkRow {
     drill: bool,
     responders_needed: i32,
     wave: i32,
+    wave_ends_at: Option<DateTime<Utc>>,
     version: i64,
     required_certifications: Option<Vec<String>>,
     requires_verified_practitioner: Option<bool>,
     kind_responders_needed: Option<i32>,
     waves: Option<Json<Vec<WaveSpec>>>,
+    policy: Option<Json<OfferPolicy>>,
+    roles: Option<Vec<ResponderRole>>,
     pending_ids: Vec<OfferId>,
     pending_volunteers: Vec<Uuid>,
     pending_waves: Vec<i32>,
@@ -170,9 +179,9 @@ fn count(value: i32) -> u32 {
 macro_rules! snapshot_columns {
     () => {
         "a.id, a.kind, a.status, ST_Y(a.location::geometry) AS lat, ST_X(a.location::geometry) AS lng,
-         a.accuracy_m, a.note, a.drill, a.responders_needed, a.wave, a.version,
+         a.accuracy_m, a.note, a.drill, a.responders_needed, a.wave, a.wave_ends_at, a.version,
          k.required_certifications, k.requires_verified_practitioner,
-         k.responders_needed AS kind_responders_needed, k.waves,
+         k.responders_needed AS kind_responders_needed, k.waves, k.policy, k.roles,
          coalesce(p.ids, '{}') AS pending_ids, coalesce(p.volunteers, '{}') AS pending_volunteers,
          coalesce(p.waves, '{}') AS pending_waves, coalesce(p.expires, '{}') AS pending_expires,
          ARRAY(SELECT o.volunteer_id FROM dispatch.offers o WHERE o.alert_id = a.id) AS offered,
@@ -203,16 +212,17 @@ pub async fn claim(
     let alerts: Option<Vec<AlertId>> = wanted.outbox.clone().flatten();
     let rows: Vec<WorkRow> = sqlx::query_as(concat!(
         "WITH work AS MATERIALIZED (
-             (SELECT false AS is_timer, w.id AS work_id, w.alert_id, NULL::int4 AS timer_wave
+             (SELECT false AS is_timer, w.id AS work_id, w.alert_id, NULL::int4 AS timer_wave,
+                     w.reason = 'replace' AS replace
               FROM (",
         claim_outbox_sql!(),
         ") w WHERE $2 AND $1::uuid[] IS NULL LIMIT $4)
              UNION ALL
-             (SELECT false, w.id, w.alert_id, NULL FROM (",
+             (SELECT false, w.id, w.alert_id, NULL, w.reason = 'replace' FROM (",
         claim_woken_outbox_sql!(),
         ") w WHERE $2 LIMIT $4)
              UNION ALL
-             (SELECT true, w.id, w.alert_id, w.wave FROM (",
+             (SELECT true, w.id, w.alert_id, w.wave, false FROM (",
         claim_due_timer_sql!(),
         ") w WHERE $3 LIMIT $4)
          ), claimed AS MATERIALIZED (
@@ -220,7 +230,7 @@ pub async fn claim(
              WHERE pg_try_advisory_lock(CASE WHEN is_timer THEN $6 ELSE $5 END,
                                         (work_id % 2147483647)::int4)
          )
-         SELECT c.is_timer, c.work_id, c.timer_wave, ",
+         SELECT c.is_timer, c.work_id, c.timer_wave, c.replace, ",
         snapshot_columns!(),
         " FROM claimed c JOIN dispatch.alerts a ON a.id = c.alert_id",
         snapshot_joins!(),
@@ -242,7 +252,10 @@ pub async fn claim(
                 wave: count(row.timer_wave.unwrap_or_default()),
             }
         } else {
-            Work::Outbox { id: row.work_id }
+            Work::Outbox {
+                id: row.work_id,
+                replace: row.replace,
+            }
         };
         if let Some(claimed) = by_alert.get_mut(&row.id) {
             claimed.work.push(work);
@@ -271,6 +284,8 @@ fn claimed_from(
             requires_verified_practitioner: row.requires_verified_practitioner.unwrap_or(false),
             responders_needed: count(row.kind_responders_needed.unwrap_or(1)),
             waves: waves.0,
+            policy: row.policy.map(|policy| policy.0).unwrap_or_default(),
+            roles: row.roles.unwrap_or_default(),
         },
         _ => defaults(row.kind),
     };
@@ -303,6 +318,7 @@ fn claimed_from(
                 status: row.status,
                 wave: count(row.wave),
                 responders_needed: count(row.responders_needed),
+                wave_ends_at: row.wave_ends_at,
             },
             pending,
             offered: row.offered,
@@ -330,6 +346,7 @@ pub struct PlanRows {
     alert_ids: Vec<AlertId>,
     versions: Vec<i64>,
     waves: Vec<i32>,
+    wave_ends: Vec<Option<DateTime<Utc>>>,
     statuses: Vec<Option<AlertStatus>>,
     expire_ids: Vec<OfferId>,
     expire_alerts: Vec<AlertId>,
@@ -369,6 +386,7 @@ impl PlanRows {
         self.alert_ids.push(alert);
         self.versions.push(version);
         self.waves.push(signed(changes.wave));
+        self.wave_ends.push(changes.wave_ends_at);
         self.statuses.push(changes.status);
         self.add_rows(alert, changes)
     }
@@ -406,7 +424,7 @@ impl PlanRows {
     /// the alert's changes land (a plan that changes nothing finishes its work regardless).
     pub fn finish(&mut self, alert: AlertId, work: Work, guarded: bool) {
         match work {
-            Work::Outbox { id } => {
+            Work::Outbox { id, .. } => {
                 self.outbox_ids.push(id);
                 self.outbox_alerts.push(alert);
                 self.outbox_guarded.push(guarded);
@@ -436,14 +454,15 @@ pub struct Written {
 pub async fn write_plans(conn: &mut PgConnection, rows: &PlanRows) -> Result<Written, sqlx::Error> {
     let (applied, expired, at): (Vec<AlertId>, Vec<OfferId>, DateTime<Utc>) = sqlx::query_as(
         "WITH plan AS (
-             SELECT * FROM unnest($1::uuid[], $2::int8[], $3::int4[], $4::text[])
-                 AS p(id, version, wave, status)
+             SELECT * FROM unnest($1::uuid[], $2::int8[], $3::int4[], $4::text[], $25::timestamptz[])
+                 AS p(id, version, wave, status, wave_ends_at)
          ), locked AS MATERIALIZED (
              SELECT a.id FROM dispatch.alerts a JOIN plan p ON p.id = a.id AND p.version = a.version
              ORDER BY a.id FOR UPDATE OF a
          ), updated AS (
              UPDATE dispatch.alerts a
-             SET wave = p.wave, status = coalesce(p.status, a.status), updated_at = now()
+             SET wave = p.wave, status = coalesce(p.status, a.status), wave_ends_at = p.wave_ends_at,
+                 updated_at = now()
              FROM plan p WHERE a.id = p.id AND a.id IN (SELECT id FROM locked)
              RETURNING a.id
          ), expired AS (
@@ -510,6 +529,7 @@ pub async fn write_plans(conn: &mut PgConnection, rows: &PlanRows) -> Result<Wri
     .bind(&rows.timer_ids)
     .bind(&rows.fired_alerts)
     .bind(&rows.fired_guarded)
+    .bind(&rows.wave_ends)
     .fetch_one(conn)
     .await?;
     Ok(Written {
@@ -569,6 +589,19 @@ pub async fn cancel_timers(conn: &mut PgConnection, alert_id: AlertId) -> Result
 /// Inserts an outbox row: `alert_id` may need its next wave (a responder withdrew).
 pub async fn enqueue_wave(conn: &mut PgConnection, alert_id: AlertId) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO dispatch.outbox (alert_id) VALUES ($1)")
+        .bind(alert_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts an outbox row asking for `alert_id`'s declined offers to be replaced within its
+/// current wave (its kind replaces decliners).
+pub async fn enqueue_replacement(
+    conn: &mut PgConnection,
+    alert_id: AlertId,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO dispatch.outbox (alert_id, reason) VALUES ($1, 'replace')")
         .bind(alert_id)
         .execute(conn)
         .await?;

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 use super::*;
-use crate::domain::{AlertId, AlertStatus, KindSettings, OfferId, WaveSpec};
+use crate::domain::{AlertId, AlertStatus, KindSettings, OfferId, OfferPolicy, WaveSpec};
 use crate::matcher::Candidate;
 use crate::timeline::Event;
 
@@ -33,6 +33,8 @@ fn settings(waves: &[(u32, u32, u32)]) -> KindSettings {
                 timeout_s,
             })
             .collect(),
+        policy: OfferPolicy::default(),
+        roles: Vec::new(),
     }
 }
 
@@ -456,5 +458,320 @@ proptest! {
             prop_assert_eq!(changes.status, None);
         }
         prop_assert!(changes.wave >= alert.wave);
+    }
+}
+
+// ------------------------------------------------------------ replacing policies
+
+/// A cardiac arrest as configured by default: 7 live, replaced at once, 500 m -> 1 km -> 2 km,
+/// at most 30 disturbed.
+fn cardiac(wave: u32, wave_ends_in_s: i64) -> Snapshot {
+    let mut snapshot =
+        Snapshot::new_alert(AlertId::new(), 3, crate::config::cardiac_arrest_settings());
+    snapshot.alert.wave = wave;
+    snapshot.alert.wave_ends_at = (wave > 0).then(|| now() + Duration::seconds(wave_ends_in_s));
+    snapshot
+}
+
+/// Volunteers never asked yet, `n` metres away for each `n` (ids 101, 102, ...).
+fn fresh(distances_m: &[f64]) -> Vec<Candidate> {
+    distances_m
+        .iter()
+        .zip(101..)
+        .map(|(&distance_m, n)| Candidate {
+            id: volunteer(n),
+            distance_m,
+        })
+        .collect()
+}
+
+/// `n` volunteers (ids 1..=n) pending in wave `wave`, their offers lapsing in `expires_in_s`.
+fn live(snapshot: &mut Snapshot, n: u128, wave: u32, expires_in_s: i64) {
+    for id in 1..=n {
+        snapshot.pending.push(pending(id, wave, expires_in_s));
+        snapshot.offered.push(volunteer(id));
+    }
+}
+
+#[test]
+fn a_cardiac_arrest_starts_with_the_seven_nearest_within_500_metres() {
+    let snapshot = cardiac(0, 0);
+    let distances: Vec<f64> = (1..=12).map(|n| f64::from(n) * 60.0).collect();
+    let changes = written(run(&snapshot, Trigger::NeedsWave, at(&distances)));
+    assert_eq!(changes.offers.len(), 7);
+    assert_eq!(changes.wave, 1);
+    assert_eq!(changes.wave_ends_at, Some(now() + Duration::seconds(30)));
+    assert!(changes.offers.iter().all(|offer| offer.distance_m <= 500.0));
+}
+
+#[test]
+fn with_few_volunteers_near_a_cardiac_arrest_the_seven_come_from_wider_at_once() {
+    let snapshot = cardiac(0, 0);
+    let changes = written(run(
+        &snapshot,
+        Trigger::NeedsWave,
+        at(&[100.0, 450.0, 700.0, 900.0, 1200.0, 1600.0, 1900.0, 2500.0]),
+    ));
+    assert_eq!(changes.offers.len(), 7, "the nearest seven within 2 km");
+    let waves: Vec<u32> = changes.offers.iter().map(|offer| offer.wave).collect();
+    assert_eq!(waves, [1, 1, 2, 2, 3, 3, 3]);
+    assert_eq!(changes.wave, 3);
+}
+
+#[test]
+fn a_decline_is_replaced_at_once_by_the_next_nearest_within_the_wave() {
+    let mut snapshot = cardiac(1, 20);
+    live(&mut snapshot, 6, 1, 15);
+    // Volunteer 7 declined: asked before, no longer pending.
+    snapshot.offered.push(volunteer(7));
+    let changes = written(run(
+        &snapshot,
+        Trigger::Replace,
+        at(&[10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 450.0, 700.0]),
+    ));
+    assert!(changes.expire.is_empty(), "live offers stay");
+    assert_eq!(
+        offered(&changes),
+        [volunteer(8)],
+        "one replacement, the nearest left"
+    );
+    assert_eq!(changes.wave, 1, "still the first wave");
+    assert_eq!(changes.offers[0].expires_at, now() + Duration::seconds(30));
+    assert!(matches!(
+        changes.events[..],
+        [Event::ReplacementsSent { wave: 1, .. }]
+    ));
+    // The next look: the earliest of the live offers lapsing (15 s) and the wave's end (20 s).
+    assert_eq!(
+        changes.timer,
+        Some(WaveDeadline {
+            wave: 1,
+            due_at: now() + Duration::seconds(15)
+        })
+    );
+}
+
+#[test]
+fn with_the_live_offers_full_a_replacement_waits() {
+    let mut full = cardiac(1, 20);
+    live(&mut full, 7, 1, 15);
+    assert_eq!(
+        plan(&full, Trigger::Replace, now(), |_| fresh(&[100.0])),
+        Plan::Nothing(Skip::Full)
+    );
+    let mut thin = cardiac(1, 20);
+    live(&mut thin, 2, 1, 15);
+    assert_eq!(
+        run(&thin, Trigger::Replace, Vec::new()),
+        Plan::Nothing(Skip::Full),
+        "nobody anywhere: wait for the live ones"
+    );
+}
+
+#[test]
+fn short_of_live_offers_with_nobody_left_in_reach_the_waves_widen_at_once() {
+    let mut thin = cardiac(1, 20);
+    live(&mut thin, 2, 1, 15);
+    let changes = written(run(&thin, Trigger::Replace, fresh(&[800.0])));
+    assert_eq!(offered(&changes), [volunteer(101)], "from 1 km, at once");
+    assert_eq!(changes.wave, 2, "the 2 km wave had nobody: stay at 1 km");
+    assert!(matches!(
+        changes.events[..],
+        [Event::OffersSent { wave: 2, .. }]
+    ));
+
+    let mut snapshot = cardiac(1, 20);
+    snapshot.offered = vec![volunteer(100)];
+    let changes = written(run(
+        &snapshot,
+        Trigger::Replace,
+        at(&[800.0, 900.0, 1500.0]),
+    ));
+    assert_eq!(changes.wave, 3);
+    assert_eq!(
+        offered(&changes),
+        [volunteer(1), volunteer(2), volunteer(3)]
+    );
+    assert!(matches!(
+        changes.events[..],
+        [
+            Event::OffersSent { wave: 2, .. },
+            Event::OffersSent { wave: 3, .. }
+        ]
+    ));
+}
+
+#[test]
+fn a_lapsed_offer_is_replaced_and_the_live_ones_are_left_alone() {
+    let mut snapshot = cardiac(1, 20);
+    live(&mut snapshot, 7, 1, 10);
+    snapshot.pending[0].expires_at = now() - Duration::seconds(1);
+    snapshot.pending[1].expires_at = now();
+    let changes = written(run(
+        &snapshot,
+        Trigger::Deadline { wave: 1 },
+        fresh(&[300.0, 310.0, 320.0]),
+    ));
+    assert_eq!(
+        changes.expire,
+        snapshot.pending[..2],
+        "only the lapsed ones expire"
+    );
+    assert_eq!(offered(&changes).len(), 2);
+    assert_eq!(changes.wave, 1);
+}
+
+#[test]
+fn at_its_end_a_wave_widens_without_withdrawing_the_live_offers() {
+    let mut snapshot = cardiac(1, 0);
+    live(&mut snapshot, 5, 1, 25);
+    let changes = written(run(
+        &snapshot,
+        Trigger::Deadline { wave: 1 },
+        fresh(&[700.0, 800.0, 900.0]),
+    ));
+    assert!(changes.expire.is_empty());
+    assert_eq!(changes.wave, 2);
+    assert_eq!(
+        offered(&changes),
+        [volunteer(101), volunteer(102)],
+        "topped up to seven"
+    );
+
+    let mut full = cardiac(1, 0);
+    live(&mut full, 7, 1, 25);
+    let changes = written(run(&full, Trigger::Deadline { wave: 1 }, fresh(&[700.0])));
+    assert!(changes.offers.is_empty());
+    assert_eq!(changes.wave, 2);
+    assert_eq!(
+        changes.events,
+        [Event::WaveWidened {
+            wave: 2,
+            radius_m: 1000
+        }]
+    );
+    assert_eq!(
+        changes.timer.map(|timer| timer.due_at),
+        Some(now() + Duration::seconds(25)),
+        "the live offers lapse before the new wave ends"
+    );
+}
+
+#[test]
+fn no_more_than_max_alerted_are_ever_disturbed() {
+    let mut snapshot = cardiac(2, 20);
+    live(&mut snapshot, 3, 2, 10);
+    snapshot.offered.extend((200..226).map(volunteer));
+    assert_eq!(snapshot.offered.len(), 29);
+    let changes = written(run(
+        &snapshot,
+        Trigger::Deadline { wave: 2 },
+        fresh(&[10.0, 20.0, 30.0]),
+    ));
+    assert_eq!(offered(&changes), [volunteer(101)], "one left before 30");
+
+    let mut spent = cardiac(3, 0);
+    spent.offered = (200..230).map(volunteer).collect();
+    let changes = written(run(&spent, Trigger::Deadline { wave: 3 }, fresh(&[10.0])));
+    assert!(changes.offers.is_empty());
+    assert!(changes.unmatched(), "nothing live, nobody left to ask");
+}
+
+#[test]
+fn with_no_wave_left_the_last_live_offers_are_waited_for() {
+    let mut snapshot = cardiac(3, 0);
+    live(&mut snapshot, 2, 3, 12);
+    let changes = written(run(&snapshot, Trigger::Deadline { wave: 3 }, Vec::new()));
+    assert!(!changes.unmatched(), "two may still accept");
+    assert_eq!(changes.wave_ends_at, None);
+    assert_eq!(
+        changes.timer,
+        Some(WaveDeadline {
+            wave: 3,
+            due_at: now() + Duration::seconds(12)
+        })
+    );
+    // When they lapse, the alert is unmatched.
+    let mut lapsed = snapshot.clone();
+    lapsed.alert.wave_ends_at = None;
+    for offer in &mut lapsed.pending {
+        offer.expires_at = now();
+    }
+    let changes = written(run(&lapsed, Trigger::Deadline { wave: 3 }, Vec::new()));
+    assert!(changes.unmatched());
+    assert_eq!(changes.expire.len(), 2);
+}
+
+#[test]
+fn a_replacement_under_a_plain_policy_is_an_ordinary_request_for_a_wave() {
+    let mut snapshot = alert_at(AlertStatus::Dispatching, 1);
+    snapshot.pending = vec![pending(1, 1, 10)];
+    snapshot.offered = vec![volunteer(1)];
+    assert_eq!(
+        plan(&snapshot, Trigger::Replace, now(), no_matcher),
+        Plan::Nothing(Skip::OfferLive)
+    );
+}
+
+prop_compose! {
+    fn policies()(live in 1u32..10, decline in any::<bool>(), expiry in any::<bool>(), most in 1u32..40) -> OfferPolicy {
+        OfferPolicy { live_offers: live, replace_on_decline: decline, replace_on_expiry: expiry, max_alerted: most }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn every_policy_keeps_its_limits(
+        mut snapshot in snapshots(),
+        policy in policies(),
+        ends_in in -30i64..30,
+        trigger in prop_oneof![triggers(), Just(Trigger::Replace)],
+        candidates in candidates(),
+    ) {
+        snapshot.settings.policy = policy;
+        snapshot.alert.wave_ends_at = (snapshot.alert.wave > 0).then(|| now() + Duration::seconds(ends_in));
+        let Plan::Write(changes) = run(&snapshot, trigger, candidates.clone()) else {
+            return Ok(());
+        };
+        // Nobody is asked twice, and no more than the policy allows.
+        for offer in &changes.offers {
+            prop_assert!(!snapshot.offered.contains(&offer.volunteer));
+        }
+        let asked = snapshot.offered.len() + changes.offers.len();
+        prop_assert!(asked <= policy.max_alerted as usize || changes.offers.is_empty());
+        let still_live = snapshot.pending.iter().filter(|offer| offer.expires_at > now() && !changes.expire.contains(offer)).count();
+        prop_assert!(changes.offers.is_empty() || still_live + changes.offers.len() <= policy.live_offers as usize);
+        // Offers go to the wave they name, within its radius, and lapse no later than its
+        // timeout (nor, for a plain wave, than its end).
+        for offer in &changes.offers {
+            let spec = snapshot.settings.waves[offer.wave as usize - 1];
+            prop_assert!(offer.distance_m <= f64::from(spec.radius_m));
+            prop_assert!(offer.expires_at <= now() + Duration::seconds(i64::from(spec.timeout_s)));
+            prop_assert!(offer.expires_at > now());
+            if let (false, Some(end)) = (policy.replace_on_expiry, changes.wave_ends_at) {
+                prop_assert!(offer.expires_at <= end);
+            }
+        }
+        // Expired offers were pending; live ones expire only when a plain wave ends.
+        for offer in &changes.expire {
+            prop_assert!(snapshot.pending.contains(offer));
+            prop_assert!(offer.expires_at <= now() || !policy.replace_on_expiry);
+        }
+        // Unmatched only with nobody active and nothing live.
+        if changes.unmatched() {
+            prop_assert_eq!(snapshot.active, 0);
+            prop_assert_eq!(still_live, 0);
+            prop_assert!(changes.offers.is_empty());
+        }
+        // The next look is never in the past, and never after the wave's end.
+        if let Some(timer) = changes.timer {
+            prop_assert!(timer.due_at > now());
+            if let Some(end) = changes.wave_ends_at {
+                prop_assert!(timer.due_at <= end);
+            }
+        }
+        prop_assert!(changes.wave >= snapshot.alert.wave);
     }
 }
