@@ -158,6 +158,7 @@ static ASSETS: &[Asset] = &[
     asset!("shared/push.js", "text/javascript; charset=utf-8"),
     asset!("shared/map.js", "text/javascript; charset=utf-8"),
     asset!("shared/forms.js", "text/javascript; charset=utf-8"),
+    asset!("shared/field-errors.js", "text/javascript; charset=utf-8"),
     asset!("shared/guidance.js", "text/javascript; charset=utf-8"),
     asset!("shared/console.js", "text/javascript; charset=utf-8"),
     asset!("shared/icon.svg", "image/svg+xml"),

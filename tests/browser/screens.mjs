@@ -324,7 +324,8 @@ export function screenTests({ newPage, signIn, phone, noPageErrors }) {
       await kind.locator('[data-field="waves[0].radius_m"]').fill('5');
       await kind.locator('button[type=submit]').click();
       await page.waitForSelector('form[data-kind="cardiac_arrest"] .field-error[data-for="waves[0].radius_m"]');
-      assert((await page.textContent('form[data-kind="cardiac_arrest"] .field-error')).includes('10 to 50000'), 'the server\'s words');
+      assert((await page.textContent('form[data-kind="cardiac_arrest"] .field-error')).includes('10 sampai 50000 meter'), 'in Indonesian');
+      assert((await page.getAttribute('form[data-kind="cardiac_arrest"] .field-error', 'data-server')).includes('10 to 50000'), 'the server\'s words kept');
       await screenshot(page, 'admin-kind-error');
       await kind.locator('[data-field="waves[0].radius_m"]').fill('800');
       await kind.locator('[data-add-wave]').click();

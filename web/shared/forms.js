@@ -3,8 +3,10 @@
 // right beside its input (found by `data-field`, else by `name`, else the nearest field that
 // holds it), marks the input invalid and
 // links the message to it for screen readers. Messages that match no input go to the form's
-// own message line. The text is the server's, so what the API says is what people read.
-import { t } from '/web/shared/i18n.js';
+// own message line. The text is the server's, so what the API says is what people read (the
+// common messages in Indonesian when the page is: field-errors.js).
+import { lang, t } from '/web/shared/i18n.js';
+import { fieldMessage } from '/web/shared/field-errors.js';
 
 /** Removes every field error shown in `root`. */
 export function clearFieldErrors(root) {
@@ -45,7 +47,7 @@ export function showProblem(root, failure, message) {
   for (const error of errors) {
     const input = inputFor(root, error.field);
     if (!input) {
-      unplaced.push(`${error.field}: ${error.message}`);
+      unplaced.push(`${error.field}: ${fieldMessage(error.message, lang())}`);
       continue;
     }
     counter += 1;
@@ -54,7 +56,9 @@ export function showProblem(root, failure, message) {
     note.id = `field-error-${counter}`;
     note.dataset.for = error.field;
     note.setAttribute('role', 'alert');
-    note.textContent = error.message;
+    // In Indonesian when the page is (the common messages); the server's words stay on the element.
+    note.textContent = fieldMessage(error.message, lang());
+    note.dataset.server = error.message;
     input.setAttribute('aria-invalid', 'true');
     input.setAttribute('aria-describedby', note.id);
     (input.closest('label') ?? input).insertAdjacentElement('afterend', note);

@@ -3,11 +3,11 @@
 // cached or answered from here: an accept must reach the server or visibly fail.
 // A Web Push of an offer (the kind and the distance only; see realtime's PushContent) becomes a
 // notification; tapping it opens (or focuses) the app, which fetches the offer with its own token.
-const CACHE = 'kreki-volunteer-v3';
+const CACHE = 'kreki-volunteer-v4';
 const SHELL = [
   '/volunteer/', '/volunteer/volunteer.js', '/volunteer/manifest.webmanifest',
   '/web/shared/kreki.css', '/web/shared/i18n.js', '/web/shared/api.js', '/web/shared/live.js', '/web/shared/push.js', '/web/shared/icon.svg',
-  '/volunteer/training.js', '/volunteer/practitioner.js', '/web/shared/forms.js',
+  '/volunteer/training.js', '/volunteer/practitioner.js', '/web/shared/forms.js', '/web/shared/field-errors.js',
 ];
 
 self.addEventListener('install', (event) => {
