@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
-import { apiCall, assert, screenshot, startKreki } from './harness.mjs';
+import { apiCall, assert, screenshot, SCREENSHOTS, startKreki } from './harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const MONAS = { latitude: -6.1754, longitude: 106.8272, accuracy: 10 };
@@ -335,6 +335,33 @@ export function screenTests({ newPage, signIn, phone, noPageErrors }) {
       const cardiac = kinds.json.find((k) => k.kind === 'cardiac_arrest');
       assert(cardiac.waves[0].radius_m === 800 && cardiac.waves.length >= 2, `waves stored: ${JSON.stringify(cardiac.waves)}`);
       await screenshot(page, 'admin-kinds');
+
+      // The offer policy and the roles: a live-offer count out of range and a repeated role are
+      // each named beside their field, in the server's words; then both are saved.
+      await kind.locator('[data-field="policy.live_offers"]').fill('0');
+      await kind.locator('[data-field="roles[1]"]').selectOption('cpr');
+      await kind.locator('button[type=submit]').click();
+      await page.waitForSelector('form[data-kind="cardiac_arrest"] .field-error[data-for="policy.live_offers"]');
+      await page.waitForSelector('form[data-kind="cardiac_arrest"] .field-error[data-for="roles[1]"]');
+      assert((await page.textContent('form[data-kind="cardiac_arrest"] .field-error[data-for="roles[1]"]')).includes('tidak boleh diulang'), 'the repeat is named');
+      await screenshot(page, 'admin-kind-policy-error');
+      await kind.screenshot({ path: join(SCREENSHOTS, 'admin-kind-policy-error-form.png') });
+      await kind.locator('[data-field="policy.live_offers"]').fill('5');
+      await kind.locator('[data-field="policy.max_alerted"]').fill('20');
+      await kind.locator('[data-field="policy.replace_on_expiry"]').uncheck();
+      await kind.locator('[data-field="roles[1]"]').selectOption('aed');
+      await kind.locator('[data-field="roles[2]"]').selectOption('');
+      await kind.locator('button[type=submit]').click();
+      await page.waitForSelector('form[data-kind="cardiac_arrest"] [data-kind-message]:not([hidden])');
+      const policies = await apiCall(server.base, admin, 'GET', '/v1/dispatch/kinds');
+      const saved = policies.json.find((k) => k.kind === 'cardiac_arrest');
+      assert(saved.policy.live_offers === 5 && saved.policy.max_alerted === 20 && saved.policy.replace_on_decline === true && saved.policy.replace_on_expiry === false,
+        `policy stored: ${JSON.stringify(saved.policy)}`);
+      assert(JSON.stringify(saved.roles) === '["cpr","aed"]', `roles stored: ${JSON.stringify(saved.roles)}`);
+      await page.click('button[data-lang="en"]');
+      await page.waitForFunction(() => document.querySelector('form[data-kind="cardiac_arrest"]')?.textContent.includes('Offer policy'));
+      await screenshot(page, 'admin-kind-policy-en');
+      await page.click('button[data-lang="id"]');
       noPageErrors(page);
       await context.close();
     }],

@@ -1,7 +1,8 @@
 // The admin console: accounts (search by phone or name, roles, block), OAuth2 clients for health
 // systems (create with scopes, rotate the secret, change scopes, revoke), MQTT devices (register;
 // rotate credentials = revoke and register anew, the only way the registry gives new ones), and
-// dispatch settings per alert kind (the fields PUT /v1/dispatch/kinds/{kind} takes today, sent
+// dispatch settings per alert kind (waves, offer policy and responder roles, the fields
+// PUT /v1/dispatch/kinds/{kind} takes, sent
 // back with whatever else the server returned, so fields it learns later survive an edit). Every
 // refusal shows the server's field error beside the field.
 import { Api, esc } from '/web/shared/api.js';
@@ -251,8 +252,30 @@ function renderKinds() {
         <div><label for="wt-${k}-${w}">${esc(t('admin.kind.timeout'))}</label><input id="wt-${k}-${w}" type="number" data-field="waves[${w}].timeout_s" value="${esc(wave.timeout_s)}"></div>
         <div><button type="button" data-remove-wave="${w}">${esc(t('trainer.remove'))}</button></div></div>`).join('')}
       <button type="button" data-add-wave="1">${esc(t('admin.kind.addwave'))}</button></fieldset>
+    ${entry.policy ? policyFields(entry, k) : ''}
     <button type="submit" class="primary">${esc(t('admin.kind.save', { kind: t(`kind.${entry.kind}`) }))}</button>
     <p class="message" role="status" data-kind-message="${esc(entry.kind)}" hidden></p></form>`).join('');
+}
+
+const RESPONDER_ROLES = ['cpr', 'aed', 'lead'];
+
+/** The offer policy (live offers, replacing declines and expiries, the most alerted) and the
+ *  roles given to accepts in order: one select per place, so a repeat is named at its place. */
+function policyFields(entry, k) {
+  const policy = entry.policy;
+  const roles = entry.roles ?? [];
+  return `<fieldset data-field="policy"><legend>${esc(t('admin.kind.policy'))}</legend>
+      <div class="grid2">
+        <div><label for="pl-${k}">${esc(t('admin.kind.live'))}</label><input id="pl-${k}" type="number" data-field="policy.live_offers" value="${esc(policy.live_offers)}"></div>
+        <div><label for="pm-${k}">${esc(t('admin.kind.max'))}</label><input id="pm-${k}" type="number" data-field="policy.max_alerted" value="${esc(policy.max_alerted)}"></div>
+      </div>
+      <label class="check"><input type="checkbox" data-field="policy.replace_on_decline" ${policy.replace_on_decline ? 'checked' : ''}> ${esc(t('admin.kind.replace_decline'))}</label>
+      <label class="check"><input type="checkbox" data-field="policy.replace_on_expiry" ${policy.replace_on_expiry ? 'checked' : ''}> ${esc(t('admin.kind.replace_expiry'))}</label></fieldset>
+    <fieldset data-field="roles"><legend>${esc(t('admin.kind.roles'))}</legend><div class="grid2">
+      ${RESPONDER_ROLES.map((_, r) => `<div><label for="ro-${k}-${r}">${esc(t('admin.kind.role', { n: r + 1 }))}</label>
+        <select id="ro-${k}-${r}" data-field="roles[${r}]"><option value="">${esc(t('admin.kind.role.none'))}</option>
+        ${RESPONDER_ROLES.map((role) => `<option value="${role}" ${roles[r] === role ? 'selected' : ''}>${esc(t(`responder.rolename.${role}`))}</option>`).join('')}</select></div>`).join('')}
+    </div></fieldset>`;
 }
 
 /** The form's values over the entry the server gave: fields this form does not know stay. */
@@ -267,6 +290,17 @@ function readKind(form) {
     const w = row.dataset.wave;
     return { count: number(value(`waves[${w}].count`)), radius_m: number(value(`waves[${w}].radius_m`)), timeout_s: number(value(`waves[${w}].timeout_s`)) };
   });
+  if (value('policy.live_offers')) {
+    entry.policy = {
+      ...entry.policy,
+      live_offers: number(value('policy.live_offers')),
+      max_alerted: number(value('policy.max_alerted')),
+      replace_on_decline: value('policy.replace_on_decline').checked,
+      replace_on_expiry: value('policy.replace_on_expiry').checked,
+    };
+    // Places left empty are skipped: the roles go to accepts in the order chosen.
+    entry.roles = RESPONDER_ROLES.map((_, r) => value(`roles[${r}]`).value).filter(Boolean);
+  }
   return entry;
 }
 
