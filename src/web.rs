@@ -139,6 +139,8 @@ static ASSETS: &[Asset] = &[
     asset!("volunteer/volunteer.js", "text/javascript; charset=utf-8"),
     asset!("volunteer/sw.js", "text/javascript; charset=utf-8"),
     asset!("volunteer/training.js", "text/javascript; charset=utf-8"),
+    asset!("volunteer/team.js", "text/javascript; charset=utf-8"),
+    asset!("volunteer/checkin.js", "text/javascript; charset=utf-8"),
     asset!(
         "volunteer/practitioner.js",
         "text/javascript; charset=utf-8"

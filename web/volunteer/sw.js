@@ -8,6 +8,7 @@ const SHELL = [
   '/volunteer/', '/volunteer/volunteer.js', '/volunteer/manifest.webmanifest',
   '/web/shared/kreki.css', '/web/shared/i18n.js', '/web/shared/api.js', '/web/shared/live.js', '/web/shared/push.js', '/web/shared/icon.svg',
   '/volunteer/training.js', '/volunteer/practitioner.js', '/web/shared/forms.js', '/web/shared/field-errors.js',
+  '/volunteer/team.js', '/volunteer/checkin.js', '/web/shared/map.js', '/web/vendor/leaflet.js', '/web/vendor/leaflet.css',
 ];
 
 self.addEventListener('install', (event) => {

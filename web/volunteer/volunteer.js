@@ -9,6 +9,8 @@ import { connectLive } from '/web/shared/live.js';
 import { disablePush, enablePush } from '/web/shared/push.js';
 import { initTraining, onTrainingMessage, showTab as showTrainingTab } from '/volunteer/training.js';
 import { initPractitioner, showPractitioner } from '/volunteer/practitioner.js';
+import { moveTeam, onTeamMessage, showTeam } from '/volunteer/team.js';
+import { initCheckins, loadCheckins, onCheckinMessage, renderCheckins } from '/volunteer/checkin.js';
 
 const DUTY = 'kreki.volunteer.duty';
 const ASSIGNMENT = 'kreki.volunteer.assignment';
@@ -29,7 +31,11 @@ if ('serviceWorker' in navigator) {
   navigator.serviceWorker.register('/volunteer/sw.js', { scope: '/volunteer/' }).catch(() => {});
 }
 initI18n();
-onLanguage(() => render());
+onLanguage(() => {
+  render();
+  renderOutcome();
+  renderCheckins();
+});
 api.onSignedOut = () => show('signin');
 signInForm($('signin-form'), api, { role: 'volunteer', onError: (key, vars) => error(t(key, vars)), done: () => start() });
 $('signout').addEventListener('click', async () => {
@@ -54,6 +60,7 @@ for (const tab of document.querySelectorAll('[data-tab]')) {
 }
 initTraining(api);
 initPractitioner(api);
+initCheckins(api);
 
 /** Shows one tab of the app: duty and offers, training, certificates, or health-worker check. */
 function selectTab(name) {
@@ -113,6 +120,8 @@ async function start() {
     enablePush(api, 'volunteer').then(showPush, () => {});
   }
   await loadOffers();
+  loadCheckins();
+  if (current()) loadTeam(current().alert.id);
   state.live = connectLive(api, {
     onMessage,
     onState: (on) => {
@@ -121,7 +130,10 @@ async function start() {
       live.dataset.i18n = on ? 'common.live.on' : 'common.live.off';
       live.textContent = t(live.dataset.i18n);
     },
-    onResync: () => loadOffers(),
+    onResync: () => {
+      loadOffers();
+      loadCheckins();
+    },
   });
   state.timers.push(setInterval(() => state.duty && loadOffers(), OFFERS_POLL_MS));
   state.timers.push(setInterval(renderOffers, 1000));
@@ -158,6 +170,7 @@ function watchPosition() {
   state.watch = navigator.geolocation.watchPosition((position) => {
     state.position = { lat: position.coords.latitude, lng: position.coords.longitude, accuracy_m: position.coords.accuracy, at: position.timestamp };
     sendPosition(false);
+    moveTeam(state.position);
   }, (failure) => {
     if (failure.code === 1) {
       $('location').className = 'message error';
@@ -209,6 +222,11 @@ async function loadOffers() {
 
 function onMessage(message) {
   onTrainingMessage(message);
+  if (message.type === 'responder.position') {
+    // Counted for whoever checks that they stop when the assignment ends.
+    document.body.dataset.responderFrames = String(Number(document.body.dataset.responderFrames ?? 0) + 1);
+  }
+  if (onCheckinMessage(message) || onTeamMessage(message)) return;
   switch (message.type) {
     case 'offer': {
       const offer = message.offer ?? message;
@@ -225,6 +243,19 @@ function onMessage(message) {
       const id = message.offer_id ?? message.offer?.id ?? message.id;
       if (id) state.offers.delete(id);
       renderOffers();
+      break;
+    }
+    case 'alert.updated': {
+      // The coordinator recorded how it ended: those who responded see it.
+      const alert = message.alert;
+      if (alert?.outcome) {
+        const line = $('outcome');
+        line.hidden = false;
+        line.dataset.alert = alert.id;
+        line.dataset.outcome = alert.outcome;
+        line.dataset.kind = alert.kind;
+        renderOutcome();
+      }
       break;
     }
     case 'assignment.updated': {
@@ -294,6 +325,7 @@ function render() {
 function renderAssignment() {
   const kept = current();
   $('assignment').hidden = !kept;
+  showTeam(kept, state.position);
   if (!kept) return;
   const { assignment, alert } = kept;
   const { lat, lng } = alert.location;
@@ -371,6 +403,7 @@ async function accept(id, button) {
     const shown = current();
     if (!(shown && shown.assignment.id === assignment.id && isOlder(assignment, shown.assignment))) keep({ assignment, alert: offer.alert });
     error('');
+    loadTeam(assignment.alert_id);
   } catch (failure) {
     if (failure.status === 409) {
       state.offers.delete(id);
@@ -410,4 +443,25 @@ async function setStatus(status, button) {
     button.disabled = false;
     render();
   }
+}
+
+/** The alert of the assignment shown, fetched again for who else responds (names and roles). */
+async function loadTeam(alertId) {
+  try {
+    const alert = await api.request('GET', `/v1/alerts/${encodeURIComponent(alertId)}`);
+    const kept = current();
+    if (kept && kept.alert.id === alert.id) {
+      keep({ ...kept, alert: { ...kept.alert, ...alert } });
+      render();
+    }
+  } catch {
+    // The offer's summary of the alert stays; positions still arrive over the WebSocket.
+  }
+}
+
+/** The outcome line of the last alert this volunteer helped with, in the page's language. */
+function renderOutcome() {
+  const line = $('outcome');
+  if (line.hidden || !line.dataset.outcome) return;
+  line.textContent = t('vol.outcome', { kind: t(`kind.${line.dataset.kind}`), outcome: t(`outcome.${line.dataset.outcome}`) });
 }
