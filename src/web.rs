@@ -131,8 +131,13 @@ const JS: &str = "text/javascript; charset=utf-8";
 static ASSETS: &[Asset] = &[
     asset!("dashboard/index.html", "text/html; charset=utf-8"),
     asset!("dashboard/dashboard.js", "text/javascript; charset=utf-8"),
+    asset!("dashboard/support.js", "text/javascript; charset=utf-8"),
+    asset!("dashboard/resolve.js", "text/javascript; charset=utf-8"),
+    asset!("dashboard/aeds.html", "text/html; charset=utf-8"),
+    asset!("dashboard/aeds.js", "text/javascript; charset=utf-8"),
     asset!("app/index.html", "text/html; charset=utf-8"),
     asset!("app/app.js", "text/javascript; charset=utf-8"),
+    asset!("app/aeds.js", "text/javascript; charset=utf-8"),
     asset!("app/sw.js", "text/javascript; charset=utf-8"),
     asset!("app/manifest.webmanifest", "application/manifest+json"),
     asset!("volunteer/index.html", "text/html; charset=utf-8"),

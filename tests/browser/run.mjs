@@ -7,6 +7,7 @@ import { flowTests } from './flow.mjs';
 import { simulateTests, stopDemo } from './simulate.mjs';
 import { drillTests } from './drill.mjs';
 import { screenTests } from './screens.mjs';
+import { responderTests } from './responders.mjs';
 
 const JAKARTA = { latitude: -6.2, longitude: 106.8167, accuracy: 15 };
 let phoneCounter = 0;
@@ -433,6 +434,7 @@ const tests = [
       ['/dashboard/', coordinator, '#dash'],
       ['/trainer/', trainer, '#console'],
       ['/admin/', admin, '#console'],
+      ['/dashboard/aeds.html', admin, '#console'],
     ];
     for (const [path, who, screen] of screens) {
       await page.goto(path);
@@ -471,6 +473,7 @@ tests.push(...flowTests({ newPage, signIn, phone, noPageErrors }));
 tests.push(...drillTests({ newPage, signIn, phone, noPageErrors }));
 tests.push(...simulateTests({ newPage, signIn, noPageErrors }));
 tests.push(...screenTests({ newPage, signIn, phone, noPageErrors }));
+tests.push(...responderTests({ newPage, signIn, phone, noPageErrors }));
 
 const server = await startKreki();
 let browser;

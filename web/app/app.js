@@ -10,6 +10,7 @@ import { connectLive } from '/web/shared/live.js';
 import { disablePush, enablePush, pushPermission, pushSupported } from '/web/shared/push.js';
 import { showProblem } from '/web/shared/forms.js';
 import { guidanceFor, guidancePage, prefetchGuidance } from '/web/shared/guidance.js';
+import { loadNearbyAeds, renderNearbyAeds, showNearbyAeds } from '/app/aeds.js';
 
 const KINDS = ['medical', 'cardiac_arrest', 'accident', 'fire', 'disaster', 'security', 'other'];
 const PENDING = 'kreki.app.pending';
@@ -38,6 +39,7 @@ renderKinds();
 onLanguage(() => {
   renderKinds();
   renderLocation();
+  renderNearbyAeds();
   prefetchGuidance();
   if (!$('status-screen').hidden) {
     loadStatus();
@@ -104,6 +106,7 @@ function show(screen) {
   for (const id of ['signin', 'panic-screen', 'sending-screen', 'status-screen', 'guide-screen']) $(id).hidden = id !== screen;
   $('signout').hidden = screen === 'signin';
   document.body.dataset.screen = screen;
+  showNearbyAeds(screen === 'panic-screen' || screen === 'status-screen');
   applyI18n();
 }
 
@@ -129,7 +132,7 @@ function route() {
     showStatus();
   } else {
     show('panic-screen');
-    locate().catch(() => {});
+    locate().then((at) => loadNearbyAeds(api, at), () => {});
     listen();
   }
   // Kept now, while there is a network, for the moment after a panic when there may be none.
@@ -316,6 +319,10 @@ async function loadStatus() {
 }
 
 function renderStatus(alert) {
+  if (!renderStatus.aedsFor || renderStatus.aedsFor !== alert.id) {
+    renderStatus.aedsFor = alert.id;
+    loadNearbyAeds(api, alert.location);
+  }
   $('alert-kind').textContent = t(`kind.${alert.kind}`);
   $('alert-status').textContent = t(`status.${alert.status}`);
   $('alert-status').dataset.status = alert.status;

@@ -7,7 +7,7 @@ const CACHE = 'kreki-app-v4';
 const SHELL = [
   '/app/', '/app/app.js', '/app/manifest.webmanifest',
   '/web/shared/kreki.css', '/web/shared/i18n.js', '/web/shared/api.js', '/web/shared/live.js', '/web/shared/push.js', '/web/shared/icon.svg',
-  '/web/shared/guidance.js', '/web/shared/forms.js', '/web/shared/field-errors.js',
+  '/web/shared/guidance.js', '/web/shared/forms.js', '/web/shared/field-errors.js', '/app/aeds.js',
 ];
 
 self.addEventListener('install', (event) => {

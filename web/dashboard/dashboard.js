@@ -15,6 +15,8 @@ import { Api, ApiError, distanceM, esc, signInForm } from '/web/shared/api.js';
 import { applyI18n, clock, distance, initI18n, onLanguage, t } from '/web/shared/i18n.js';
 import { connectLive } from '/web/shared/live.js';
 import { alertIcon, createMap, KIND_CODE, volunteerIcon } from '/web/shared/map.js';
+import { initSupport, loadSupport, onSupportMessage, renderSupport } from '/dashboard/support.js';
+import { initResolve, renderResolve } from '/dashboard/resolve.js';
 import { clearFieldErrors, showProblem } from '/web/shared/forms.js';
 
 const KINDS = ['medical', 'cardiac_arrest', 'accident', 'fire', 'disaster', 'security', 'other'];
@@ -52,10 +54,19 @@ const state = {
 };
 
 initI18n();
+initSupport(api);
+initResolve(api, {
+  onResolved: (alert) => {
+    state.alerts.set(alert.id, alert);
+    render();
+    renderDetail();
+  },
+});
 fillFilters();
 onLanguage(() => {
   fillFilters();
   render();
+  renderSupport();
   if (state.selected) renderDetail();
 });
 api.onSignedOut = () => showSignIn();
@@ -126,6 +137,7 @@ async function start() {
   }
   await refresh();
   await fitToWhatMatters();
+  loadSupport();
   state.live = connectLive(api, {
     onMessage: onLive,
     onState: (on) => {
@@ -134,7 +146,10 @@ async function start() {
       live.dataset.i18n = on ? 'common.live.on' : 'common.live.off';
       live.textContent = t(live.dataset.i18n);
     },
-    onResync: () => refresh(),
+    onResync: () => {
+      refresh();
+      loadSupport();
+    },
   });
   clearInterval(state.poll);
   state.poll = setInterval(refresh, POLL_MS);
@@ -213,6 +228,7 @@ async function loadVolunteers() {
 
 /** One message from /v1/ws. Fields are read leniently: the whole object when sent, else its id. */
 function onLive(message) {
+  if (onSupportMessage(message)) return;
   switch (message.type) {
     case 'alert.updated': {
       const alert = message.alert ?? (message.kind && message.status ? message : null);
@@ -430,6 +446,7 @@ function renderFigures() {
 function select(id) {
   state.selected = id;
   $('detail').hidden = !id;
+  if (!id) renderResolve(null);
   showError($('detail-message'), '');
   renderList();
   if (id) {
@@ -478,7 +495,8 @@ function renderDetail() {
   const alert = state.alerts.get(state.selected);
   if (!alert) return;
   const responders = (alert.assignments ?? []).map((a) =>
-    `<li>${esc(a.volunteer?.name ?? '')} — ${esc(t(`astatus.${a.status}`))}${typeof a.distance_m === 'number' ? `, ${esc(distance(a.distance_m))}` : ''}</li>`).join('');
+    `<li>${esc(a.volunteer?.name ?? '')}${a.role ? ` (${esc(t(`responder.rolename.${a.role}`))})` : ''} — ${esc(t(`astatus.${a.status}`))}${typeof a.distance_m === 'number' ? `, ${esc(distance(a.distance_m))}` : ''}</li>`).join('');
+  renderResolve(alert);
   $('detail-body').innerHTML = `
     <p><span class="badge">${esc(KIND_CODE[alert.kind] ?? '?')}</span> <strong>${esc(t(`kind.${alert.kind}`))}</strong>
       — <span class="badge" id="detail-status">${esc(t(`status.${alert.status}`))}</span>${drillBadge(alert)}</p>
@@ -521,7 +539,8 @@ function describe(event) {
     status: data.to ? t(`astatus.${data.to}`) : data.status ? t(`astatus.${data.status}`) : '',
   });
   const reason = data.reason ? ` (${data.reason})` : '';
-  return (text === key ? String(event.type).replaceAll(/[._]/g, ' ') : text) + reason;
+  const outcome = data.outcome ? `: ${t(`outcome.${data.outcome}`)}${data.note ? ` (${data.note})` : ''}` : '';
+  return (text === key ? String(event.type).replaceAll(/[._]/g, ' ') : text) + outcome + reason;
 }
 
 /** Who an event's actor id is, from what the page knows: the citizen, a responder, a volunteer, or you. */

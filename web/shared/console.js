@@ -6,7 +6,7 @@ import { applyI18n, t } from '/web/shared/i18n.js';
 const $ = (id) => document.getElementById(id);
 
 /**
- * Opens a console for `role`: signs in (or goes on with the stored session), then calls `load()`.
+ * Opens a console for `role` (null: any account) : signs in (or goes on with the stored session), then calls `load()`.
  * Answers `error(text)`, which shows (or, with '', hides) the page's error line.
  */
 export function openConsole(api, role, load) {
@@ -27,12 +27,12 @@ export function openConsole(api, role, load) {
     await load();
   }
   api.onSignedOut = () => show(false);
-  signInForm($('signin-form'), api, { role, onError: (key, vars) => error(t(key, vars)), done: () => start() });
+  signInForm($('signin-form'), api, { role: role ?? undefined, onError: (key, vars) => error(t(key, vars)), done: () => start() });
   $('signout').addEventListener('click', async () => {
     await api.signOut();
     location.reload();
   });
-  if (api.session && api.hasRole(role)) start();
+  if (api.session && (!role || api.hasRole(role))) start();
   else show(false);
   return { error };
 }
