@@ -133,6 +133,7 @@ static ASSETS: &[Asset] = &[
     asset!("dashboard/dashboard.js", "text/javascript; charset=utf-8"),
     asset!("dashboard/support.js", "text/javascript; charset=utf-8"),
     asset!("dashboard/resolve.js", "text/javascript; charset=utf-8"),
+    asset!("dashboard/sync.js", "text/javascript; charset=utf-8"),
     asset!("dashboard/aeds.html", "text/html; charset=utf-8"),
     asset!("dashboard/aeds.js", "text/javascript; charset=utf-8"),
     asset!("app/index.html", "text/html; charset=utf-8"),
