@@ -114,6 +114,7 @@ export function responderTests({ newPage, signIn, phone, noPageErrors }) {
       await page.click('button[data-lang="en"]');
       await page.waitForFunction(() => document.querySelector('#assignment-role')?.textContent.includes('Fetch the AED'));
       assert((await page.textContent('#team')).includes('CPR'), 'the team in English');
+      assert((await page.textContent('#location')).includes('Location sent'), 'the position line in English too');
       await screenshot(page, 'responder-aed-role-map-en');
       await page.click('button[data-lang="id"]');
 

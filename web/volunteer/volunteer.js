@@ -33,6 +33,7 @@ if ('serviceWorker' in navigator) {
 initI18n();
 onLanguage(() => {
   render();
+  locationLine();
   renderOutcome();
   renderCheckins();
 });
@@ -166,15 +167,14 @@ async function setDuty(on) {
 function watchPosition() {
   if (state.watch !== null || !('geolocation' in navigator)) return;
   $('location').hidden = false;
-  $('location').textContent = t('vol.location.waiting');
+  locationLine('message', 'vol.location.waiting');
   state.watch = navigator.geolocation.watchPosition((position) => {
     state.position = { lat: position.coords.latitude, lng: position.coords.longitude, accuracy_m: position.coords.accuracy, at: position.timestamp };
     sendPosition(false);
     moveTeam(state.position);
   }, (failure) => {
     if (failure.code === 1) {
-      $('location').className = 'message error';
-      $('location').textContent = t('vol.location.denied');
+      locationLine('message error', 'vol.location.denied');
     }
   }, { enableHighAccuracy: true, maximumAge: 5000, timeout: 30000 });
 }
@@ -202,8 +202,7 @@ async function sendPosition(force) {
     await api.request('POST', '/v1/volunteers/me/location', {
       body: { lat: position.lat, lng: position.lng, accuracy_m: Math.max(1, Math.round(position.accuracy_m)), recorded_at: new Date(position.at).toISOString() },
     });
-    $('location').className = 'message ok';
-    $('location').textContent = t('vol.location.sent', { time: clock(new Date().toISOString()) });
+    locationLine('message ok', 'vol.location.sent', new Date().toISOString());
   } catch (failure) {
     state.sent = last;
     if (failure.status !== 0) problem(failure);
@@ -464,4 +463,14 @@ function renderOutcome() {
   const line = $('outcome');
   if (line.hidden || !line.dataset.outcome) return;
   line.textContent = t('vol.outcome', { kind: t(`kind.${line.dataset.kind}`), outcome: t(`outcome.${line.dataset.outcome}`) });
+}
+
+/** The position line: set with (className, key, the ISO time it names), or redrawn in the page's
+ *  language with no arguments. */
+function locationLine(className, key, at) {
+  const line = $('location');
+  if (key) Object.assign(line.dataset, { key, at: at ?? '' });
+  if (className) line.className = className;
+  if (!line.dataset.key) return;
+  line.textContent = t(line.dataset.key, { time: clock(line.dataset.at || null) });
 }
