@@ -42,16 +42,20 @@ async function acceptOffer(base, who, alertId) {
   }
 }
 
-export function responderTests({ newPage, signIn, phone, noPageErrors }) {
-  let server = null;
-  /** One kreki for these tests: check-ins come two seconds after an assignment ends. */
-  async function ours() {
-    server ??= await startKreki({ KREKI_DISPATCH__CHECKIN_AFTER_S: '2' });
-    return server;
+/** Runs `body(server)` on a kreki of its own (check-ins two seconds after an assignment ends),
+ *  stopped afterwards whatever happens. */
+async function withOwnKreki(body) {
+  const server = await startKreki({ KREKI_DISPATCH__CHECKIN_AFTER_S: '2' });
+  try {
+    await body(server);
+  } finally {
+    await server.stop();
   }
+}
+
+export function responderTests({ newPage, signIn, phone, noPageErrors }) {
   return [
-    ['responders: the AED responder sees the role, the AED on the map with the route via it, and the others while assigned (not after); then the check-in, and the dashboard flags the support request', async ({ browser }) => {
-      const server = await ours();
+    ['responders: the AED responder sees the role, the AED on the map with the route via it, and the others while assigned (not after); then the check-in, and the dashboard flags the support request', async ({ browser }) => withOwnKreki(async (server) => {
       const admin = server.user(phone(), 'admin-rahasia', 'Ade Admin', ['admin']);
       const coordinator = server.user(phone(), 'koordinator-rahasia', 'Kiki Koordinator', ['coordinator']);
       const cpr = server.user(phone(), 'relawan-rahasia', 'Citra RJP', ['volunteer']);
@@ -152,7 +156,7 @@ export function responderTests({ newPage, signIn, phone, noPageErrors }) {
 
       // The coordinator records the outcome (no choice first: named beside the field); the
       // volunteers who responded see it.
-      await dash.page.click(`#alerts button[data-id="${alert.json.id}"]`);
+      await dash.page.click(`#support-list button[data-open-alert="${alert.json.id}"]`);
       await dash.page.waitForSelector('#resolve-form:not([hidden])');
       assert((await dash.page.textContent('#detail-body')).includes('Citra RJP (RJP)'), 'the roles in the detail');
       await dash.page.click('#resolve-form button[type=submit]');
@@ -170,10 +174,9 @@ export function responderTests({ newPage, signIn, phone, noPageErrors }) {
       noPageErrors(dash.page);
       await context.close();
       await dash.context.close();
-    }],
+    })],
 
-    ['aeds: the dashboard\'s AED screen lists, creates with weekly hours (a bad window named beside it), verifies and takes out of service; the citizen app shows the available ones nearby', async ({ browser }) => {
-      const server = await ours();
+    ['aeds: the dashboard\'s AED screen lists, creates with weekly hours (a bad window named beside it), verifies and takes out of service; the citizen app shows the available ones nearby', async ({ browser }) => withOwnKreki(async (server) => {
       const admin = server.user(phone(), 'admin-rahasia', 'Andi Admin', ['admin']);
       const citizen = server.user(phone(), 'warga-rahasia', 'Sekar Warga');
       const { context, page } = await newPage(browser, server.base);
@@ -236,11 +239,6 @@ export function responderTests({ newPage, signIn, phone, noPageErrors }) {
       noPageErrors(app.page);
       await app.context.close();
       await context.close();
-    }],
-
-    ['responders: done with their own kreki', async () => {
-      await server?.stop();
-      server = null;
-    }],
+    })],
   ];
 }

@@ -51,7 +51,7 @@ const state = {
 };
 
 initI18n();
-initSupport(api);
+initSupport(api, { select: (id) => select(id) });
 initSync({ api, alerts: () => state.alerts, selected: () => state.selected, select: (id) => select(id), renderDetail: () => renderDetail() });
 initResolve(api, {
   onResolved: (alert) => {

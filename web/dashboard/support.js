@@ -7,10 +7,16 @@ import { clock, t } from '/web/shared/i18n.js';
 const $ = (id) => document.getElementById(id);
 /** Most answers kept on screen. */
 const MAX_SHOWN = 50;
-const state = { api: null, answers: new Map(), available: true };
+const state = { api: null, answers: new Map(), available: true, select: () => {} };
 
-export function initSupport(api) {
+/** Wires the list to `api`; `select(alertId)` opens an answer's alert in the detail. */
+export function initSupport(api, { select } = {}) {
   state.api = api;
+  if (select) state.select = select;
+  $('support-list').addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-open-alert]');
+    if (button) state.select(button.dataset.openAlert);
+  });
 }
 
 /** Fetches the support requests; a server without aftercare leaves the section hidden. */
@@ -49,5 +55,6 @@ export function renderSupport() {
       <p>${esc(t('support.wellbeing', { n: a.wellbeing }))}${a.wants_contact ? ` · ${esc(t('support.contact'))}` : ''}</p>
       ${a.note ? `<blockquote>${esc(a.note)}</blockquote>` : ''}
       <small class="muted">${esc(clock(a.answered_at))}</small>
+      <button type="button" class="link" data-open-alert="${esc(a.alert_id)}">${esc(t('support.open'))}</button>
     </li>`).join('');
 }
