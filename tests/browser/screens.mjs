@@ -330,7 +330,7 @@ export function screenTests({ newPage, signIn, phone, noPageErrors }) {
       await kind.locator('[data-field="waves[0].radius_m"]').fill('800');
       await kind.locator('[data-add-wave]').click();
       await page.locator('form[data-kind="cardiac_arrest"] button[type=submit]').click();
-      await page.waitForSelector('form[data-kind="cardiac_arrest"] [data-kind-message]:not([hidden])');
+      await page.waitForSelector('form[data-kind="cardiac_arrest"] [data-kind-message].ok');
       const kinds = await apiCall(server.base, admin, 'GET', '/v1/dispatch/kinds');
       const cardiac = kinds.json.find((k) => k.kind === 'cardiac_arrest');
       assert(cardiac.waves[0].radius_m === 800 && cardiac.waves.length >= 2, `waves stored: ${JSON.stringify(cardiac.waves)}`);
@@ -352,7 +352,7 @@ export function screenTests({ newPage, signIn, phone, noPageErrors }) {
       await kind.locator('[data-field="roles[1]"]').selectOption('aed');
       await kind.locator('[data-field="roles[2]"]').selectOption('');
       await kind.locator('button[type=submit]').click();
-      await page.waitForSelector('form[data-kind="cardiac_arrest"] [data-kind-message]:not([hidden])');
+      await page.waitForSelector('form[data-kind="cardiac_arrest"] [data-kind-message].ok');
       const policies = await apiCall(server.base, admin, 'GET', '/v1/dispatch/kinds');
       const saved = policies.json.find((k) => k.kind === 'cardiac_arrest');
       assert(saved.policy.live_offers === 5 && saved.policy.max_alerted === 20 && saved.policy.replace_on_decline === true && saved.policy.replace_on_expiry === false,
