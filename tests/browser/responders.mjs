@@ -227,6 +227,26 @@ export function responderTests({ newPage, signIn, phone, noPageErrors }) {
       await screenshot(page, 'aeds-screen-en');
       await page.click('button[data-lang="id"]');
 
+      // A custodian (no special role) sees the device they look after, unverified as it is, without
+      // the admin's form, and takes it out of service themselves.
+      const custodian = server.user(phone(), 'penjaga-rahasia', 'Pak Satpam');
+      const theirs = await apiCall(server.base, admin, 'POST', '/v1/aeds', { ...near(30, -40), description: 'Masjid Istiqlal, pintu utama', hours: ALL_WEEK, custodian_ids: [custodian.id] });
+      assert(theirs.status === 201, `custodian's AED: ${JSON.stringify(theirs.json)}`);
+      const guard = await newPage(browser, server.base);
+      await guard.page.goto('/dashboard/aeds.html');
+      await signIn(guard.page, custodian);
+      const own = guard.page.locator(`#aed-list [data-aed="${theirs.json.id}"]`);
+      await own.waitFor();
+      assert(await guard.page.locator('#aed-create').isHidden(), 'only admins add devices');
+      assert(await own.locator('[data-verify]').count() === 0, 'only admins verify');
+      const other = guard.page.locator('#aed-list [data-aed]', { hasText: 'Pos satpam Monas' });
+      assert(await other.locator('[data-out-of-service]').count() === 0, 'no button on a device someone else looks after');
+      await own.locator('[data-out-of-service]').click();
+      await guard.page.waitForSelector(`#aed-list [data-aed="${theirs.json.id}"][data-out-of-service="true"]`);
+      await screenshot(guard.page, 'aeds-custodian');
+      noPageErrors(guard.page);
+      await guard.context.close();
+
       const app = await newPage(browser, server.base, { ...PHONE, permissions: ['geolocation'], geolocation: MONAS });
       await app.page.goto('/app/');
       await signIn(app.page, citizen);

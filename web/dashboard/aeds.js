@@ -101,7 +101,7 @@ function renderList() {
       <small class="muted">${aed.lat.toFixed(5)}, ${aed.lng.toFixed(5)}</small>
       <div class="row">
         ${api.hasRole('admin') && !aed.verified ? `<button type="button" class="primary" data-verify="${esc(aed.id)}">${esc(t('aed.verify'))}</button>` : ''}
-        <button type="button" data-out-of-service="${esc(aed.id)}" data-set="${!aed.out_of_service}">${esc(t(aed.out_of_service ? 'aed.back_in_service' : 'aed.take_out'))}</button>
+        ${mayChange(aed) ? `<button type="button" data-out-of-service="${esc(aed.id)}" data-set="${!aed.out_of_service}">${esc(t(aed.out_of_service ? 'aed.back_in_service' : 'aed.take_out'))}</button>` : ''}
       </div>
       <p class="message" role="status" data-aed-message hidden></p>
     </li>`).join('');
@@ -110,6 +110,11 @@ function renderList() {
   for (const aed of state.aeds) {
     L.marker([aed.lat, aed.lng], { icon: aedIcon(aed), title: aed.description, keyboard: true }).addTo(state.markers);
   }
+}
+
+/** Admins change every device, custodians theirs (their ids are shown to them). */
+function mayChange(aed) {
+  return api.hasRole('admin') || (aed.custodian_ids ?? []).includes(api.user?.id);
 }
 
 /** The AED pin: the letters AED, hollow when it is not available now. */
