@@ -121,6 +121,7 @@ pub async fn run(
     kreki_cms::demo::load(&pool)
         .await
         .map_err(|error| anyhow::anyhow!(error.to_problem()))?;
+    seed_regions(&pool).await?;
     pool.close().await;
     banner(&config, fake_fcm.as_ref(), simulate.as_ref());
     let simulator = simulate.map(|options| {
@@ -151,6 +152,38 @@ pub async fn run(
     let served = app::serve_until(&config, &Services::all(), false, stop).await;
     drop(fake_fcm);
     served
+}
+
+/// The demo's regions: Jakarta's five cities as rough boxes (south-west corner lng, lat; north-east
+/// corner lng, lat), each with the levels whose panics wait in triage. Only Jakarta Utara triages
+/// new accounts, so the simulator's citizens elsewhere reach volunteers at once and a coordinator
+/// can see triage at work in the north.
+const DEMO_REGIONS: &[(&str, [f64; 4], &[kreki_auth::Trust])] = &[
+    ("Jakarta Pusat", [106.79, -6.21, 106.88, -6.14], &[]),
+    (
+        "Jakarta Utara",
+        [106.68, -6.14, 106.98, -6.08],
+        &[kreki_auth::Trust::New],
+    ),
+    ("Jakarta Barat", [106.68, -6.21, 106.79, -6.14], &[]),
+    ("Jakarta Selatan", [106.74, -6.37, 106.88, -6.21], &[]),
+    ("Jakarta Timur", [106.88, -6.37, 106.98, -6.14], &[]),
+];
+
+/// Adds the demo regions that are missing.
+async fn seed_regions(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    for (name, [west, south, east, north], triaged) in DEMO_REGIONS {
+        let area = serde_json::json!({"type": "Polygon", "coordinates": [[
+            [west, south], [east, south], [east, north], [west, north], [west, south]
+        ]]});
+        let triage = kreki_dispatch::domain::regions::TriagePolicy {
+            default: triaged.to_vec(),
+            kinds: std::collections::HashMap::new(),
+        };
+        kreki_dispatch::store::regions::insert_region_if_missing(pool, name, &area, &triage)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Certifications the demo volunteers hold: every one a demo kind requires by default.

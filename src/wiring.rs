@@ -324,7 +324,8 @@ fn incident_event(
         alert_id: alert.id.0,
         kind: alert.kind.as_str().to_owned(),
         status: match alert.status {
-            AlertStatus::Dispatching => IncidentStatus::Dispatching,
+            // Waiting for a coordinator is, for a health system, not yet dispatched either.
+            AlertStatus::Triage | AlertStatus::Dispatching => IncidentStatus::Dispatching,
             AlertStatus::Assigned => IncidentStatus::Assigned,
             AlertStatus::OnScene => IncidentStatus::OnScene,
             AlertStatus::Resolved => IncidentStatus::Resolved,
@@ -390,6 +391,8 @@ impl kreki_realtime::mqtt::PanicSink for MqttPanics {
                 id: kreki_auth::UserId(citizen),
                 roles: kreki_auth::Roles::default(),
                 name: format!("panic button {device_id}"),
+                // A registered device is trusted by default: nobody is there to take a call-back.
+                trust: kreki_auth::Trust::Trusted,
             };
             let request = kreki_dispatch::service::AlertRequest {
                 kind,

@@ -68,35 +68,38 @@ pub(crate) async fn search_users(
             "must be 2 to 100 characters: part of a name or a phone number",
         )]));
     }
-    let rows: Vec<UserRow> =
-        match phone_digits(q) {
-            Some(digits) => sqlx::query_as(
-                "SELECT id, phone, email, name, password_hash, roles, created_at FROM auth.users
-                 WHERE phone LIKE '%' || $1 || '%' ORDER BY phone LIMIT $2",
-            )
+    let rows: Vec<UserRow> = match phone_digits(q) {
+        Some(digits) => {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                crate::store::user_columns!(),
+                " FROM auth.users WHERE phone LIKE '%' || $1 || '%' ORDER BY phone LIMIT $2",
+            ))
             .bind(digits)
             .bind(MAX_FOUND)
             .fetch_all(state.service.pool())
-            .await?,
-            None => {
-                let pattern = format!(
-                    "%{}%",
-                    q.replace('\\', "\\\\")
-                        .replace('%', "\\%")
-                        .replace('_', "\\_")
-                );
-                sqlx::query_as(
-                "SELECT id, phone, email, name, password_hash, roles, created_at FROM auth.users
-                 WHERE name ILIKE $1 OR email ILIKE $1
+            .await?
+        }
+        None => {
+            let pattern = format!(
+                "%{}%",
+                q.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
+            sqlx::query_as(concat!(
+                "SELECT ",
+                crate::store::user_columns!(),
+                " FROM auth.users WHERE name ILIKE $1 OR email ILIKE $1
                  ORDER BY (lower(name) = lower($2)) DESC, name LIMIT $3",
-            )
+            ))
             .bind(pattern)
             .bind(q)
             .bind(MAX_FOUND)
             .fetch_all(state.service.pool())
             .await?
-            }
-        };
+        }
+    };
     Ok(Json(rows.into_iter().map(User::from).collect()))
 }
 

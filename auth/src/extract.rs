@@ -31,6 +31,8 @@ pub struct CurrentUser {
     pub roles: Roles,
     /// Display name.
     pub name: String,
+    /// Trust level when the access token was issued (`new` for tokens from before trust levels).
+    pub trust: crate::trust::Trust,
 }
 
 impl CurrentUser {
@@ -132,6 +134,7 @@ impl Caller {
                     id,
                     roles: Roles::from_names(claims.roles.iter().map(String::as_str)),
                     name: claims.name.unwrap_or_default(),
+                    trust: claims.trust.unwrap_or(crate::trust::Trust::New),
                 }))
             }
             SubjectKind::Client => Ok(Self::Client(ClientCaller {

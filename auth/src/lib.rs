@@ -25,6 +25,7 @@ pub mod service;
 pub mod store;
 pub mod throttle;
 pub mod token;
+pub mod trust;
 pub mod worker;
 
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub use extract::{Caller, ClientCaller, CurrentUser};
 pub use routes::AuthState;
 pub use service::AuthService;
 pub use token::TokenVerifier;
+pub use trust::Trust;
 
 use keys::{KeyRing, SigningKey};
 use secrecy::ExposeSecret;

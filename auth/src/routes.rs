@@ -47,6 +47,7 @@ pub fn router(state: AuthState) -> OpenApiRouter {
         .routes(routes!(logout))
         .routes(routes!(me))
         .routes(routes!(set_roles))
+        .routes(routes!(crate::trust::set_trust))
         .routes(routes!(create_client, crate::admin::list_clients))
         .routes(routes!(crate::admin::search_users))
         .routes(routes!(crate::admin::rotate_secret))
@@ -90,11 +91,17 @@ pub struct User {
     pub roles: Vec<Role>,
     /// When the account was made (UTC).
     pub created_at: DateTime<Utc>,
+    /// Whether the phone was verified with a one-time code.
+    pub phone_verified: bool,
+    /// How far its panics are trusted: `new`, `verified`, `trusted` or `blocked` (regions send
+    /// some levels to a coordinator's triage first).
+    pub trust: crate::trust::Trust,
 }
 
 impl From<UserRow> for User {
     fn from(row: UserRow) -> Self {
         let roles = row.roles().as_slice().to_vec();
+        let trust = row.trust();
         Self {
             id: UserId(row.id),
             phone: row.phone,
@@ -102,6 +109,8 @@ impl From<UserRow> for User {
             email: row.email,
             roles,
             created_at: row.created_at,
+            phone_verified: row.phone_verified_at.is_some(),
+            trust,
         }
     }
 }

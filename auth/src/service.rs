@@ -270,6 +270,16 @@ impl AuthService {
             .ok_or(AuthError::NotFound("user"))
     }
 
+    /// Sets an account's trust level.
+    ///
+    /// # Errors
+    /// 404 for an unknown account.
+    pub async fn set_trust(&self, id: UserId, trust: crate::trust::Trust) -> AuthResult<UserRow> {
+        store::set_trust(&self.pool, id, trust)
+            .await?
+            .ok_or(AuthError::NotFound("user"))
+    }
+
     /// Replaces an account's roles (`citizen` is always kept).
     ///
     /// # Errors
@@ -406,10 +416,17 @@ impl AuthService {
         Ok(token)
     }
 
+    /// A new token pair for `user`; a blocked account gets none (its tokens run out within
+    /// their lifetime, and it cannot sign in again).
     fn pair(&self, user: &UserRow, refresh_token: String) -> AuthResult<TokenPair> {
-        let access_token = self
-            .issuer
-            .for_user(UserId(user.id), &user.roles(), &user.name)?;
+        if user.trust() == crate::trust::Trust::Blocked {
+            return Err(AuthError::Forbidden(
+                "this account is blocked; contact the emergency service".into(),
+            ));
+        }
+        let access_token =
+            self.issuer
+                .for_person(UserId(user.id), &user.roles(), &user.name, user.trust())?;
         Ok(TokenPair {
             access_token,
             refresh_token,

@@ -24,9 +24,18 @@ pub struct UserRow {
     pub roles: Vec<String>,
     /// When the account was made.
     pub created_at: DateTime<Utc>,
+    /// Trust level (`new`, `verified`, `trusted`, `blocked`).
+    pub trust: String,
+    /// When the phone was verified with a one-time code.
+    pub phone_verified_at: Option<DateTime<Utc>>,
 }
 
 impl UserRow {
+    /// The trust level, parsed (the column is checked, so an unknown spelling is `new`).
+    pub fn trust(&self) -> crate::trust::Trust {
+        crate::trust::Trust::parse(&self.trust).unwrap_or(crate::trust::Trust::New)
+    }
+
     /// The roles, parsed.
     pub fn roles(&self) -> Roles {
         Roles::from_names(self.roles.iter().map(String::as_str))
@@ -36,9 +45,11 @@ impl UserRow {
 /// The columns of [`UserRow`], as a literal so queries stay static strings.
 macro_rules! user_columns {
     () => {
-        "id, phone, email, name, password_hash, roles, created_at"
+        "id, phone, email, name, password_hash, roles, created_at, trust, phone_verified_at"
     };
 }
+/// Other modules of the crate (the admins' search) read accounts with the same columns.
+pub(crate) use user_columns;
 
 /// Inserts an account. Unique violations come back as database errors naming
 /// `users_phone_key` or `users_email_key`.
@@ -292,4 +303,20 @@ pub async fn prune(pool: &PgPool, window_s: i64) -> Result<u64, sqlx::Error> {
     .await?
     .rows_affected();
     Ok(tokens + counters)
+}
+
+/// Sets an account's trust level; `None` when there is no such account.
+pub async fn set_trust(
+    pool: &PgPool,
+    id: UserId,
+    trust: crate::trust::Trust,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "UPDATE auth.users SET trust = $2, updated_at = now() WHERE id = $1 RETURNING ",
+        user_columns!()
+    ))
+    .bind(id.0)
+    .bind(trust.as_str())
+    .fetch_optional(pool)
+    .await
 }

@@ -50,6 +50,9 @@ pub struct Claims {
     /// Display name of a person, so services can show who acted without asking KREKI ID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Trust level of a person (absent in tokens issued before trust levels, and for clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<crate::trust::Trust>,
     /// Space-separated OAuth2 scopes of a client.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
@@ -98,6 +101,29 @@ impl Issuer {
             roles.names(),
             Some(name.to_owned()),
             None,
+            None,
+        )
+    }
+
+    /// A token for a person with their trust level (what KREKI ID issues; a token without one
+    /// reads as `new`).
+    ///
+    /// # Errors
+    /// When this instance has no signing key.
+    pub fn for_person(
+        &self,
+        user: UserId,
+        roles: &Roles,
+        name: &str,
+        trust: crate::trust::Trust,
+    ) -> Result<String, TokenError> {
+        self.sign(
+            user.to_string(),
+            SubjectKind::User,
+            roles.names(),
+            Some(name.to_owned()),
+            Some(trust),
+            None,
         )
     }
 
@@ -111,6 +137,7 @@ impl Issuer {
             SubjectKind::Client,
             Vec::new(),
             None,
+            None,
             Some(scope.to_owned()),
         )
     }
@@ -121,6 +148,7 @@ impl Issuer {
         kind: SubjectKind,
         roles: Vec<String>,
         name: Option<String>,
+        trust: Option<crate::trust::Trust>,
         scope: Option<String>,
     ) -> Result<String, TokenError> {
         let key = self.keys.current().ok_or(TokenError::CannotSign)?;
@@ -136,6 +164,7 @@ impl Issuer {
             kind,
             roles,
             name,
+            trust,
             scope,
         };
         let mut header = Header::new(Algorithm::EdDSA);

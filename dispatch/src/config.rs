@@ -41,6 +41,23 @@ pub struct DispatchConfig {
     /// An `aed` responder is routed via an available AED within this distance of the alert, in
     /// metres.
     pub aed_radius_m: u32,
+    /// A panic in triage that no coordinator releases or closes goes to volunteers by itself after
+    /// this many seconds, so triage never leaves a real emergency waiting.
+    pub triage_auto_release_s: u32,
+    /// Panics one account may raise per minute; the next one is 429 with `Retry-After`, and
+    /// coordinators are told.
+    pub panics_per_minute: u32,
+    /// Panics one network address may raise per minute (0, the default: no address limit; behind
+    /// an ingress every request comes from the proxy, so set it only where clients connect
+    /// directly).
+    pub panics_per_minute_per_address: u32,
+    /// A responder still `accepted` without a new position this many seconds after accepting
+    /// raises a `responder_stalled` escalation.
+    pub responder_stalled_s: u32,
+    /// An alert open longer than this raises an `open_too_long` escalation, in seconds.
+    pub open_too_long_s: u32,
+    /// How often each instance looks for stalled responders and alerts open too long, in seconds.
+    pub escalation_sweep_s: u32,
 }
 
 impl Default for DispatchConfig {
@@ -57,6 +74,12 @@ impl Default for DispatchConfig {
             position_pending_max: 100_000,
             checkin_after_s: 5400,
             aed_radius_m: 1000,
+            triage_auto_release_s: 60,
+            panics_per_minute: 10,
+            panics_per_minute_per_address: 0,
+            responder_stalled_s: 300,
+            open_too_long_s: 3600,
+            escalation_sweep_s: 15,
         }
     }
 }
@@ -183,6 +206,21 @@ impl DispatchConfig {
         }
         if !(50..=10_000).contains(&self.aed_radius_m) {
             problems.push("dispatch.aed_radius_m: must be 50 to 10000 metres".to_owned());
+        }
+        if !(1..=3600).contains(&self.triage_auto_release_s) {
+            problems.push("dispatch.triage_auto_release_s: must be 1 to 3600 seconds".to_owned());
+        }
+        if !(1..=10_000).contains(&self.panics_per_minute) {
+            problems.push("dispatch.panics_per_minute: must be 1 to 10000".to_owned());
+        }
+        if !(10..=86_400).contains(&self.responder_stalled_s) {
+            problems.push("dispatch.responder_stalled_s: must be 10 to 86400 seconds".to_owned());
+        }
+        if !(60..=604_800).contains(&self.open_too_long_s) {
+            problems.push("dispatch.open_too_long_s: must be 60 to 604800 seconds".to_owned());
+        }
+        if !(1..=3600).contains(&self.escalation_sweep_s) {
+            problems.push("dispatch.escalation_sweep_s: must be 1 to 3600 seconds".to_owned());
         }
         problems
     }

@@ -57,6 +57,15 @@ pub enum DispatchError {
         /// Requested status.
         to: AssignmentStatus,
     },
+    /// 409 with its own slug and detail (a region name taken, an escalation acknowledged).
+    #[error("{1}")]
+    Conflict(&'static str, &'static str),
+    /// 409 `not-in-triage`: only an alert waiting in triage can be released.
+    #[error("the alert is {0}, not in triage")]
+    NotInTriage(AlertStatus),
+    /// 429: too many panics from one account, device or address; retry after this many seconds.
+    #[error("too many alerts; retry after {0} s")]
+    RateLimited(u64),
     /// The request body could not be read (400 broken JSON, 413 too large, 415 not JSON): the
     /// extractor's problem, as it is.
     #[error("{0}")]
@@ -124,6 +133,20 @@ impl DispatchError {
             Self::InvalidTransition { from, to } => Problem::new(StatusCode::CONFLICT, "invalid-transition", "Conflict")
                 .with_detail(format!("An assignment that is {from} cannot become {to}."))
                 .with_field("status", format!("cannot go from {from} to {to}")),
+            Self::Conflict(slug, detail) => Problem::conflict(slug, *detail),
+            Self::NotInTriage(status) => Problem::conflict(
+                "not-in-triage",
+                format!("The alert is {status}; only an alert in triage can be released."),
+            ),
+            Self::RateLimited(retry_after_s) => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-alerts",
+                "Too Many Requests",
+            )
+            .with_detail(format!(
+                "Too many alerts in a short time. If this is an emergency, call 112 or 119. Retry after {retry_after_s} s."
+            ))
+            .with_retry_after_s(*retry_after_s),
             Self::Rejected(problem) => problem.clone(),
             Self::PositionsBacklog(_) => Problem::unavailable(
                 "Positions cannot be stored right now; send the next one shortly.",

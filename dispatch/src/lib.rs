@@ -14,11 +14,15 @@
 //! - [`service`]: [`DispatchService`], one file per use case: alerts (ingest with the first
 //!   wave), waves (the dispatcher's batches), responders (accept, decline, assign, status),
 //!   volunteers (duty, positions, the matcher's sync), effects (what follows a commit), aeds (the
-//!   AED registry and routing via a device), checkins (aftercare), resolve (outcomes).
+//!   AED registry and routing via a device), checkins (aftercare), resolve (outcomes), regions
+//!   (areas, coordinators, scope), triage (release, notes, phoned-in alerts), escalations.
+//! - [`abuse`]: the panic rate limits per account and address.
 //! - [`index`]: the service's handle on the [`Matcher`] (locking, rebuild from PostGIS rows).
 //! - [`sync`]: how every instance's matcher catches up on the volunteer changes other instances made.
 //! - [`worker`]: the dispatcher (outbox, timers, poller) and the location-history writer.
 //! - [`aftercare`]: the loop that delivers aftercare check-ins when they fall due.
+//! - [`escalate`]: the loop that raises escalations no status change raises (stalled responders,
+//!   alerts open too long).
 //! - [`history`]: the bounded, batched location history.
 //! - [`positions`]: write-behind volunteer positions (matcher at once, PostgreSQL in batches).
 //! - [`eligibility`]: the [`CertificationSource`] port and its PostgreSQL implementation.
@@ -28,11 +32,13 @@
 //! - [`routes`]: the HTTP endpoints and their OpenAPI description, one file per use case.
 //! - [`error`]: [`DispatchError`] and its mapping to problem+json.
 
+pub mod abuse;
 pub mod aftercare;
 pub mod config;
 pub mod domain;
 pub mod eligibility;
 pub mod error;
+pub mod escalate;
 pub mod geo;
 pub mod history;
 pub mod index;

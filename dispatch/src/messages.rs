@@ -3,14 +3,15 @@
 //! (serialised once), as a push for an offer, and so on, by matching on the variant, never on a
 //! string. The JSON each variant serialises to is the WebSocket message of API.md ("Real time"):
 //! `{"type": "offer", "offer": {...}}`, `{"type": "offer.withdrawn", ...}`, and so on (the
-//! transport adds `seq`). `responder.position` is API.md's second-round addition.
+//! transport adds `seq`). `responder.position`, `checkin`, `checkin.answered` and `escalation`
+//! are API.md's second-round additions; `panic.limited` tells coordinators of a refused press.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::{AlertId, OfferId, ResponderRole, WithdrawReason};
-use crate::views::{Alert, AnsweredCheckin, Assignment, Checkin, Offer, PersonRef};
+use crate::views::{Alert, AnsweredCheckin, Assignment, Checkin, Escalation, Offer, PersonRef};
 
 /// A message from dispatch to the people concerned.
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +85,22 @@ pub enum Message {
         /// The answer, as `GET /v1/checkins` shows it.
         checkin: Box<AnsweredCheckin>,
     },
+    /// Something coordinators must acknowledge was raised, or acknowledged (to coordinators: an
+    /// alarm on the dashboard while `acknowledged_at` is null).
+    #[serde(rename = "escalation")]
+    Escalation {
+        /// The escalation as `GET /v1/escalations` shows it.
+        escalation: Box<Escalation>,
+    },
+    /// An account pressed panic past its limit and was refused (to coordinators, so they can
+    /// call back or block it).
+    #[serde(rename = "panic.limited")]
+    PanicLimited {
+        /// Who pressed.
+        citizen: PersonRef,
+        /// When they may press again, in seconds.
+        retry_after_s: u64,
+    },
 }
 
 impl Message {
@@ -98,6 +115,8 @@ impl Message {
             Self::VolunteerPosition { .. } => "volunteer.position",
             Self::CheckinDue { .. } => "checkin",
             Self::CheckinAnswered { .. } => "checkin.answered",
+            Self::Escalation { .. } => "escalation",
+            Self::PanicLimited { .. } => "panic.limited",
         }
     }
 

@@ -127,6 +127,12 @@ pub async fn run(service: Arc<DispatchService>, shutdown: CancellationToken) {
                 {
                     tracing::warn!(%error, "kind settings not refreshed; retrying at the next poll");
                 }
+                // And the regions (another instance may have added one or changed coordinators).
+                if service.is_prepared()
+                    && let Err(error) = service.refresh_regions().await
+                {
+                    tracing::warn!(%error, "regions not refreshed; retrying at the next poll");
+                }
                 true
             }
             Some(Ok(Some(from))) => from != service.sync_instance(),

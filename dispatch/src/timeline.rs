@@ -152,6 +152,41 @@ pub enum Event {
         /// The coordinator's note, if given.
         note: Option<String>,
     },
+    /// The panic came from an account its region triages: it waits for a coordinator.
+    Triaged {
+        /// The caller's trust level then.
+        trust: kreki_auth::Trust,
+        /// When it goes to volunteers by itself if nobody touches it.
+        auto_release_at: DateTime<Utc>,
+    },
+    /// Triage let the alert through to volunteers: a coordinator (`by`), or nobody in time.
+    Released {
+        /// The coordinator who released it; null when it went by itself.
+        by: Option<Person>,
+    },
+    /// A coordinator wrote a note on the timeline.
+    Note {
+        /// The note.
+        text: String,
+        /// Who wrote it.
+        by: Person,
+    },
+    /// A coordinator raised the alert for an emergency phoned in to them.
+    PhonedIn {
+        /// The coordinator.
+        by: Person,
+        /// The caller's number, when given (shown to the region's coordinators for a call-back).
+        caller_phone: Option<String>,
+    },
+    /// A coordinator acknowledged an escalation of this alert.
+    EscalationAcknowledged {
+        /// The escalation.
+        escalation_id: crate::domain::EscalationId,
+        /// Why it was raised.
+        reason: crate::domain::EscalationReason,
+        /// Who acknowledged it.
+        by: Person,
+    },
 }
 
 impl Event {

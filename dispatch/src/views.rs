@@ -46,7 +46,8 @@ pub struct Alert {
     pub id: AlertId,
     /// `medical`, `cardiac_arrest`, `accident`, `fire`, `disaster`, `security` or `other`.
     pub kind: AlertKind,
-    /// `dispatching`, `assigned`, `on_scene`, `resolved`, `cancelled` or `unmatched`.
+    /// `triage` (waiting for a coordinator), `dispatching`, `assigned`, `on_scene`, `resolved`,
+    /// `cancelled` or `unmatched`.
     pub status: AlertStatus,
     /// Where help is needed.
     pub location: Location,
@@ -68,6 +69,9 @@ pub struct Alert {
     /// How the incident ended: `treated_on_scene`, `to_hospital`, `false_alarm`, `not_found` or
     /// `other`; null until a coordinator resolves it (`POST /v1/alerts/{id}/resolve`).
     pub outcome: Option<Outcome>,
+    /// The region it belongs to (the one containing it, else the nearest); null while no region
+    /// is defined.
+    pub region_id: Option<crate::domain::RegionId>,
 }
 
 impl Alert {
@@ -94,6 +98,7 @@ impl Alert {
             responders_needed: alert.responders_needed,
             drill: alert.drill,
             outcome: None,
+            region_id: alert.region_id,
         }
     }
 
@@ -119,6 +124,7 @@ impl Alert {
             responders_needed: row.responders_needed,
             drill: row.drill,
             outcome: row.outcome,
+            region_id: row.region_id,
         }
     }
 }
@@ -293,6 +299,56 @@ impl From<VolunteerRow> for Volunteer {
             lat: row.lat,
             lng: row.lng,
             updated_at: row.location_at,
+        }
+    }
+}
+
+/// A region: an area and the coordinators who answer for it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Region {
+    /// Region id.
+    pub id: crate::domain::RegionId,
+    /// Its name (a kabupaten/kota, usually).
+    pub name: String,
+    /// Its area, a GeoJSON MultiPolygon (degrees, WGS84).
+    #[schema(value_type = Object)]
+    pub area: serde_json::Value,
+    /// Which trust levels' panics wait for a coordinator, per kind.
+    pub triage: crate::domain::regions::TriagePolicy,
+    /// Its coordinators' account ids.
+    pub coordinator_ids: Vec<Uuid>,
+}
+
+/// Something a region's coordinators must see: an alarm on their dashboards until one of them
+/// acknowledges it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Escalation {
+    /// Escalation id.
+    pub id: crate::domain::EscalationId,
+    /// The alert.
+    pub alert_id: AlertId,
+    /// The alert's region.
+    pub region_id: Option<crate::domain::RegionId>,
+    /// `unmatched`, `triage_waiting`, `responder_stalled` or `open_too_long`.
+    pub reason: crate::domain::EscalationReason,
+    /// When it was raised (UTC).
+    pub raised_at: DateTime<Utc>,
+    /// When a coordinator acknowledged it (null: still open).
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// Who did.
+    pub acknowledged_by: Option<Uuid>,
+}
+
+impl From<crate::store::escalations::EscalationRow> for Escalation {
+    fn from(row: crate::store::escalations::EscalationRow) -> Self {
+        Self {
+            id: row.id,
+            alert_id: row.alert_id,
+            region_id: row.region_id,
+            reason: row.reason,
+            raised_at: row.raised_at,
+            acknowledged_at: row.acknowledged_at,
+            acknowledged_by: row.acknowledged_by,
         }
     }
 }

@@ -10,6 +10,10 @@
 //! (`store::waves`).
 //!
 //! The rules:
+//! 0. An alert in `triage` waits for a coordinator: nothing goes out until it is released. Its
+//!    triage timer (the deadline of wave 0) releases it by itself: it becomes `dispatching`
+//!    (`released` by nobody) and its first wave goes out in the same plan, so triage can never
+//!    leave a real emergency waiting longer than the region's auto-release time.
 //! 1. Only an alert that is `dispatching`, `assigned` or `on_scene` gets waves (a cancelled,
 //!    resolved or `unmatched` one never does).
 //! 2. A [`Trigger::Deadline`] of a wave other than the alert's current one does nothing (a late
@@ -183,6 +187,8 @@ pub enum Trigger {
 pub enum Skip {
     /// The alert is not dispatching any more (cancelled, resolved, unmatched).
     NotDispatching(AlertStatus),
+    /// The alert waits in triage for a coordinator.
+    InTriage,
     /// The deadline of an older wave than the current one.
     StaleDeadline {
         /// The deadline's wave.
@@ -268,10 +274,18 @@ pub fn plan(
 ) -> Plan {
     let alert = &snapshot.alert;
     let policy = snapshot.settings.policy;
-    if !matches!(
-        alert.status,
-        AlertStatus::Dispatching | AlertStatus::Assigned | AlertStatus::OnScene
-    ) {
+    // Triage's timer is the deadline of wave 0: it releases the alert by itself.
+    let auto_release =
+        alert.status == AlertStatus::Triage && trigger == Trigger::Deadline { wave: 0 };
+    if alert.status == AlertStatus::Triage && !auto_release {
+        return Plan::Nothing(Skip::InTriage);
+    }
+    if !auto_release
+        && !matches!(
+            alert.status,
+            AlertStatus::Dispatching | AlertStatus::Assigned | AlertStatus::OnScene
+        )
+    {
         return Plan::Nothing(Skip::NotDispatching(alert.status));
     }
     let trigger = match trigger {
@@ -479,8 +493,12 @@ pub fn plan(
         (Some(end), Some(lapse)) => Some(end.min(lapse)),
         (end, lapse) => end.or(lapse),
     };
+    if auto_release {
+        changes.events.insert(0, Event::Released { by: None });
+        changes.status.get_or_insert(AlertStatus::Dispatching);
+    }
     changes.timer = due_at
-        .filter(|_| changes.status.is_none())
+        .filter(|_| !changes.unmatched())
         .map(|due_at| WaveDeadline {
             wave: changes.wave,
             due_at,

@@ -33,8 +33,8 @@ fn parallel_batches(max_connections: u32) -> usize {
     PARALLEL_BATCHES.min((max_connections as usize / 2).max(1))
 }
 
-/// Starts the dispatcher, the history writer, the catch-up, the position flusher and the aftercare
-/// loop; they stop when `shutdown` is cancelled.
+/// Starts the dispatcher, the history writer, the catch-up, the position flusher, the aftercare
+/// loop and the escalation sweep; they stop when `shutdown` is cancelled.
 pub fn spawn(
     service: Arc<DispatchService>,
     workers: Workers,
@@ -49,8 +49,9 @@ pub fn spawn(
     let sync = tokio::spawn(crate::sync::run(service.clone(), shutdown.clone()));
     let positions = tokio::spawn(crate::positions::run(service.clone(), shutdown.clone()));
     let aftercare = tokio::spawn(crate::aftercare::run(service.clone(), shutdown.clone()));
+    let escalate = tokio::spawn(crate::escalate::run(service.clone(), shutdown.clone()));
     let dispatcher = tokio::spawn(run_dispatcher(service, workers.wake, shutdown));
-    vec![dispatcher, history, sync, positions, aftercare]
+    vec![dispatcher, history, sync, positions, aftercare, escalate]
 }
 
 /// Prepares the service (kind settings, matcher rebuild; retried with backoff until it works),

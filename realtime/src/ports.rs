@@ -103,6 +103,7 @@ mod tests {
             id: UserId::new(),
             roles: Roles::default(),
             name: "Sari".to_owned(),
+            trust: kreki_auth::Trust::New,
         }
     }
 

@@ -8,6 +8,7 @@ mod lms;
 mod loadtest;
 mod mqtt;
 mod openapi;
+mod operations;
 mod process;
 mod responders;
 mod satusehat;

@@ -258,3 +258,62 @@ impl JsonApi {
         body["access_token"].as_str().expect("a token").to_owned()
     }
 }
+
+/// A WebSocket to a `kreki` server.
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Creates an account with the CLI, with extra `roles` beyond citizen.
+pub fn create_account(url: &str, phone: &str, password: &str, name: &str, roles: &[&str]) {
+    let mut command = kreki();
+    command
+        .args(["user", "create", "--phone", phone, "--password", password])
+        .args(["--name", name])
+        .env("KREKI_DATABASE__URL", url);
+    for role in roles {
+        command.args(["--role", role]);
+    }
+    let created = command.output().expect("runs");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+}
+
+/// Opens `/v1/ws` with `token`.
+pub async fn open_socket(base: &str, token: &str) -> Socket {
+    let url = format!(
+        "{}/v1/ws?access_token={token}",
+        base.replacen("http://", "ws://", 1)
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgraded");
+    socket
+}
+
+/// The next frame of type `kind` that satisfies `wanted` within `patience`, skipping others;
+/// `None` when none came.
+pub async fn frame_where(
+    socket: &mut Socket,
+    kind: &str,
+    patience: Duration,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> Option<serde_json::Value> {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .ok()?
+            .expect("open")
+            .expect("a valid frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
+            let frame: serde_json::Value = serde_json::from_str(text.as_str()).expect("JSON");
+            if frame["type"] == kind && wanted(&frame) {
+                return Some(frame);
+            }
+        }
+    }
+}

@@ -28,6 +28,7 @@ fn claims(sub: &str, roles: &[&str]) -> Claims {
         kind: SubjectKind::User,
         roles: roles.iter().map(|role| (*role).to_owned()).collect(),
         name: Some("Penyusup".to_owned()),
+        trust: None,
         scope: None,
     }
 }

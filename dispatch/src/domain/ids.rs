@@ -68,3 +68,13 @@ id_type! {
     /// A check-in: how a volunteer is, asked some time after their assignment ended.
     CheckinId
 }
+
+id_type! {
+    /// A region: an area (usually a kabupaten/kota) and the coordinators who answer for it.
+    RegionId
+}
+
+id_type! {
+    /// An escalation: something a region's coordinators must acknowledge.
+    EscalationId
+}

@@ -3,7 +3,8 @@
 //!
 //! Each is parsed once at the edge; past that, holding one means it follows the rules.
 //!
-//! - [`ids`]: [`AlertId`], [`OfferId`], [`AssignmentId`], [`AedId`], [`CheckinId`].
+//! - [`ids`]: [`AlertId`], [`OfferId`], [`AssignmentId`], [`AedId`], [`CheckinId`], [`RegionId`],
+//!   [`EscalationId`].
 //! - [`states`]: [`AlertKind`], [`AlertStatus`], [`OfferStatus`], [`AssignmentStatus`],
 //!   [`WithdrawReason`], [`ResponderRole`], [`Outcome`], mapped once to their wire and database
 //!   spelling.
@@ -12,6 +13,8 @@
 //! - [`kinds`]: [`KindSettings`], [`WaveSpec`] and the [`OfferPolicy`] within the waves.
 //! - [`aeds`]: the AED registry's checked input and [`aeds::available_at`], whether a device may be
 //!   used at an instant (its hours judged in Asia/Jakarta).
+//! - [`regions`]: regions' areas (GeoJSON checked once), which region an alert belongs to, and
+//!   each region's triage policy.
 //! - [`checkins`]: a volunteer's answer to an aftercare check-in and when it asks for support.
 
 pub mod aeds;
@@ -20,14 +23,16 @@ pub mod idempotency;
 pub mod ids;
 pub mod kinds;
 pub mod position;
+pub mod regions;
 pub mod states;
 
 pub use idempotency::IdempotencyKey;
-pub use ids::{AedId, AlertId, AssignmentId, CheckinId, OfferId};
+pub use ids::{AedId, AlertId, AssignmentId, CheckinId, EscalationId, OfferId, RegionId};
 pub use kinds::{KindSettings, OfferPolicy, WaveSpec};
 pub use position::{Position, h3_cell, parse_accuracy, parse_position};
 pub use states::{
-    AlertKind, AlertStatus, AssignmentStatus, OfferStatus, Outcome, ResponderRole, WithdrawReason,
+    AlertKind, AlertStatus, AssignmentStatus, EscalationReason, OfferStatus, Outcome,
+    ResponderRole, WithdrawReason,
 };
 
 #[cfg(test)]

@@ -103,6 +103,9 @@ string_enum! {
 string_enum! {
     /// Where an alert is in its life.
     AlertStatus {
+        /// Waiting for a coordinator of its region to release it to volunteers (or close it as
+        /// false); released by itself when nobody touches it in time.
+        Triage = "triage",
         /// Offers are going out; not enough responders yet.
         Dispatching = "dispatching",
         /// At least one volunteer accepted.
@@ -123,7 +126,7 @@ impl AlertStatus {
     pub fn is_open(self) -> bool {
         matches!(
             self,
-            Self::Dispatching | Self::Assigned | Self::OnScene | Self::Unmatched
+            Self::Triage | Self::Dispatching | Self::Assigned | Self::OnScene | Self::Unmatched
         )
     }
 }
@@ -210,5 +213,20 @@ string_enum! {
         Aed = "aed",
         /// Leads on scene: calls, guides the others, meets the ambulance.
         Lead = "lead",
+    }
+}
+
+string_enum! {
+    /// Why an escalation was raised: each is an alarm on the region's dashboards until a
+    /// coordinator acknowledges it.
+    EscalationReason {
+        /// Every wave went out and nobody accepted.
+        Unmatched = "unmatched",
+        /// An untrusted account's panic waits in triage for a coordinator.
+        TriageWaiting = "triage_waiting",
+        /// A responder accepted but has not moved for too long.
+        ResponderStalled = "responder_stalled",
+        /// The alert has been open longer than its kind allows.
+        OpenTooLong = "open_too_long",
     }
 }

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use kreki_auth::{CurrentUser, Role};
-use kreki_platform::extract::{Json, Path, Query};
+use kreki_platform::extract::{Json, Path, PeerAddr, Query};
 use kreki_platform::{FieldError, Problem};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -17,6 +17,7 @@ use super::{
 };
 use crate::domain::{AlertId, AlertKind, AlertStatus, IdempotencyKey, Position};
 use crate::error::{DispatchError, DispatchResult};
+use crate::service::alerts::Origin;
 use crate::service::{AlertRequest, Ingest};
 use crate::views::{Alert, TimelineEvent};
 
@@ -96,6 +97,18 @@ fn validate_alert(body: CreateAlertRequest) -> DispatchResult<AlertRequest> {
     }
 }
 
+/// The `Idempotency-Key` header, checked.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> DispatchResult<IdempotencyKey> {
+    match headers.get(IdempotencyKey::HEADER) {
+        None => Err(DispatchError::MissingIdempotencyKey),
+        Some(value) => value
+            .to_str()
+            .map_err(|_| "must be visible ASCII characters")
+            .and_then(IdempotencyKey::parse)
+            .map_err(|why| DispatchError::field(IdempotencyKey::HEADER, why)),
+    }
+}
+
 /// Presses panic. Send a fresh `Idempotency-Key` per press and the same one on every retry: the
 /// alert is committed before the answer, and a retry never makes a second alert.
 #[utoipa::path(post, path = "/v1/alerts", tag = TAG, request_body = CreateAlertRequest, security(("bearer" = [])),
@@ -104,28 +117,28 @@ fn validate_alert(body: CreateAlertRequest) -> DispatchResult<AlertRequest> {
         (status = 201, description = "Alert stored; dispatch started", body = Alert),
         (status = 200, description = "A retry (same key) or a second press near the citizen's open alert: that alert", body = Alert),
         (status = 400, description = "Missing Idempotency-Key or broken JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The account is blocked", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The key was used for another request", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown kind, coordinates out of range (the field is named)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many alerts from this account: retry after `Retry-After` seconds (coordinators are told)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable; retry with the same key", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn create_alert(
     State(state): State<DispatchState>,
     user: CurrentUser,
+    PeerAddr(peer): PeerAddr,
     headers: HeaderMap,
     body: Result<Json<CreateAlertRequest>, Problem>,
 ) -> DispatchResult<impl IntoResponse> {
     user.require(Role::Citizen)?;
-    let key = match headers.get(IdempotencyKey::HEADER) {
-        None => return Err(DispatchError::MissingIdempotencyKey),
-        Some(value) => value
-            .to_str()
-            .map_err(|_| "must be visible ASCII characters")
-            .and_then(IdempotencyKey::parse)
-            .map_err(|why| DispatchError::field(IdempotencyKey::HEADER, why))?,
-    };
+    let key = idempotency_key(&headers)?;
     let Json(body) = body.map_err(problem_to_error)?;
     let request = validate_alert(body)?;
-    let (alert, ingest) = state.service.create_alert(&user, &key, request).await?;
+    let origin = Origin {
+        address: peer.map(|addr| addr.ip()),
+        ..Origin::default()
+    };
+    let (alert, ingest) = state.service.raise(&user, &key, request, origin).await?;
     let status = if ingest == Ingest::Created {
         StatusCode::CREATED
     } else {
@@ -134,7 +147,8 @@ pub(crate) async fn create_alert(
     Ok((status, Json(alert)))
 }
 
-/// Alerts for the coordinators' map, newest first (at most 500).
+/// Alerts for the coordinators' map, newest first (at most 500): a regional coordinator's
+/// regions' alerts, a national coordinator's (assigned to no region) every one.
 #[utoipa::path(get, path = "/v1/alerts", tag = TAG, params(ListQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "Alerts", body = [Alert]),
@@ -152,12 +166,13 @@ pub(crate) async fn list_alerts(
         Some(text) => Some(AlertStatus::parse(text).ok_or_else(|| {
             DispatchError::field(
                 "status",
-                "must be dispatching, assigned, on_scene, resolved, cancelled or unmatched",
+                "must be triage, dispatching, assigned, on_scene, resolved, cancelled or unmatched",
             )
         })?),
     };
     let bbox = parse_bbox(query.bbox.as_deref())?;
-    Ok(Json(state.service.list_alerts(status, bbox).await?))
+    let scope = state.service.scope_of(&user);
+    Ok(Json(state.service.list_alerts(&scope, status, bbox).await?))
 }
 
 /// One alert (its citizen, volunteers offered or assigned it, coordinators).

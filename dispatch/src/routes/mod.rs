@@ -9,13 +9,19 @@
 //! - [`aeds`]: the AED registry.
 //! - [`checkins`]: aftercare check-ins and their answers.
 //! - [`resolve`]: a coordinator resolves an alert with its outcome.
+//! - [`regions`]: regions and their coordinators.
+//! - [`triage`]: release from triage, notes, alerts phoned in to a coordinator.
+//! - [`escalations`]: the alarms coordinators acknowledge.
 
 pub mod aeds;
 pub mod alerts;
 pub mod checkins;
+pub mod escalations;
 pub mod kinds;
+pub mod regions;
 pub mod resolve;
 pub mod responders;
+pub mod triage;
 pub mod volunteers;
 
 use std::sync::Arc;
@@ -69,6 +75,13 @@ pub fn router(state: DispatchState) -> OpenApiRouter {
         .routes(routes!(checkins::answer_checkin))
         .routes(routes!(checkins::list_answers))
         .routes(routes!(resolve::resolve))
+        .routes(routes!(regions::create_region, regions::list_regions))
+        .routes(routes!(regions::set_coordinators))
+        .routes(routes!(triage::release))
+        .routes(routes!(triage::add_note))
+        .routes(routes!(triage::phone_in))
+        .routes(routes!(escalations::list_escalations))
+        .routes(routes!(escalations::acknowledge))
         .with_state(state)
 }
 

@@ -8,13 +8,14 @@
 
 use std::collections::HashMap;
 
-use kreki_auth::{CurrentUser, Role};
+use kreki_auth::CurrentUser;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use super::DispatchService;
 use super::effects::Effect;
+use crate::domain::regions::Admission;
 use crate::domain::{AlertId, AlertKind, AlertStatus, IdempotencyKey, OfferStatus, WithdrawReason};
 use crate::error::{DispatchError, DispatchResult};
 use crate::geo::LatLng;
@@ -121,18 +122,60 @@ pub async fn changes_after(
         .collect())
 }
 
-/// A new alert's first wave, planned before its ingest statement.
-struct FirstWave {
-    changes: Changes,
+/// A new alert's first wave, planned before its ingest statement (or, for a triaged alert, its
+/// auto-release timer).
+pub(crate) struct FirstWave {
+    pub(crate) changes: Changes,
     rows: PlanRows,
     offer_ids: Vec<crate::domain::OfferId>,
+}
+
+impl FirstWave {
+    /// The rows of `changes` for alert `id`.
+    pub(crate) fn new(id: AlertId, changes: Changes) -> Self {
+        let mut rows = PlanRows::default();
+        let offer_ids = rows.add_rows(id, &changes);
+        Self {
+            changes,
+            rows,
+            offer_ids,
+        }
+    }
+
+    /// Timeline entries only: no wave (the dispatcher sends it).
+    fn events_only(id: AlertId, events: Vec<Event>) -> Self {
+        Self::new(
+            id,
+            Changes {
+                expire: Vec::new(),
+                offers: Vec::new(),
+                wave: 0,
+                wave_ends_at: None,
+                status: None,
+                timer: None,
+                events,
+            },
+        )
+    }
+}
+
+/// Where a press came from, beyond the account.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// The client's network address (counted against the address's panic limit).
+    pub address: Option<std::net::IpAddr>,
+    /// The coordinator who raised it for an emergency phoned in to them (no limit, no triage).
+    pub phoned_in_by: Option<crate::timeline::Person>,
+    /// The caller's phone number, for a call-back.
+    pub caller_phone: Option<String>,
 }
 
 impl DispatchService {
     /// Stores an alert durably and, while this instance dispatches, its first wave with it (one
     /// statement, one commit); then tells the volunteers and the citizen. The same key returns the
     /// same alert; the same key with another body is [`DispatchError::IdempotencyKeyReused`]; a
-    /// second press near an open alert of the same kind attaches to it.
+    /// second press near an open alert of the same kind attaches to it. The same as
+    /// [`Self::raise`] with no known origin.
     ///
     /// # Errors
     /// Database failures (503 when unavailable; safe to retry with the same key).
@@ -142,19 +185,64 @@ impl DispatchService {
         key: &IdempotencyKey,
         request: AlertRequest,
     ) -> DispatchResult<(Alert, Ingest)> {
+        self.raise(citizen, key, request, Origin::default()).await
+    }
+
+    /// Raises an alert (see [`Self::create_alert`]) from `origin`: the press is counted against
+    /// the account's and the address's panic limits, the alert gets its region, and the region's
+    /// triage policy decides whether volunteers are alerted at once or a coordinator looks first
+    /// (a triaged alert is stored with its auto-release timer instead of a first wave).
+    ///
+    /// # Errors
+    /// 429 past the panic limit, 403 for a blocked account, database failures (503 when
+    /// unavailable; safe to retry with the same key).
+    pub async fn raise(
+        &self,
+        citizen: &CurrentUser,
+        key: &IdempotencyKey,
+        request: AlertRequest,
+        origin: Origin,
+    ) -> DispatchResult<(Alert, Ingest)> {
         let started = std::time::Instant::now();
+        let now = chrono::Utc::now();
+        if origin.phoned_in_by.is_none() {
+            self.check_panic_limit(citizen, origin.address, now)?;
+        }
         let hash = request.hash();
         let alert_id = AlertId::new();
         let citizen_id = citizen.id.0;
         let settings = self.kind_settings(request.kind);
         let responders_needed = settings.responders_needed;
-        let first = if self.is_dispatching() {
-            Some(
-                self.plan_first_wave(alert_id, &request, responders_needed, settings)
+        let (region_id, admission) = self.with_regions(|map| {
+            let region = map.locate(request.at);
+            let admission = if origin.phoned_in_by.is_some() {
+                Admission::Dispatch
+            } else {
+                map.admission(region, request.kind, citizen.trust)
+            };
+            (region, admission)
+        });
+        let mut before = Vec::new();
+        if let Some(by) = &origin.phoned_in_by {
+            before.push(Event::PhonedIn {
+                by: by.clone(),
+                caller_phone: origin.caller_phone.clone(),
+            });
+        }
+        let first = match admission {
+            Admission::Refused => {
+                return Err(DispatchError::Forbidden(
+                    "this account is blocked; call 112 or 119 in an emergency",
+                ));
+            }
+            Admission::Triage => Some(self.triage_first(alert_id, citizen.trust, now, before)),
+            Admission::Dispatch if self.is_dispatching() => Some(
+                self.plan_first_wave(alert_id, &request, responders_needed, settings, before)
                     .await,
-            )
-        } else {
-            None
+            ),
+            Admission::Dispatch => {
+                (!before.is_empty()).then(|| FirstWave::events_only(alert_id, before))
+            }
         };
         let (wave, status) = first
             .as_ref()
@@ -178,6 +266,8 @@ impl DispatchService {
             wave: i32::try_from(wave).unwrap_or(i32::MAX),
             wave_ends_at: first.as_ref().and_then(|first| first.changes.wave_ends_at),
             status,
+            region_id,
+            caller_phone: origin.caller_phone.as_deref(),
         };
         let created = Event::Created {
             kind: request.kind,
@@ -195,6 +285,13 @@ impl DispatchService {
             },
             note: request.note.clone(),
         };
+        // Without a plan (no dispatcher here, or only events), a dispatcher takes the alert from
+        // its outbox row.
+        let dispatcher_needed = status == AlertStatus::Dispatching
+            && first
+                .as_ref()
+                .is_none_or(|first| first.offer_ids.is_empty() && first.changes.timer.is_none());
+        let empty = PlanRows::default();
         let outcome = store::ingest(
             &mut *self.pool.acquire().await?,
             &new,
@@ -205,7 +302,8 @@ impl DispatchService {
                 created: &created,
                 repeat: &repeat,
             },
-            first.as_ref().map(|first| &first.rows),
+            first.as_ref().map_or(&empty, |first| &first.rows),
+            dispatcher_needed,
         )
         .await?;
         match outcome {
@@ -214,10 +312,14 @@ impl DispatchService {
                     .record(started.elapsed().as_secs_f64());
                 let alert = Alert::raised(&new, created_at);
                 let mut effects = Vec::new();
-                if let Some(first) = first {
-                    effects = first_wave_effects(&alert, &first, created_at);
-                } else {
+                if let Some(first) = &first {
+                    effects = first_wave_effects(&alert, first, created_at);
+                }
+                if dispatcher_needed {
                     effects.push(Effect::Wake(super::Wake::Alert(alert_id)));
+                }
+                if status == AlertStatus::Triage {
+                    effects.push(Effect::Escalated(alert_id));
                 }
                 effects.push(Effect::AlertIs(Box::new(alert.clone())));
                 self.apply(effects).await;
@@ -247,6 +349,7 @@ impl DispatchService {
         request: &AlertRequest,
         responders_needed: u32,
         settings: crate::domain::KindSettings,
+        before: Vec<Event>,
     ) -> FirstWave {
         self.catch_up_before_wave().await;
         let snapshot = Snapshot::new_alert(id, responders_needed, settings);
@@ -270,13 +373,9 @@ impl DispatchService {
                 }
             }
         };
-        let mut rows = PlanRows::default();
-        let offer_ids = rows.add_rows(id, &changes);
-        FirstWave {
-            changes,
-            rows,
-            offer_ids,
-        }
+        let mut changes = changes;
+        changes.events.splice(0..0, before);
+        FirstWave::new(id, changes)
     }
 
     /// One alert with its assignments (no access check).
@@ -292,14 +391,14 @@ impl DispatchService {
     }
 
     /// Checks that `user` may see alert `id`: its citizen, a volunteer offered or assigned it, or a
-    /// coordinator (admins included).
+    /// coordinator of its region (national coordinators and admins: every alert).
     ///
     /// # Errors
     /// 404 for an unknown alert, 403 for someone else's.
     pub async fn check_can_see(&self, user: &CurrentUser, id: AlertId) -> DispatchResult<Alert> {
         let alert = self.alert(id).await?;
         if alert.citizen.id == user.id.0
-            || user.roles.grants(Role::Coordinator)
+            || self.covers(user, alert.region_id)
             || store::was_offered(&self.pool, id, user.id.0).await?
         {
             Ok(alert)
@@ -337,23 +436,27 @@ impl DispatchService {
             .collect())
     }
 
-    /// Alerts for the coordinators' map, newest first (at most 500).
+    /// Alerts for the coordinators' map, newest first (at most 500): those of `scope`'s regions
+    /// (and alerts without a region), or every one for a national scope.
     ///
     /// # Errors
     /// Database failures.
     pub async fn list_alerts(
         &self,
+        scope: &super::regions::Scope,
         status: Option<AlertStatus>,
         bbox: Option<[f64; 4]>,
     ) -> DispatchResult<Vec<Alert>> {
-        Ok(store::list_alerts(&self.pool, status, bbox, 500)
-            .await?
-            .into_iter()
-            .map(|row| {
-                let (alert, assignments) = row.into_parts();
-                Alert::from_rows(alert, assignments)
-            })
-            .collect())
+        Ok(
+            store::list_alerts(&self.pool, scope.regions(), status, bbox, 500)
+                .await?
+                .into_iter()
+                .map(|row| {
+                    let (alert, assignments) = row.into_parts();
+                    Alert::from_rows(alert, assignments)
+                })
+                .collect(),
+        )
     }
 
     /// Alerts that changed after event `after` (at most `limit` events' worth), each as its full
@@ -381,9 +484,9 @@ impl DispatchService {
         let alert = store::lock_alert(&mut tx, id)
             .await?
             .ok_or(DispatchError::NotFound("alert"))?;
-        if alert.citizen_id != user.id.0 && !user.roles.grants(Role::Coordinator) {
+        if alert.citizen_id != user.id.0 && !self.covers(user, alert.region_id) {
             return Err(DispatchError::Forbidden(
-                "only its citizen or a coordinator may cancel an alert",
+                "only its citizen or a coordinator of its region may cancel an alert",
             ));
         }
         if matches!(alert.status, AlertStatus::Cancelled | AlertStatus::Resolved) {

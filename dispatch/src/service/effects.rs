@@ -34,6 +34,8 @@ pub(crate) enum Effect {
     AlertIs(Box<Alert>),
     /// Every wave went out and nobody took the alert.
     Unmatched(AlertId),
+    /// The alert's status raised an escalation (unmatched, triage): tell the coordinators.
+    Escalated(AlertId),
     /// An assignment changed: tell its volunteer and coordinators.
     AssignmentChanged(Assignment),
     /// The volunteer became busy or free (the matcher skips busy volunteers).
@@ -82,6 +84,20 @@ impl DispatchService {
                 Effect::Unmatched(id) => {
                     metrics::counter!("kreki_dispatch_unmatched_total").increment(1);
                     tracing::warn!(alert_id = %id, "alert unmatched after every wave");
+                    queue.push_back(Effect::Escalated(id));
+                }
+                Effect::Escalated(id) => {
+                    match store::escalations::open_of_alert(&self.pool, id).await {
+                        Ok(rows) => {
+                            for row in rows {
+                                self.announce_escalation(row.into());
+                            }
+                        }
+                        Err(error) => {
+                            // The escalation is stored; dashboards list it when they next read.
+                            tracing::warn!(alert_id = %id, %error, "escalation not announced");
+                        }
+                    }
                 }
                 Effect::AssignmentChanged(assignment) => {
                     let to = [

@@ -14,6 +14,10 @@
 //! - [`checkins`]: aftercare check-ins (delivery when due, the volunteer's answer, coordinators'
 //!   list).
 //! - [`resolve`]: a coordinator resolves an alert and records its outcome.
+//! - [`regions`]: regions, their coordinators, and where a coordinator may look and act.
+//! - [`triage`]: releasing a triaged alert, notes on the timeline, alerts phoned in to a
+//!   coordinator.
+//! - [`escalations`]: the alarms a region's coordinators must acknowledge.
 //!
 //! Every state change is one transaction (or one statement) that changes the alert row, so
 //! accepts, waves, cancels and assignments of one alert serialise, and a wave planned from an
@@ -24,9 +28,12 @@ pub mod aeds;
 pub mod alerts;
 pub mod checkins;
 pub mod effects;
+pub mod escalations;
+pub mod regions;
 pub mod resolve;
 pub mod responders;
 pub mod teams;
+pub mod triage;
 pub mod volunteers;
 pub mod waves;
 
@@ -103,6 +110,11 @@ pub struct DispatchService {
     kinds: RwLock<HashMap<AlertKind, KindSettings>>,
     /// Who responds with whom ([`teams`]).
     teams: teams::Teams,
+    /// Every region, for locating alerts and scoping coordinators ([`regions`]). Refreshed when
+    /// they change here and at every catch-up poll.
+    regions: RwLock<crate::domain::regions::RegionMap>,
+    /// Panic rate limits ([`crate::abuse`]).
+    panic_limits: crate::abuse::PanicLimiter,
 }
 
 impl std::fmt::Debug for DispatchService {
@@ -121,6 +133,10 @@ impl DispatchService {
         let index = Index::new(Duration::seconds(
             i64::try_from(config.position_max_age_s).unwrap_or(600),
         ));
+        let panic_limits = crate::abuse::PanicLimiter::new(
+            config.panics_per_minute,
+            config.panics_per_minute_per_address,
+        );
         let service = Arc::new(Self {
             pool,
             config,
@@ -135,6 +151,8 @@ impl DispatchService {
             sync: crate::sync::VolunteerSync::new(),
             kinds: RwLock::new(HashMap::new()),
             teams: teams::Teams::default(),
+            regions: RwLock::new(crate::domain::regions::RegionMap::default()),
+            panic_limits,
         });
         (
             service,
@@ -165,6 +183,7 @@ impl DispatchService {
             store::seed_kind(&self.pool, *kind, &self.config.kind_settings(*kind)).await?;
         }
         self.refresh_kinds().await?;
+        self.refresh_regions().await?;
         self.rebuild_index().await?;
         self.prepared.store(true, Ordering::Release);
         Ok(())

@@ -37,6 +37,7 @@ impl DispatchService {
         let alert = store::lock_alert(&mut tx, id)
             .await?
             .ok_or(DispatchError::NotFound("alert"))?;
+        self.require_covers(coordinator, alert.region_id)?;
         if alert.status == AlertStatus::Cancelled {
             return Err(DispatchError::AlertClosed(alert.status));
         }
@@ -70,6 +71,16 @@ impl DispatchService {
             }
             store::cancel_timers(&mut tx, id).await?;
             store::set_alert_status(&mut tx, id, AlertStatus::Resolved).await?;
+        }
+        if alert.status == AlertStatus::Triage {
+            // Closed from triage (usually as a false alarm): the coordinator dealt with it.
+            store::escalations::acknowledge_reason(
+                &mut tx,
+                id,
+                crate::domain::EscalationReason::TriageWaiting,
+                coordinator.id.0,
+            )
+            .await?;
         }
         store::record_outcome(&mut tx, id, outcome, note.as_deref(), coordinator.id.0).await?;
         store::insert_event(

@@ -234,6 +234,7 @@ impl DispatchService {
         let alert = store::lock_alert(&mut tx, id)
             .await?
             .ok_or(DispatchError::NotFound("alert"))?;
+        self.require_covers(coordinator, alert.region_id)?;
         if matches!(alert.status, AlertStatus::Cancelled | AlertStatus::Resolved) {
             return Err(DispatchError::AlertClosed(alert.status));
         }

@@ -250,6 +250,9 @@ fn wave_effects(
     if plan.changes.unmatched() {
         effects.push(Effect::Unmatched(facts.id));
         effects.push(Effect::AlertChanged(facts.id));
+    } else if plan.changes.status == Some(crate::domain::AlertStatus::Dispatching) {
+        // Released from triage by its timer.
+        effects.push(Effect::AlertChanged(facts.id));
     }
     effects
 }

@@ -49,7 +49,7 @@ macro_rules! open_alert_nearby_sql {
     () => {
         "SELECT id FROM dispatch.alerts
          WHERE citizen_id = $1 AND kind = $2 AND drill = $6
-           AND status IN ('dispatching', 'assigned', 'on_scene', 'unmatched')
+           AND status IN ('triage', 'dispatching', 'assigned', 'on_scene', 'unmatched')
            AND ST_DWithin(location, ST_SetSRID(ST_MakePoint($3, $4), 4326)::geography, $5)
          ORDER BY created_at DESC LIMIT 1 FOR UPDATE"
     };
@@ -90,6 +90,10 @@ pub struct NewAlert<'a> {
     pub status: AlertStatus,
     /// When its first wave ends (none without a first wave).
     pub wave_ends_at: Option<DateTime<Utc>>,
+    /// The region it belongs to.
+    pub region_id: Option<crate::domain::RegionId>,
+    /// The caller's phone, for a coordinator's call-back (phoned-in alerts).
+    pub caller_phone: Option<&'a str>,
 }
 
 /// The press being stored: its key, and what to record for either outcome.
@@ -120,17 +124,17 @@ pub enum Ingested {
 
 /// Stores a panic in one statement, so one commit makes it durable: the idempotency key, then
 /// either a repeat press on the citizen's open alert within the press's radius (the key then
-/// points at it) or the new alert with its `created` event and its first wave (`first`: offers, timer and
-/// events, planned before the statement) or, without a plan, an outbox row for the dispatcher. A
-/// key held by a concurrent request is waited for; a key used before writes nothing.
+/// points at it) or the new alert with its `created` event and `rows` (its first wave's offers,
+/// timer and events, planned before the statement, or a triaged alert's auto-release timer) and,
+/// when `dispatcher_needed` (no plan was made), an outbox row for the dispatcher. A key held by a
+/// concurrent request is waited for; a key used before writes nothing.
 pub async fn ingest(
     conn: &mut PgConnection,
     alert: &NewAlert<'_>,
     press: &Press<'_>,
-    first: Option<&PlanRows>,
+    rows: &PlanRows,
+    dispatcher_needed: bool,
 ) -> Result<Ingested, sqlx::Error> {
-    let empty = PlanRows::default();
-    let rows = first.unwrap_or(&empty);
     let (_, created_data) = press.created.columns();
     let (_, repeat_data) = press.repeat.columns();
     let (pointed, created_at): (Option<AlertId>, Option<DateTime<Utc>>) =
@@ -145,9 +149,9 @@ pub async fn ingest(
              ), created AS (
                  INSERT INTO dispatch.alerts
                      (id, citizen_id, citizen_name, kind, location, h3_cell, accuracy_m, note, patient_nik,
-                      responders_needed, drill, wave, status, wave_ends_at)
+                      responders_needed, drill, wave, status, wave_ends_at, region_id, caller_phone)
                  SELECT $9, $1, $10, $2, ST_SetSRID(ST_MakePoint($3, $4), 4326)::geography, $11, $12, $13,
-                        $14, $15, $6, $16, $17, $30
+                        $14, $15, $6, $16, $17, $30, $31, $32
                  FROM key WHERE key.alert_id = $9
                  RETURNING id, created_at
              ), events AS (
@@ -204,8 +208,10 @@ pub async fn ingest(
         .bind(&rows.offer_expires)
         .bind(&rows.timer_waves)
         .bind(&rows.timer_due)
-        .bind(first.is_none())
+        .bind(dispatcher_needed)
         .bind(alert.wave_ends_at)
+        .bind(alert.region_id)
+        .bind(alert.caller_phone)
         .fetch_one(conn)
         .await?;
     Ok(match (pointed, created_at) {
@@ -233,6 +239,26 @@ pub async fn insert_event(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Appends a timeline entry and answers it as stored.
+pub async fn insert_event_returning(
+    pool: &PgPool,
+    alert_id: AlertId,
+    actor: Option<Uuid>,
+    event: &Event,
+) -> Result<EventRow, sqlx::Error> {
+    let (kind, data) = event.columns();
+    sqlx::query_as(
+        "INSERT INTO dispatch.alert_events (alert_id, type, actor, data) VALUES ($1, $2, $3, $4)
+         RETURNING at, type, actor, data",
+    )
+    .bind(alert_id)
+    .bind(kind)
+    .bind(actor)
+    .bind(data)
+    .fetch_one(pool)
+    .await
 }
 
 /// One alert with its assignments, in one statement.
@@ -282,10 +308,11 @@ pub async fn set_alert_status(
     Ok(())
 }
 
-/// Alerts filtered by status and a bounding box (`[min_lng, min_lat, max_lng, max_lat]`), newest
+/// Alerts filtered by region (none: all), status and a bounding box (`[min_lng, min_lat, max_lng, max_lat]`), newest
 /// first, at most `limit`, each with its assignments.
 pub async fn list_alerts(
     pool: &PgPool,
+    regions: Option<&[crate::domain::RegionId]>,
     status: Option<AlertStatus>,
     bbox: Option<[f64; 4]>,
     limit: i64,
@@ -302,6 +329,7 @@ pub async fn list_alerts(
          WHERE ($1::text IS NULL OR a.status = $1)
            AND ($2::float8 IS NULL
                 OR a.location && ST_MakeEnvelope($2, $3, $4, $5, 4326)::geography)
+           AND ($7::uuid[] IS NULL OR a.region_id IS NULL OR a.region_id = ANY($7))
          ORDER BY a.created_at DESC LIMIT $6"
     ))
     .bind(status)
@@ -310,6 +338,7 @@ pub async fn list_alerts(
     .bind(max_lng)
     .bind(max_lat)
     .bind(limit)
+    .bind(regions)
     .fetch_all(pool)
     .await
 }

@@ -17,6 +17,9 @@
 //! - [`checkins`]: aftercare check-ins (scheduled when an assignment ends, claimed for delivery,
 //!   answered).
 //! - [`outcomes`]: how an incident ended, as a coordinator records it.
+//! - [`regions`]: regions, their areas and coordinators.
+//! - [`escalations`]: escalations (open ones, acknowledging, the sweep of stalled responders and
+//!   alerts open too long).
 //!
 //! Spatial predicates cast the query point, never an indexed column, so the GiST indexes serve them.
 
@@ -62,13 +65,15 @@ pub struct AlertRow {
     pub created_at: DateTime<Utc>,
     /// Last change (UTC).
     pub updated_at: DateTime<Utc>,
+    /// The region it belongs to (none while no region is defined).
+    pub region_id: Option<crate::domain::RegionId>,
 }
 
 macro_rules! alert_columns {
     () => {
         "a.id, a.citizen_id, a.citizen_name, a.kind, a.status, ST_Y(a.location::geometry) AS lat,
          ST_X(a.location::geometry) AS lng, a.accuracy_m, a.note, a.drill, a.responders_needed, a.outcome, a.wave,
-         a.created_at, a.updated_at"
+         a.created_at, a.updated_at, a.region_id"
     };
 }
 
@@ -230,9 +235,11 @@ pub mod alerts;
 pub mod assignments;
 pub mod changes;
 pub mod checkins;
+pub mod escalations;
 pub mod kinds;
 pub mod offers;
 pub mod outcomes;
+pub mod regions;
 pub mod volunteers;
 pub mod waves;
 

@@ -408,7 +408,10 @@ proptest! {
     fn every_plan_follows_the_rules(snapshot in snapshots(), trigger in triggers(), candidates in candidates()) {
         let plan = run(&snapshot, trigger, candidates.clone());
         let alert = &snapshot.alert;
-        let dispatching = matches!(alert.status, AlertStatus::Dispatching | AlertStatus::Assigned | AlertStatus::OnScene);
+        // Triage's timer (wave 0's deadline) releases a triaged alert.
+        let released = alert.status == AlertStatus::Triage && trigger == Trigger::Deadline { wave: 0 };
+        let dispatching = released
+            || matches!(alert.status, AlertStatus::Dispatching | AlertStatus::Assigned | AlertStatus::OnScene);
         let stale = matches!(trigger, Trigger::Deadline { wave } if wave != alert.wave);
         let live = trigger == Trigger::NeedsWave && snapshot.pending.iter().any(|offer| offer.expires_at > now());
         let covered = snapshot.active >= alert.responders_needed;
@@ -455,7 +458,7 @@ proptest! {
             prop_assert_eq!(changes.unmatched(), snapshot.active == 0);
         } else {
             prop_assert!(changes.wave > alert.wave);
-            prop_assert_eq!(changes.status, None);
+            prop_assert_eq!(changes.status, released.then_some(AlertStatus::Dispatching));
         }
         prop_assert!(changes.wave >= alert.wave);
     }
@@ -774,4 +777,59 @@ proptest! {
         }
         prop_assert!(changes.wave >= snapshot.alert.wave);
     }
+}
+
+#[test]
+fn an_alert_in_triage_sends_nothing_until_released() {
+    let snapshot = alert_at(AlertStatus::Triage, 0);
+    for trigger in [
+        Trigger::NeedsWave,
+        Trigger::Replace,
+        Trigger::Deadline { wave: 1 },
+    ] {
+        assert_eq!(
+            plan(&snapshot, trigger, now(), no_matcher),
+            Plan::Nothing(Skip::InTriage)
+        );
+    }
+}
+
+#[test]
+fn the_triage_timer_releases_the_alert_and_sends_its_first_wave_in_one_plan() {
+    let snapshot = alert_at(AlertStatus::Triage, 0);
+    let changes = written(run(
+        &snapshot,
+        Trigger::Deadline { wave: 0 },
+        at(&[100.0, 200.0]),
+    ));
+    assert_eq!(changes.status, Some(AlertStatus::Dispatching));
+    assert_eq!(changes.events[0], Event::Released { by: None });
+    assert!(matches!(
+        changes.events[1],
+        Event::OffersSent { wave: 1, .. }
+    ));
+    assert_eq!(offered(&changes), [volunteer(1), volunteer(2)]);
+    assert_eq!(changes.timer.map(|timer| timer.wave), Some(1));
+}
+
+#[test]
+fn a_released_alert_nobody_can_take_is_unmatched_at_once() {
+    let snapshot = alert_at(AlertStatus::Triage, 0);
+    let changes = written(run(&snapshot, Trigger::Deadline { wave: 0 }, Vec::new()));
+    assert_eq!(changes.status, Some(AlertStatus::Unmatched));
+    assert_eq!(changes.events.first(), Some(&Event::Released { by: None }));
+    assert_eq!(changes.events.last(), Some(&Event::Unmatched));
+    assert_eq!(changes.timer, None);
+}
+
+#[test]
+fn a_late_triage_timer_of_a_released_alert_changes_nothing() {
+    let snapshot = alert_at(AlertStatus::Dispatching, 1);
+    assert_eq!(
+        plan(&snapshot, Trigger::Deadline { wave: 0 }, now(), no_matcher),
+        Plan::Nothing(Skip::StaleDeadline {
+            deadline: 0,
+            current: 1
+        })
+    );
 }

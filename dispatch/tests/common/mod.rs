@@ -106,6 +106,20 @@ impl TestApp {
         }
     }
 
+    /// A person with `roles` whose token carries a trust level (as KREKI ID issues them).
+    pub fn person_trusted(&self, name: &str, roles: &[Role], trust: kreki_auth::Trust) -> Person {
+        let id = Uuid::now_v7();
+        let token = self
+            .issuer
+            .for_person(UserId(id), &Roles::new(roles.iter().copied()), name, trust)
+            .expect("a token");
+        Person {
+            id,
+            name: name.to_owned(),
+            token,
+        }
+    }
+
     /// A citizen.
     pub fn citizen(&self, name: &str) -> Person {
         self.person(name, &[Role::Citizen])
