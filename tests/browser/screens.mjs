@@ -290,8 +290,9 @@ export function screenTests({ newPage, signIn, phone, noPageErrors }) {
       await page.waitForSelector(`[data-account-message="${citizen.id}"].ok`);
       assert((await apiCall(server.base, { ...citizen }, 'GET', '/v1/auth/me')).json.roles.includes('volunteer'), 'the role is stored');
       await page.click(`[data-block="${citizen.id}"]`);
-      await page.waitForFunction((id) => !document.querySelector(`[data-account-message="${id}"]`).hidden
-        && document.querySelector(`[data-account-message="${id}"]`).textContent.length > 0, citizen.id);
+      await page.waitForSelector(`[data-account-message="${citizen.id}"].ok`);
+      const blocked = await apiCall(server.base, { phone: citizen.phone, password: citizen.password }, 'GET', '/v1/auth/me');
+      assert(blocked.status !== 200, `a blocked account cannot sign in again (${blocked.status})`);
 
       // An OAuth client for a hospital: a name is required (field error), then created, rotated.
       await page.check('#client-scopes input[value="system/Encounter.read"]');
