@@ -10,8 +10,10 @@
 //! - [`wiring`]: the adapters joining dispatch and the realtime hub.
 
 pub mod app;
+pub mod basemap;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod lms_names;
 pub mod web;
 pub mod wiring;

@@ -130,6 +130,16 @@ impl AuthService {
         &self.config
     }
 
+    /// Hashes secrets (client secrets, passwords) with Argon2id, bounded in concurrency.
+    pub(crate) fn hasher(&self) -> &SecretHasher {
+        &self.hasher
+    }
+
+    /// The database (for the admin queries of [`crate::admin`]).
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Creates an account.
     ///
     /// # Errors
