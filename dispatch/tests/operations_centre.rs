@@ -650,3 +650,28 @@ async fn a_coordinator_sends_an_unmatched_alert_wider_and_records_a_hand_off(poo
         );
     }
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_citizen_cancelling_a_triaged_alert_stops_its_alarm(pool: PgPool) {
+    let app = started(pool, DispatchConfig::default()).await;
+    let admin = app.person("Admin", &[Role::Admin]);
+    two_regions(&app, &admin).await;
+    let coordinator = app.person("Kord", &[Role::Coordinator]);
+    let citizen = app.person_trusted("Baru", &[Role::Citizen], Trust::New);
+    let (_, alert) = app
+        .panic(&citizen, "c-1", alert_body("medical", MONAS))
+        .await;
+    assert_eq!(alert["status"], "triage");
+    assert_eq!(open_escalations(&app, &coordinator).await.len(), 1);
+    let id = alert["id"].as_str().expect("an id");
+    let (status, cancelled) = app
+        .call(
+            Method::POST,
+            &format!("/v1/alerts/{id}/cancel"),
+            Some(&citizen),
+            Some(json!({"reason": "salah tekan"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert!(open_escalations(&app, &coordinator).await.is_empty());
+}

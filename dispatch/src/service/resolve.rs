@@ -69,16 +69,9 @@ impl DispatchService {
             store::cancel_timers(&mut tx, id).await?;
             store::set_alert_status(&mut tx, id, AlertStatus::Resolved).await?;
         }
-        if alert.status == AlertStatus::Triage {
-            // Closed from triage (usually as a false alarm): the coordinator dealt with it.
-            store::escalations::acknowledge_reason(
-                &mut tx,
-                id,
-                crate::domain::EscalationReason::TriageWaiting,
-                coordinator.id.0,
-            )
-            .await?;
-        }
+        // Closed (from triage, usually as a false alarm, or at any point): nothing is left for an
+        // alarm to call for.
+        store::escalations::close_all_of_alert(&mut tx, id, coordinator.id.0).await?;
         store::record_outcome(&mut tx, id, outcome, note.as_deref(), coordinator.id.0).await?;
         store::insert_event(
             &mut tx,

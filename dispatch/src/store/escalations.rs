@@ -135,6 +135,24 @@ pub async fn acknowledge_reason(
     Ok(())
 }
 
+/// Acknowledges every open escalation of an alert that is being closed (cancelled or resolved:
+/// nothing is left to act on), as `by`, inside the caller's transaction.
+pub async fn close_all_of_alert(
+    conn: &mut sqlx::PgConnection,
+    alert_id: AlertId,
+    by: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE dispatch.escalations SET acknowledged_at = now(), acknowledged_by = $2
+         WHERE alert_id = $1 AND acknowledged_at IS NULL",
+    )
+    .bind(alert_id)
+    .bind(by)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Raises the escalations no status change raises, in one statement, and answers those it raised:
 /// `responder_stalled` for an assignment still `accepted` (nobody reported moving) `stalled_s`
 /// after the accept with no position since, and `open_too_long` for an alert open longer than
