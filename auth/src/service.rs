@@ -130,6 +130,19 @@ impl AuthService {
         &self.config
     }
 
+    /// The database (the audit log and erasure run their statements on it).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Whether `password` matches the Argon2id `hash` (off the async runtime, bounded).
+    ///
+    /// # Errors
+    /// 500 when the hashing task fails.
+    pub async fn verify_password(&self, password: String, hash: String) -> AuthResult<bool> {
+        self.hasher.verify(password, Some(hash)).await
+    }
+
     /// Creates an account.
     ///
     /// # Errors

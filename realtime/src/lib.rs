@@ -29,6 +29,7 @@
 pub mod bus;
 pub mod config;
 pub mod connection;
+pub mod erasure;
 pub mod error;
 pub mod hub;
 pub mod mqtt;
