@@ -445,7 +445,7 @@ async fn attempts_lock_after_the_limit_until_the_cool_down_ends(pool: PgPool) {
         (3500..=3600).contains(&retry_after),
         "Retry-After {retry_after}"
     );
-    // The API.md shape (no attempt id) obeys the same lock.
+    // The docs/API.md shape (no attempt id) obeys the same lock.
     let (status, _) = app.submit(&learner, quiz, None, json!([])).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 

@@ -7,7 +7,7 @@ use rand::Rng;
 /// Mean Earth radius (IUGG), in metres.
 const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
-/// A position: latitude then longitude, in degrees (WGS84), as API.md's `{lat, lng}`.
+/// A position: latitude then longitude, in degrees (WGS84), as docs/API.md's `{lat, lng}`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LatLng {
     /// Degrees north (negative south of the equator; Jakarta is about -6.2).
