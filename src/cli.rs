@@ -204,7 +204,8 @@ pub enum KeysCommand {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    // Two TLS crypto providers end up linked (see STACK.md); choose one before any TLS is made.
+    // Two TLS crypto providers end up linked (see docs/DESIGN.md, "Stack choices"); choose one
+    // before any TLS is made.
     drop(rustls::crypto::aws_lc_rs::default_provider().install_default());
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref()) {

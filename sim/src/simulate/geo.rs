@@ -61,7 +61,7 @@ pub struct Area {
 }
 
 /// Central Jakarta and its neighbours (about 15 x 13 km): dense enough that a few dozen volunteers
-/// lie within the dispatch waves' radii of most emergencies, inside the benchmark box of DESIGN.md.
+/// lie within the dispatch waves' radii of most emergencies, inside the benchmark box of docs/DESIGN.md.
 pub const JAKARTA: Area = Area {
     min_lat: -6.26,
     max_lat: -6.14,
