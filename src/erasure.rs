@@ -74,6 +74,19 @@ impl AccountErasure for Bridge {
     }
 }
 
+/// Authorship of guidance pages.
+struct Cms(PgPool);
+
+impl AccountErasure for Cms {
+    fn service(&self) -> &'static str {
+        "cms"
+    }
+
+    fn erase<'a>(&'a self, account: &'a ErasedAccount) -> ErasureFuture<'a> {
+        Box::pin(kreki_cms::erasure::erase_person(&self.0, account.id.0))
+    }
+}
+
 /// Every service's erasure hook over `pool`, in the order they run (devices first, so nothing more
 /// is pushed to the person while the rest is erased).
 pub fn hooks(pool: &PgPool) -> Vec<Arc<dyn AccountErasure>> {
@@ -82,5 +95,6 @@ pub fn hooks(pool: &PgPool) -> Vec<Arc<dyn AccountErasure>> {
         Arc::new(Dispatch(pool.clone())),
         Arc::new(Lms(pool.clone())),
         Arc::new(Bridge(pool.clone())),
+        Arc::new(Cms(pool.clone())),
     ]
 }

@@ -11,9 +11,11 @@
 //! - [`wiring`]: the adapters joining dispatch and the realtime hub.
 
 pub mod app;
+pub mod basemap;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod erasure;
+pub mod lms_names;
 pub mod web;
 pub mod wiring;

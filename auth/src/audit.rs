@@ -20,6 +20,8 @@ use crate::routes::AuthState;
 pub enum Action {
     /// An admin opened an account (phone, e-mail, name).
     UserView,
+    /// An admin's account search showed this account.
+    UserSearch,
     /// An admin erased an account.
     UserDelete,
     /// The person erased their own account.
@@ -35,6 +37,7 @@ impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Action::UserView => "user.view",
+            Action::UserSearch => "user.search",
             Action::UserDelete => "user.delete",
             Action::UserSelfDelete => "user.self_delete",
             Action::CallerPhoneView => "alert.caller_phone.view",
@@ -50,7 +53,7 @@ pub struct AuditEntry {
     pub at: DateTime<Utc>,
     /// The account that acted; null when KREKI itself did.
     pub actor: Option<Uuid>,
-    /// What was done: `user.view`, `user.delete`, `user.self_delete`, `alert.caller_phone.view`,
+    /// What was done: `user.view`, `user.search`, `user.delete`, `user.self_delete`, `alert.caller_phone.view`,
     /// `export`.
     #[schema(example = "user.view")]
     pub action: String,
@@ -79,6 +82,33 @@ pub async fn record(
     .bind(actor.map(|id| id.0))
     .bind(action.as_str())
     .bind(subject.map(|id| id.0))
+    .bind(reason)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Appends one line per subject in `subjects` (an account search's results), in one statement.
+///
+/// # Errors
+/// The database error.
+pub async fn record_many(
+    executor: impl sqlx::PgExecutor<'_>,
+    actor: Option<UserId>,
+    action: Action,
+    subjects: &[Uuid],
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    if subjects.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO auth.audit_log (actor, action, subject, reason)
+         SELECT $1, $2, s, $4 FROM unnest($3::uuid[]) AS s",
+    )
+    .bind(actor.map(|id| id.0))
+    .bind(action.as_str())
+    .bind(subjects)
     .bind(reason)
     .execute(executor)
     .await?;
@@ -159,6 +189,7 @@ mod tests {
     fn actions_are_dotted_lower_case() {
         for action in [
             Action::UserView,
+            Action::UserSearch,
             Action::UserDelete,
             Action::UserSelfDelete,
             Action::CallerPhoneView,

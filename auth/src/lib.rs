@@ -18,6 +18,7 @@
 //! - [`error`]: [`AuthError`] and its mapping to problem+json.
 
 pub mod account_view;
+pub mod admin;
 pub mod audit;
 pub mod config;
 pub mod domain;

@@ -130,7 +130,12 @@ impl AuthService {
         &self.config
     }
 
-    /// The database (the audit log and erasure run their statements on it).
+    /// Hashes secrets (client secrets, passwords) with Argon2id, bounded in concurrency.
+    pub(crate) fn hasher(&self) -> &SecretHasher {
+        &self.hasher
+    }
+
+    /// The database (the admin queries of [`crate::admin`], the audit log, erasure).
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }

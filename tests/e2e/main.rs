@@ -9,6 +9,7 @@ mod loadtest;
 mod mqtt;
 mod openapi;
 mod operations;
+mod overload;
 mod privacy;
 mod process;
 mod responders;

@@ -60,6 +60,24 @@ async fn an_admin_viewing_an_account_is_audited_and_the_log_cannot_be_rewritten(
     let by_member = audit(&app, &admin.access, &format!("?actor={member_id}")).await;
     assert_eq!(by_member.body, json!([]));
 
+    // An account search shows accounts too: each one found is a line.
+    let found = send(
+        app.request(
+            Method::GET,
+            &format!(
+                "/v1/admin/users?q={}",
+                common::phone(2).trim_start_matches('+')
+            ),
+        )
+        .bearer_auth(&admin.access),
+    )
+    .await;
+    assert_eq!(found.status, 200, "{found:#?}");
+    assert_eq!(found.body[0]["id"], member_id.to_string());
+    let lines = audit(&app, &admin.access, &format!("?subject={member_id}")).await;
+    assert_eq!(lines.body[0]["action"], "user.search", "{lines:#?}");
+    assert_eq!(lines.body.as_array().map(Vec::len), Some(2));
+
     // Append-only in the database itself.
     for statement in [
         "UPDATE auth.audit_log SET reason = 'nothing to see'",
@@ -73,7 +91,7 @@ async fn an_admin_viewing_an_account_is_audited_and_the_log_cannot_be_rewritten(
         .fetch_one(&pool)
         .await
         .expect("counted");
-    assert_eq!(kept, 1);
+    assert_eq!(kept, 2);
 }
 
 async fn delete_me(app: &common::TestApp, bearer: &str, body: &Value) -> Answer {

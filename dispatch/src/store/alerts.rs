@@ -94,6 +94,8 @@ pub struct NewAlert<'a> {
     pub region_id: Option<crate::domain::RegionId>,
     /// The caller's phone, for a coordinator's call-back (phoned-in alerts).
     pub caller_phone: Option<&'a str>,
+    /// The trace of the request that raised it (its later waves join it).
+    pub traceparent: Option<&'a str>,
 }
 
 /// The press being stored: its key, and what to record for either outcome.
@@ -149,9 +151,10 @@ pub async fn ingest(
              ), created AS (
                  INSERT INTO dispatch.alerts
                      (id, citizen_id, citizen_name, kind, location, h3_cell, accuracy_m, note, patient_nik,
-                      responders_needed, drill, wave, status, wave_ends_at, region_id, caller_phone)
+                      responders_needed, drill, wave, status, wave_ends_at, region_id, caller_phone,
+                      traceparent)
                  SELECT $9, $1, $10, $2, ST_SetSRID(ST_MakePoint($3, $4), 4326)::geography, $11, $12, $13,
-                        $14, $15, $6, $16, $17, $30, $31, $32
+                        $14, $15, $6, $16, $17, $30, $31, $32, $33
                  FROM key WHERE key.alert_id = $9
                  RETURNING id, created_at
              ), events AS (
@@ -212,6 +215,7 @@ pub async fn ingest(
         .bind(alert.wave_ends_at)
         .bind(alert.region_id)
         .bind(alert.caller_phone)
+        .bind(alert.traceparent)
         .fetch_one(conn)
         .await?;
     Ok(match (pointed, created_at) {
@@ -292,6 +296,43 @@ pub async fn lock_alert(
     .bind(id)
     .fetch_optional(conn)
     .await
+}
+
+/// Adds a coordinator's wider wave to an alert (bumps `version`, so a plan read before it does
+/// not land).
+pub async fn add_extra_radius(
+    conn: &mut PgConnection,
+    id: AlertId,
+    radius_m: u32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE dispatch.alerts SET extra_radii_m = extra_radii_m || $2, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(i32::try_from(radius_m).unwrap_or(i32::MAX))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The widest radius an alert's waves reach: its kind's (`settings`) or a coordinator's wider
+/// one, metres.
+pub async fn widest_radius_m(
+    conn: &mut PgConnection,
+    id: AlertId,
+    settings: &crate::domain::KindSettings,
+) -> Result<u32, sqlx::Error> {
+    let extra: Option<i32> = sqlx::query_scalar(
+        "SELECT max(r) FROM dispatch.alerts, unnest(extra_radii_m) AS r WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await?;
+    let extra = extra
+        .and_then(|radius| u32::try_from(radius).ok())
+        .unwrap_or(0);
+    Ok(settings.widest_radius_m().max(extra))
 }
 
 /// Sets an alert's status (and bumps `updated_at`, and through its trigger `version`).
