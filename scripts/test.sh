@@ -8,9 +8,10 @@
 #    pgBackRest point-in-time restore is tested (deploy/backup/test-restore.sh, PostgreSQL on :5444
 #    and :5445).
 # 3. Every FHIR resource shape KREKI serves or sends is checked by an independent validator.
-# 4. Doc tests, then every unit, integration and end-to-end test of the workspace with cargo-nextest
+# 4. The OpenAPI description `/openapi.json` serves passes openapi-spec-validator.
+# 5. Doc tests, then every unit, integration and end-to-end test of the workspace with cargo-nextest
 #    (plain `cargo test` where nextest is missing). Each database test gets its own fresh database.
-# 5. The dashboard and the web apps in a real headless Chromium (tests/browser/; installs Debian's
+# 6. The dashboard and the web apps in a real headless Chromium (tests/browser/; installs Debian's
 #    chromium and the npm packages when missing), against a real `kreki` on its own database.
 #
 # Builds go to $CARGO_TARGET_DIR (default ~/.cache/kreki-target) so repeated runs and clones reuse them.
@@ -29,6 +30,9 @@ bash deploy/backup/test-restore.sh
 
 echo "==> FHIR resources checked by an independent validator (fhir.resources)"
 bash bridge-satusehat/validation/run.sh
+
+echo "==> /openapi.json checked by openapi-spec-validator"
+bash scripts/validate-openapi.sh
 
 echo "==> doc tests"
 cargo test --workspace --doc --quiet

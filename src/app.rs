@@ -179,7 +179,8 @@ pub fn build(
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
     let mut workers = Vec::new();
 
-    let auth = kreki_auth::build(pool.clone(), config.auth.clone())?;
+    let auth = kreki_auth::build(pool.clone(), config.auth.clone())?
+        .with_erasers(crate::erasure::hooks(pool));
     if services.contains(Service::Auth) {
         if auth.service.keys().current().is_none() {
             anyhow::bail!(
@@ -297,6 +298,12 @@ pub fn build(
             queues,
             shutdown.clone(),
         ));
+        // Retention of positions, drills and exact alert positions (`[dispatch.retention]`).
+        workers.push(tokio::spawn(kreki_dispatch::retention::run(
+            pool.clone(),
+            config.dispatch.retention.clone(),
+            shutdown.clone(),
+        )));
         // Certificate changes from any instance arrive through PostgreSQL (the LMS change feed)
         // and reach the matcher through a bounded queue.
         let (eligibility_tx, eligibility_rx) = tokio::sync::mpsc::channel(1024);

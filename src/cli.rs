@@ -129,6 +129,9 @@ pub enum Command {
     },
     /// Check the configuration and print it (secrets redacted).
     Config,
+    /// Print the OpenAPI description `/openapi.json` serves (JSON), without a database or a
+    /// signing key: what `scripts/validate-openapi.sh` checks and client generators read.
+    Openapi,
 }
 
 /// `kreki guidance …`
@@ -216,7 +219,8 @@ pub enum KeysCommand {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    // Two TLS crypto providers end up linked (see STACK.md); choose one before any TLS is made.
+    // Two TLS crypto providers end up linked (see docs/DESIGN.md, "Stack choices"); choose one
+    // before any TLS is made.
     drop(rustls::crypto::aws_lc_rs::default_provider().install_default());
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref()) {
@@ -226,6 +230,19 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // `kreki openapi` prints a document on stdout, where logs would go: it runs without them.
+    if matches!(cli.command, Command::Openapi) {
+        return match openapi_json(config) {
+            Ok(json) => {
+                say(&json);
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("kreki: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Kept until exit: dropping it sends the spans still queued (after the runtime has stopped).
     let _telemetry = match kreki_platform::telemetry::init(
         config.log.format,
@@ -388,7 +405,31 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             say(&format!("{config:#?}"));
             Ok(())
         }
+        // Answered in `main`, before logging and the runtime start.
+        Command::Openapi => anyhow::bail!("`kreki openapi` runs without the async runtime"),
     }
+}
+
+/// The OpenAPI description of every service, as served at `/openapi.json`, without touching any
+/// database (the app is built over an address nothing listens on, in a runtime of its own that
+/// stops its workers at once) and with a throwaway signing key when none is configured.
+fn openapi_json(mut config: Config) -> anyhow::Result<String> {
+    if config.auth.signing_key_file.is_none() && config.auth.signing_key_pem.is_none() {
+        config.auth.signing_key_pem = Some(kreki_auth::keys::generate_pem()?.into());
+    }
+    config.database.url = "postgres://kreki@127.0.0.1:1/openapi-only"
+        .to_owned()
+        .into();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let pool = config.database.pool().map_err(anyhow::Error::msg)?;
+        let shutdown = kreki_platform::shutdown::CancellationToken::new();
+        shutdown.cancel();
+        let app = app::build(&config, &pool, &Services::all(), &shutdown)?;
+        Ok(serde_json::to_string_pretty(&app.openapi)?)
+    })
 }
 
 /// `kreki loadtest …`: runs the load generator against the server this configuration describes,

@@ -5,6 +5,7 @@
 //! - [`config`]: the one typed configuration (file + `KREKI_*` environment), validated at start.
 //! - [`app`]: wires the service crates into one HTTP server with shared middleware and shutdown.
 //! - [`wiring`]: adapters that connect one service's ports to another service.
+//! - [`erasure`]: each service's part of deleting an account, registered on KREKI ID.
 //! - [`demo`]: a local platform with a persistent signing key and demo accounts.
 //! - [`web`]: the coordinator dashboard and the citizen and volunteer web apps, compiled in.
 //! - [`wiring`]: the adapters joining dispatch and the realtime hub.
@@ -14,6 +15,7 @@ pub mod basemap;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod erasure;
 pub mod lms_names;
 pub mod web;
 pub mod wiring;

@@ -1,6 +1,6 @@
 //! lms -> auth: [`AccountNamesFromAuth`] answers the LMS's question "what is this account's
 //! name?" from KREKI ID's service, so a trainer recording a certificate earned elsewhere needs only
-//! the holder's account id (API.md's body), and the LMS never reads auth's tables.
+//! the holder's account id (docs/API.md's body), and the LMS never reads auth's tables.
 
 use kreki_auth::{AuthError, UserId};
 use uuid::Uuid;

@@ -1,4 +1,4 @@
-//! What the admin console needs beyond API.md's first table: finding accounts by phone or name,
+//! What the admin console needs beyond docs/API.md's first table: finding accounts by phone or name,
 //! and looking after OAuth2 clients (list, rotate a secret, change scopes, revoke). Admins only.
 //! The handlers are mounted by [`crate::routes::router`].
 //! The queries are here beside their handlers: each is one statement on `auth.users` or
@@ -100,6 +100,16 @@ pub(crate) async fn search_users(
             .await?
         }
     };
+    // Every account shown is personal data seen: one audit line each, before the answer.
+    let ids: Vec<uuid::Uuid> = rows.iter().map(|row| row.id).collect();
+    crate::audit::record_many(
+        state.service.pool(),
+        Some(caller.id),
+        crate::audit::Action::UserSearch,
+        &ids,
+        "account search",
+    )
+    .await?;
     Ok(Json(rows.into_iter().map(User::from).collect()))
 }
 

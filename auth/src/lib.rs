@@ -11,11 +11,18 @@
 //! - [`store`]: the SQL (schema `auth`).
 //! - [`routes`]: the HTTP endpoints and their OpenAPI description.
 //! - [`worker`]: pruning of expired rows.
+//! - [`audit`]: the append-only audit log of access to personal data; [`account_view`]: an admin
+//!   opening an account (audited).
+//! - [`erasure`]: deleting an account, with the [`erasure::AccountErasure`] port other services
+//!   implement for their own tables.
 //! - [`error`]: [`AuthError`] and its mapping to problem+json.
 
+pub mod account_view;
 pub mod admin;
+pub mod audit;
 pub mod config;
 pub mod domain;
+pub mod erasure;
 pub mod error;
 pub mod extract;
 pub mod keys;
@@ -127,5 +134,6 @@ pub fn build(pool: sqlx::PgPool, config: AuthConfig) -> Result<AuthState, SetupE
     let verifier = verifier(&config, &keys);
     Ok(AuthState {
         service: Arc::new(AuthService::new(pool, config, Arc::new(keys), verifier)),
+        erasers: erasure::Erasers::default(),
     })
 }

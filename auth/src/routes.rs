@@ -1,4 +1,4 @@
-//! KREKI ID's HTTP endpoints (the Auth table of API.md). Handlers parse and validate, call
+//! KREKI ID's HTTP endpoints (the Auth table of docs/API.md). Handlers parse and validate, call
 //! [`AuthService`], and shape the answer; every error goes through [`AuthError`].
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -30,6 +30,17 @@ use crate::token::TokenVerifier;
 pub struct AuthState {
     /// The service.
     pub service: Arc<AuthService>,
+    /// The other services' parts of an account erasure (none until the binary registers them).
+    pub erasers: crate::erasure::Erasers,
+}
+
+impl AuthState {
+    /// The same state, erasing accounts through `hooks` as well (one per service holding
+    /// personal data; see [`crate::erasure`]).
+    pub fn with_erasers(mut self, hooks: Vec<Arc<dyn crate::erasure::AccountErasure>>) -> Self {
+        self.erasers = crate::erasure::Erasers::new(hooks);
+        self
+    }
 }
 
 impl FromRef<AuthState> for TokenVerifier {
@@ -45,7 +56,12 @@ pub fn router(state: AuthState) -> OpenApiRouter {
         .routes(routes!(login))
         .routes(routes!(refresh))
         .routes(routes!(logout))
-        .routes(routes!(me))
+        .routes(routes!(me, crate::erasure::delete_me))
+        .routes(routes!(
+            crate::account_view::view_user,
+            crate::erasure::delete_user
+        ))
+        .routes(routes!(crate::audit::read_audit))
         .routes(routes!(set_roles))
         .routes(routes!(crate::trust::set_trust))
         .routes(routes!(create_client, crate::admin::list_clients))

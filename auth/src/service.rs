@@ -135,9 +135,17 @@ impl AuthService {
         &self.hasher
     }
 
-    /// The database (for the admin queries of [`crate::admin`]).
-    pub(crate) fn pool(&self) -> &PgPool {
+    /// The database (the admin queries of [`crate::admin`], the audit log, erasure).
+    pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Whether `password` matches the Argon2id `hash` (off the async runtime, bounded).
+    ///
+    /// # Errors
+    /// 500 when the hashing task fails.
+    pub async fn verify_password(&self, password: String, hash: String) -> AuthResult<bool> {
+        self.hasher.verify(password, Some(hash)).await
     }
 
     /// Creates an account.

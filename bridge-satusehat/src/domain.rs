@@ -74,7 +74,7 @@ impl From<Nik> for String {
     }
 }
 
-/// Status of an alert as dispatch reports it (the `status` of API.md's Alert).
+/// Status of an alert as dispatch reports it (the `status` of docs/API.md's Alert).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentStatus {

@@ -21,6 +21,7 @@
 pub mod client;
 pub mod config;
 pub mod domain;
+pub mod erasure;
 pub mod error;
 pub mod facade;
 pub mod fake;

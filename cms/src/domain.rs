@@ -4,7 +4,7 @@ use kreki_platform::FieldError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// The alert kinds of the contract (API.md); a page names the kinds it helps with.
+/// The alert kinds of the contract (docs/API.md); a page names the kinds it helps with.
 pub const ALERT_KINDS: [&str; 7] = [
     "medical",
     "cardiac_arrest",

@@ -9,7 +9,7 @@
 //! - [`store`]: the SQL (schema `cms`): every version is a row; the newest per slug and language
 //!   is the page.
 //! - [`routes`]: `GET /v1/guidance`, `GET /v1/guidance/{slug}`, `PUT /v1/guidance/{slug}` (the
-//!   "guidance" rows of API.md's second round) and the version history.
+//!   "guidance" rows of docs/API.md's second round) and the version history.
 //! - [`demo`]: the built-in pages, loaded by `kreki demo` and `kreki guidance load-demo`.
 //! - [`error`]: [`CmsError`] and its problem+json mapping.
 //!
@@ -24,6 +24,7 @@
 
 pub mod demo;
 pub mod domain;
+pub mod erasure;
 pub mod error;
 pub mod markdown;
 pub mod routes;

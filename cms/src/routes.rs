@@ -1,4 +1,4 @@
-//! The guidance endpoints (API.md, second round): public reads, edits by admins and trainers.
+//! The guidance endpoints (docs/API.md, second round): public reads, edits by admins and trainers.
 //! Handlers parse, call [`crate::store`], shape; every error goes through [`CmsError`].
 
 use axum::extract::{FromRef, State};

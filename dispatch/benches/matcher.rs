@@ -32,7 +32,7 @@ use rand::{Rng, SeedableRng};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-/// The seed of the shared benchmark data (DESIGN.md: fixed, so runs compare).
+/// The seed of the shared benchmark data (docs/DESIGN.md: fixed, so runs compare).
 const SEED: u64 = 20_261_121;
 const LAT_RANGE: std::ops::Range<f64> = -6.40..-6.05;
 const LNG_RANGE: std::ops::Range<f64> = 106.65..107.05;

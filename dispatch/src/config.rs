@@ -58,6 +58,8 @@ pub struct DispatchConfig {
     pub open_too_long_s: u32,
     /// How often each instance looks for stalled responders and alerts open too long, in seconds.
     pub escalation_sweep_s: u32,
+    /// `[dispatch.retention]`: how long positions, drills and exact alert positions are kept.
+    pub retention: crate::retention::RetentionConfig,
 }
 
 impl Default for DispatchConfig {
@@ -80,6 +82,7 @@ impl Default for DispatchConfig {
             responder_stalled_s: 300,
             open_too_long_s: 3600,
             escalation_sweep_s: 15,
+            retention: crate::retention::RetentionConfig::default(),
         }
     }
 }
@@ -106,7 +109,7 @@ pub fn default_waves() -> Vec<WaveSpec> {
     ]
 }
 
-/// The built-in settings of `kind` (API.md: `cardiac_arrest` needs `bls`; `medical` and
+/// The built-in settings of `kind` (docs/API.md: `cardiac_arrest` needs `bls`; `medical` and
 /// `accident` need `first_aid`; `fire` needs `fire_basic`; the rest nothing). A cardiac arrest
 /// follows what the studies of volunteer responders found ([`cardiac_arrest_settings`]); the
 /// other kinds keep the plain waves.
@@ -166,7 +169,12 @@ impl DispatchConfig {
 
     /// Range checks; each problem names its key under `dispatch.`.
     pub fn validate(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+        let mut problems: Vec<String> = self
+            .retention
+            .problems()
+            .into_iter()
+            .map(|(key, why)| format!("{key}: {why}"))
+            .collect();
         for (kind, settings) in &self.kinds {
             problems.extend(
                 settings

@@ -28,7 +28,7 @@
 //! - [`eligibility`]: the [`CertificationSource`] port and its PostgreSQL implementation.
 //! - [`notify`]: the [`Notifier`] port to the realtime transport.
 //! - [`store`]: the SQL (schema `dispatch`), one file per use case.
-//! - [`views`]: the JSON shapes of API.md (Alert, Offer, Assignment, ...).
+//! - [`views`]: the JSON shapes of docs/API.md (Alert, Offer, Assignment, ...).
 //! - [`routes`]: the HTTP endpoints and their OpenAPI description, one file per use case.
 //! - [`error`]: [`DispatchError`] and its mapping to problem+json.
 
@@ -46,6 +46,7 @@ pub mod matcher;
 pub mod messages;
 pub mod notify;
 pub mod positions;
+pub mod retention;
 pub mod routes;
 pub mod service;
 pub mod store;

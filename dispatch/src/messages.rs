@@ -1,10 +1,10 @@
 //! What dispatch tells people, as one typed enum: [`Message`]. It is the only thing dispatch hands
 //! to its [`crate::Notifier`] port; the binary's wiring sends it on as the realtime hub's frames
 //! (serialised once), as a push for an offer, and so on, by matching on the variant, never on a
-//! string. The JSON each variant serialises to is the WebSocket message of API.md ("Real time"):
+//! string. The JSON each variant serialises to is the WebSocket message of docs/API.md ("Real time"):
 //! `{"type": "offer", "offer": {...}}`, `{"type": "offer.withdrawn", ...}`, and so on (the
 //! transport adds `seq`). `responder.position`, `checkin`, `checkin.answered` and `escalation`
-//! are API.md's second-round additions; `panic.limited` tells coordinators of a refused press.
+//! are docs/API.md's second-round additions; `panic.limited` tells coordinators of a refused press.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -1,4 +1,4 @@
-//! The shapes dispatch shows on the wire (API.md: Alert, Offer, Assignment, timeline entries,
+//! The shapes dispatch shows on the wire (docs/API.md: Alert, Offer, Assignment, timeline entries,
 //! volunteers), built from stored rows. The same JSON goes out over HTTP and in WebSocket messages.
 //! The AED registry's and aftercare's shapes are in [`aeds`] and [`checkins`].
 

@@ -1,5 +1,5 @@
 //! The role matrix: every dispatch endpoint, called by every role, answers 401 without a token,
-//! 403 to roles API.md does not name, something else to those it does, and never a 500.
+//! 403 to roles docs/API.md does not name, something else to those it does, and never a 500.
 
 pub mod common;
 

@@ -11,7 +11,7 @@
 //!   [`Notifier`], [`AccountNames`]), wired by the binary.
 //! - [`service`]: [`LmsService`], the operations (enroll, attempts, certificates, eligibility).
 //! - [`store`]: the SQL (schema `lms`).
-//! - [`routes`]: the HTTP endpoints (the "Training (LMS)" table of API.md) and their OpenAPI.
+//! - [`routes`]: the HTTP endpoints (the "Training (LMS)" table of docs/API.md) and their OpenAPI.
 //! - [`versions`]: publishing a course again as a new version without disturbing anyone
 //!   mid-course; the full definition trainers edit.
 //! - [`results`]: learners' own enrollments and trainers' view of progress and quiz results.
@@ -24,7 +24,7 @@
 //! - **Attempts.** `POST /v1/lms/quizzes/{id}/attempts/start` stores an attempt with its own
 //!   shuffled question order and an expiry (`lms.attempt_ttl_s`); `POST .../attempts` with
 //!   `{attempt_id, answers}` scores it exactly once (row lock; a replay is 409, an attempt of
-//!   someone else or of another quiz is 404, an expired one 409). The API.md shape without
+//!   someone else or of another quiz is 404, an expired one 409). The docs/API.md shape without
 //!   `attempt_id` is accepted: it starts and scores a new attempt in one transaction under the same
 //!   limit and cool-down, and answers refer to question ids, so the guarantees hold either way.
 //!   Correct options are never serialised: the learner-facing `Question` has no field for them,
@@ -54,6 +54,7 @@ pub mod config;
 pub mod course;
 pub mod demo;
 pub mod domain;
+pub mod erasure;
 pub mod error;
 pub mod ports;
 pub mod print;

@@ -1,4 +1,4 @@
-//! The LMS's HTTP endpoints (the "Training (LMS)" table of API.md, plus attempts/start, progress,
+//! The LMS's HTTP endpoints (the "Training (LMS)" table of docs/API.md, plus attempts/start, progress,
 //! lessons, printing and notifications). Handlers check the role, parse, call [`LmsService`], and
 //! shape the answer; every error goes through [`LmsError`].
 

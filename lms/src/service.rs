@@ -629,7 +629,7 @@ impl LmsService {
     /// Scores answers to a quiz, once.
     ///
     /// With `attempt_id` (from [`Self::start_attempt`]) that attempt is scored: it must be the
-    /// caller's, of this quiz, open and not expired. Without one (the original API.md shape), a
+    /// caller's, of this quiz, open and not expired. Without one (the original docs/API.md shape), a
     /// new attempt is started and scored in one transaction under the same limit and cool-down, so
     /// the guarantees hold either way.
     ///

@@ -447,7 +447,7 @@ async fn attempts_lock_after_the_limit_until_the_cool_down_ends(pool: PgPool) {
         (3500..=3600).contains(&retry_after),
         "Retry-After {retry_after}"
     );
-    // The API.md shape (no attempt id) obeys the same lock.
+    // The docs/API.md shape (no attempt id) obeys the same lock.
     let (status, _) = app.submit(&learner, quiz, None, json!([])).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 
@@ -713,7 +713,7 @@ async fn trainers_record_certificates_earned_elsewhere(pool: PgPool) {
     );
 }
 
-/// Exactly the body API.md names (`user_id`, `certification`, `issued_at`, `expires_at`,
+/// Exactly the body docs/API.md names (`user_id`, `certification`, `issued_at`, `expires_at`,
 /// `evidence`) for someone who never opened the LMS: the name comes from KREKI ID.
 #[sqlx::test(migrations = "../migrations")]
 async fn the_contract_body_records_a_certificate_for_someone_new_to_the_lms(pool: PgPool) {

@@ -3,7 +3,7 @@
 //!
 //! Every buffer and queue the hub keeps per connection or per user is sized here, so the memory a
 //! connection costs is a setting an operator can read, not a library default (tungstenite's 128 KiB
-//! read buffer would make 50k idle sockets cost gigabytes: see STACK.md).
+//! read buffer would make 50k idle sockets cost gigabytes: see docs/DESIGN.md, "Stack choices").
 
 use serde::Deserialize;
 

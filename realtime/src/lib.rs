@@ -31,6 +31,7 @@
 pub mod bus;
 pub mod config;
 pub mod connection;
+pub mod erasure;
 pub mod error;
 pub mod frame;
 pub mod hub;

@@ -55,7 +55,8 @@ async fn start_with(
     config: PushConfig,
     acks: Option<Arc<dyn Acknowledgements>>,
 ) -> App {
-    // gcp_auth, reqwest and sqlx may bring different rustls providers: choose one (STACK.md).
+    // gcp_auth, reqwest and sqlx may bring different rustls providers: choose one
+    // (docs/DESIGN.md, "Stack choices").
     drop(rustls::crypto::aws_lc_rs::default_provider().install_default());
     assert_eq!(config.validate(), Vec::<String>::new());
     let fake = FakeFcm::start("kreki-test", "127.0.0.1:0".parse().expect("an address"))

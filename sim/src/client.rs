@@ -1,7 +1,7 @@
 //! The one client of KREKI's public API that the load generator and the simulator share: HTTP
 //! calls with a bearer token and an optional `Idempotency-Key` ([`Api`]), readiness, the live
 //! channel `/v1/ws` ([`Api::live`]), and a signed-in person who keeps a fresh token ([`Session`]).
-//! Nothing here knows dispatch internals: only paths and shapes of API.md.
+//! Nothing here knows dispatch internals: only paths and shapes of docs/API.md.
 
 use std::time::Duration;
 

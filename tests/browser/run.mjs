@@ -68,7 +68,7 @@ const tests = [
   ['dashboard: alerts, volunteers and lines on the map; filter, detail, timeline, nearest-first assign', async ({ browser, server }) => {
     const coordinator = server.user(phone(), 'koordinator-rahasia', 'Dedi Koordinator', ['coordinator']);
     const { context, page } = await newPage(browser, server.base);
-    // The dispatch answers, shaped as API.md says, so the drawing can be checked on its own.
+    // The dispatch answers, shaped as docs/API.md says, so the drawing can be checked on its own.
     const now = Date.now();
     const iso = (ms) => new Date(ms).toISOString();
     const alerts = [
@@ -327,7 +327,7 @@ const tests = [
     const { context, page } = await newPage(browser, server.base, {
       viewport: { width: 412, height: 915 }, permissions: ['geolocation'], geolocation: JAKARTA,
     });
-    // Until the dispatch service is merged these answers come from its contract (API.md).
+    // Until the dispatch service is merged these answers come from its contract (docs/API.md).
     const calls = [];
     const offer = {
       id: 'offer-1', status: 'pending', distance_m: 640, offered_at: new Date().toISOString(),

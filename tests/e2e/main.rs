@@ -10,6 +10,7 @@ mod mqtt;
 mod openapi;
 mod operations;
 mod overload;
+mod privacy;
 mod process;
 mod responders;
 mod satusehat;

@@ -1,4 +1,4 @@
-//! The OpenAPI description: generated from the handlers, complete for the contract in API.md, and
+//! The OpenAPI description: generated from the handlers, complete for the contract in docs/API.md, and
 //! snapshot-tested so any change to the public API shows up in review (`INSTA_UPDATE=always` to accept).
 
 use kreki::app::{self, Services};
@@ -54,6 +54,10 @@ async fn every_contract_path_is_described() {
         ("post", "/v1/checkins/{id}"),
         ("get", "/v1/checkins"),
         ("post", "/v1/alerts/{id}/resolve"),
+        ("delete", "/v1/auth/me"),
+        ("delete", "/v1/admin/users/{id}"),
+        ("get", "/v1/admin/users/{id}"),
+        ("get", "/v1/admin/audit"),
     ] {
         assert!(
             paths.get(path).and_then(|item| item.get(method)).is_some(),

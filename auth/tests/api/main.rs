@@ -13,6 +13,7 @@ mod bad_input;
 mod housekeeping;
 mod keys;
 mod oauth_clients;
+mod privacy;
 mod refresh;
 mod registration;
 mod roles;

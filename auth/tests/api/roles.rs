@@ -45,11 +45,13 @@ enum Endpoint {
     CreateClient,
     ClientToken,
     Jwks,
+    ViewUser,
+    Audit,
 }
 
 /// The expected status of each endpoint for each caller, in the order of [`WHO`]:
 /// anonymous, citizen, volunteer, coordinator, trainer, admin, OAuth2 client.
-const MATRIX: [(Endpoint, [u16; 7]); 9] = [
+const MATRIX: [(Endpoint, [u16; 7]); 11] = [
     (Endpoint::Register, [201, 201, 201, 201, 201, 201, 201]),
     (Endpoint::Login, [200, 200, 200, 200, 200, 200, 200]),
     (Endpoint::Refresh, [200, 200, 200, 200, 200, 200, 200]),
@@ -59,6 +61,8 @@ const MATRIX: [(Endpoint, [u16; 7]); 9] = [
     (Endpoint::CreateClient, [401, 403, 403, 403, 403, 201, 403]),
     (Endpoint::ClientToken, [200, 200, 200, 200, 200, 200, 200]),
     (Endpoint::Jwks, [200, 200, 200, 200, 200, 200, 200]),
+    (Endpoint::ViewUser, [401, 403, 403, 403, 403, 200, 403]),
+    (Endpoint::Audit, [401, 403, 403, 403, 403, 200, 403]),
 ];
 
 /// What the matrix needs: a bearer token per caller, an account to sign in and change, a client.
@@ -130,9 +134,11 @@ async fn call(app: &TestApp, fixture: &mut Fixture, endpoint: Endpoint, who: Who
         Endpoint::CreateClient => "/v1/admin/clients".to_owned(),
         Endpoint::ClientToken => "/v1/auth/token".to_owned(),
         Endpoint::Jwks => "/.well-known/jwks.json".to_owned(),
+        Endpoint::ViewUser => format!("/v1/admin/users/{}?reason=matrix", fixture.member_id),
+        Endpoint::Audit => format!("/v1/admin/audit?subject={}", fixture.member_id),
     };
     let method = match endpoint {
-        Endpoint::Me | Endpoint::Jwks => Method::GET,
+        Endpoint::Me | Endpoint::Jwks | Endpoint::ViewUser | Endpoint::Audit => Method::GET,
         Endpoint::SetRoles => Method::PUT,
         _ => Method::POST,
     };
@@ -161,7 +167,7 @@ async fn call(app: &TestApp, fixture: &mut Fixture, endpoint: Endpoint, who: Who
             ("client_id", fixture.client_id.as_str()),
             ("client_secret", fixture.client_secret.as_str()),
         ]),
-        Endpoint::Me | Endpoint::Jwks => request,
+        Endpoint::Me | Endpoint::Jwks | Endpoint::ViewUser | Endpoint::Audit => request,
     };
     let answer = send(request).await;
     if matches!(endpoint, Endpoint::Refresh) && answer.status == StatusCode::OK {

@@ -1,4 +1,4 @@
-//! Dispatch's HTTP endpoints (API.md "Volunteers and alerts", plus the admin kind settings), one
+//! Dispatch's HTTP endpoints (docs/API.md "Volunteers and alerts", plus the admin kind settings), one
 //! file per use case. Handlers check the role, parse and validate, call [`DispatchService`], and
 //! shape the answer; every error goes through [`DispatchError`].
 //!

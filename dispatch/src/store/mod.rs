@@ -20,6 +20,8 @@
 //! - [`regions`]: regions, their areas and coordinators.
 //! - [`escalations`]: escalations (open ones, acknowledging, the sweep of stalled responders and
 //!   alerts open too long).
+//! - [`retention`]: the retention job's batches (old positions, drills, coarsening).
+//! - [`erasure`]: erasing a person whose account is deleted (history kept, anonymised).
 //!
 //! Spatial predicates cast the query point, never an indexed column, so the GiST indexes serve them.
 
@@ -235,11 +237,13 @@ pub mod alerts;
 pub mod assignments;
 pub mod changes;
 pub mod checkins;
+pub mod erasure;
 pub mod escalations;
 pub mod kinds;
 pub mod offers;
 pub mod outcomes;
 pub mod regions;
+pub mod retention;
 pub mod volunteers;
 pub mod waves;
 

@@ -1,4 +1,4 @@
-//! The AED registry's shapes (API.md "Dispatch policy, roles, AEDs, aftercare"): an [`Aed`] as
+//! The AED registry's shapes (docs/API.md "Dispatch policy, roles, AEDs, aftercare"): an [`Aed`] as
 //! `GET /v1/aeds` and the `aed` role show it, and an [`AedRoute`], the device a responder fetches
 //! on the way and the walk via it.
 

@@ -6,7 +6,7 @@
 //! - [`store`]: the registry, `realtime.mqtt_devices`.
 //! - [`routes`]: `POST`/`GET /v1/mqtt/devices`, `DELETE /v1/mqtt/devices/{id}`.
 //! - [`sync`]: `kreki mqtt sync-credentials`: the registry to the broker's files.
-//! - [`topics`], [`payload`]: the wire of API.md, validated once.
+//! - [`topics`], [`payload`]: the wire of docs/API.md, validated once.
 //! - [`transport`]: our own seam over rumqttc ([`MqttTransport`], [`connect_rumqttc`]).
 //! - [`consumer`]: QoS 1 consumer, bounded in-flight work, acks, robust to bad input.
 //! - [`dedup`]: the idempotency key that makes a re-delivered panic one alert.

@@ -1,4 +1,4 @@
-//! The MQTT topics of API.md, in one place: what devices publish, what KREKI subscribes to, and
+//! The MQTT topics of docs/API.md, in one place: what devices publish, what KREKI subscribes to, and
 //! where acknowledgements go.
 
 use uuid::Uuid;

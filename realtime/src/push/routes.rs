@@ -100,7 +100,7 @@ pub struct VapidKey {
 /// Idempotent: the same token again answers 200 with the same device (refreshed); a token another
 /// account had moves to this one. An account keeps its newest `push.max_devices_per_user`
 /// devices; registering one more forgets the least recently registered.
-#[utoipa::path(post, path = "/v1/devices", tag = "push", request_body = RegisterDevice,
+#[utoipa::path(post, path = "/v1/devices", operation_id = "register_push_device", tag = "push", request_body = RegisterDevice,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Registered", body = Device),

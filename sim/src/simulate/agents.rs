@@ -236,7 +236,7 @@ async fn pending_offers(
     }
 }
 
-/// An offer (`Offer` of API.md) arrived: a drill's goes to the volunteer's mind, a real one is
+/// An offer (`Offer` of docs/API.md) arrived: a drill's goes to the volunteer's mind, a real one is
 /// declined at once.
 async fn consider(
     session: &mut Session,

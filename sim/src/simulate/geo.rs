@@ -7,7 +7,7 @@ use rand::Rng;
 /// Mean Earth radius (IUGG), in metres.
 const EARTH_RADIUS_M: f64 = 6_371_008.8;
 
-/// A position: latitude then longitude, in degrees (WGS84), as API.md's `{lat, lng}`.
+/// A position: latitude then longitude, in degrees (WGS84), as docs/API.md's `{lat, lng}`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LatLng {
     /// Degrees north (negative south of the equator; Jakarta is about -6.2).
@@ -61,7 +61,7 @@ pub struct Area {
 }
 
 /// Central Jakarta and its neighbours (about 15 x 13 km): dense enough that a few dozen volunteers
-/// lie within the dispatch waves' radii of most emergencies, inside the benchmark box of DESIGN.md.
+/// lie within the dispatch waves' radii of most emergencies, inside the benchmark box of docs/DESIGN.md.
 pub const JAKARTA: Area = Area {
     min_lat: -6.26,
     max_lat: -6.14,
