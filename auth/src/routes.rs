@@ -48,6 +48,8 @@ pub fn router(state: AuthState) -> OpenApiRouter {
         .routes(routes!(me))
         .routes(routes!(set_roles))
         .routes(routes!(crate::trust::set_trust))
+        .routes(routes!(crate::phone::send_code::send_code))
+        .routes(routes!(crate::phone::verify_code::verify_code))
         .routes(routes!(create_client))
         .routes(routes!(client_token))
         .routes(routes!(jwks))

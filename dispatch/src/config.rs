@@ -58,6 +58,9 @@ pub struct DispatchConfig {
     pub open_too_long_s: u32,
     /// How often each instance looks for stalled responders and alerts open too long, in seconds.
     pub escalation_sweep_s: u32,
+    /// Volunteers must have verified their phone (trust `verified` or `trusted` in their access
+    /// token) to go on duty, so an offer can always reach them by text.
+    pub require_verified_phone: bool,
 }
 
 impl Default for DispatchConfig {
@@ -80,6 +83,7 @@ impl Default for DispatchConfig {
             responder_stalled_s: 300,
             open_too_long_s: 3600,
             escalation_sweep_s: 15,
+            require_verified_phone: false,
         }
     }
 }

@@ -12,6 +12,7 @@ mod bad_input;
 mod housekeeping;
 mod keys;
 mod oauth_clients;
+mod phone;
 mod refresh;
 mod registration;
 mod roles;
