@@ -12,6 +12,7 @@ use kreki_auth::CurrentUser;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
+use tracing::Instrument;
 
 use super::DispatchService;
 use super::effects::Effect;
@@ -205,6 +206,8 @@ impl DispatchService {
     ) -> DispatchResult<(Alert, Ingest)> {
         let started = std::time::Instant::now();
         let now = chrono::Utc::now();
+        let traceparent =
+            kreki_platform::telemetry::traces::traceparent_of(&tracing::Span::current());
         if origin.phoned_in_by.is_none() {
             self.check_panic_limit(citizen, origin.address, now)?;
         }
@@ -238,6 +241,7 @@ impl DispatchService {
             Admission::Triage => Some(self.triage_first(alert_id, citizen.trust, now, before)),
             Admission::Dispatch if self.is_dispatching() => Some(
                 self.plan_first_wave(alert_id, &request, responders_needed, settings, before)
+                    .instrument(tracing::info_span!("dispatch.first_wave", alert_id = %alert_id.0))
                     .await,
             ),
             Admission::Dispatch => {
@@ -268,6 +272,7 @@ impl DispatchService {
             status,
             region_id,
             caller_phone: origin.caller_phone.as_deref(),
+            traceparent: traceparent.as_deref(),
         };
         let created = Event::Created {
             kind: request.kind,
@@ -305,6 +310,7 @@ impl DispatchService {
             first.as_ref().map_or(&empty, |first| &first.rows),
             dispatcher_needed,
         )
+        .instrument(tracing::info_span!("dispatch.ingest", alert_id = %alert_id.0))
         .await?;
         match outcome {
             Ingested::Created(created_at) => {

@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use chrono::Utc;
 use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::effects::Effect;
@@ -44,6 +45,8 @@ struct Planned {
     claimed: Claimed,
     changes: Changes,
     offer_ids: Vec<crate::domain::OfferId>,
+    /// The alert's `dispatch.wave` span: its messages go out inside it.
+    span: tracing::Span,
 }
 
 impl DispatchService {
@@ -72,10 +75,19 @@ impl DispatchService {
         let mut outcome = BatchOutcome::default();
         for item in claimed {
             outcome.claimed += item.work.len();
+            // Each alert's wave is a span in the trace of the panic that raised it.
+            let span = tracing::info_span!("dispatch.wave", alert_id = %item.facts.id.0);
+            kreki_platform::telemetry::traces::continue_trace(
+                &span,
+                item.facts.traceparent.as_deref(),
+            );
             let trigger = strongest_trigger(&item.work, item.snapshot.alert.wave);
-            match wave::plan(&item.snapshot, trigger, now, |query| {
-                self.candidates(item.facts.at, &item.snapshot, query)
-            }) {
+            let decided = span.in_scope(|| {
+                wave::plan(&item.snapshot, trigger, now, |query| {
+                    self.candidates(item.facts.at, &item.snapshot, query)
+                })
+            });
+            match decided {
                 Plan::Nothing(skip) => {
                     tracing::debug!(alert_id = %item.facts.id, ?skip, "no wave");
                     for work in &item.work {
@@ -97,6 +109,7 @@ impl DispatchService {
                         claimed: item,
                         changes,
                         offer_ids,
+                        span,
                     });
                 }
             }
@@ -111,7 +124,6 @@ impl DispatchService {
         drop(conn);
         let applied: HashSet<AlertId> = written.applied.iter().copied().collect();
         let expired: HashSet<_> = written.expired.iter().copied().collect();
-        let mut effects = Vec::new();
         for plan in planned {
             let id = plan.claimed.facts.id;
             if !applied.contains(&id) {
@@ -125,9 +137,9 @@ impl DispatchService {
                 continue;
             }
             outcome.applied += 1;
-            effects.extend(wave_effects(&plan, &expired, written.at));
+            let effects = wave_effects(&plan, &expired, written.at);
+            self.apply(effects).instrument(plan.span).await;
         }
-        self.apply(effects).await;
         Ok(outcome)
     }
 

@@ -94,6 +94,8 @@ pub struct NewAlert<'a> {
     pub region_id: Option<crate::domain::RegionId>,
     /// The caller's phone, for a coordinator's call-back (phoned-in alerts).
     pub caller_phone: Option<&'a str>,
+    /// The trace of the request that raised it (its later waves join it).
+    pub traceparent: Option<&'a str>,
 }
 
 /// The press being stored: its key, and what to record for either outcome.
@@ -149,9 +151,10 @@ pub async fn ingest(
              ), created AS (
                  INSERT INTO dispatch.alerts
                      (id, citizen_id, citizen_name, kind, location, h3_cell, accuracy_m, note, patient_nik,
-                      responders_needed, drill, wave, status, wave_ends_at, region_id, caller_phone)
+                      responders_needed, drill, wave, status, wave_ends_at, region_id, caller_phone,
+                      traceparent)
                  SELECT $9, $1, $10, $2, ST_SetSRID(ST_MakePoint($3, $4), 4326)::geography, $11, $12, $13,
-                        $14, $15, $6, $16, $17, $30, $31, $32
+                        $14, $15, $6, $16, $17, $30, $31, $32, $33
                  FROM key WHERE key.alert_id = $9
                  RETURNING id, created_at
              ), events AS (
@@ -212,6 +215,7 @@ pub async fn ingest(
         .bind(alert.wave_ends_at)
         .bind(alert.region_id)
         .bind(alert.caller_phone)
+        .bind(alert.traceparent)
         .fetch_one(conn)
         .await?;
     Ok(match (pointed, created_at) {

@@ -120,6 +120,8 @@ pub struct AlertFacts {
     pub note: Option<String>,
     /// A drill.
     pub drill: bool,
+    /// The trace of the request that raised it, when traces are exported.
+    pub traceparent: Option<String>,
 }
 
 /// An alert with claimed work: its facts, its snapshot for the policy and the version it was read
@@ -156,6 +158,7 @@ struct WorkRow {
     wave: i32,
     wave_ends_at: Option<DateTime<Utc>>,
     version: i64,
+    traceparent: Option<String>,
     required_certifications: Option<Vec<String>>,
     requires_verified_practitioner: Option<bool>,
     kind_responders_needed: Option<i32>,
@@ -180,7 +183,7 @@ macro_rules! snapshot_columns {
     () => {
         "a.id, a.kind, a.status, ST_Y(a.location::geometry) AS lat, ST_X(a.location::geometry) AS lng,
          a.accuracy_m, a.note, a.drill, a.responders_needed, a.wave, a.wave_ends_at, a.version,
-         k.required_certifications, k.requires_verified_practitioner,
+         a.traceparent, k.required_certifications, k.requires_verified_practitioner,
          k.responders_needed AS kind_responders_needed, k.waves, k.policy, k.roles,
          coalesce(p.ids, '{}') AS pending_ids, coalesce(p.volunteers, '{}') AS pending_volunteers,
          coalesce(p.waves, '{}') AS pending_waves, coalesce(p.expires, '{}') AS pending_expires,
@@ -311,6 +314,7 @@ fn claimed_from(
             accuracy_m: row.accuracy_m,
             note: row.note,
             drill: row.drill,
+            traceparent: row.traceparent,
         },
         snapshot: Snapshot {
             alert: AlertState {

@@ -160,6 +160,33 @@ pub fn remote_context(headers: &http::HeaderMap) -> opentelemetry::Context {
     })
 }
 
+/// The trace context of `span` as a W3C `traceparent` value, to store with work another task or
+/// instance picks up later (an alert's waves, a frame written to a socket). `None` without an
+/// exporter (no propagator is installed) or outside a recorded trace.
+pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
+    let context = tracing_opentelemetry::OpenTelemetrySpanExt::context(span);
+    let mut carrier = std::collections::HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut carrier);
+    });
+    carrier.remove("traceparent")
+}
+
+/// Makes `span` continue the trace of a stored `traceparent` (see [`traceparent_of`]); nothing
+/// happens for `None` or a value that does not parse.
+pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>) {
+    let Some(traceparent) = traceparent else {
+        return;
+    };
+    let carrier =
+        std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&carrier));
+    drop(tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(
+        span, parent,
+    ));
+}
+
 struct HeaderExtractor<'a>(&'a http::HeaderMap);
 
 impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
