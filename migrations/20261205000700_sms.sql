@@ -10,6 +10,8 @@ CREATE TABLE sms.messages (
     to_phone    text NOT NULL,
     -- `offer:<id>`, `escalation:<id>:<coordinator>`: a second text for the same key is never sent.
     dedupe_key  text UNIQUE,
+    -- A short code the recipient quotes in a reply (an offer's `K7QM`).
+    reference   text,
     sid         text UNIQUE,
     -- sending | queued | sent | delivered | undelivered | failed
     status      text NOT NULL,
@@ -19,6 +21,7 @@ CREATE TABLE sms.messages (
 );
 CREATE INDEX sms_messages_to_day ON sms.messages (to_phone, created_at);
 CREATE INDEX sms_messages_day ON sms.messages (created_at);
+CREATE INDEX sms_messages_replies ON sms.messages (to_phone, purpose, created_at DESC);
 
 CREATE TABLE sms.opt_outs (
     phone       text PRIMARY KEY,

@@ -126,6 +126,7 @@ impl Services {
         (name = "dispatch", description = "Panic alerts, volunteers on duty, offers and assignments"),
         (name = "push", description = "Devices that get offers by FCM or Web Push when the app is in the background"),
         (name = "mqtt", description = "MQTT devices: panic buttons and location trackers, their credentials"),
+        (name = "sms", description = "The SMS provider's webhooks (inbound texts, delivery statuses), signed with X-Twilio-Signature"),
         (name = "lms", description = "Training and certification: courses, quizzes, certificates"),
         (name = "volunteers", description = "Volunteers: duty, position, practitioner verification"),
         (name = "fhir", description = "FHIR R4 for health systems (`application/fhir+json`, OperationOutcome errors) and SATUSEHAT sync"),
@@ -175,6 +176,7 @@ pub fn build(
     let mut workers = Vec::new();
 
     let auth = kreki_auth::build(pool.clone(), config.auth.clone())?;
+    let sms = kreki_sms::build(pool.clone(), config.sms.clone())?;
     if services.contains(Service::Auth) {
         if auth.service.keys().current().is_none() {
             anyhow::bail!(
@@ -182,6 +184,9 @@ pub fn build(
             );
         }
         api = api.merge(kreki_auth::routes::router(auth.clone()));
+        // Texts go with KREKI ID: it sends the phone codes, and the provider's webhooks land here.
+        auth.service.set_sms(sms.service.clone());
+        api = api.merge(kreki_sms::routes::router(sms.clone()));
         workers.push(tokio::spawn(kreki_auth::worker::run(
             pool.clone(),
             config.auth.throttle_window_s,
@@ -253,11 +258,21 @@ pub fn build(
         reminders,
     );
 
+    // Offers not acknowledged on a socket in time go out by text (with the hub: it knows the acks).
+    let offer_texts = match &hub {
+        Some(hub) if sms.service.enabled() => Some(crate::sms_offers::OfferTexts::new(
+            sms.service.clone(),
+            hub.clone(),
+            pool.clone(),
+        )),
+        _ => None,
+    };
     let dispatch = if services.contains(Service::Dispatch) {
         let notifier: Arc<dyn kreki_dispatch::Notifier> = match &hub {
             Some(hub) => Arc::new(crate::wiring::HubNotifier {
                 hub: hub.clone(),
                 pusher: pusher.clone(),
+                texts: offer_texts.clone(),
             }),
             None => {
                 tracing::warn!(
@@ -302,6 +317,16 @@ pub fn build(
             Arc::new(crate::wiring::EligibilityRelay(eligibility_tx)),
             shutdown.clone(),
         )));
+        if let Some(texts) = &offer_texts {
+            texts.set_dispatch(service.clone());
+        }
+        // Replies to texted offers ("1 K7QM") go through dispatch's own accept and decline.
+        sms.service
+            .set_inbound_handler(Arc::new(crate::sms_offers::OfferReplies {
+                sms: sms.service.clone(),
+                dispatch: service.clone(),
+                pool: pool.clone(),
+            }));
         Some(service)
     } else {
         None

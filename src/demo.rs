@@ -84,6 +84,7 @@ pub async fn run(
         config.satusehat.environment = kreki_bridge_satusehat::config::Environment::Fake;
     }
     let fake_fcm = fake_push(&mut config, data_dir).await?;
+    let fake_sms = fake_sms(&mut config).await?;
     let pool = config.database.pool().map_err(anyhow::Error::msg)?;
     app::migrate(&pool).await?;
     let auth = kreki_auth::build(pool.clone(), config.auth.clone())?;
@@ -121,6 +122,12 @@ pub async fn run(
     seed_regions(&pool).await?;
     pool.close().await;
     banner(&config, fake_fcm.as_ref(), simulate.as_ref());
+    if let Some(fake) = &fake_sms {
+        say(&format!(
+            "  SMS           a fake Twilio runs in-process; texts it received: {}/messages",
+            fake.base_url()
+        ));
+    }
     let simulator = simulate.map(|options| {
         let base = local_base(config.server.listen);
         let stop = CancellationToken::new();
@@ -148,6 +155,7 @@ pub async fn run(
     };
     let served = app::serve_until(&config, &Services::all(), false, stop).await;
     drop(fake_fcm);
+    drop(fake_sms);
     served
 }
 
@@ -227,6 +235,29 @@ async fn fake_push(
     config.push.fcm.service_account_file = Some(account_file);
     config.push.fcm.base_url = fake.base_url();
     config.push.fcm.token_url = Some(fake.token_url());
+    Ok(Some(fake))
+}
+
+/// Points `[sms]` at a fake Twilio started in-process (unless a real account is configured): phone
+/// codes and offers by text then show up in its message log, and its status callbacks and replies
+/// are signed webhooks to this demo.
+async fn fake_sms(config: &mut Config) -> anyhow::Result<Option<kreki_sms::fake::FakeTwilio>> {
+    if config.sms.provider != kreki_sms::ProviderKind::Off {
+        return Ok(None);
+    }
+    let fake = kreki_sms::fake::FakeTwilio::start(
+        kreki_sms::fake::FakeTwilioConfig::default(),
+        "127.0.0.1:0".parse()?,
+    )
+    .await?;
+    let base = local_base(config.server.listen);
+    config.sms.provider = kreki_sms::ProviderKind::Fake;
+    config.sms.base_url = fake.base_url();
+    config.sms.account_sid = fake.config().account_sid.clone();
+    config.sms.auth_token = secrecy::SecretString::from(fake.config().auth_token.clone());
+    config.sms.from = fake.config().number.clone();
+    config.sms.public_base_url = base;
+    fake.set_inbound_url(config.sms.inbound_url());
     Ok(Some(fake))
 }
 

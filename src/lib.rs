@@ -8,10 +8,12 @@
 //! - [`demo`]: a local platform with a persistent signing key and demo accounts.
 //! - [`web`]: the coordinator dashboard and the citizen and volunteer web apps, compiled in.
 //! - [`wiring`]: the adapters joining dispatch and the realtime hub.
+//! - [`sms_offers`]: offers by text when no socket took them, and the replies that answer them.
 
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod sms_offers;
 pub mod web;
 pub mod wiring;

@@ -29,6 +29,7 @@ pub struct SmsConfig {
     /// Auth token: authenticates our requests and signs the provider's webhooks.
     pub auth_token: SecretString,
     /// Sender: an E.164 number, an alphanumeric sender id, or a Messaging Service SID (`MG…`).
+    #[serde(deserialize_with = "string_or_number")]
     pub from: String,
     /// Where the provider reaches this deployment (`https://kreki.example.id`): status callbacks
     /// go to `{public_base_url}/v1/sms/status`, and webhook signatures are checked against this
@@ -50,6 +51,21 @@ pub struct SmsConfig {
     pub cap_warning_ratio: f64,
     /// Seconds an offer may stay unacknowledged on every socket and push before it is texted.
     pub offer_after_s: u64,
+}
+
+/// `KREKI_SMS__FROM=+62811…` reaches serde as the number 62811… (the environment provider reads
+/// `+62811…` as an integer): a number is a phone number, so its `+` is put back.
+fn string_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match Either::deserialize(deserializer)? {
+        Either::Text(text) => text,
+        Either::Number(number) => format!("+{number}"),
+    })
 }
 
 impl Default for SmsConfig {

@@ -29,6 +29,8 @@ pub struct Text {
     pub user_id: Option<Uuid>,
     /// A key sent at most once (`offer:<id>`); `None` for texts that may repeat.
     pub dedupe_key: Option<String>,
+    /// A short code the recipient may quote in a reply, stored to find this text again.
+    pub reference: Option<String>,
 }
 
 /// A text someone sent to our number.
@@ -145,14 +147,15 @@ impl SmsService {
         }
         let id = Uuid::now_v7();
         let inserted = sqlx::query(
-            "INSERT INTO sms.messages (id, purpose, user_id, to_phone, dedupe_key, status)
-             VALUES ($1, $2, $3, $4, $5, 'sending') ON CONFLICT (dedupe_key) DO NOTHING",
+            "INSERT INTO sms.messages (id, purpose, user_id, to_phone, dedupe_key, reference, status)
+             VALUES ($1, $2, $3, $4, $5, $6, 'sending') ON CONFLICT (dedupe_key) DO NOTHING",
         )
         .bind(id)
         .bind(text.purpose.as_str())
         .bind(text.user_id)
         .bind(text.to.as_str())
         .bind(&text.dedupe_key)
+        .bind(&text.reference)
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -246,6 +249,30 @@ impl SmsService {
         Ok(updated > 0)
     }
 
+    /// The dedupe key and recipient account of the latest text of `purpose` to `phone` whose
+    /// reference is `reference` (any reference when `None`): what a reply answers.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn replied_to(
+        &self,
+        phone: &E164,
+        purpose: Purpose,
+        reference: Option<&str>,
+    ) -> SmsResult<Option<(String, Option<Uuid>)>> {
+        Ok(sqlx::query_as(
+            "SELECT dedupe_key, user_id FROM sms.messages
+             WHERE to_phone = $1 AND purpose = $2 AND dedupe_key IS NOT NULL
+               AND ($3::text IS NULL OR reference = $3) AND status <> 'failed'
+             ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(phone.as_str())
+        .bind(purpose.as_str())
+        .bind(reference)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// The latest status of the text `sid` (tests, support).
     ///
     /// # Errors
@@ -292,6 +319,7 @@ impl SmsService {
                 purpose: Purpose::Reply,
                 user_id: None,
                 dedupe_key: None,
+                reference: None,
             };
             if let Err(error) = self.send(reply).await {
                 tracing::warn!(%error, "the answer to an inbound text was not sent");

@@ -164,6 +164,7 @@ async fn webhooks_are_verified_and_recorded(pool: sqlx::PgPool) {
             purpose: Purpose::VerificationCode,
             user_id: None,
             dedupe_key: Some("test:1".to_owned()),
+            reference: None,
         })
         .await
         .expect("sent")
@@ -176,6 +177,7 @@ async fn webhooks_are_verified_and_recorded(pool: sqlx::PgPool) {
             purpose: Purpose::VerificationCode,
             user_id: None,
             dedupe_key: Some("test:1".to_owned()),
+            reference: None,
         })
         .await
         .expect("no error");
@@ -235,6 +237,7 @@ async fn webhooks_are_verified_and_recorded(pool: sqlx::PgPool) {
             purpose: Purpose::Offer,
             user_id: None,
             dedupe_key: None,
+            reference: None,
         })
         .await;
     assert!(
@@ -263,6 +266,7 @@ async fn per_day_caps_stop_texts(pool: sqlx::PgPool) {
                     purpose: Purpose::Offer,
                     user_id: None,
                     dedupe_key: None,
+                    reference: None,
                 })
                 .await
         }

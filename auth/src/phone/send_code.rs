@@ -95,6 +95,7 @@ pub(crate) async fn send_code(
         purpose: kreki_sms::Purpose::VerificationCode,
         user_id: Some(user.id),
         dedupe_key: None,
+        reference: None,
     };
     if let Err(error) = sms.send(text).await {
         // Not texted: let the person ask again at once rather than wait out the resend throttle.
