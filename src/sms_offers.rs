@@ -8,6 +8,9 @@
 //! outbound log's dedupe key is `offer:<id>`. The text names the kind, the distance, a short map
 //! link and "reply 1 to accept, 2 to decline" with a four-letter offer code.
 //!
+//! [`OfferTexts::schedule_escalation`] does the same for escalations: one not acknowledged on a
+//! dashboard within `sms.escalation_after_s` is texted to the coordinators of its region.
+//!
 //! [`OfferReplies`] answers "1 CODE" / "2 CODE" (the code may be left out: the latest offer texted
 //! to that phone) through dispatch's own accept and decline, so a reply races the app's accept
 //! under the same locks: one winner, the others told "already covered".
@@ -293,6 +296,95 @@ impl OfferReplies {
     }
 }
 
+/// Escalations not acknowledged on a dashboard within `sms.escalation_after_s` go by text to the
+/// coordinators of the alert's region (once per escalation and coordinator).
+impl OfferTexts {
+    /// Texts `escalation` to its region's coordinators later, unless acknowledged by then.
+    pub fn schedule_escalation(&self, escalation: &kreki_dispatch::views::Escalation) {
+        if !self.inner.sms.enabled() || escalation.acknowledged_at.is_some() {
+            return;
+        }
+        if self.inner.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING {
+            self.inner.waiting.fetch_sub(1, Ordering::Relaxed);
+            metrics::counter!("sms_escalations_dropped_total").increment(1);
+            return;
+        }
+        let inner = Arc::clone(&self.inner);
+        let escalation = escalation.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(inner.sms.config().escalation_after_s)).await;
+            if let Err(error) = text_escalation(&inner, &escalation).await {
+                tracing::warn!(%error, escalation = %escalation.id.0, "escalation not texted");
+            }
+            inner.waiting.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+async fn text_escalation(
+    inner: &Inner,
+    escalation: &kreki_dispatch::views::Escalation,
+) -> anyhow::Result<()> {
+    // Read from dispatch's tables: any instance's dashboard may have acknowledged it.
+    let open: Option<bool> = sqlx::query_scalar(
+        "SELECT acknowledged_at IS NULL FROM dispatch.escalations WHERE id = $1",
+    )
+    .bind(escalation.id.0)
+    .fetch_optional(&inner.pool)
+    .await?;
+    if open != Some(true) {
+        return Ok(());
+    }
+    let Some(region) = escalation.region_id else {
+        return Ok(());
+    };
+    let coordinators: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT u.id, u.phone FROM dispatch.region_coordinators rc
+         JOIN auth.users u ON u.id = rc.user_id WHERE rc.region_id = $1",
+    )
+    .bind(region.0)
+    .fetch_all(&inner.pool)
+    .await?;
+    let body = escalation_text(escalation.reason.as_str(), escalation.alert_id.0);
+    for (user, phone) in coordinators {
+        let Some(to) = E164::parse(&phone) else {
+            continue;
+        };
+        let sent = inner
+            .sms
+            .send(Text {
+                to,
+                body: body.clone(),
+                purpose: Purpose::Escalation,
+                user_id: Some(user),
+                dedupe_key: Some(format!("escalation:{}:{user}", escalation.id.0)),
+                reference: None,
+            })
+            .await;
+        if let Err(error) = sent {
+            tracing::warn!(%error, "escalation text to a coordinator not sent");
+        }
+    }
+    Ok(())
+}
+
+/// The escalation's text, Bahasa Indonesia then English, one or two GSM-7 segments.
+pub fn escalation_text(reason: &str, alert: Uuid) -> String {
+    let (id, en) = match reason {
+        "unmatched" => ("tidak ada relawan", "no volunteer matched"),
+        "triage_waiting" => ("menunggu triase", "waiting for triage"),
+        "responder_stalled" => ("relawan tidak bergerak", "responder stalled"),
+        "open_too_long" => ("terbuka terlalu lama", "open too long"),
+        _ => ("perlu perhatian", "needs attention"),
+    };
+    let short = alert.simple().to_string();
+    format!(
+        "KREKI ESKALASI: kejadian {} {id}. Buka dasbor. / Escalation: alert {} {en}; open the dashboard.",
+        &short[short.len() - 8..],
+        &short[short.len() - 8..]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,5 +416,18 @@ mod tests {
             assert!(text.contains(&format!("1 {code}")));
         }
         assert!(offer_text("fire", 432.0, 0.0, 0.0, "ABCD").contains("430 m"));
+    }
+
+    #[test]
+    fn escalation_texts_fit_two_segments() {
+        for reason in [
+            "unmatched",
+            "triage_waiting",
+            "responder_stalled",
+            "open_too_long",
+        ] {
+            let text = escalation_text(reason, Uuid::now_v7());
+            assert!(text.len() <= 306 && text.is_ascii(), "{text}");
+        }
     }
 }

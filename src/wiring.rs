@@ -42,6 +42,9 @@ pub struct HubNotifier {
 impl Notifier for HubNotifier {
     fn publish(&self, to: &[kreki_dispatch::Audience], message: &Message) {
         let json = message.to_json();
+        if let (Some(texts), Message::Escalation { escalation }) = (&self.texts, message) {
+            texts.schedule_escalation(escalation);
+        }
         for audience in to {
             // An offer to one volunteer also goes to their phone, typed, never parsed back.
             if let (Some(texts), kreki_dispatch::Audience::User(user), Message::Offer { offer }) =

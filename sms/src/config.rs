@@ -51,6 +51,9 @@ pub struct SmsConfig {
     pub cap_warning_ratio: f64,
     /// Seconds an offer may stay unacknowledged on every socket and push before it is texted.
     pub offer_after_s: u64,
+    /// Seconds an escalation may stay unacknowledged on every dashboard before its region's
+    /// coordinators get it by text.
+    pub escalation_after_s: u64,
 }
 
 /// `KREKI_SMS__FROM=+62811…` reaches serde as the number 62811… (the environment provider reads
@@ -85,6 +88,7 @@ impl Default for SmsConfig {
             daily_cap_total: 5_000,
             cap_warning_ratio: 0.8,
             offer_after_s: 15,
+            escalation_after_s: 120,
         }
     }
 }
@@ -141,6 +145,10 @@ impl SmsConfig {
         check(
             (1..=600).contains(&self.offer_after_s),
             "sms.offer_after_s: must be 1 to 600 seconds",
+        );
+        check(
+            (1..=86_400).contains(&self.escalation_after_s),
+            "sms.escalation_after_s: must be 1 to 86400 seconds",
         );
         problems
     }

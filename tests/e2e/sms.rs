@@ -15,6 +15,16 @@ const PASSWORD: &str = "kata-sandi-aman";
 
 /// A `kreki serve` whose `[sms]` points at `fake`, the fake's replies pointed back at it.
 async fn start(pool: &PgPool, fake: &FakeTwilio, dir: &TempDir) -> (Server, String) {
+    start_with(pool, fake, dir, &[]).await
+}
+
+/// [`start`] with more settings.
+async fn start_with(
+    pool: &PgPool,
+    fake: &FakeTwilio,
+    dir: &TempDir,
+    more: &[(&'static str, &str)],
+) -> (Server, String) {
     let key = signing_key(&dir.0);
     let url = database_url(pool);
     let env = vec![
@@ -29,6 +39,10 @@ async fn start(pool: &PgPool, fake: &FakeTwilio, dir: &TempDir) -> (Server, Stri
         ("KREKI_SMS__RETRY_BASE_MS", "200".to_owned()),
         ("KREKI_SMS__MAX_ATTEMPTS", "5".to_owned()),
     ];
+    let env: Vec<(&str, String)> = env
+        .into_iter()
+        .chain(more.iter().map(|(key, value)| (*key, (*value).to_owned())))
+        .collect();
     let server = Server::start(&env).await;
     fake.set_inbound_url(format!("{}/v1/sms/inbound", server.base));
     (server, url)
@@ -55,12 +69,29 @@ fn code_in(fake: &FakeTwilio, phone: &str) -> String {
 async fn a_phone_is_verified_by_code_and_five_wrong_codes_lock_it(pool: PgPool) {
     let dir = TempDir::new();
     let fake = fake().await;
-    let (server, url) = start(&pool, &fake, &dir).await;
+    let (server, url) = start_with(
+        &pool,
+        &fake,
+        &dir,
+        &[("KREKI_DISPATCH__REQUIRE_VERIFIED_PHONE", "true")],
+    )
+    .await;
     create_account(&url, "081500000001", PASSWORD, "Sari", &["volunteer"]);
     create_account(&url, "081500000002", PASSWORD, "Budi", &[]);
     let api = JsonApi::new(&server.base);
     let sari = api.login("081500000001", PASSWORD).await;
     let budi = api.login("081500000002", PASSWORD).await;
+    let on_duty = Some(json!({"on_duty": true}));
+    // With dispatch.require_verified_phone, no duty before the phone is verified.
+    let (status, body) = api
+        .send(
+            Method::PUT,
+            "/v1/volunteers/me/duty",
+            Some(&sari),
+            on_duty.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 
     let (status, _) = api
         .send(
@@ -87,6 +118,12 @@ async fn a_phone_is_verified_by_code_and_five_wrong_codes_lock_it(pool: PgPool) 
         .await;
     assert_eq!(me["phone_verified"], true);
     assert_eq!(me["trust"], "verified");
+    // A new token carries the new trust level: now Sari may go on duty.
+    let sari = api.login("081500000001", PASSWORD).await;
+    let (status, body) = api
+        .send(Method::PUT, "/v1/volunteers/me/duty", Some(&sari), on_duty)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 
     // Budi guesses five times: each is 422, then even his right code is 429 for a while.
     let (status, _) = api
@@ -460,4 +497,168 @@ async fn an_offer_no_socket_took_is_texted_and_accepted_by_reply(pool: PgPool) {
             .count();
         assert_eq!(offers, 1, "{phone}: {:?}", fake.messages_to(phone));
     }
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_escalation_nobody_acknowledged_is_texted_to_the_regions_coordinators(pool: PgPool) {
+    let dir = TempDir::new();
+    let fake = fake().await;
+    let key = signing_key(&dir.0);
+    let url = database_url(&pool);
+    let env = vec![
+        ("KREKI_DATABASE__URL", url.clone()),
+        ("KREKI_AUTH__SIGNING_KEY_FILE", key.display().to_string()),
+        ("KREKI_SMS__PROVIDER", "twilio".to_owned()),
+        ("KREKI_SMS__BASE_URL", fake.base_url()),
+        ("KREKI_SMS__ACCOUNT_SID", fake.config().account_sid.clone()),
+        ("KREKI_SMS__AUTH_TOKEN", fake.config().auth_token.clone()),
+        ("KREKI_SMS__FROM", fake.config().number.clone()),
+        ("KREKI_SMS__PUBLIC_BASE_URL", "{base}".to_owned()),
+        ("KREKI_SMS__ESCALATION_AFTER_S", "1".to_owned()),
+    ];
+    let server = Server::start(&env).await;
+    create_account(&url, "081700000001", PASSWORD, "Admin", &["admin"]);
+    create_account(
+        &url,
+        "081700000002",
+        PASSWORD,
+        "Ani Pusat",
+        &["coordinator"],
+    );
+    create_account(&url, "081700000003", PASSWORD, "Warga", &[]);
+    let api = JsonApi::new(&server.base);
+    let admin = api.login("081700000001", PASSWORD).await;
+    let ani = api.login("081700000002", PASSWORD).await;
+    let (lat, lng, size) = (MONAS.0 - 0.1, MONAS.1 - 0.1, 0.2);
+    let area = json!({"type": "Polygon", "coordinates": [[
+        [lng, lat], [lng + size, lat], [lng + size, lat + size], [lng, lat + size], [lng, lat]
+    ]]});
+    let (status, region) = api
+        .send(
+            Method::POST,
+            "/v1/regions",
+            Some(&admin),
+            Some(json!({"name": "Jakarta Pusat", "area": area})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{region}");
+    let (_, me) = api.send(Method::GET, "/v1/auth/me", Some(&ani), None).await;
+    let (status, body) = api
+        .send(
+            Method::PUT,
+            &format!(
+                "/v1/regions/{}/coordinators",
+                region["id"].as_str().expect("id")
+            ),
+            Some(&admin),
+            Some(json!({"user_ids": [me["id"]]})),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+
+    // A new account's panic waits for triage in the region: an escalation nobody acknowledges.
+    let citizen = api.login("081700000003", PASSWORD).await;
+    let response = api
+        .client
+        .post(format!("{}/v1/alerts", api.base))
+        .bearer_auth(&citizen)
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .json(&json!({"kind": "fire", "location": {"lat": MONAS.0, "lng": MONAS.1, "accuracy_m": 10}}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let mut texts = Vec::new();
+    for _ in 0..150 {
+        texts = fake.messages_to("+6281700000002");
+        if !texts.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(texts.len(), 1, "{:?}", fake.messages());
+    assert!(texts[0].body.contains("ESKALASI"), "{}", texts[0].body);
+    assert!(
+        fake.messages_to("+6281700000001").is_empty(),
+        "only the region's coordinators"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_offer_answered_in_the_app_in_time_is_never_texted(pool: PgPool) {
+    let dir = TempDir::new();
+    let fake = fake().await;
+    let (server, url) = start_with(&pool, &fake, &dir, &[("KREKI_SMS__OFFER_AFTER_S", "3")]).await;
+    create_account(
+        &url,
+        "081800000001",
+        PASSWORD,
+        "Relawan Satu",
+        &["volunteer"],
+    );
+    create_account(
+        &url,
+        "081800000002",
+        PASSWORD,
+        "Relawan Dua",
+        &["volunteer"],
+    );
+    create_account(&url, "081800000003", PASSWORD, "Warga", &[]);
+    let api = JsonApi::new(&server.base);
+    let mut tokens = Vec::new();
+    for (n, phone) in [(1.0, "081800000001"), (2.0, "081800000002")] {
+        let token = api.login(phone, PASSWORD).await;
+        let (status, body) = api
+            .send(
+                Method::PUT,
+                "/v1/volunteers/me/duty",
+                Some(&token),
+                Some(json!({"on_duty": true})),
+            )
+            .await;
+        assert!(status.is_success(), "{body}");
+        let (status, body) = api
+            .send(
+                Method::POST,
+                "/v1/volunteers/me/location",
+                Some(&token),
+                Some(json!({"lat": MONAS.0 + n * 100.0 / 110_574.0, "lng": MONAS.1, "accuracy_m": 5})),
+            )
+            .await;
+        assert!(status.is_success(), "{body}");
+        tokens.push(token);
+    }
+    let citizen = api.login("081800000003", PASSWORD).await;
+    let response = api
+        .client
+        .post(format!("{}/v1/alerts", api.base))
+        .bearer_auth(&citizen)
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .json(&json!({"kind": "other", "location": {"lat": MONAS.0, "lng": MONAS.1, "accuracy_m": 10}}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // The first volunteer accepts in the app at once: the second's offer is withdrawn.
+    let (status, offers) = api
+        .send(
+            Method::GET,
+            "/v1/volunteers/me/offers",
+            Some(&tokens[0]),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{offers}");
+    let offer = offers[0]["id"].as_str().expect("an offer").to_owned();
+    let (status, body) = api
+        .send(
+            Method::POST,
+            &format!("/v1/offers/{offer}/accept"),
+            Some(&tokens[0]),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(fake.messages().is_empty(), "{:?}", fake.messages());
 }
