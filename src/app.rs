@@ -259,6 +259,12 @@ pub fn build(
     );
 
     // Offers not acknowledged on a socket in time go out by text (with the hub: it knows the acks).
+    if let Some(hub) = &hub {
+        sms.service
+            .set_cap_warning(Arc::new(crate::sms_offers::CapWarningToCoordinators(
+                hub.clone(),
+            )));
+    }
     let offer_texts = match &hub {
         Some(hub) if sms.service.enabled() => Some(crate::sms_offers::OfferTexts::new(
             sms.service.clone(),

@@ -121,13 +121,12 @@ pub async fn run(
     load_courses(&pool, &config).await?;
     seed_regions(&pool).await?;
     pool.close().await;
-    banner(&config, fake_fcm.as_ref(), simulate.as_ref());
-    if let Some(fake) = &fake_sms {
-        say(&format!(
-            "  SMS           a fake Twilio runs in-process; texts it received: {}/messages",
-            fake.base_url()
-        ));
-    }
+    banner(
+        &config,
+        fake_fcm.as_ref(),
+        fake_sms.as_ref(),
+        simulate.as_ref(),
+    );
     let simulator = simulate.map(|options| {
         let base = local_base(config.server.listen);
         let stop = CancellationToken::new();
@@ -274,6 +273,7 @@ async fn load_courses(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<()
 fn banner(
     config: &Config,
     fake_fcm: Option<&kreki_realtime::push::FakeFcm>,
+    fake_sms: Option<&kreki_sms::fake::FakeTwilio>,
     simulate: Option<&SimulateOptions>,
 ) {
     let base = format!("http://{}", config.server.listen);
@@ -306,6 +306,12 @@ fn banner(
     if let Some(fake) = fake_fcm {
         say(&format!(
             "  FCM           a fake one runs in-process; pushes it received: {}/requests",
+            fake.base_url()
+        ));
+    }
+    if let Some(fake) = fake_sms {
+        say(&format!(
+            "  SMS           a fake Twilio runs in-process; texts it received: {}/messages",
             fake.base_url()
         ));
     }

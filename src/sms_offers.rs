@@ -385,6 +385,19 @@ pub fn escalation_text(reason: &str, alert: Uuid) -> String {
     )
 }
 
+/// Warns coordinators on their dashboards that the day's SMS cap is near (WebSocket
+/// `sms_cap_warning` to every coordinator connected).
+pub struct CapWarningToCoordinators(pub kreki_realtime::Hub);
+
+impl kreki_sms::CapWarning for CapWarningToCoordinators {
+    fn near_cap(&self, used: u32, cap: u32) {
+        self.0.publish(
+            kreki_realtime::Audience::Role(kreki_auth::Role::Coordinator),
+            serde_json::json!({"type": "sms_cap_warning", "used": used, "cap": cap}),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

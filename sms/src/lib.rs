@@ -28,7 +28,7 @@ pub use domain::{E164, OutboundSms, Purpose, SentSms};
 pub use error::SmsError;
 pub use provider::SmsProvider;
 pub use routes::SmsState;
-pub use service::{Inbound, InboundHandler, SmsService, Text};
+pub use service::{CapWarning, Inbound, InboundHandler, SmsService, Text};
 
 /// Builds the service from `[sms]`: the Twilio client for `twilio` and `fake` (the fake speaks the
 /// same API), none for `off`.

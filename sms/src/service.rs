@@ -48,12 +48,22 @@ pub trait InboundHandler: Send + Sync + 'static {
     fn handle<'a>(&'a self, inbound: &'a Inbound) -> BoxFuture<'a, Option<String>>;
 }
 
+/// Told when the deployment's texts of the day pass `sms.cap_warning_ratio` of
+/// `sms.daily_cap_total` (once per instance and UTC day), so coordinators learn before texts stop.
+pub trait CapWarning: Send + Sync + 'static {
+    /// `used` texts of `cap` today.
+    fn near_cap(&self, used: u32, cap: u32);
+}
+
 /// The SMS service.
 pub struct SmsService {
     pool: PgPool,
     config: SmsConfig,
     provider: Option<Arc<dyn SmsProvider>>,
     inbound: OnceLock<Arc<dyn InboundHandler>>,
+    cap_warning: OnceLock<Arc<dyn CapWarning>>,
+    /// The UTC day (days since 1970) coordinators were last warned of.
+    warned_day: std::sync::atomic::AtomicI64,
 }
 
 impl std::fmt::Debug for SmsService {
@@ -82,6 +92,8 @@ impl SmsService {
             config,
             provider,
             inbound: OnceLock::new(),
+            cap_warning: OnceLock::new(),
+            warned_day: std::sync::atomic::AtomicI64::new(i64::MIN),
         }
     }
 
@@ -98,6 +110,11 @@ impl SmsService {
     /// Sets who handles inbound replies (once; later calls are ignored).
     pub fn set_inbound_handler(&self, handler: Arc<dyn InboundHandler>) {
         let _ = self.inbound.set(handler);
+    }
+
+    /// Sets who is warned when the daily cap is near (once; later calls are ignored).
+    pub fn set_cap_warning(&self, warning: Arc<dyn CapWarning>) {
+        let _ = self.cap_warning.set(warning);
     }
 
     /// Sends `text` unless its recipient opted out, a per-day cap is reached, or its dedupe key was
@@ -203,6 +220,18 @@ impl SmsService {
         let ratio = used as f64 / cap;
         metrics::gauge!("sms_daily_cap_used_ratio").set(ratio);
         if ratio >= self.config.cap_warning_ratio {
+            let today = chrono::Utc::now().timestamp().div_euclid(86_400);
+            let before = self
+                .warned_day
+                .swap(today, std::sync::atomic::Ordering::Relaxed);
+            if before != today
+                && let Some(warning) = self.cap_warning.get()
+            {
+                warning.near_cap(
+                    u32::try_from(used).unwrap_or(u32::MAX),
+                    self.config.daily_cap_total,
+                );
+            }
             tracing::warn!(
                 used,
                 cap = self.config.daily_cap_total,

@@ -253,9 +253,12 @@ async fn per_day_caps_stop_texts(pool: sqlx::PgPool) {
     let config = SmsConfig {
         daily_cap_per_recipient: 2,
         daily_cap_total: 3,
+        cap_warning_ratio: 0.6,
         ..config_for(&fake)
     };
     let service = kreki_sms::build(pool, config).expect("builds").service;
+    let warned = Arc::new(Warnings::default());
+    service.set_cap_warning(warned.clone());
     let send = |to: &'static str| {
         let service = Arc::clone(&service);
         async move {
@@ -285,4 +288,15 @@ async fn per_day_caps_stop_texts(pool: sqlx::PgPool) {
         })
     ));
     assert_eq!(fake.messages().len(), 3);
+    // Warned once, at the second text of three (2/3 >= 0.6), not again that day.
+    assert_eq!(*warned.0.lock().expect("lock"), vec![(2, 3)]);
+}
+
+#[derive(Default)]
+struct Warnings(std::sync::Mutex<Vec<(u32, u32)>>);
+
+impl kreki_sms::CapWarning for Warnings {
+    fn near_cap(&self, used: u32, cap: u32) {
+        self.0.lock().expect("lock").push((used, cap));
+    }
 }
