@@ -386,6 +386,25 @@ async fn an_offer_no_socket_took_is_texted_and_accepted_by_reply(pool: PgPool) {
         ("KREKI_SMS__PUBLIC_BASE_URL", "{base}".to_owned()),
         ("KREKI_SMS__OFFER_AFTER_S", "1".to_owned()),
     ];
+    // Push goes to a fake FCM that fails every send: only a text can reach the volunteers.
+    drop(rustls::crypto::aws_lc_rs::default_provider().install_default());
+    let fcm =
+        kreki_realtime::push::FakeFcm::start("kreki-e2e", "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("the fake FCM starts");
+    fcm.fail_next(vec![kreki_realtime::push::Fault::Unavailable; 100]);
+    let account_file = dir.0.join("fcm-service-account.json");
+    std::fs::write(&account_file, fcm.service_account_json()).expect("written");
+    let mut env = env;
+    env.extend([
+        (
+            "KREKI_PUSH__FCM__SERVICE_ACCOUNT_FILE",
+            account_file.display().to_string(),
+        ),
+        ("KREKI_PUSH__FCM__BASE_URL", fcm.base_url()),
+        ("KREKI_PUSH__FCM__TOKEN_URL", fcm.token_url()),
+        ("KREKI_PUSH__PUSH_GRACE_MS", "0".to_owned()),
+    ]);
     let server = Server::start(&env).await;
     fake.set_inbound_url(format!("{}/v1/sms/inbound", server.base));
     create_account(
@@ -404,9 +423,18 @@ async fn an_offer_no_socket_took_is_texted_and_accepted_by_reply(pool: PgPool) {
     );
     create_account(&url, "081600000003", PASSWORD, "Warga", &[]);
     let api = JsonApi::new(&server.base);
-    // Neither volunteer has a socket or a push device: only a text can reach them.
+    // Neither volunteer has a socket; their phones are registered for push, which fails.
     for (n, phone) in [(1.0, "081600000001"), (2.0, "081600000002")] {
         let token = api.login(phone, PASSWORD).await;
+        let (status, body) = api
+            .send(
+                Method::POST,
+                "/v1/devices",
+                Some(&token),
+                Some(json!({"platform": "android", "token": format!("fcm-{phone}")})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
         let (status, body) = api
             .send(
                 Method::PUT,
@@ -487,6 +515,12 @@ async fn an_offer_no_socket_took_is_texted_and_accepted_by_reply(pool: PgPool) {
     assert!(status.is_success(), "{detail}");
     assert_eq!(detail["status"], "assigned", "{detail}");
 
+    // Push was tried and failed (the fake FCM answered 503).
+    assert!(
+        fcm.requests().iter().any(|request| request.status == 503),
+        "{:?}",
+        fcm.requests().iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     // At most one text per offer, however long we wait.
     tokio::time::sleep(Duration::from_secs(2)).await;
     for phone in ["+6281600000001", "+6281600000002"] {
