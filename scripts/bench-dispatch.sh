@@ -17,9 +17,12 @@
 # `ab <old-commit>` is the A/B: it builds the old commit's `kreki` in a temporary `git worktree`
 # (same CARGO_TARGET_DIR, so dependencies are compiled once) and this checkout's `kreki`, then for
 # each run serves the old build (A) and the new build (B) one after the other, each on its own
-# fresh scratch database seeded the same way (same options, same seed) by the same load
-# generator, this checkout's; it prints both reports, then a side-by-side table of the two. The
-# profile defaults to release here, for figures.
+# fresh scratch database seeded the same way (same options, same seed); it prints both reports,
+# then a side-by-side table of the two. The load generator is this checkout's, except against an
+# old build whose own `kreki loadtest` exists (before the generator moved to the sim crate): the
+# new generator seeds today's schema (offer policies, roles), which an old server's database does
+# not have, so each build is driven by the generator of its own commit. The profile defaults to
+# release here, for figures.
 #
 # Each report names the server build's commit and the machine's load average. Environment:
 # PROFILE (debug, the default, or release; release for `ab`), KREKI_BENCH_DATABASE_URL (an admin
@@ -124,9 +127,11 @@ kreki="$work/kreki"
 "$kreki" keys generate --out "$work/key.pem" >/dev/null
 
 # run <server binary> <server commit> <mode> <report file> [options...]: one run on a scratch
-# database; its report goes to standard output and to the report file.
+# database; its report goes to standard output and to the report file. The generator is
+# $generator (this checkout's `kreki` unless set).
 run() {
   local server=$1 commit=$2 which=$3 out=$4
+  local generator=${generator:-$kreki}
   shift 4
   db="kreki_loadtest_$$_$which"
   psql -q "$admin" -c "CREATE DATABASE $db TEMPLATE template1" >/dev/null
@@ -153,7 +158,7 @@ run() {
   done
   echo "# $(date -u +%FT%TZ) server commit $commit, load generator $new_commit, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), profile $profile, ulimit -n $(ulimit -n), rest_period_s ${REST_S:-30}"
   local status=0
-  "$kreki" loadtest "$which" --server-pid "$server_pid" --commit "$commit" "$@" | tee "$out" ||
+  "$generator" loadtest "$which" --server-pid "$server_pid" --commit "$commit" "$@" | tee "$out" ||
     status=$?
   stop_server
   drop_db
@@ -214,7 +219,11 @@ status=0
 for which in "${modes[@]}"; do
   if [ -n "$old" ]; then
     echo "## A: old build $old_commit, $which"
-    run "$work/kreki-old" "$old_commit" "$which" "$work/a-$which.md" "$@" || status=$?
+    old_generator="$kreki"
+    if "$work/kreki-old" loadtest --help >/dev/null 2>&1; then
+      old_generator="$work/kreki-old"
+    fi
+    generator="$old_generator" run "$work/kreki-old" "$old_commit" "$which" "$work/a-$which.md" "$@" || status=$?
     echo "## B: new build $new_commit, $which"
     run "$kreki" "$new_commit" "$which" "$work/b-$which.md" "$@" || status=$?
     echo "## $which side by side: A = $old_commit (old), B = $new_commit (new)"

@@ -41,16 +41,19 @@ pub enum Service {
     /// The SATUSEHAT bridge (practitioner verification, Encounter sync) and the FHIR R4 API for
     /// health systems.
     Bridge,
+    /// First-aid guidance pages (the CMS).
+    Guidance,
 }
 
 impl Service {
     /// Every service, in start order.
-    pub const ALL: [Service; 5] = [
+    pub const ALL: [Service; 6] = [
         Service::Auth,
         Service::Realtime,
         Service::Dispatch,
         Service::Lms,
         Service::Bridge,
+        Service::Guidance,
     ];
 
     /// Its name on the command line.
@@ -61,6 +64,7 @@ impl Service {
             Service::Dispatch => "dispatch",
             Service::Lms => "lms",
             Service::Bridge => "bridge",
+            Service::Guidance => "guidance",
         }
     }
 }
@@ -129,6 +133,7 @@ impl Services {
         (name = "sms", description = "The SMS provider's webhooks (inbound texts, delivery statuses), signed with X-Twilio-Signature"),
         (name = "lms", description = "Training and certification: courses, quizzes, certificates"),
         (name = "volunteers", description = "Volunteers: duty, position, practitioner verification"),
+        (name = "guidance", description = "First-aid guidance pages in Bahasa Indonesia and English (Markdown, served sanitised)"),
         (name = "fhir", description = "FHIR R4 for health systems (`application/fhir+json`, OperationOutcome errors) and SATUSEHAT sync"),
     )
 )]
@@ -254,8 +259,11 @@ pub fn build(
         pool.clone(),
         config.lms.clone(),
         auth.service.verifier().clone(),
-        Arc::new(kreki_lms::ports::NobodyListens),
-        reminders,
+        kreki_lms::Ports {
+            listener: Arc::new(kreki_lms::ports::NobodyListens),
+            notifier: reminders,
+            names: Arc::new(crate::lms_names::AccountNamesFromAuth(auth.service.clone())),
+        },
     );
 
     // Offers not acknowledged on a socket in time go out by text (with the hub: it knows the acks).
@@ -406,6 +414,13 @@ pub fn build(
         workers.extend(kreki_bridge_satusehat::spawn_workers(
             &bridge, feed, shutdown,
         ));
+    }
+
+    if services.contains(Service::Guidance) {
+        api = api.merge(kreki_cms::router(kreki_cms::CmsState {
+            pool: pool.clone(),
+            verifier: auth.service.verifier().clone(),
+        }));
     }
 
     let (router, openapi) = api.split_for_parts();

@@ -47,7 +47,7 @@ pub enum Command {
     /// subset, so each role can be scaled on its own from one image.
     Serve {
         /// Services to run, comma-separated: `all`, or any of `auth`, `realtime`, `dispatch`, `lms`,
-        /// `bridge`.
+        /// `bridge`, `guidance`.
         #[arg(
             long,
             value_delimiter = ',',
@@ -121,8 +121,23 @@ pub enum Command {
         #[command(subcommand)]
         command: kreki_sim::loadtest::LoadtestCommand,
     },
+    /// First-aid guidance pages.
+    Guidance {
+        /// What to do.
+        #[command(subcommand)]
+        command: GuidanceCommand,
+    },
     /// Check the configuration and print it (secrets redacted).
     Config,
+}
+
+/// `kreki guidance …`
+#[derive(Debug, Subcommand)]
+pub enum GuidanceCommand {
+    /// Store the built-in first-aid pages (CPR, choking, bleeding, burns, seizures, while
+    /// waiting; Bahasa Indonesia and English) that are missing. Pages admins or trainers wrote
+    /// are left as they are.
+    LoadBuiltin,
 }
 
 /// `kreki volunteer …`
@@ -319,6 +334,16 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 acl_file.display(),
                 report.devices
             ));
+            Ok(())
+        }
+        Command::Guidance {
+            command: GuidanceCommand::LoadBuiltin,
+        } => {
+            let pool = config.database.pool().map_err(anyhow::Error::msg)?;
+            let stored = kreki_cms::demo::load(&pool)
+                .await
+                .map_err(|error| anyhow::anyhow!(error.to_problem()))?;
+            say(&format!("guidance: {stored} built-in pages stored"));
             Ok(())
         }
         Command::Demo {

@@ -119,6 +119,9 @@ pub async fn run(
     )
     .await?;
     load_courses(&pool, &config).await?;
+    kreki_cms::demo::load(&pool)
+        .await
+        .map_err(|error| anyhow::anyhow!(error.to_problem()))?;
     seed_regions(&pool).await?;
     pool.close().await;
     banner(
@@ -262,8 +265,8 @@ async fn fake_sms(config: &mut Config) -> anyhow::Result<Option<kreki_sms::fake:
 
 /// Loads the demo courses (idempotent).
 async fn load_courses(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<()> {
-    let nobody = std::sync::Arc::new(kreki_lms::ports::NobodyListens);
-    let lms = kreki_lms::LmsService::new(pool.clone(), config.lms.clone(), nobody.clone(), nobody);
+    let lms =
+        kreki_lms::LmsService::new(pool.clone(), config.lms.clone(), kreki_lms::Ports::nobody());
     kreki_lms::demo::load(&lms, None)
         .await
         .map_err(|error| anyhow::anyhow!(error.to_problem()))?;

@@ -11,9 +11,11 @@
 //! - [`sms_offers`]: offers by text when no socket took them, and the replies that answer them.
 
 pub mod app;
+pub mod basemap;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod lms_names;
 pub mod sms_offers;
 pub mod web;
 pub mod wiring;

@@ -64,12 +64,12 @@ impl OfferTexts {
         let _ = self.inner.dispatch.set(dispatch);
     }
 
-    /// Texts `offer` to `user` later, unless `message` (the offer's frame) was acknowledged on a
-    /// socket by then or the offer is no longer pending.
+    /// Texts `offer` to `user` later, unless `frame` (the offer's) was acknowledged on a socket
+    /// by then or the offer is no longer pending.
     pub fn schedule(
         &self,
         user: Uuid,
-        message: serde_json::Value,
+        frame: kreki_realtime::Frame,
         offer: &kreki_dispatch::views::Offer,
     ) {
         if !self.inner.sms.enabled() {
@@ -84,7 +84,7 @@ impl OfferTexts {
         let offer = offer.clone();
         tokio::spawn(async move {
             tokio::time::sleep(inner.after).await;
-            if let Err(error) = text_offer(&inner, user, &message, &offer).await {
+            if let Err(error) = text_offer(&inner, user, &frame, &offer).await {
                 tracing::warn!(%error, offer = %offer.id.0, "offer not texted");
             }
             inner.waiting.fetch_sub(1, Ordering::Relaxed);
@@ -95,10 +95,10 @@ impl OfferTexts {
 async fn text_offer(
     inner: &Inner,
     user: Uuid,
-    message: &serde_json::Value,
+    frame: &kreki_realtime::Frame,
     offer: &kreki_dispatch::views::Offer,
 ) -> anyhow::Result<()> {
-    if inner.hub.acknowledged(user, message) {
+    if inner.hub.acknowledged(user, frame) {
         metrics::counter!("sms_offers_skipped_total", "why" => "acknowledged").increment(1);
         return Ok(());
     }

@@ -7,8 +7,10 @@
 //! `Cache-Control: no-cache`, so browsers revalidate cheaply and a new release is picked up at once;
 //! the service workers of the two apps keep the same files for offline use.
 //!
-//! `GET /web/config.json` tells the pages what the operator configured in `[web]` (a raster tile URL
-//! for production maps; without it the bundled Natural Earth basemap is drawn).
+//! `GET /web/config.json` tells the pages what the operator configured in `[web]`: a raster tile
+//! URL (`web.tile_url`), or a PMTiles basemap file that `kreki` serves itself at
+//! `/web/basemap.pmtiles` with range requests (`web.basemap_pmtiles`, see [`crate::basemap`]),
+//! for street maps without internet; with neither, the bundled Natural Earth outlines are drawn.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -33,6 +35,12 @@ pub struct WebConfig {
     pub tile_url: Option<String>,
     /// The attribution the tile provider requires, shown on the map.
     pub tile_attribution: String,
+    /// A PMTiles v3 basemap file (vector, such as an Indonesia extract of the Protomaps basemap,
+    /// or raster), served by `kreki` at `/web/basemap.pmtiles` with range requests and drawn in
+    /// the browser. Used when `tile_url` is unset. README: "Street maps without internet".
+    pub basemap_pmtiles: Option<std::path::PathBuf>,
+    /// The attribution of the PMTiles basemap's data.
+    pub basemap_attribution: String,
 }
 
 impl Default for WebConfig {
@@ -41,6 +49,8 @@ impl Default for WebConfig {
             enabled: true,
             tile_url: None,
             tile_attribution: "© OpenStreetMap contributors".to_owned(),
+            basemap_pmtiles: None,
+            basemap_attribution: "© OpenStreetMap contributors, Protomaps".to_owned(),
         }
     }
 }
@@ -62,6 +72,9 @@ impl WebConfig {
                         .to_owned(),
                 );
             }
+        }
+        if let Err(problem) = crate::basemap::Basemap::from_config(self.basemap_pmtiles.as_ref()) {
+            problems.push(problem);
         }
         problems
     }
@@ -86,6 +99,10 @@ fn tile_origin(url: &str) -> Option<String> {
         .any(|c| c.is_whitespace() || c == '"' || c == '\'');
     (has_placeholders && clean).then(|| format!("{scheme}://{host}"))
 }
+
+/// The pages, each a folder of `web/` served at `/{page}/`: the coordinator dashboard, the
+/// citizen app, the volunteer app, the trainer console and the admin console.
+const PAGES: [&str; 5] = ["dashboard", "app", "volunteer", "trainer", "admin"];
 
 /// One file of `web/`, compiled in.
 struct Asset {
@@ -114,13 +131,30 @@ const JS: &str = "text/javascript; charset=utf-8";
 static ASSETS: &[Asset] = &[
     asset!("dashboard/index.html", "text/html; charset=utf-8"),
     asset!("dashboard/dashboard.js", "text/javascript; charset=utf-8"),
+    asset!("dashboard/support.js", "text/javascript; charset=utf-8"),
+    asset!("dashboard/resolve.js", "text/javascript; charset=utf-8"),
+    asset!("dashboard/sync.js", "text/javascript; charset=utf-8"),
+    asset!("dashboard/aeds.html", "text/html; charset=utf-8"),
+    asset!("dashboard/aeds.js", "text/javascript; charset=utf-8"),
     asset!("app/index.html", "text/html; charset=utf-8"),
     asset!("app/app.js", "text/javascript; charset=utf-8"),
+    asset!("app/aeds.js", "text/javascript; charset=utf-8"),
     asset!("app/sw.js", "text/javascript; charset=utf-8"),
     asset!("app/manifest.webmanifest", "application/manifest+json"),
     asset!("volunteer/index.html", "text/html; charset=utf-8"),
     asset!("volunteer/volunteer.js", "text/javascript; charset=utf-8"),
     asset!("volunteer/sw.js", "text/javascript; charset=utf-8"),
+    asset!("volunteer/training.js", "text/javascript; charset=utf-8"),
+    asset!("volunteer/team.js", "text/javascript; charset=utf-8"),
+    asset!("volunteer/checkin.js", "text/javascript; charset=utf-8"),
+    asset!(
+        "volunteer/practitioner.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!("trainer/index.html", "text/html; charset=utf-8"),
+    asset!("trainer/trainer.js", "text/javascript; charset=utf-8"),
+    asset!("admin/index.html", "text/html; charset=utf-8"),
+    asset!("admin/admin.js", "text/javascript; charset=utf-8"),
     asset!(
         "volunteer/manifest.webmanifest",
         "application/manifest+json"
@@ -131,11 +165,25 @@ static ASSETS: &[Asset] = &[
     asset!("shared/live.js", "text/javascript; charset=utf-8"),
     asset!("shared/push.js", "text/javascript; charset=utf-8"),
     asset!("shared/map.js", "text/javascript; charset=utf-8"),
+    asset!("shared/forms.js", "text/javascript; charset=utf-8"),
+    asset!("shared/field-errors.js", "text/javascript; charset=utf-8"),
+    asset!("shared/guidance.js", "text/javascript; charset=utf-8"),
+    asset!("shared/console.js", "text/javascript; charset=utf-8"),
     asset!("shared/icon.svg", "image/svg+xml"),
     asset!("vendor/leaflet.js", "text/javascript; charset=utf-8"),
     asset!("vendor/leaflet.css", "text/css; charset=utf-8"),
     asset!("vendor/basemap.geojson", "application/geo+json"),
     asset!("vendor/LICENSE.leaflet.txt", "text/plain; charset=utf-8"),
+    asset!(
+        "vendor/protomaps-leaflet.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!(
+        "vendor/LICENSE.protomaps-leaflet.txt",
+        "text/plain; charset=utf-8"
+    ),
+    asset!("vendor/pmtiles.js", "text/javascript; charset=utf-8"),
+    asset!("vendor/LICENSE.pmtiles.txt", "text/plain; charset=utf-8"),
 ];
 
 /// An asset ready to answer: its bytes, type and entity tag.
@@ -174,12 +222,17 @@ static BY_URL: LazyLock<HashMap<String, Served>> = LazyLock::new(|| {
 struct PageConfig {
     tile_url: Option<String>,
     tile_attribution: Option<String>,
+    /// Where the PMTiles basemap is served, when there is one and no `tile_url`.
+    pmtiles_url: Option<String>,
+    /// Its attribution.
+    pmtiles_attribution: Option<String>,
 }
 
 #[derive(Clone)]
 struct WebState {
     page_config: Arc<PageConfig>,
     security_policy: HeaderValue,
+    basemap: Option<crate::basemap::Basemap>,
 }
 
 /// The routes of the dashboard and the apps; an empty router when `[web] enabled = false`.
@@ -195,21 +248,34 @@ pub fn router(config: &WebConfig) -> Router {
         .as_deref()
         .and_then(tile_origin)
         .unwrap_or_default();
+    // Lessons show pictures and videos from anywhere on the web (https only) and embed YouTube
+    // without cookies; nothing else leaves the origin.
     let policy = format!(
-        "default-src 'self'; img-src 'self' data: blob: {tile_host}; style-src 'self' 'unsafe-inline'; \
+        "default-src 'self'; img-src 'self' data: blob: https: {tile_host}; media-src 'self' https:; \
+         frame-src https://www.youtube-nocookie.com; style-src 'self' 'unsafe-inline'; \
          connect-src 'self'; worker-src 'self'; manifest-src 'self'; object-src 'none'; \
          base-uri 'none'; frame-ancestors 'none'"
     );
+    let basemap = match crate::basemap::Basemap::from_config(config.basemap_pmtiles.as_ref()) {
+        Ok(basemap) => basemap.filter(|_| tile_url.is_none()),
+        Err(problem) => {
+            tracing::error!(%problem, "the PMTiles basemap is not served");
+            None
+        }
+    };
     let state = WebState {
         page_config: Arc::new(PageConfig {
             tile_attribution: tile_url.as_ref().map(|_| config.tile_attribution.clone()),
             tile_url,
+            pmtiles_url: basemap.as_ref().map(|_| "/web/basemap.pmtiles".to_owned()),
+            pmtiles_attribution: basemap.as_ref().map(|_| config.basemap_attribution.clone()),
         }),
         security_policy: HeaderValue::from_str(&policy)
             .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'")),
+        basemap,
     };
     let mut router = Router::new();
-    for page in ["dashboard", "app", "volunteer"] {
+    for page in PAGES {
         let slash = format!("/{page}/");
         router = router
             .route(
@@ -235,6 +301,7 @@ pub fn router(config: &WebConfig) -> Router {
     }
     router
         .route("/web/config.json", get(page_config))
+        .route("/web/basemap.pmtiles", get(serve_basemap))
         .route("/web/{folder}/{file}", get(shared_file))
         .with_state(state)
 }
@@ -245,6 +312,13 @@ async fn page_config(State(state): State<WebState>) -> Response {
         axum::Json(state.page_config.as_ref().clone()),
     )
         .into_response()
+}
+
+async fn serve_basemap(State(state): State<WebState>, headers: HeaderMap) -> Response {
+    match &state.basemap {
+        Some(basemap) => basemap.answer(&headers),
+        None => Problem::not_found("basemap").into_response(),
+    }
 }
 
 async fn shared_file(
@@ -448,6 +522,129 @@ mod tests {
         }
     }
 
+    /// A PMTiles-shaped file of `len` bytes (the magic, then a counting pattern).
+    fn pmtiles_file(len: usize) -> tempfile_path::TempFile {
+        let mut bytes = b"PMTiles\x03".to_vec();
+        bytes.extend((0..len - 8).map(|i| u8::try_from(i % 251).unwrap_or(0)));
+        tempfile_path::TempFile::with(&bytes)
+    }
+
+    /// A temporary file removed on drop (no extra crate for one test).
+    mod tempfile_path {
+        pub struct TempFile(pub std::path::PathBuf);
+        impl TempFile {
+            pub fn with(bytes: &[u8]) -> Self {
+                let path = std::env::temp_dir()
+                    .join(format!("kreki-basemap-{}.pmtiles", uuid::Uuid::new_v4()));
+                std::fs::write(&path, bytes).expect("written");
+                Self(path)
+            }
+        }
+        impl Drop for TempFile {
+            fn drop(&mut self) {
+                drop(std::fs::remove_file(&self.0));
+            }
+        }
+    }
+
+    async fn get_range(router: &Router, range: Option<&str>) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let mut request = Request::get("/web/basemap.pmtiles");
+        if let Some(range) = range {
+            request = request.header(header::RANGE, range);
+        }
+        let response = router
+            .clone()
+            .oneshot(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (status, headers, body.to_vec())
+    }
+
+    #[tokio::test]
+    async fn the_pmtiles_basemap_is_served_by_range() {
+        let file = pmtiles_file(600_000);
+        let config = WebConfig {
+            basemap_pmtiles: Some(file.0.clone()),
+            ..WebConfig::default()
+        };
+        assert!(config.validate().is_empty(), "{:?}", config.validate());
+        let router = router(&config);
+        let json = router_config_json(&config).await;
+        assert_eq!(json["pmtiles_url"], "/web/basemap.pmtiles");
+        assert!(json["tile_url"].is_null());
+
+        let whole = std::fs::read(&file.0).expect("read");
+        let (status, headers, body) = get_range(&router, Some("bytes=0-126")).await;
+        assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+        assert_eq!(headers[header::CONTENT_RANGE], "bytes 0-126/600000");
+        assert_eq!(headers[header::ACCEPT_RANGES], "bytes");
+        assert_eq!(body, whole[..127]);
+        // Across chunk boundaries, and from the end.
+        let (_, _, body) = get_range(&router, Some("bytes=200000-599999")).await;
+        assert_eq!(body, whole[200_000..]);
+        let (status, headers, body) = get_range(&router, Some("bytes=-10")).await;
+        assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+        assert_eq!(headers[header::CONTENT_RANGE], "bytes 599990-599999/600000");
+        assert_eq!(body, whole[599_990..]);
+        let (status, _, body) = get_range(&router, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, whole);
+
+        for bad in [
+            "bytes=600000-",
+            "bytes=9-3",
+            "bytes=0-1,4-5",
+            "items=0-1",
+            "bytes=x-",
+        ] {
+            let (status, headers, body) = get_range(&router, Some(bad)).await;
+            assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE, "{bad}");
+            assert_eq!(
+                headers[header::CONTENT_TYPE],
+                "application/problem+json",
+                "{bad}"
+            );
+            assert_eq!(headers[header::CONTENT_RANGE], "bytes */600000", "{bad}");
+            let problem: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+            assert_eq!(problem["status"], 416, "{bad}");
+            assert_eq!(problem["errors"][0]["field"], "Range", "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_basemap_that_is_not_pmtiles_is_named() {
+        let not_pmtiles = tempfile_path::TempFile::with(b"<html>not a map</html>");
+        for path in [
+            not_pmtiles.0.clone(),
+            std::path::PathBuf::from("/nonexistent/id.pmtiles"),
+        ] {
+            let config = WebConfig {
+                basemap_pmtiles: Some(path.clone()),
+                ..WebConfig::default()
+            };
+            let problems = config.validate();
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.starts_with("web.basemap_pmtiles")),
+                "{path:?}: {problems:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_basemap_file_there_is_none_to_fetch() {
+        let router = router(&WebConfig::default());
+        let (status, headers, _) = get_range(&router, Some("bytes=0-10")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
+    }
+
     #[tokio::test]
     async fn disabled_serves_nothing() {
         let config = WebConfig {
@@ -462,7 +659,7 @@ mod tests {
     fn every_file_of_the_served_folders_is_compiled_in() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
         let listed: Vec<&str> = ASSETS.iter().map(|asset| asset.file).collect();
-        for folder in ["dashboard", "app", "volunteer", "shared", "vendor"] {
+        for folder in PAGES.iter().copied().chain(["shared", "vendor"]) {
             for entry in std::fs::read_dir(root.join(folder)).expect("folder exists") {
                 let name = entry.expect("entry").file_name();
                 let file = format!("{folder}/{}", name.to_string_lossy());

@@ -22,7 +22,7 @@ use kreki_auth::{CurrentUser, Role};
 use kreki_dispatch::{DispatchService, Message, Notifier};
 use kreki_platform::Problem;
 use kreki_platform::shutdown::CancellationToken;
-use kreki_realtime::{BoxFuture, Hub, InboundHandler, TopicAuthorizer};
+use kreki_realtime::{BoxFuture, Frame, Hub, InboundHandler, TopicAuthorizer};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -40,8 +40,17 @@ pub struct HubNotifier {
 }
 
 impl Notifier for HubNotifier {
+    /// Encodes `message` once: every audience, socket, replay ring, the Redis bus and the push's
+    /// acknowledgement check share the same bytes.
     fn publish(&self, to: &[kreki_dispatch::Audience], message: &Message) {
-        let json = message.to_json();
+        let frame = match Frame::new(message) {
+            Ok(frame) => frame,
+            Err(error) => {
+                // Dispatch's messages are tagged objects without `seq`: this is a bug, not input.
+                tracing::error!(kind = message.kind(), %error, "dispatch message not published");
+                return;
+            }
+        };
         if let (Some(texts), Message::Escalation { escalation }) = (&self.texts, message) {
             texts.schedule_escalation(escalation);
         }
@@ -50,15 +59,15 @@ impl Notifier for HubNotifier {
             if let (Some(texts), kreki_dispatch::Audience::User(user), Message::Offer { offer }) =
                 (&self.texts, audience, message)
             {
-                texts.schedule(*user, json.clone(), offer);
+                texts.schedule(*user, frame.clone(), offer);
             }
             if let (Some(pusher), kreki_dispatch::Audience::User(user), Message::Offer { offer }) =
                 (&self.pusher, audience, message)
             {
-                pusher.offer(*user, json.clone(), push_content(offer));
+                pusher.offer_frame(*user, &frame, push_content(offer));
                 continue;
             }
-            self.hub.publish(hub_audience(audience), json.clone());
+            self.hub.publish_frame(hub_audience(audience), &frame);
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - [`worker`]: pruning of expired rows.
 //! - [`error`]: [`AuthError`] and its mapping to problem+json.
 
+pub mod admin;
 pub mod config;
 pub mod domain;
 pub mod error;

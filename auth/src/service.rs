@@ -128,11 +128,6 @@ impl AuthService {
         self.sms.get()
     }
 
-    /// The database.
-    pub(crate) fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// Verifies access tokens.
     pub fn verifier(&self) -> &TokenVerifier {
         &self.verifier
@@ -146,6 +141,16 @@ impl AuthService {
     /// Settings in force.
     pub fn config(&self) -> &AuthConfig {
         &self.config
+    }
+
+    /// Hashes secrets (client secrets, passwords) with Argon2id, bounded in concurrency.
+    pub(crate) fn hasher(&self) -> &SecretHasher {
+        &self.hasher
+    }
+
+    /// The database (for the admin queries of [`crate::admin`] and phone verification).
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// Creates an account.

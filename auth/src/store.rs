@@ -48,6 +48,8 @@ macro_rules! user_columns {
         "id, phone, email, name, password_hash, roles, created_at, trust, phone_verified_at"
     };
 }
+/// Other modules of the crate (the admins' search) read accounts with the same columns.
+pub(crate) use user_columns;
 
 /// Inserts an account. Unique violations come back as database errors naming
 /// `users_phone_key` or `users_email_key`.

@@ -19,7 +19,7 @@ use crate::verify::{self, Verification};
 /// The `/v1` routes of the bridge, with their OpenAPI description.
 pub fn router(state: BridgeState) -> OpenApiRouter {
     OpenApiRouter::new()
-        .routes(routes!(practitioner_verification))
+        .routes(routes!(practitioner_verification, verification_standing))
         .routes(routes!(sync_failures))
         .routes(routes!(retry_sync_failure))
         .with_state(state)
@@ -64,6 +64,46 @@ async fn practitioner_verification(
         });
     }
     Ok(Json(verify::verify(&state, user.id.0, &nik).await?))
+}
+
+/// Where the caller's practitioner verification stands (what the volunteer app shows while
+/// SATUSEHAT is retried in the background).
+#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct VerificationStanding {
+    /// `verified`, `not_found`, `ambiguous` or `unavailable`.
+    pub status: String,
+    /// The IHS number, when verified.
+    pub ihs_number: Option<String>,
+    /// Lookups made so far.
+    pub attempts: i32,
+    /// While `unavailable`: when KREKI asks SATUSEHAT again (UTC); none when it gave up.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When it was last asked or answered (UTC).
+    pub checked_at: DateTime<Utc>,
+}
+
+/// The signed-in volunteer's verification, as it stands (never the NIK); 404 before they asked.
+#[utoipa::path(get, path = "/v1/volunteers/me/practitioner-verification", tag = "volunteers",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The standing", body = VerificationStanding),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Never asked", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn verification_standing(
+    state: axum::extract::State<BridgeState>,
+    user: CurrentUser,
+) -> BridgeResult<Json<VerificationStanding>> {
+    let standing: Option<VerificationStanding> = sqlx::query_as(
+        "SELECT status, ihs_number, attempts, next_attempt_at, checked_at
+         FROM bridge.practitioners WHERE user_id = $1",
+    )
+    .bind(user.id.0)
+    .fetch_optional(&state.pool)
+    .await?;
+    standing
+        .map(Json)
+        .ok_or(BridgeError::NotFound("practitioner verification"))
 }
 
 /// Query of `GET /v1/fhir-sync/failures`.

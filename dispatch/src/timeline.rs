@@ -178,6 +178,22 @@ pub enum Event {
         /// The caller's number, when given (shown to the region's coordinators for a call-back).
         caller_phone: Option<String>,
     },
+    /// A coordinator sent the alert out again, to a wider radius than its kind's waves.
+    Redispatched {
+        /// The new wave's radius, metres.
+        radius_m: u32,
+        /// Who.
+        by: Person,
+    },
+    /// A coordinator handed the alert to another service (112, PSC 119) with their reference.
+    HandedOff {
+        /// The service: `112`, `psc119` or `other`.
+        to: String,
+        /// The reference that service gave.
+        reference: String,
+        /// Who.
+        by: Person,
+    },
     /// A coordinator acknowledged an escalation of this alert.
     EscalationAcknowledged {
         /// The escalation.

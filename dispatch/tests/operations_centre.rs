@@ -567,3 +567,86 @@ async fn bad_regions_notes_and_phoned_in_alerts_name_the_field(pool: PgPool) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
     assert_eq!(problem["errors"][0]["field"], "status");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_coordinator_sends_an_unmatched_alert_wider_and_records_a_hand_off(pool: PgPool) {
+    let app = started(pool, DispatchConfig::default()).await;
+    let coordinator = app.person("Kord", &[Role::Coordinator]);
+    let (lat, lng) = offset(MONAS.0, MONAS.1, 0.0, 6000.0);
+    let far = app.volunteer_at("Jauh", lat, lng, &[]).await;
+    let citizen = app.citizen("Warga");
+    let (_, alert) = app.panic(&citizen, "w-1", alert_body("other", MONAS)).await;
+    assert_eq!(
+        alert["status"], "unmatched",
+        "6 km is beyond the waves: {alert}"
+    );
+    let id = alert["id"].as_str().expect("an id");
+
+    for (radius, why) in [
+        (json!(5000), "not wider"),
+        (json!(200_000), "too wide"),
+        (json!("x"), "not a number"),
+    ] {
+        let (status, problem) = app
+            .call(
+                Method::POST,
+                &format!("/v1/alerts/{id}/redispatch"),
+                Some(&coordinator),
+                Some(json!({"radius_m": radius})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{why}: {problem}");
+    }
+    let (status, again) = app
+        .call(
+            Method::POST,
+            &format!("/v1/alerts/{id}/redispatch"),
+            Some(&coordinator),
+            Some(json!({"radius_m": 8000})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["status"], "dispatching");
+    assert!(
+        !app.notifier.to_user(far.id, "offer").is_empty(),
+        "the wider wave went out before the answer"
+    );
+    assert!(
+        open_escalations(&app, &coordinator).await.is_empty(),
+        "sending it wider dealt with the unmatched escalation"
+    );
+
+    let (status, problem) = app
+        .call(
+            Method::POST,
+            &format!("/v1/alerts/{id}/handoff"),
+            Some(&coordinator),
+            Some(json!({"to": "911", "reference": ""})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["to", "reference"]);
+    let (status, entry) = app
+        .call(
+            Method::POST,
+            &format!("/v1/alerts/{id}/handoff"),
+            Some(&coordinator),
+            Some(json!({"to": "psc119", "reference": "PSC-2026-0412"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{entry}");
+    assert_eq!(entry["type"], "handed_off");
+    let types = timeline_types(&app, &coordinator, id).await;
+    for expected in ["unmatched", "redispatched", "offers_sent", "handed_off"] {
+        assert!(
+            types.iter().any(|t| t == expected),
+            "{expected} in {types:?}"
+        );
+    }
+}

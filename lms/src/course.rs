@@ -21,7 +21,7 @@ pub const DEFAULT_MAX_ATTEMPTS: i32 = 3;
 pub const DEFAULT_COOLDOWN_S: i32 = 3600;
 
 /// Body of `POST /v1/lms/courses`: a whole course at once.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CourseDefinition {
     /// Title in the course's language, 1 to 200 characters.
     #[schema(example = "Bantuan Hidup Dasar (BLS)")]
@@ -42,7 +42,7 @@ pub struct CourseDefinition {
 }
 
 /// A module: lessons to read, then quizzes.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ModuleDefinition {
     /// 1 to 200 characters.
     pub title: String,
@@ -55,7 +55,7 @@ pub struct ModuleDefinition {
 }
 
 /// A lesson: Markdown text, optionally a video and attachments (all as links).
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LessonDefinition {
     /// 1 to 200 characters.
     pub title: String,
@@ -79,7 +79,7 @@ pub struct Attachment {
 }
 
 /// A quiz and its rules.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct QuizDefinition {
     /// 1 to 200 characters.
     pub title: String,
@@ -91,12 +91,15 @@ pub struct QuizDefinition {
     /// How long the quiz locks once the attempts are used up, in seconds (0 to 2592000 = 30 days;
     /// default 3600).
     pub cooldown_s: Option<i32>,
-    /// 1 to 100 questions.
+    /// How many questions each attempt draws at random from `questions` (a question bank); all of
+    /// them when absent. 1 to the number of questions.
+    pub draw_count: Option<i32>,
+    /// 1 to 100 questions (the bank when `draw_count` is set).
     pub questions: Vec<QuestionDefinition>,
 }
 
 /// A question with its options; the correct ones are marked.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct QuestionDefinition {
     /// `single` (exactly one correct option) or `multiple` (one or more).
     pub kind: QuestionKind,
@@ -106,10 +109,13 @@ pub struct QuestionDefinition {
     pub options: Vec<OptionDefinition>,
     /// Weight of the question, 1 to 100 (default 1).
     pub points: Option<i32>,
+    /// Shown to the learner with their score once the attempt is submitted (why the right answer
+    /// is right), up to 2000 characters.
+    pub explanation: Option<String>,
 }
 
 /// An option of a question.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OptionDefinition {
     /// 1 to 500 characters.
     pub text: String,
@@ -258,6 +264,14 @@ impl QuizDefinition {
                 "must be 0 to 2592000 seconds",
             ));
         }
+        if let Some(draw) = self.draw_count
+            && (draw < 1 || usize::try_from(draw).unwrap_or(usize::MAX) > self.questions.len())
+        {
+            errors.push(FieldError::new(
+                format!("{at}.draw_count"),
+                "must be 1 to the number of questions in the bank",
+            ));
+        }
         if self.questions.is_empty() || self.questions.len() > 100 {
             errors.push(FieldError::new(
                 format!("{at}.questions"),
@@ -267,6 +281,16 @@ impl QuizDefinition {
         for (n, question) in self.questions.iter().enumerate() {
             let at = format!("{at}.questions[{n}]");
             check_text(errors, &format!("{at}.prompt"), &question.prompt, 2000);
+            if question
+                .explanation
+                .as_deref()
+                .is_some_and(|text| text.chars().count() > 2000)
+            {
+                errors.push(FieldError::new(
+                    format!("{at}.explanation"),
+                    "must be at most 2000 characters",
+                ));
+            }
             if question.points.is_some_and(|p| !(1..=100).contains(&p)) {
                 errors.push(FieldError::new(format!("{at}.points"), "must be 1 to 100"));
             }
@@ -307,8 +331,12 @@ impl QuizDefinition {
 /// A course as learners see it: modules with lessons and quizzes, answers hidden.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Course {
-    /// Course id.
+    /// Course id (of this version).
     pub id: Uuid,
+    /// The series this course is a version of: every version of one course shares it.
+    pub series_id: Uuid,
+    /// Version within the series, from 1. Learners keep the version they enrolled in.
+    pub version: i32,
     /// Title in the course's language.
     pub title: String,
     /// English title.
@@ -347,6 +375,8 @@ pub struct Lesson {
     pub title: String,
     /// Markdown text.
     pub body_md: String,
+    /// The text as HTML, sanitised (safe to insert into a page).
+    pub body_html: String,
     /// Video link.
     pub video_url: Option<String>,
     /// Attached links.
@@ -366,7 +396,10 @@ pub struct Quiz {
     pub max_attempts: i32,
     /// Lock after the attempts are used up, in seconds.
     pub cooldown_s: i32,
-    /// Questions (answers hidden).
+    /// Questions each attempt draws from the bank; none when every question is asked.
+    pub draw_count: Option<i32>,
+    /// Questions (answers hidden): the whole bank when `draw_count` is set (an attempt shows its
+    /// own draw).
     pub questions: Vec<Question>,
 }
 

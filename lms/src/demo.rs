@@ -239,7 +239,7 @@ pub async fn load(service: &LmsService, trainer: Option<Uuid>) -> LmsResult<Vec<
         let id = match service.course_id_by_slug(slug).await? {
             Some(id) => id,
             None => match service
-                .insert_course(&definition, Some(slug), trainer)
+                .insert_course(&definition, Some(slug), None, trainer)
                 .await
             {
                 Ok(id) => id,

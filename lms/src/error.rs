@@ -38,6 +38,9 @@ pub enum LmsError {
         /// Seconds until an attempt may start.
         retry_after_s: u64,
     },
+    /// 409: another version of this course was published at the same moment; publish again.
+    #[error("course version taken")]
+    VersionTaken,
     /// 409: the certificate was revoked already.
     #[error("certificate already revoked")]
     AlreadyRevoked,
@@ -88,6 +91,10 @@ impl LmsError {
                 "Every attempt of this round was used; the quiz opens again in {retry_after_s} s."
             ))
             .with_retry_after_s(*retry_after_s),
+            Self::VersionTaken => Problem::conflict(
+                "version-taken",
+                "Another version of this course was published at the same moment; load the newest and publish again.",
+            ),
             Self::AlreadyRevoked => {
                 Problem::conflict("already-revoked", "This certificate was revoked already.")
             }

@@ -8,11 +8,14 @@
 //! - [`changes`]: every eligibility change is also announced with PostgreSQL `NOTIFY`, and
 //!   [`changes::forward`] relays them to a listener in any instance.
 //! - [`ports`]: what the LMS needs from the rest of the platform ([`CertificationListener`],
-//!   [`Notifier`]), wired by the binary.
+//!   [`Notifier`], [`AccountNames`]), wired by the binary.
 //! - [`service`]: [`LmsService`], the operations (enroll, attempts, certificates, eligibility).
 //! - [`store`]: the SQL (schema `lms`).
 //! - [`routes`]: the HTTP endpoints (the "Training (LMS)" table of API.md) and their OpenAPI.
-//! - [`print`](mod@print): the printable HTML certificate.
+//! - [`versions`]: publishing a course again as a new version without disturbing anyone
+//!   mid-course; the full definition trainers edit.
+//! - [`results`]: learners' own enrollments and trainers' view of progress and quiz results.
+//! - [`print`](mod@print): the printable HTML certificate, the verify page and the QR code.
 //! - [`worker`]: the expiry sweep and the 30/7/1-day reminders.
 //! - [`demo`]: the built-in BLS and first-aid courses, in Bahasa Indonesia.
 //! - [`config`]: `[lms]` settings. [`error`]: [`LmsError`] and its problem+json mapping.
@@ -54,31 +57,55 @@ pub mod domain;
 pub mod error;
 pub mod ports;
 pub mod print;
+pub mod results;
 pub mod routes;
 pub mod service;
 pub mod store;
+pub mod versions;
 pub mod worker;
 
 use std::sync::Arc;
 
 pub use config::LmsConfig;
 pub use error::LmsError;
-pub use ports::{CertificationListener, Notifier};
+pub use ports::{AccountNames, CertificationListener, Notifier};
 pub use routes::LmsState;
 pub use service::LmsService;
 
 /// Builds the LMS over `pool`: the service (shared with the worker and the binary's adapters) and
-/// the state its routes need. `verifier` checks access tokens; `listener` hears about every change
-/// of a user's valid certifications; `notifier` delivers reminders to connected users.
+/// the state its routes need. `verifier` checks access tokens; `ports` say who hears about
+/// certificate changes, who delivers reminders, and who knows accounts' names.
 pub fn build(
     pool: sqlx::PgPool,
     config: LmsConfig,
     verifier: kreki_auth::TokenVerifier,
-    listener: Arc<dyn CertificationListener>,
-    notifier: Arc<dyn Notifier>,
+    ports: Ports,
 ) -> LmsState {
     LmsState {
-        service: Arc::new(LmsService::new(pool, config, listener, notifier)),
+        service: Arc::new(LmsService::new(pool, config, ports)),
         verifier,
+    }
+}
+
+/// What the LMS needs from the rest of the platform (see [`ports`]).
+#[derive(Clone)]
+pub struct Ports {
+    /// Hears that a user's valid certifications may have changed.
+    pub listener: Arc<dyn CertificationListener>,
+    /// Delivers reminders to connected users.
+    pub notifier: Arc<dyn Notifier>,
+    /// Names of KREKI ID accounts.
+    pub names: Arc<dyn AccountNames>,
+}
+
+impl Ports {
+    /// Nobody listens, nothing is delivered live, no account is known (tools and tests).
+    pub fn nobody() -> Self {
+        let nobody = Arc::new(ports::NobodyListens);
+        Self {
+            listener: nobody.clone(),
+            notifier: nobody.clone(),
+            names: nobody,
+        }
     }
 }

@@ -1,7 +1,22 @@
 //! What the LMS needs from the rest of the platform, as traits the binary implements: it never
 //! depends on dispatch or realtime, and tests plug in recorders.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use uuid::Uuid;
+
+/// A boxed future, for the async methods of the ports.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Who an account is, from KREKI ID (the binary wires it to auth's service; the LMS never reads
+/// auth's tables). Used for the name printed on a certificate a trainer records for someone who
+/// never used the LMS.
+pub trait AccountNames: Send + Sync + 'static {
+    /// The account's current display name; `Ok(None)` when no account has this id; `Err` (with
+    /// why) when KREKI ID could not be asked.
+    fn name_of(&self, user: Uuid) -> BoxFuture<'_, Result<Option<String>, String>>;
+}
 
 /// Hears that a user's set of valid certifications may have changed (a certificate was issued,
 /// revoked, or found expired by the sweep). Dispatch re-reads the user's eligibility.
@@ -33,6 +48,13 @@ pub struct NobodyListens;
 impl CertificationListener for NobodyListens {
     fn changed(&self, user: Uuid) {
         tracing::debug!(%user, "certifications changed; no listener in this process");
+    }
+}
+
+/// Where no KREKI ID can be asked (tests of other parts): every account is unknown.
+impl AccountNames for NobodyListens {
+    fn name_of(&self, _user: Uuid) -> BoxFuture<'_, Result<Option<String>, String>> {
+        Box::pin(std::future::ready(Ok(None)))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The printable certificate: one self-contained HTML page (inline CSS, no scripts, no external
 //! assets) with the holder, the certification, the period in Asia/Jakarta time, the verification
-//! code and the public verify link. Everything interpolated is HTML-escaped.
+//! code, the public verify link and its QR code (an inline SVG drawn here from the link).
+//! Everything interpolated is HTML-escaped.
 
 use chrono::{DateTime, FixedOffset, Offset, Utc};
 
@@ -34,6 +35,19 @@ pub fn verify_url(public_base_url: &str, code: &str) -> String {
     format!("{public_base_url}/v1/lms/certificates/verify/{code}")
 }
 
+/// `url` as a QR code in SVG (black on white, a quiet zone around it), what a phone's camera
+/// opens: the public verify page. `None` only for data too long for a QR code.
+pub fn qr_svg(url: &str) -> Option<String> {
+    let code =
+        qrcode::QrCode::with_error_correction_level(url.as_bytes(), qrcode::EcLevel::M).ok()?;
+    Some(
+        code.render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(200, 200)
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
 /// The HTML page of `certificate`.
 pub fn render(
     certificate: &Certificate,
@@ -65,6 +79,7 @@ pub fn render(
   .code {{ font-family: "Courier New", monospace; font-size: 18px; letter-spacing: 1px; margin-top: 22px; }}
   .void {{ color: #b00; font-size: 26px; font-weight: bold; border: 3px solid #b00; display: inline-block; padding: 4px 16px; }}
   .small {{ font-size: 12px; color: #444; word-break: break-all; }}
+  .qr svg {{ width: 32mm; height: 32mm; }}
 </style>
 </head>
 <body>
@@ -80,6 +95,7 @@ pub fn render(
   <p class="period">Berlaku {issued} s.d. {expires} (WIB) &middot; Valid {issued} to {expires}</p>
   <p class="code">Kode verifikasi / Verification code: {code}</p>
   <p class="small">Periksa keaslian di / Verify at: <a href="{url}">{url}</a></p>
+  <div class="qr" aria-label="QR: {url}">{qr}</div>
 </div>
 </body>
 </html>
@@ -89,6 +105,7 @@ pub fn render(
         issued = wib(certificate.issued_at),
         expires = wib(certificate.expires_at),
         code = escape(&certificate.code),
+        qr = qr_svg(&url).unwrap_or_default(),
         url = escape(&url),
     )
 }
@@ -146,6 +163,13 @@ pub fn verification_page(code: &str, verification: Option<&Verification>) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_qr_code_is_an_svg() {
+        let svg = qr_svg("https://kreki.example.id/v1/lms/certificates/verify/ABC").expect("fits");
+        assert!(svg.contains("<svg") && svg.contains("</svg>"), "{svg}");
+        assert!(qr_svg(&"x".repeat(5000)).is_none());
+    }
 
     #[test]
     fn escapes_markup() {

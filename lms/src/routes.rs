@@ -19,10 +19,12 @@ use uuid::Uuid;
 use crate::course::{Course, CourseDefinition};
 use crate::domain::CertificationCode;
 use crate::error::{LmsError, LmsResult};
+use crate::results::{LearnerResult, MyEnrollment};
 use crate::service::{
     Answer, AttemptResult, Certificate, Certification, Enrollment, ExternalCertificate, LmsService,
     Notification, Progress, QuizStanding, StartedAttempt, Verification,
 };
+use crate::versions::CourseVersion;
 
 /// State of the LMS routes.
 #[derive(Clone)]
@@ -57,6 +59,11 @@ pub fn router(state: LmsState) -> OpenApiRouter {
         .routes(routes!(revoke_certificate))
         .routes(routes!(print_certificate))
         .routes(routes!(verify_certificate))
+        .routes(routes!(verify_qr))
+        .routes(routes!(publish_version, course_versions))
+        .routes(routes!(course_definition))
+        .routes(routes!(course_learners))
+        .routes(routes!(my_enrollments))
         .routes(routes!(my_notifications))
         .with_state(state)
 }
@@ -445,4 +452,121 @@ async fn my_notifications(
     caller: CurrentUser,
 ) -> LmsResult<Json<Vec<Notification>>> {
     Ok(Json(state.service.notifications(caller.id.0).await?))
+}
+
+/// The QR code of a verification code (anyone): an SVG of the public verify link, which opens the
+/// verify page in a browser. The code need not exist (the page says so).
+#[utoipa::path(get, path = "/v1/lms/certificates/verify/{code}/qr.svg", tag = "lms",
+    params(("code" = String, Path, description = "Verification code as printed")),
+    responses(
+        (status = 200, description = "An SVG image", content_type = "image/svg+xml"),
+        (status = 404, description = "Not a possible code", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn verify_qr(State(state): State<LmsState>, Path(code): Path<String>) -> LmsResult<Response> {
+    let code = crate::domain::normalise_code(&code);
+    if code.is_empty()
+        || code.len() > 64
+        || !code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(LmsError::NotFound("certificate"));
+    }
+    let url = crate::print::verify_url(&state.service.config().public_base_url, &code);
+    let svg = crate::print::qr_svg(&url).ok_or(LmsError::NotFound("certificate"))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        svg,
+    )
+        .into_response())
+}
+
+/// Publishes a new version of a course (trainers): the definition of the whole course as it
+/// should be now. Learners enrolled in earlier versions keep theirs to the end; the catalogue
+/// offers this one from now on.
+#[utoipa::path(post, path = "/v1/lms/courses/{id}/versions", tag = "lms", request_body = CourseDefinition, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Any version's course id")),
+    responses(
+        (status = 201, description = "The new version (answers hidden)", body = Course),
+        (status = 403, description = "Not a trainer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such course", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another version was published at the same moment", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Fields that break the rules, by path", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn publish_version(
+    State(state): State<LmsState>,
+    caller: CurrentUser,
+    Path(id): Path<Uuid>,
+    Json(body): Json<CourseDefinition>,
+) -> LmsResult<impl IntoResponse> {
+    caller.require(Role::Trainer)?;
+    let course = state
+        .service
+        .publish_version(id, &body, caller.id.0)
+        .await?;
+    Ok((StatusCode::CREATED, Json(course)))
+}
+
+/// Every version of a course, newest first, with how many learners each has.
+#[utoipa::path(get, path = "/v1/lms/courses/{id}/versions", tag = "lms", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Any version's course id")),
+    responses(
+        (status = 200, description = "Versions", body = [CourseVersion]),
+        (status = 404, description = "No such course", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn course_versions(
+    State(state): State<LmsState>,
+    _caller: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> LmsResult<Json<Vec<CourseVersion>>> {
+    Ok(Json(state.service.versions(id).await?))
+}
+
+/// A course version's full definition with correct options and explanations (trainers), to edit
+/// into the next version.
+#[utoipa::path(get, path = "/v1/lms/courses/{id}/definition", tag = "lms", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Course id")),
+    responses(
+        (status = 200, description = "The definition", body = CourseDefinition),
+        (status = 403, description = "Not a trainer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such course", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn course_definition(
+    State(state): State<LmsState>,
+    caller: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> LmsResult<Json<CourseDefinition>> {
+    caller.require(Role::Trainer)?;
+    Ok(Json(state.service.definition(id).await?))
+}
+
+/// Everyone enrolled in a course version with their progress and quiz results (trainers).
+#[utoipa::path(get, path = "/v1/lms/courses/{id}/enrollments", tag = "lms", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Course id")),
+    responses(
+        (status = 200, description = "Learners, by enrollment time", body = [LearnerResult]),
+        (status = 403, description = "Not a trainer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such course", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn course_learners(
+    State(state): State<LmsState>,
+    caller: CurrentUser,
+    Path(id): Path<Uuid>,
+) -> LmsResult<Json<Vec<LearnerResult>>> {
+    caller.require(Role::Trainer)?;
+    Ok(Json(state.service.learners(id).await?))
+}
+
+/// The caller's enrollments, newest first, each with the version they are on and the newest.
+#[utoipa::path(get, path = "/v1/lms/enrollments/me", tag = "lms", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Enrollments", body = [MyEnrollment]),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn my_enrollments(
+    State(state): State<LmsState>,
+    caller: CurrentUser,
+) -> LmsResult<Json<Vec<MyEnrollment>>> {
+    Ok(Json(state.service.my_enrollments(caller.id.0).await?))
 }

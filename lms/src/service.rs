@@ -21,7 +21,7 @@ use crate::domain::{
     locked_until, normalise_code, passes, question_credit, round_pct,
 };
 use crate::error::{LmsError, LmsResult};
-use crate::ports::{CertificationListener, Notifier};
+use crate::ports::{AccountNames, CertificationListener, Notifier};
 use crate::store::{self, CertificateRow, NewCertificate};
 
 /// Most courses `GET /v1/lms/courses` lists.
@@ -161,6 +161,10 @@ pub struct QuestionScore {
     pub earned: f64,
     /// Points possible.
     pub points: i32,
+    /// True when every point was earned.
+    pub correct: bool,
+    /// The trainer's explanation, shown now that the attempt is scored.
+    pub explanation: Option<String>,
 }
 
 /// The outcome of a scored attempt.
@@ -269,8 +273,7 @@ pub struct ExternalCertificate {
     /// What the trainer saw (card number, issuer, a link to a scan), up to 2000 characters.
     #[schema(example = "Kartu BLS PMI No. 12345, berlaku s.d. 2027-03")]
     pub evidence: Option<String>,
-    /// The name to print; default: the name the holder last used in KREKI (required when they
-    /// never used the LMS).
+    /// The name to print; default: the holder's name in KREKI ID.
     pub holder_name: Option<String>,
 }
 
@@ -315,26 +318,23 @@ pub struct Sweep {
 
 /// The LMS.
 pub struct LmsService {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
     config: LmsConfig,
     listener: Arc<dyn CertificationListener>,
     notifier: Arc<dyn Notifier>,
+    names: Arc<dyn AccountNames>,
     sweep_wake: Notify,
 }
 
 impl LmsService {
     /// A service over `pool`. See [`crate::build`].
-    pub fn new(
-        pool: PgPool,
-        config: LmsConfig,
-        listener: Arc<dyn CertificationListener>,
-        notifier: Arc<dyn Notifier>,
-    ) -> Self {
+    pub fn new(pool: PgPool, config: LmsConfig, ports: crate::Ports) -> Self {
         Self {
             pool,
             config,
-            listener,
-            notifier,
+            listener: ports.listener,
+            notifier: ports.notifier,
+            names: ports.names,
             sweep_wake: Notify::new(),
         }
     }
@@ -406,7 +406,9 @@ impl LmsService {
         definition: &CourseDefinition,
         created_by: Option<Uuid>,
     ) -> LmsResult<Course> {
-        let id = self.insert_course(definition, None, created_by).await?;
+        let id = self
+            .insert_course(definition, None, None, created_by)
+            .await?;
         self.course(id).await
     }
 
@@ -415,6 +417,7 @@ impl LmsService {
         &self,
         definition: &CourseDefinition,
         slug: Option<&str>,
+        series: Option<(Uuid, i32)>,
         created_by: Option<Uuid>,
     ) -> LmsResult<Uuid> {
         let errors = definition.validate();
@@ -431,7 +434,15 @@ impl LmsService {
             ));
         }
         let id = Uuid::now_v7();
-        store::insert_course(&mut tx, id, slug, definition, created_by).await?;
+        match store::insert_course(&mut tx, id, slug, series, definition, created_by).await {
+            Err(error)
+                if kreki_platform::db::unique_violation(&error)
+                    == Some("courses_series_version_key") =>
+            {
+                return Err(LmsError::VersionTaken);
+            }
+            other => other?,
+        }
         tx.commit().await?;
         Ok(id)
     }
@@ -547,6 +558,10 @@ impl LmsService {
                 check_lock(&mut tx, user, &rules).await?;
                 let mut order: Vec<Uuid> = questions.iter().map(|question| question.id).collect();
                 order.shuffle(&mut rand::rng());
+                // A bank: this attempt asks a random `draw_count` of its questions.
+                if let Some(draw) = rules.draw_count.and_then(|n| usize::try_from(n).ok()) {
+                    order.truncate(draw);
+                }
                 let ttl_s = i64::try_from(self.config.attempt_ttl_s).unwrap_or(3600);
                 store::insert_attempt(&mut tx, Uuid::now_v7(), quiz, user, &order, ttl_s).await?
             }
@@ -640,9 +655,8 @@ impl LmsService {
         let Some(enrollment) = store::lock_enrollment(&mut tx, user, rules.course_id).await? else {
             return Err(LmsError::NotEnrolled);
         };
-        let questions = store::quiz_questions(&mut tx, quiz).await?;
-        let (scores, score_pct) = score(&questions, answers)?;
-        let attempt_id = match attempt_id {
+        let mut questions = store::quiz_questions(&mut tx, quiz).await?;
+        let attempt = match attempt_id {
             Some(id) => {
                 let attempt = store::lock_attempt(&mut tx, id)
                     .await?
@@ -654,8 +668,21 @@ impl LmsService {
                 if attempt.expires_at <= Utc::now() {
                     return Err(LmsError::AttemptExpired);
                 }
-                attempt.id
+                // Scored on the questions this attempt asked (its draw from a bank).
+                questions.retain(|question| attempt.question_order.contains(&question.id));
+                Some(attempt.id)
             }
+            None if rules.draw_count.is_some() => {
+                return Err(LmsError::field(
+                    "attempt_id",
+                    "is required: this quiz draws its questions from a bank; start an attempt first (POST .../attempts/start)",
+                ));
+            }
+            None => None,
+        };
+        let (scores, score_pct) = score(&questions, answers)?;
+        let attempt_id = match attempt {
+            Some(id) => id,
             None => {
                 check_lock(&mut tx, user, &rules).await?;
                 let order: Vec<Uuid> = questions.iter().map(|question| question.id).collect();
@@ -768,7 +795,8 @@ impl LmsService {
     ///
     /// # Errors
     /// [`LmsError::Validation`] naming the field (unknown certification, future `issued_at`,
-    /// `expires_at` not after `issued_at`, no name known for the holder).
+    /// `expires_at` not after `issued_at`, a `user_id` no account has). The printed name is
+    /// `holder_name` when given, else the account's name in KREKI ID (through [`AccountNames`]).
     pub async fn record_external(
         &self,
         recorded_by: Uuid,
@@ -814,14 +842,24 @@ impl LmsService {
                 "is not in the catalogue (GET /v1/lms/certifications)",
             ));
         }
-        let holder_name = match given_name {
-            Some(name) => Some(name.to_owned()),
-            None => store::learner_name(&mut tx, request.user_id).await?,
+        // The holder must be a KREKI ID account; their name there is the one printed unless the
+        // trainer gives another (the name on the card earned elsewhere, say).
+        let account_name = match self.names.name_of(request.user_id).await {
+            Ok(name) => name,
+            Err(why) => {
+                tracing::warn!(user = %request.user_id, error = %why, "KREKI ID not reachable for the holder's name");
+                None
+            }
+        };
+        let holder_name = match (given_name, account_name) {
+            (Some(name), _) => Some(name.to_owned()),
+            (None, Some(name)) if !name.trim().is_empty() => Some(name.trim().to_owned()),
+            (None, _) => store::learner_name(&mut tx, request.user_id).await?,
         };
         if holder_name.is_none() {
             errors.push(FieldError::new(
-                "holder_name",
-                "is required: this person has not used the LMS yet, so their name is unknown here",
+                "user_id",
+                "is not a KREKI ID account (search accounts in the admin console)",
             ));
         }
         let (Some(holder_name), true) = (holder_name, errors.is_empty()) else {
@@ -1069,6 +1107,8 @@ fn score(
                 question_id: question.id,
                 earned: (earned * 100.0).round() / 100.0,
                 points: question.points,
+                correct: (earned - f64::from(question.points)).abs() < 1e-9,
+                explanation: question.explanation.clone(),
             }
         })
         .collect();

@@ -91,16 +91,22 @@ pub async fn learner_name(
 
 /// Inserts a whole (validated) course: the course, its modules, lessons, quizzes and questions.
 /// Runs inside the caller's transaction. A taken `slug` is a unique violation of `courses_slug_key`.
+///
+/// `series` is `(series id, version)` for a new version of a course; `None` starts a series of its
+/// own (version 1). A version taken meanwhile is a unique violation of
+/// `courses_series_version_key`.
 pub async fn insert_course(
     conn: &mut PgConnection,
     id: Uuid,
     slug: Option<&str>,
+    series: Option<(Uuid, i32)>,
     definition: &CourseDefinition,
     created_by: Option<Uuid>,
 ) -> Result<(), sqlx::Error> {
+    let (series_id, version) = series.unwrap_or((id, 1));
     sqlx::query(
-        "INSERT INTO lms.courses (id, slug, title, title_en, description, language, certification, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO lms.courses (id, slug, series_id, version, title, title_en, description, language, certification, created_by)
+         VALUES ($1, $2, $9, $10, $3, $4, $5, $6, $7, $8)",
     )
     .bind(id)
     .bind(slug)
@@ -110,6 +116,8 @@ pub async fn insert_course(
     .bind(definition.language.as_deref().unwrap_or("id"))
     .bind(definition.certification.as_deref().map(str::trim))
     .bind(created_by)
+    .bind(series_id)
+    .bind(version)
     .execute(&mut *conn)
     .await?;
     for (m, module) in definition.modules.iter().enumerate() {
@@ -141,8 +149,8 @@ pub async fn insert_course(
         for (q, quiz) in module.quizzes.iter().enumerate() {
             let quiz_id = Uuid::now_v7();
             sqlx::query(
-                "INSERT INTO lms.quizzes (id, module_id, position, title, pass_mark_pct, max_attempts, cooldown_s)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO lms.quizzes (id, module_id, position, title, pass_mark_pct, max_attempts, cooldown_s, draw_count)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(quiz_id)
             .bind(module_id)
@@ -151,6 +159,7 @@ pub async fn insert_course(
             .bind(quiz.pass_mark_pct)
             .bind(quiz.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS))
             .bind(quiz.cooldown_s.unwrap_or(DEFAULT_COOLDOWN_S))
+            .bind(quiz.draw_count)
             .execute(&mut *conn)
             .await?;
             for (n, question) in quiz.questions.iter().enumerate() {
@@ -171,8 +180,8 @@ pub async fn insert_course(
                     .map(|(o, _)| option_id(o))
                     .collect();
                 sqlx::query(
-                    "INSERT INTO lms.questions (id, quiz_id, position, kind, prompt, options, correct, points)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    "INSERT INTO lms.questions (id, quiz_id, position, kind, prompt, options, correct, points, explanation)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(Uuid::now_v7())
                 .bind(quiz_id)
@@ -182,6 +191,13 @@ pub async fn insert_course(
                 .bind(Json(&options))
                 .bind(&correct)
                 .bind(question.points.unwrap_or(1))
+                .bind(
+                    question
+                        .explanation
+                        .as_deref()
+                        .map(str::trim)
+                        .filter(|text| !text.is_empty()),
+                )
                 .execute(&mut *conn)
                 .await?;
             }
@@ -202,11 +218,15 @@ pub async fn course_id_by_slug(pool: &PgPool, slug: &str) -> Result<Option<Uuid>
         .await
 }
 
-/// Ids of the newest `limit` courses, oldest first.
+/// Ids of the newest version of the newest `limit` course series, oldest first.
 pub async fn course_ids(pool: &PgPool, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT id FROM (SELECT id, created_at FROM lms.courses ORDER BY created_at DESC, id DESC LIMIT $1) c
-         ORDER BY created_at, id",
+        "SELECT id FROM (
+             SELECT id, created_at FROM (
+                 SELECT DISTINCT ON (series_id) id, created_at FROM lms.courses
+                 ORDER BY series_id, version DESC
+             ) newest ORDER BY created_at DESC, id DESC LIMIT $1
+         ) c ORDER BY created_at, id",
     )
     .bind(limit)
     .fetch_all(pool)
@@ -216,6 +236,8 @@ pub async fn course_ids(pool: &PgPool, limit: i64) -> Result<Vec<Uuid>, sqlx::Er
 #[derive(sqlx::FromRow)]
 struct CourseRow {
     id: Uuid,
+    series_id: Uuid,
+    version: i32,
     title: String,
     title_en: Option<String>,
     description: String,
@@ -248,6 +270,7 @@ struct QuizRow {
     pass_mark_pct: i32,
     max_attempts: i32,
     cooldown_s: i32,
+    draw_count: Option<i32>,
 }
 
 /// A question as stored, with its correct options (for scoring only).
@@ -267,6 +290,8 @@ pub struct QuestionRow {
     pub options: Json<Vec<QuestionOption>>,
     /// Ids of the correct options.
     pub correct: Vec<String>,
+    /// Shown with the score after an attempt.
+    pub explanation: Option<String>,
 }
 
 impl QuestionRow {
@@ -286,7 +311,7 @@ impl QuestionRow {
 /// questions), each one indexed by the course.
 pub async fn course(pool: &PgPool, id: Uuid) -> Result<Option<Course>, sqlx::Error> {
     let Some(row): Option<CourseRow> = sqlx::query_as(
-        "SELECT id, title, title_en, description, language, certification, created_at
+        "SELECT id, series_id, version, title, title_en, description, language, certification, created_at
          FROM lms.courses WHERE id = $1",
     )
     .bind(id)
@@ -309,7 +334,7 @@ pub async fn course(pool: &PgPool, id: Uuid) -> Result<Option<Course>, sqlx::Err
     .fetch_all(pool)
     .await?;
     let quizzes: Vec<QuizRow> = sqlx::query_as(
-        "SELECT z.id, z.module_id, z.title, z.pass_mark_pct, z.max_attempts, z.cooldown_s
+        "SELECT z.id, z.module_id, z.title, z.pass_mark_pct, z.max_attempts, z.cooldown_s, z.draw_count
          FROM lms.quizzes z JOIN lms.modules m ON m.id = z.module_id
          WHERE m.course_id = $1 ORDER BY z.position",
     )
@@ -317,7 +342,7 @@ pub async fn course(pool: &PgPool, id: Uuid) -> Result<Option<Course>, sqlx::Err
     .fetch_all(pool)
     .await?;
     let questions: Vec<QuestionRow> = sqlx::query_as(
-        "SELECT q.id, q.quiz_id, q.kind, q.prompt, q.points, q.options, q.correct
+        "SELECT q.id, q.quiz_id, q.kind, q.prompt, q.points, q.options, q.correct, q.explanation
          FROM lms.questions q JOIN lms.quizzes z ON z.id = q.quiz_id JOIN lms.modules m ON m.id = z.module_id
          WHERE m.course_id = $1 ORDER BY q.position",
     )
@@ -336,6 +361,7 @@ pub async fn course(pool: &PgPool, id: Uuid) -> Result<Option<Course>, sqlx::Err
                     id: lesson.id,
                     title: lesson.title.clone(),
                     body_md: lesson.body_md.clone(),
+                    body_html: kreki_cms::markdown::to_safe_html(&lesson.body_md),
                     video_url: lesson.video_url.clone(),
                     attachments: lesson.attachments.0.clone(),
                 })
@@ -349,6 +375,7 @@ pub async fn course(pool: &PgPool, id: Uuid) -> Result<Option<Course>, sqlx::Err
                     pass_mark_pct: quiz.pass_mark_pct,
                     max_attempts: quiz.max_attempts,
                     cooldown_s: quiz.cooldown_s,
+                    draw_count: quiz.draw_count,
                     questions: questions
                         .iter()
                         .filter(|question| question.quiz_id == quiz.id)
@@ -360,6 +387,8 @@ pub async fn course(pool: &PgPool, id: Uuid) -> Result<Option<Course>, sqlx::Err
         .collect();
     Ok(Some(Course {
         id: row.id,
+        series_id: row.series_id,
+        version: row.version,
         title: row.title,
         title_en: row.title_en,
         description: row.description,
@@ -487,6 +516,8 @@ pub struct QuizRules {
     pub max_attempts: i32,
     /// Lock length, seconds.
     pub cooldown_s: i32,
+    /// Questions drawn per attempt from the bank; all when none.
+    pub draw_count: Option<i32>,
 }
 
 /// The rules of a quiz, or `None`.
@@ -495,7 +526,7 @@ pub async fn quiz_rules(
     quiz: Uuid,
 ) -> Result<Option<QuizRules>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT z.id, m.course_id, c.certification, z.pass_mark_pct, z.max_attempts, z.cooldown_s
+        "SELECT z.id, m.course_id, c.certification, z.pass_mark_pct, z.max_attempts, z.cooldown_s, z.draw_count
          FROM lms.quizzes z JOIN lms.modules m ON m.id = z.module_id JOIN lms.courses c ON c.id = m.course_id
          WHERE z.id = $1",
     )
@@ -510,7 +541,7 @@ pub async fn quiz_questions(
     quiz: Uuid,
 ) -> Result<Vec<QuestionRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, quiz_id, kind, prompt, points, options, correct
+        "SELECT id, quiz_id, kind, prompt, points, options, correct, explanation
          FROM lms.questions WHERE quiz_id = $1 ORDER BY position",
     )
     .bind(quiz)

@@ -2,6 +2,8 @@
 //! every migration, and speaks HTTP to the routes with real access tokens.
 
 mod support;
+#[path = "cases/versions.rs"]
+mod versions;
 
 use std::time::{Duration, Instant};
 
@@ -678,8 +680,10 @@ async fn trainers_record_certificates_earned_elsewhere(pool: PgPool) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem_fields(&problem), vec!["issued_at", "certification"]);
 
-    let mut nameless = body.clone();
-    nameless
+    // Someone with no KREKI ID account cannot be certified: the field says which.
+    let mut stranger = body.clone();
+    stranger["user_id"] = json!(uuid::Uuid::now_v7());
+    stranger
         .as_object_mut()
         .expect("object")
         .remove("holder_name");
@@ -688,34 +692,62 @@ async fn trainers_record_certificates_earned_elsewhere(pool: PgPool) {
             "POST",
             "/v1/lms/certificates",
             Some(&trainer),
-            Some(nameless.clone()),
+            Some(stranger),
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(problem_fields(&problem), vec!["holder_name"]);
+    assert_eq!(problem_fields(&problem), vec!["user_id"]);
 
     app.recorder.clear();
     let certificate = record(&app, &trainer, body).await;
     assert_eq!(certificate["source"], "external");
     assert_eq!(certificate["evidence"], "Kartu BLS PMI No. 12345");
-    assert_eq!(certificate["holder_name"], "Budi Santoso");
+    assert_eq!(
+        certificate["holder_name"], "Budi Santoso",
+        "a given name is printed"
+    );
     assert_eq!(app.recorder.changes_of(volunteer.id), 1);
     assert_eq!(
         app.service.valid_certifications(volunteer.id).await.ok(),
         Some(vec!["bls".to_owned()])
     );
+}
 
-    // Once the person has used the LMS, their name is known and may be left out.
-    let (status, _) = app
-        .call("GET", "/v1/lms/courses", Some(&volunteer), None)
+/// Exactly the body API.md names (`user_id`, `certification`, `issued_at`, `expires_at`,
+/// `evidence`) for someone who never opened the LMS: the name comes from KREKI ID.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_contract_body_records_a_certificate_for_someone_new_to_the_lms(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let trainer = app.person("Pelatih", &[Role::Trainer]);
+    let newcomer = app.person("Siti Rahayu", &[Role::Volunteer]);
+    let issued_at = Utc::now() - chrono::Duration::days(30);
+    let expires_at = Utc::now() + chrono::Duration::days(700);
+    let (status, certificate) = app
+        .call(
+            "POST",
+            "/v1/lms/certificates",
+            Some(&trainer),
+            Some(json!({
+                "user_id": newcomer.id, "certification": "bls", "issued_at": issued_at,
+                "expires_at": expires_at, "evidence": "Sertifikat BLS RS Cipto No. 88/2026"
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{certificate}");
+    assert_eq!(certificate["holder_name"], "Siti Rahayu");
+    assert_eq!(certificate["status"], "valid");
+    let code = certificate["code"].as_str().unwrap_or_default();
+    let (status, verified) = app
+        .call(
+            "GET",
+            &format!("/v1/lms/certificates/verify/{code}"),
+            None,
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let course = app.course(&trainer, small_course(None, 3, 0)).await;
-    app.enroll(&volunteer, course["id"].as_str().unwrap_or_default())
-        .await;
-    nameless["certification"] = "first_aid".into();
-    let certificate = record(&app, &trainer, nameless).await;
-    assert_eq!(certificate["holder_name"], "Budi");
+    assert_eq!(verified["holder_name"], "Siti Rahayu");
+    assert_eq!(verified["valid"], true);
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -956,6 +988,10 @@ async fn verify_tells_valid_expired_revoked_and_unknown_apart(pool: PgPool) {
         "https://kreki.example.id/v1/lms/certificates/verify/{code}"
     )));
     assert!(html.contains("Budi &lt;Santoso&gt;") && !html.contains("<Santoso>"));
+    assert!(
+        html.contains("<svg"),
+        "the QR code of the verify link is printed"
+    );
     let stranger = app.person("Orang lain", &[Role::Volunteer]);
     let (status, _) = app
         .call(

@@ -6,6 +6,11 @@
 #
 #   realtime/benches/run.sh [COUNT...]        # default: 10000 50000
 #   LAT_USERS=1000 LAT_MESSAGES=100 PROFILE=debug|release realtime/benches/run.sh 10000
+#   BASE_BENCH=/path/to/older/ws_bench PROFILE=release realtime/benches/run.sh none
+#
+# `none` skips the idle-connection part. WS_BENCH: use this ws_bench instead of building one. BASE_BENCH: a ws_bench built from older code (e.g.
+# `git archive <commit>` built with `cargo build --release -p kreki-realtime --example ws_bench`),
+# measured in the same run as `base` for the same latency benchmark.
 #
 # Loopback only. Each count needs that many open files in the server and in the client process:
 # a count above `ulimit -n` (raised to the hard limit here) is reported as skipped, not run.
@@ -21,8 +26,12 @@ target=${CARGO_TARGET_DIR:-target}
 
 flag=()
 [ "$profile" = release ] && flag=(--release)
-cargo build -q "${flag[@]}" -p kreki-realtime --example ws_bench
-bench="$target/$profile/examples/ws_bench"
+if [ -n "${WS_BENCH:-}" ]; then
+  bench=$WS_BENCH # built already
+else
+  cargo build -q "${flag[@]}" -p kreki-realtime --example ws_bench
+  bench="$target/$profile/examples/ws_bench"
+fi
 (cd realtime/benches/node-ws && npm ci --no-audit --no-fund --silent)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 limit=$(ulimit -n)
@@ -59,6 +68,7 @@ stop_server() {
 }
 
 for count in "${counts[@]}"; do
+  [ "$count" = none ] && continue
   if [ $((count + 64)) -gt "$limit" ]; then
     echo "hold count=$count skipped: needs $((count + 64)) open files per process, ulimit -n is $limit (hard limit)"
     continue
@@ -83,6 +93,10 @@ sleep 0.5
 echo "# redis round trip now (redis-cli --latency, 3 s): $(timeout 4 redis-cli -p "$redis_port" --latency -i 3 --raw 2>/dev/null | tail -1) (min max avg samples, ms)"
 printf 'kreki  '
 timeout 300 "$bench" latency "$work/key.pem" "redis://127.0.0.1:$redis_port" "$lat_users" "$lat_messages"
+if [ -n "${BASE_BENCH:-}" ]; then
+  printf 'base   '
+  timeout 300 "$BASE_BENCH" latency "$work/key.pem" "redis://127.0.0.1:$redis_port" "$lat_users" "$lat_messages"
+fi
 start_server node realtime/benches/node-ws/relay.js 0
 port=$(sed -n 's/^listening //p' "$server_out")
 printf 'nodews '

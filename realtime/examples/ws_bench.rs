@@ -251,6 +251,9 @@ async fn latency(
         })
         .collect::<Result<Vec<_>, Failure>>()?;
     let sockets = open_all(&urls).await?;
+    // A socket is attached to its session shortly after its upgrade (B first asks Redis where a
+    // new user's numbering is): give every one of them time to, so the warm-up reaches all.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let audience = Audience::Users(ids.iter().map(|id| id.0).collect());
     let (samples, mut received) = listen(sockets);
     // Warm-up: every socket attached and reached once before measuring.

@@ -25,6 +25,12 @@ pub struct RealtimeConfig {
     pub replay_messages: usize,
     /// Age after which a message leaves the replay ring, in seconds.
     pub replay_window_s: u64,
+    /// Memory all replay rings of this instance may hold together, in bytes (each message's
+    /// share of its body plus about 48 bytes of bookkeeping per ring entry). Over it the oldest
+    /// kept messages are forgotten first, whoever they belong to; a client resuming from before
+    /// one of them gets `resync`. Without it, rings multiply: 2,000 users times
+    /// `replay_messages` offers of a kilobyte is a gigabyte.
+    pub replay_budget_bytes: usize,
     /// How long a user's session (sequence counter, replay ring, topic subscriptions) is kept after
     /// their last connection closed, in seconds. A message to a user without a session creates one,
     /// so an offer to a volunteer who is reconnecting waits for them this long.
@@ -78,6 +84,7 @@ impl Default for RealtimeConfig {
             outbound_queue: 64,
             replay_messages: 512,
             replay_window_s: 600,
+            replay_budget_bytes: 64 * 1024 * 1024,
             session_idle_s: 600,
             max_sessions: 200_000,
             max_topics_per_session: 64,
@@ -129,6 +136,10 @@ impl RealtimeConfig {
         check(
             (1..=86_400).contains(&self.replay_window_s),
             "realtime.replay_window_s: must be 1 to 86400 seconds",
+        );
+        check(
+            (1024 * 1024..=64 * 1024 * 1024 * 1024).contains(&self.replay_budget_bytes),
+            "realtime.replay_budget_bytes: must be 1048576 (1 MiB) to 68719476736 (64 GiB) bytes",
         );
         check(
             self.session_idle_s <= 86_400,

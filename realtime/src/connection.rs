@@ -20,14 +20,17 @@
 //! without a close frame: it would not read one.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
+use futures_util::SinkExt;
 use kreki_auth::CurrentUser;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
+use tokio_util::sync::WaitForCancellationFuture;
 
 use crate::error::RealtimeError;
 use crate::hub::{Attachment, Cursor, Hub, SubscribeError};
@@ -47,6 +50,11 @@ pub const CLOSE_TOKEN_EXPIRED_REASON: &str =
 pub const CLOSE_SHUTDOWN_REASON: &str = "server shutting down, resume with resume_after";
 /// Reason sent with 1009.
 pub const CLOSE_TOO_BIG_REASON: &str = "message too big";
+
+/// Most frames written with one flush.
+const WRITE_BATCH: usize = 32;
+/// Frames are added to a batch while it holds less than this, in bytes.
+const WRITE_BATCH_BYTES: usize = 16 * 1024;
 
 /// Longest the server waits for the client to answer its close frame.
 const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -100,7 +108,8 @@ pub(crate) async fn serve(mut socket: WebSocket, connection: Connection) {
     let user = connection.user.id.0;
     let attachment = connection
         .hub
-        .attach(user, &connection.user.roles, connection.resume);
+        .attach_resuming(user, &connection.user.roles, connection.resume)
+        .await;
     let id = attachment.id;
     let attached = Attached {
         hub: connection.hub.clone(),
@@ -178,15 +187,32 @@ async fn pump(
         ..
     } = attachment;
     let hub = &connection.hub;
-    let shutdown = hub.shutdown();
     let config = hub.config();
     let write_timeout = Duration::from_millis(config.write_timeout_ms);
     let idle_timeout = Duration::from_millis(config.idle_timeout_ms);
     let ping_interval = Duration::from_millis(config.ping_interval_ms);
+    let sent = metrics::counter!("realtime_messages_sent_total");
+    // Made once: a cancellation future registers with its token when first polled, and every
+    // socket shares the shutdown token.
+    let shutdown = hub.shutdown().cancelled();
+    let kicked = kicked.cancelled();
+    tokio::pin!(shutdown, kicked);
 
-    for frame in backlog {
-        write(socket, Message::Text(frame), write_timeout, hub).await?;
-        metrics::counter!("realtime_messages_sent_total").increment(1);
+    // The backlog in batches, each with its own `write_timeout`, as live frames.
+    let mut backlog = backlog.into_iter().peekable();
+    while backlog.peek().is_some() {
+        let mut bytes = 0;
+        let mut frames = Vec::new();
+        while frames.len() < WRITE_BATCH
+            && bytes < WRITE_BATCH_BYTES
+            && let Some(frame) = backlog.next()
+        {
+            let text = frame.encode();
+            bytes += text.len();
+            frames.push(Message::Text(text));
+        }
+        let written = write_all(socket, frames.into_iter(), write_timeout, &mut shutdown).await?;
+        sent.increment(written);
     }
 
     let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
@@ -199,28 +225,38 @@ async fn pump(
     // slow location update never delays an offer.
     let mut handling: Option<BoxFuture<'_, Option<Utf8Bytes>>> = None;
     loop {
-        // Checked on every turn so neither a busy queue nor a chatty client delays them.
-        if shutdown.is_cancelled() {
-            return Err(Ending::Shutdown);
-        }
-        if kicked.is_cancelled() {
-            return Err(Ending::TooSlow);
-        }
+        // In this order: stopping first, then live frames, then the client.
         tokio::select! {
-            () = shutdown.cancelled() => return Err(Ending::Shutdown),
-            () = kicked.cancelled() => return Err(Ending::TooSlow),
+            biased;
+            () = &mut shutdown => return Err(Ending::Shutdown),
+            () = &mut kicked => return Err(Ending::TooSlow),
             () = &mut token_expiry => return Err(Ending::TokenExpired),
             frame = outbound.recv() => {
                 // The hub drops the sender only when it kicks the connection.
                 let Some(frame) = frame else { return Err(Ending::TooSlow) };
-                write(socket, Message::Text(frame), write_timeout, hub).await?;
-                metrics::counter!("realtime_messages_sent_total").increment(1);
+                // What is queued already goes out with it, in one flush (within a bound, so a
+                // batch never fills the write buffer on its own).
+                let mut batched = frame.encode();
+                let mut bytes = batched.len();
+                let mut frames = vec![Message::Text(batched)];
+                while frames.len() < WRITE_BATCH
+                    && bytes < WRITE_BATCH_BYTES
+                    && let Ok(frame) = outbound.try_recv()
+                {
+                    batched = frame.encode();
+                    bytes += batched.len();
+                    frames.push(Message::Text(batched));
+                }
+                let frames = frames.into_iter();
+                let written = write_all(socket, frames, write_timeout, &mut shutdown).await?;
+                sent.increment(written);
             }
             reply = poll_handling(&mut handling), if handling.is_some() => {
                 handling = None;
                 last_heard = Instant::now();
                 if let Some(reply) = reply {
-                    write(socket, Message::Text(reply), write_timeout, hub).await?;
+                    let reply = std::iter::once(Message::Text(reply));
+                    write_all(socket, reply, write_timeout, &mut shutdown).await?;
                 }
             }
             incoming = socket.recv(), if handling.is_none() => {
@@ -247,14 +283,16 @@ async fn pump(
                     },
                 };
                 if let Some(reply) = reply {
-                    write(socket, Message::Text(reply), write_timeout, hub).await?;
+                    let reply = std::iter::once(Message::Text(reply));
+                    write_all(socket, reply, write_timeout, &mut shutdown).await?;
                 }
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() >= idle_timeout {
                     return Err(Ending::Dead);
                 }
-                write(socket, Message::Ping(Bytes::new()), write_timeout, hub).await?;
+                let ping = std::iter::once(Message::Ping(Bytes::new()));
+                write_all(socket, ping, write_timeout, &mut shutdown).await?;
             }
         }
     }
@@ -271,21 +309,32 @@ async fn poll_handling(
     }
 }
 
-/// Writes one frame, giving up when it takes longer than `write_timeout` (the client is too slow)
-/// or the server shuts down meanwhile.
-async fn write(
+/// Writes `messages` and flushes once, giving up when that takes longer than `write_timeout`
+/// (the client is too slow) or the server shuts down meanwhile. Returns how many were written.
+/// Most writes complete at once: the timer and the shutdown are only looked at when one does not.
+async fn write_all(
     socket: &mut WebSocket,
-    message: Message,
+    messages: impl Iterator<Item = Message>,
     write_timeout: Duration,
-    hub: &Hub,
-) -> Result<(), Ending> {
+    shutdown: &mut Pin<&mut WaitForCancellationFuture<'_>>,
+) -> Result<u64, Ending> {
+    let writing = async {
+        let mut written = 0;
+        for message in messages {
+            socket.feed(message).await?;
+            written += 1;
+        }
+        socket.flush().await?;
+        Ok::<_, axum::Error>(written)
+    };
     tokio::select! {
-        written = timeout(write_timeout, socket.send(message)) => match written {
-            Ok(Ok(())) => Ok(()),
+        biased;
+        written = timeout(write_timeout, writing) => match written {
+            Ok(Ok(written)) => Ok(written),
             Ok(Err(error)) => Err(write_failure(error)),
             Err(_) => Err(Ending::TooSlow),
         },
-        () = hub.shutdown().cancelled() => Err(Ending::Shutdown),
+        () = shutdown.as_mut() => Err(Ending::Shutdown),
     }
 }
 

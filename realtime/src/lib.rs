@@ -1,11 +1,13 @@
 //! KREKI's real-time transport: the WebSocket hub at `GET /v1/ws` of one instance.
 //!
-//! It knows users, roles, topics and connections, never alerts: dispatch publishes
-//! `{"type":"offer",..}` to a user, a role or a topic through [`Hub::publish`], and the hub numbers
+//! It knows users, roles, topics and connections, never alerts: dispatch publishes a typed
+//! message encoded once as a [`Frame`] to a user, a role or a topic through
+//! [`Hub::publish_frame`], and the hub numbers
 //! it per user (`seq` within an `epoch`), keeps it for replay, and writes it to every connection of each recipient without
 //! ever waiting for a slow one.
 //!
 //! - [`config`]: [`RealtimeConfig`], the `[realtime]` section (every buffer and queue size).
+//! - [`frame`]: [`Frame`], a message encoded once whose bytes every socket and replay ring share.
 //! - [`hub`]: [`Hub`], sessions (`seq`, replay ring, topics, roles), [`Audience`], and the [`Bus`]
 //!   seam for fan-out across instances (issue 7).
 //! - [`bus`]: [`bus::RedisBus`], fan-out across instances through Redis (numbering, presence,
@@ -30,6 +32,7 @@ pub mod bus;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod frame;
 pub mod hub;
 pub mod mqtt;
 pub mod ports;
@@ -40,6 +43,7 @@ pub mod worker;
 
 pub use config::RealtimeConfig;
 pub use error::RealtimeError;
-pub use hub::{Audience, Bus, Envelope, Hub, HubStats};
+pub use frame::{Frame, FrameError};
+pub use hub::{Audience, Bus, Envelope, Hub, HubStats, Numbering};
 pub use ports::{BoxFuture, InboundHandler, NoInbound, OwnTopicOnly, TopicAuthorizer};
 pub use routes::{RealtimeState, router};

@@ -105,10 +105,16 @@ pub struct ConnectParams {
 /// `?resume_after=<seq>&epoch=<epoch>` of the last message processed.
 ///
 /// Types: `offer`, `offer.withdrawn`, `alert.updated`, `assignment.updated`,
-/// `volunteer.position` (coordinators), and `resync` (`{"type":"resync", "seq": n, "epoch": e}`:
-/// messages after `resume_after` are no longer kept, or were of another epoch; refetch state over
-/// HTTP and take `n` and `e` as the new cursor). A volunteer gets its own offers, a citizen its
-/// own alerts, a coordinator everything, without subscribing.
+/// `responder.position` (the other responders of an alert), `volunteer.position`,
+/// `checkin.answered`, `escalation` and `panic.limited` (coordinators), `checkin` (the volunteer
+/// asked), `certificate.expiring`, and
+/// `resync` (`{"type":"resync", "seq": n, "epoch": e}`,
+/// numbered or not: some message this client should have got cannot be given to it one by one,
+/// because it is no longer kept, was of another epoch, or was lost on its way (the bus overflowed,
+/// an instance died); refetch state over HTTP and take `n` and `e` as the new cursor). It can come
+/// first after a resume or at any time; within one epoch every numbered message follows the one
+/// before (`seq` + 1) unless a `resync` came in between. A volunteer gets its own offers, a
+/// citizen its own alerts, a coordinator everything, without subscribing.
 ///
 /// Client messages (JSON text): `{"type":"ping"}` -> `{"type":"pong"}`;
 /// `{"type":"subscribe","topic":"alert:{id}"}` -> `{"type":"subscribed","topic":..}`;

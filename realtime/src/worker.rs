@@ -1,5 +1,6 @@
 //! The hub's background task: sweeps idle sessions and stale replay frames, and at shutdown waits
-//! for the sockets to finish their close handshakes (they close with 1001 on the same token).
+//! for the sockets to finish their close handshakes (they close with 1001 on the same token), then
+//! lets the bus carry what is left.
 
 use std::time::Duration;
 
@@ -17,7 +18,8 @@ fn sweep_interval(hub: &Hub) -> Duration {
     Duration::from_secs(shortest_s.clamp(1, 10))
 }
 
-/// Runs until `shutdown` is cancelled, then waits (up to 4 s) for every socket to close.
+/// Runs until `shutdown` is cancelled, then waits (up to 4 s) for every socket to close and for
+/// the bus to carry what is left (up to 1.5 s).
 pub async fn run(hub: Hub, shutdown: CancellationToken) {
     let mut ticks = tokio::time::interval(sweep_interval(&hub));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -43,4 +45,5 @@ pub async fn run(hub: Hub, shutdown: CancellationToken) {
             "WebSockets still open 4 s after shutdown; dropping them"
         );
     }
+    hub.flush_bus().await;
 }

@@ -352,11 +352,14 @@ async fn under_no_ack_an_acknowledged_offer_is_not_pushed_but_an_unacknowledged_
         "an acknowledged offer is not pushed"
     );
 
-    // Connected but silent (the app is frozen in the background): pushed after the grace.
+    // Connected but silent (the app is frozen in the background): pushed after the grace, and
+    // counted as an offer that needed the push although a socket was open.
+    assert_eq!(app.pusher.unacknowledged_offers(), (0, 0));
     let (frame, push) = offer_for(Uuid::now_v7());
     app.pusher.offer(person.id, frame, push.clone());
     assert_eq!(next_json(&mut socket).await["type"], "offer");
     let sent = app.pushes("fcm", 1).await;
+    assert_eq!(app.pusher.unacknowledged_offers(), (1, 0));
     let apns = &sent[0].body["message"]["apns"];
     assert_eq!(apns["headers"]["apns-priority"], "10");
     assert_eq!(
@@ -633,9 +636,18 @@ async fn the_per_user_device_lookup_uses_its_index(pool: PgPool) {
 struct AckedElsewhere;
 
 impl Acknowledgements for AckedElsewhere {
-    fn acknowledged(&self, _user: Uuid, message: &Value) -> kreki_realtime::BoxFuture<'_, bool> {
+    fn acknowledged(
+        &self,
+        _user: Uuid,
+        frame: &kreki_realtime::Frame,
+    ) -> kreki_realtime::BoxFuture<'_, bool> {
+        let message: Value = serde_json::from_str(&frame.to_json()).expect("JSON");
         let acked = message["offer"]["citizen_name"] == "Siti Rahma";
         Box::pin(std::future::ready(acked))
+    }
+
+    fn connected(&self, _user: Uuid) -> kreki_realtime::BoxFuture<'_, bool> {
+        Box::pin(std::future::ready(false))
     }
 }
 

@@ -64,7 +64,7 @@ function checkBinaryIsCurrent() {
   } catch {
     throw new Error(`${kreki()} is missing: run \`cargo build --bin kreki\` first`);
   }
-  const compiled = ['dashboard', 'app', 'volunteer', 'shared', 'vendor'].map((folder) => newest(join(root, 'web', folder)));
+  const compiled = ['dashboard', 'app', 'volunteer', 'trainer', 'admin', 'shared', 'vendor'].map((folder) => newest(join(root, 'web', folder)));
   if (Math.max(...compiled) > built) {
     throw new Error(`web/ changed after ${kreki()} was built: run \`cargo build --bin kreki\` first`);
   }
@@ -140,13 +140,20 @@ export async function startKreki(extraEnv = {}, { args = () => ['serve', '--migr
       if (result.status !== 0) throw new Error(`psql failed: ${result.stderr}`);
       return result.stdout.trim();
     },
+    /** Runs another `kreki` command against this server's database (`guidance load-builtin`). */
+    cli(args) {
+      const ran = spawnSync(kreki(), args, { env, encoding: 'utf8' });
+      if (ran.status !== 0) throw new Error(`kreki ${args.join(' ')} failed: ${ran.stderr}`);
+      return ran.stdout;
+    },
     /** Creates an account with `roles` through the CLI, as an operator would. */
     user(phone, password, name, roles = []) {
       const args = ['user', 'create', '--phone', phone, '--password', password, '--name', name];
       for (const role of roles) args.push('--role', role);
       const made = spawnSync(kreki(), args, { env, encoding: 'utf8' });
       if (made.status !== 0) throw new Error(`kreki user create failed: ${made.stderr}`);
-      return { phone, password, name };
+      const id = made.stdout.match(/created account ([0-9a-f-]{36})/)?.[1] ?? null;
+      return { phone, password, name, id };
     },
     async stop() {
       child.kill('SIGTERM');

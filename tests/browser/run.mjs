@@ -6,6 +6,8 @@ import { apiCall, assert, launchBrowser, run, screenshot, startKreki } from './h
 import { flowTests } from './flow.mjs';
 import { simulateTests, stopDemo } from './simulate.mjs';
 import { drillTests } from './drill.mjs';
+import { screenTests } from './screens.mjs';
+import { responderTests } from './responders.mjs';
 
 const JAKARTA = { latitude: -6.2, longitude: 106.8167, accuracy: 15 };
 let phoneCounter = 0;
@@ -387,6 +389,8 @@ const tests = [
     const citizen = server.user(phone(), 'warga-rahasia-9', 'Tono Warga');
     const volunteer = server.user(phone(), 'relawan-rahasia-9', 'Tini Relawan', ['volunteer']);
     const coordinator = server.user(phone(), 'koordinator-rahasia-9', 'Tika Koordinator', ['coordinator']);
+    const trainer = server.user(phone(), 'pelatih-rahasia-9', 'Tono Pelatih', ['trainer']);
+    const admin = server.user(phone(), 'admin-rahasia-9', 'Tia Admin', ['admin']);
     const { context, page } = await newPage(browser, server.base, { permissions: ['geolocation'], geolocation: JAKARTA });
     const audit = () => page.evaluate(() => {
       const problems = [];
@@ -411,7 +415,7 @@ const tests = [
           || el.getAttribute('aria-label') || el.textContent.trim() || el.title;
         if (!labelled) problems.push(`unnamed ${el.tagName.toLowerCase()}#${el.id}`);
         const box = el.getBoundingClientRect();
-        const target = el.type === 'radio' ? el.closest('label').getBoundingClientRect() : box;
+        const target = ['radio', 'checkbox'].includes(el.type) && el.closest('label') ? el.closest('label').getBoundingClientRect() : box;
         if (target.height < 44 || target.width < 44) problems.push(`small target ${el.tagName.toLowerCase()}#${el.id} ${Math.round(target.width)}x${Math.round(target.height)}`);
       }
       for (const el of document.querySelectorAll('h1, h2, label, p, button, legend, li, span, strong, small')) {
@@ -428,6 +432,9 @@ const tests = [
       ['/app/', citizen, '#panic-screen'],
       ['/volunteer/', volunteer, '#main-screen'],
       ['/dashboard/', coordinator, '#dash'],
+      ['/trainer/', trainer, '#console'],
+      ['/admin/', admin, '#console'],
+      ['/dashboard/aeds.html', admin, '#console'],
     ];
     for (const [path, who, screen] of screens) {
       await page.goto(path);
@@ -465,6 +472,8 @@ const tests = [
 tests.push(...flowTests({ newPage, signIn, phone, noPageErrors }));
 tests.push(...drillTests({ newPage, signIn, phone, noPageErrors }));
 tests.push(...simulateTests({ newPage, signIn, noPageErrors }));
+tests.push(...screenTests({ newPage, signIn, phone, noPageErrors }));
+tests.push(...responderTests({ newPage, signIn, phone, noPageErrors }));
 
 const server = await startKreki();
 let browser;

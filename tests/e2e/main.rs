@@ -9,6 +9,7 @@ mod loadtest;
 mod mqtt;
 mod openapi;
 mod operations;
+mod overload;
 mod process;
 mod responders;
 mod satusehat;

@@ -2,15 +2,21 @@
 // is kept in localStorage with its own Idempotency-Key before anything is sent, and sent again with
 // that same key (backing off 1 s .. 15 s) until the server acknowledges it, across a flaky
 // connection and even a closed tab; the server turns every retry into the same alert. Then a status
-// view: who is coming and how far, kept current over /v1/ws with a slow poll behind it.
+// view: who is coming and how far, kept current over /v1/ws with a slow poll behind it, and
+// "while help comes": the first-aid guides for the alert's kind, kept for offline use.
 import { Api, esc, signInForm } from '/web/shared/api.js';
 import { applyI18n, distance, initI18n, onLanguage, t } from '/web/shared/i18n.js';
 import { connectLive } from '/web/shared/live.js';
 import { disablePush, enablePush, pushPermission, pushSupported } from '/web/shared/push.js';
+import { showProblem } from '/web/shared/forms.js';
+import { guidanceFor, guidancePage, prefetchGuidance } from '/web/shared/guidance.js';
+import { loadNearbyAeds, renderNearbyAeds, showNearbyAeds } from '/app/aeds.js';
 
 const KINDS = ['medical', 'cardiac_arrest', 'accident', 'fire', 'disaster', 'security', 'other'];
 const PENDING = 'kreki.app.pending';
 const CURRENT = 'kreki.app.alert';
+/** The kind of the current alert, so its guides show even offline. */
+const CURRENT_KIND = 'kreki.app.alert-kind';
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 15000;
 /** A position older than this is asked for again before a panic is sent, in milliseconds. */
@@ -33,8 +39,18 @@ renderKinds();
 onLanguage(() => {
   renderKinds();
   renderLocation();
-  if (!$('status-screen').hidden) loadStatus();
+  renderNearbyAeds();
+  prefetchGuidance();
+  if (!$('status-screen').hidden) {
+    loadStatus();
+    renderGuide();
+  }
 });
+$('guide-list').addEventListener('click', (event) => {
+  const link = event.target.closest('[data-guide]');
+  if (link) openGuide(link.dataset.guide);
+});
+$('guide-back').addEventListener('click', () => showStatus());
 api.onSignedOut = () => show('signin');
 
 signInForm($('signin-form'), api, { onError: (key, vars) => error(t(key, vars)), done: () => route() });
@@ -45,8 +61,7 @@ $('register-form').addEventListener('submit', async (event) => {
     await api.register(String(data.get('phone')).trim(), String(data.get('password')), String(data.get('name')).trim());
     route();
   } catch (failure) {
-    const fields = (failure.problem?.errors ?? []).map((e) => `${e.field}: ${e.message}`).join('; ');
-    error(t('common.error.generic', { detail: fields || failure.message }));
+    showProblem(event.target, failure, $('error'));
   }
 });
 for (const [tab, form, other, otherForm] of [['tab-signin', 'signin-form', 'tab-register', 'register-form'], ['tab-register', 'register-form', 'tab-signin', 'signin-form']]) {
@@ -73,6 +88,7 @@ $('cancel').addEventListener('click', cancel);
 $('notify').addEventListener('click', notifyMe);
 $('new-call').addEventListener('click', () => {
   localStorage.removeItem(CURRENT);
+  localStorage.removeItem(CURRENT_KIND);
   route();
 });
 window.addEventListener('online', () => {
@@ -87,9 +103,10 @@ function error(text) {
 }
 
 function show(screen) {
-  for (const id of ['signin', 'panic-screen', 'sending-screen', 'status-screen']) $(id).hidden = id !== screen;
+  for (const id of ['signin', 'panic-screen', 'sending-screen', 'status-screen', 'guide-screen']) $(id).hidden = id !== screen;
   $('signout').hidden = screen === 'signin';
   document.body.dataset.screen = screen;
+  showNearbyAeds(screen === 'panic-screen' || screen === 'status-screen');
   applyI18n();
 }
 
@@ -115,9 +132,11 @@ function route() {
     showStatus();
   } else {
     show('panic-screen');
-    locate().catch(() => {});
+    locate().then((at) => loadNearbyAeds(api, at), () => {});
     listen();
   }
+  // Kept now, while there is a network, for the moment after a panic when there may be none.
+  prefetchGuidance();
 }
 
 function renderKinds() {
@@ -198,6 +217,7 @@ async function sendPending() {
           body: { kind: panic.kind, location: panic.location },
         });
         localStorage.setItem(CURRENT, alert.id);
+        localStorage.setItem(CURRENT_KIND, alert.kind);
         localStorage.removeItem(PENDING);
         showStatus(alert);
         return;
@@ -252,6 +272,8 @@ async function notifyMe() {
 
 function showStatus(alert) {
   show('status-screen');
+  if (alert?.kind) localStorage.setItem(CURRENT_KIND, alert.kind);
+  renderGuide();
   offerPush();
   if (alert) renderStatus(alert);
   loadStatus();
@@ -297,6 +319,10 @@ async function loadStatus() {
 }
 
 function renderStatus(alert) {
+  if (!renderStatus.aedsFor || renderStatus.aedsFor !== alert.id) {
+    renderStatus.aedsFor = alert.id;
+    loadNearbyAeds(api, alert.location);
+  }
   $('alert-kind').textContent = t(`kind.${alert.kind}`);
   $('alert-status').textContent = t(`status.${alert.status}`);
   $('alert-status').dataset.status = alert.status;
@@ -341,4 +367,34 @@ async function cancel() {
   } finally {
     $('cancel').disabled = false;
   }
+}
+
+/** "While help comes": links to the guides for the current alert's kind (kept copies offline). */
+async function renderGuide() {
+  const kind = localStorage.getItem(CURRENT_KIND);
+  if (!kind) {
+    $('guide').hidden = true;
+    return;
+  }
+  const pages = await guidanceFor(kind);
+  // The page for the kind itself first, the general one after.
+  pages.sort((a, b) => a.kinds.length - b.kinds.length);
+  $('guide').hidden = pages.length === 0;
+  $('guide-list').innerHTML = pages.map((page) => `<li><button type="button" class="big guide-link" data-guide="${esc(page.slug)}"
+    aria-label="${esc(t('guide.open', { title: page.title }))}">${esc(page.title)}</button></li>`).join('');
+}
+
+/** Opens one guide in the app (its HTML is sanitised by the server). */
+async function openGuide(slug) {
+  const page = await guidancePage(slug);
+  show('guide-screen');
+  const article = $('guide-page');
+  if (!page) {
+    article.innerHTML = `<p class="message error">${esc(t('guide.none'))}</p>`;
+    return;
+  }
+  article.lang = page.lang;
+  article.dataset.slug = page.slug;
+  article.innerHTML = `<h2>${esc(page.title)}</h2>${page.body_html}`;
+  $('guide-back').focus();
 }

@@ -3,10 +3,11 @@
 // cached or answered from here: a panic must reach the server or visibly fail and be retried.
 // A Web Push becomes a notification about the citizen's call; tapping it opens (or focuses) the
 // app, which fetches the news with its own token.
-const CACHE = 'kreki-app-v2';
+const CACHE = 'kreki-app-v4';
 const SHELL = [
   '/app/', '/app/app.js', '/app/manifest.webmanifest',
   '/web/shared/kreki.css', '/web/shared/i18n.js', '/web/shared/api.js', '/web/shared/live.js', '/web/shared/push.js', '/web/shared/icon.svg',
+  '/web/shared/guidance.js', '/web/shared/forms.js', '/web/shared/field-errors.js', '/app/aeds.js',
 ];
 
 self.addEventListener('install', (event) => {

@@ -1,5 +1,6 @@
 // Copies the front end's third-party files out of node_modules into web/vendor/, where `kreki`
-// embeds them: Leaflet (the map) and the bundled offline basemap, derived from Natural Earth
+// embeds them: Leaflet (the map), protomaps-leaflet and pmtiles (PMTiles basemaps), and the
+// bundled offline basemap, derived from Natural Earth
 // 1:10m countries (world-atlas) and cut to Indonesia and its neighbours.
 //
 // Run after changing a version in package.json: `npm ci && npm run vendor` (in web/). The output
@@ -17,6 +18,15 @@ mkdirSync(out, { recursive: true });
 copyFileSync(join(modules, 'leaflet/dist/leaflet.js'), join(out, 'leaflet.js'));
 copyFileSync(join(modules, 'leaflet/dist/leaflet.css'), join(out, 'leaflet.css'));
 copyFileSync(join(modules, 'leaflet/LICENSE'), join(out, 'LICENSE.leaflet.txt'));
+// Street maps without internet: a PMTiles basemap served by kreki, drawn by protomaps-leaflet
+// (vector tiles, Canvas 2D, no GPU needed) or, for raster archives, pmtiles' Leaflet layer.
+copyFileSync(join(modules, 'protomaps-leaflet/dist/protomaps-leaflet.js'), join(out, 'protomaps-leaflet.js'));
+copyFileSync(join(modules, 'protomaps-leaflet/LICENSE'), join(out, 'LICENSE.protomaps-leaflet.txt'));
+copyFileSync(join(modules, 'pmtiles/dist/pmtiles.js'), join(out, 'pmtiles.js'));
+// The pmtiles package ships no licence file; its package.json names the licence.
+const pmtilesPackage = JSON.parse(readFileSync(join(modules, 'pmtiles/package.json'), 'utf8'));
+writeFileSync(join(out, 'LICENSE.pmtiles.txt'),
+  `pmtiles ${pmtilesPackage.version}: ${pmtilesPackage.license} licence, copyright Protomaps LLC (${pmtilesPackage.homepage ?? 'PMTiles'}).\n`);
 
 // The region the basemap covers, [minLng, minLat, maxLng, maxLat]: the archipelago with room around it.
 const BBOX = [90, -15, 145, 10];

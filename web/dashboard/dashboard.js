@@ -8,13 +8,17 @@
 // and kept out of the figures: a coordinator reads "open", "unmatched" and the median as the state
 // of real emergencies, and sees the open drills counted apart beneath them.
 //
-// When the SATUSEHAT bridge runs (GET /v1/fhir-sync/failures answers), a panel lists the Encounter
-// changes SATUSEHAT never accepted, with a retry button each; the alert detail says so too.
+// SATUSEHAT sync failures (sync.js), check-ins asking for support (support.js) and recording an
+// outcome (resolve.js) have modules of their own; the AED screen is aeds.html.
 /* global L */
 import { Api, ApiError, distanceM, esc, signInForm } from '/web/shared/api.js';
 import { applyI18n, clock, distance, initI18n, onLanguage, t } from '/web/shared/i18n.js';
 import { connectLive } from '/web/shared/live.js';
 import { alertIcon, createMap, KIND_CODE, volunteerIcon } from '/web/shared/map.js';
+import { initSupport, loadSupport, onSupportMessage, renderSupport } from '/dashboard/support.js';
+import { initResolve, renderResolve } from '/dashboard/resolve.js';
+import { initSync, loadSyncFailures, onSyncClick, renderSync, syncFailuresOf } from '/dashboard/sync.js';
+import { clearFieldErrors, showProblem } from '/web/shared/forms.js';
 
 const KINDS = ['medical', 'cardiac_arrest', 'accident', 'fire', 'disaster', 'security', 'other'];
 const STATUSES = ['dispatching', 'assigned', 'on_scene', 'unmatched', 'resolved', 'cancelled'];
@@ -24,8 +28,6 @@ const ACTIVE_ASSIGNMENT = new Set(['accepted', 'en_route', 'on_scene']);
 const POLL_MS = 20000;
 /** True for a drill: the flag the platform stores, never anything a citizen typed. */
 const isDrill = (alert) => alert.drill === true;
-/** Answers that mean the SATUSEHAT bridge does not run here (its routes are not mounted). */
-const NO_BRIDGE = new Set([404, 405, 501]);
 /** The drill badge, or nothing. */
 const drillBadge = (alert) => (isDrill(alert)
   ? ` <span class="badge drill" aria-label="${esc(t('dash.drill.aria'))}">${esc(t('dash.drill'))}</span>` : '');
@@ -46,15 +48,23 @@ const state = {
   volunteerMarkers: new Map(),
   live: null,
   poll: null,
-  /** SATUSEHAT sync failures: `available` is null until asked, false without the bridge. */
-  sync: { available: null, failures: [] },
 };
 
 initI18n();
+initSupport(api, { select: (id) => select(id) });
+initSync({ api, alerts: () => state.alerts, selected: () => state.selected, select: (id) => select(id), renderDetail: () => renderDetail() });
+initResolve(api, {
+  onResolved: (alert) => {
+    state.alerts.set(alert.id, alert);
+    render();
+    renderDetail();
+  },
+});
 fillFilters();
 onLanguage(() => {
   fillFilters();
   render();
+  renderSupport();
   if (state.selected) renderDetail();
 });
 api.onSignedOut = () => showSignIn();
@@ -116,6 +126,7 @@ async function start() {
       alerts: L.layerGroup().addTo(state.map),
     };
     state.map.on('moveend', () => loadVolunteers());
+    state.map.on('zoomend', () => { $('map').dataset.zoom = String(state.map.getZoom()); });
     // The coordinator's own hand on the map (drag, wheel, zoom buttons, keys) ends the automatic
     // framing. DOM events, not Leaflet's zoomstart, which our own animated fits fire a frame later.
     for (const type of ['pointerdown', 'wheel', 'keydown']) {
@@ -123,6 +134,8 @@ async function start() {
     }
   }
   await refresh();
+  await fitToWhatMatters();
+  loadSupport();
   state.live = connectLive(api, {
     onMessage: onLive,
     onState: (on) => {
@@ -131,10 +144,37 @@ async function start() {
       live.dataset.i18n = on ? 'common.live.on' : 'common.live.off';
       live.textContent = t(live.dataset.i18n);
     },
-    onResync: () => refresh(),
+    onResync: () => {
+      refresh();
+      loadSupport();
+    },
   });
   clearInterval(state.poll);
   state.poll = setInterval(refresh, POLL_MS);
+}
+
+/**
+ * Opens the map on the coordinator's own picture: every open alert and every on-duty volunteer
+ * they can see (all of them, not only those in today's view), not the whole country. Jakarta
+ * stays the view when there is nothing yet.
+ */
+async function fitToWhatMatters() {
+  if (state.userMoved) return;
+  let volunteers = [];
+  try {
+    volunteers = (await api.request('GET', '/v1/volunteers')) ?? [];
+  } catch {
+    volunteers = [...state.volunteers.values()];
+  }
+  const points = [
+    ...[...state.alerts.values()].filter((a) => OPEN.has(a.status)).map((a) => [a.location.lat, a.location.lng]),
+    ...volunteers.filter((v) => v.on_duty && typeof v.lat === 'number').map((v) => [v.lat, v.lng]),
+  ];
+  if (points.length === 0) return;
+  state.framed = state.markers.size;
+  state.map.fitBounds(L.latLngBounds(points).pad(0.2), { maxZoom: 15, animate: false });
+  $('map').dataset.zoom = String(state.map.getZoom());
+  $('map').dataset.fitted = String(points.length);
 }
 
 async function refresh() {
@@ -186,6 +226,7 @@ async function loadVolunteers() {
 
 /** One message from /v1/ws. Fields are read leniently: the whole object when sent, else its id. */
 function onLive(message) {
+  if (onSupportMessage(message)) return;
   switch (message.type) {
     case 'alert.updated': {
       const alert = message.alert ?? (message.kind && message.status ? message : null);
@@ -403,6 +444,7 @@ function renderFigures() {
 function select(id) {
   state.selected = id;
   $('detail').hidden = !id;
+  if (!id) renderResolve(null);
   showError($('detail-message'), '');
   renderList();
   if (id) {
@@ -451,7 +493,8 @@ function renderDetail() {
   const alert = state.alerts.get(state.selected);
   if (!alert) return;
   const responders = (alert.assignments ?? []).map((a) =>
-    `<li>${esc(a.volunteer?.name ?? '')} — ${esc(t(`astatus.${a.status}`))}${typeof a.distance_m === 'number' ? `, ${esc(distance(a.distance_m))}` : ''}</li>`).join('');
+    `<li>${esc(a.volunteer?.name ?? '')}${a.role ? ` (${esc(t(`responder.rolename.${a.role}`))})` : ''} — ${esc(t(`astatus.${a.status}`))}${typeof a.distance_m === 'number' ? `, ${esc(distance(a.distance_m))}` : ''}</li>`).join('');
+  renderResolve(alert);
   $('detail-body').innerHTML = `
     <p><span class="badge">${esc(KIND_CODE[alert.kind] ?? '?')}</span> <strong>${esc(t(`kind.${alert.kind}`))}</strong>
       — <span class="badge" id="detail-status">${esc(t(`status.${alert.status}`))}</span>${drillBadge(alert)}</p>
@@ -494,7 +537,8 @@ function describe(event) {
     status: data.to ? t(`astatus.${data.to}`) : data.status ? t(`astatus.${data.status}`) : '',
   });
   const reason = data.reason ? ` (${data.reason})` : '';
-  return (text === key ? String(event.type).replaceAll(/[._]/g, ' ') : text) + reason;
+  const outcome = data.outcome ? `: ${t(`outcome.${data.outcome}`)}${data.note ? ` (${data.note})` : ''}` : '';
+  return (text === key ? String(event.type).replaceAll(/[._]/g, ' ') : text) + outcome + reason;
 }
 
 /** Who an event's actor id is, from what the page knows: the citizen, a responder, a volunteer, or you. */
@@ -537,84 +581,11 @@ async function cancelSelected(event) {
     const message = $('detail-message');
     message.className = 'message ok';
     showError(message, t('dash.cancel.done'));
+    clearFieldErrors($('cancel-form'));
     $('cancel-reason').value = '';
     await loadDetail(id);
   } catch (error) {
-    const message = $('detail-message');
-    message.className = 'message error';
-    showError(message, t('common.error.generic', { detail: error.message }));
+    // A refused reason is named beside its field, in the server's words.
+    showProblem($('cancel-form'), error, $('detail-message'));
   }
-}
-
-// ------------------------------------------------------------ SATUSEHAT sync failures
-
-/** Encounter changes for `alertId` that SATUSEHAT never accepted. */
-function syncFailuresOf(alertId) {
-  return state.sync.failures.filter((f) => f.alert_id === alertId);
-}
-
-/** Fetches the failures; hides the panel for good when the bridge does not run here. */
-async function loadSyncFailures() {
-  if (state.sync.available === false) return;
-  try {
-    const list = await api.request('GET', '/v1/fhir-sync/failures?limit=100');
-    state.sync = { available: true, failures: list ?? [] };
-  } catch (error) {
-    if (error instanceof ApiError && NO_BRIDGE.has(error.status)) state.sync = { available: false, failures: [] };
-    // Anything else (offline, 5xx): keep what is shown; the next poll tries again.
-  }
-  renderSync();
-  if (state.selected) renderDetail();
-}
-
-function renderSync() {
-  const panel = $('sync');
-  panel.hidden = state.sync.available !== true;
-  if (panel.hidden) return;
-  const failures = state.sync.failures;
-  $('sync-count').textContent = String(failures.length);
-  panel.dataset.count = String(failures.length);
-  panel.classList.toggle('bad', failures.length > 0);
-  // What to do about failures is said only while there are some.
-  $('sync-hint').hidden = failures.length === 0;
-  $('sync-list').innerHTML = failures.length === 0
-    ? `<li class="muted">${esc(t('dash.sync.none'))}</li>`
-    : failures.map((f) => {
-      const alert = state.alerts.get(f.alert_id);
-      const what = alert ? `${t(`kind.${alert.kind}`)}${isDrill(alert) ? ` (${t('dash.drill')})` : ''}` : t('dash.sync.alert', { id: String(f.alert_id).slice(0, 8) });
-      return `<li data-failure="${esc(f.id)}">
-        <span><button type="button" class="link" data-alert="${esc(f.alert_id)}">${esc(what)}</button><br>
-          <small>${esc(t(`dash.sync.action.${f.action}`))} · ${esc(t('dash.sync.attempts', { n: f.attempts }))} · ${esc(clock(f.failed_at))}</small>
-          ${f.last_error ? `<br><small class="error-text">${esc(f.last_error)}</small>` : ''}</span>
-        <button type="button" class="primary" data-retry="${esc(f.id)}"
-          aria-label="${esc(t('dash.sync.retry.aria', { what }))}">${esc(t('dash.sync.retry'))}</button></li>`;
-    }).join('');
-}
-
-/** A click in the sync panel or the detail: open the alert, or queue its failed change again. */
-async function onSyncClick(event) {
-  const open = event.target.closest('button[data-alert]');
-  if (open) {
-    select(open.dataset.alert);
-    return;
-  }
-  const button = event.target.closest('button[data-retry]');
-  if (!button) return;
-  const id = Number(button.dataset.retry);
-  button.disabled = true;
-  const message = $('sync-message');
-  try {
-    await api.request('POST', `/v1/fhir-sync/failures/${encodeURIComponent(id)}/retry`);
-    state.sync.failures = state.sync.failures.filter((f) => f.id !== id);
-    message.className = 'message ok';
-    showError(message, t('dash.sync.retried'));
-  } catch (error) {
-    message.className = 'message error';
-    showError(message, error instanceof ApiError && error.status === 404
-      ? t('dash.sync.gone') : t('common.error.generic', { detail: error.message }));
-    button.disabled = false;
-  }
-  renderSync();
-  if (state.selected) renderDetail();
-  loadSyncFailures();
 }

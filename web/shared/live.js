@@ -1,7 +1,9 @@
 // The live channel, GET /v1/ws: one WebSocket per page, the access token in the query (browsers
-// cannot set headers on WebSockets), and on every reconnect `resume_after` = the last `seq` seen, so
-// the server replays what was missed. A `resync` frame (the gap is too old) asks the page to
-// refetch over HTTP. Reconnects back off from 1 s to 15 s; a ping every 25 s keeps proxies open.
+// cannot set headers on WebSockets), and on every reconnect `resume_after` and `epoch` = the
+// cursor of the last message seen, so the server replays what was missed. A `resync` frame (live
+// or replayed, numbered or not: something could not be replayed) asks the page to refetch over
+// HTTP and moves the cursor. Reconnects back off from 1 s to 15 s; a ping every 25 s keeps
+// proxies open.
 
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 15000;
@@ -15,6 +17,7 @@ const PING_EVERY_MS = 25000;
 export function connectLive(api, { onMessage, onState = () => {}, onResync = () => {} }) {
   let socket = null;
   let seq = null;
+  let epoch = null;
   let backoff = BACKOFF_MIN_MS;
   let timer = null;
   let ping = null;
@@ -35,6 +38,7 @@ export function connectLive(api, { onMessage, onState = () => {}, onResync = () 
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     const query = new URLSearchParams({ access_token: token });
     if (seq !== null) query.set('resume_after', String(seq));
+    if (seq !== null && epoch !== null) query.set('epoch', String(epoch));
     socket = new WebSocket(`${scheme}://${location.host}/v1/ws?${query}`);
     socket.addEventListener('open', () => {
       backoff = BACKOFF_MIN_MS;
@@ -53,12 +57,15 @@ export function connectLive(api, { onMessage, onState = () => {}, onResync = () 
       }
       if (message.type === 'resync') {
         if (typeof message.seq === 'number') seq = message.seq;
+        if (typeof message.epoch === 'number') epoch = message.epoch;
         onResync();
         return;
       }
       if (typeof message.seq === 'number') {
-        if (seq !== null && message.seq <= seq) return; // already seen (replay overlap)
+        // Already seen (replay overlap): only within one numbering.
+        if (seq !== null && message.epoch === epoch && message.seq <= seq) return;
         seq = message.seq;
+        if (typeof message.epoch === 'number') epoch = message.epoch;
       }
       if (['pong', 'subscribed', 'unsubscribed'].includes(message.type)) return;
       onMessage(message);

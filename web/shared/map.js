@@ -1,8 +1,10 @@
-// The map: Leaflet (SVG, so it draws in any browser without a GPU) over the bundled offline
-// basemap (Natural Earth countries around Indonesia), or over raster tiles when the operator set
-// `web.tile_url` (GET /web/config.json). Markers carry text as well as colour, so their meaning
+// The map: Leaflet (SVG, so it draws in any browser without a GPU) over what the operator set in
+// `[web]` (GET /web/config.json): raster tiles (`web.tile_url`), or a PMTiles basemap served by
+// kreki itself (`web.basemap_pmtiles`: vector tiles drawn by protomaps-leaflet on a canvas, or
+// raster tiles through pmtiles' Leaflet layer), streets included and no internet needed; with
+// neither (or when the basemap cannot be read) the bundled Natural Earth outlines. Markers carry text as well as colour, so their meaning
 // survives colour blindness, glare and screen readers.
-/* global L */
+/* global L, pmtiles, protomapsL */
 
 /** Greater Jakarta, where the demo and the benchmark data live. */
 export const JAKARTA = { lat: -6.2, lng: 106.85 };
@@ -31,6 +33,8 @@ export async function createMap(element, { center = JAKARTA, zoom = 10, label = 
   if (config.tile_url) {
     L.tileLayer(config.tile_url, { maxZoom: 19, attribution: config.tile_attribution || '' }).addTo(map);
     element.dataset.basemap = 'tiles';
+  } else if (config.pmtiles_url && await pmtilesLayer(map, config)) {
+    element.dataset.basemap = 'pmtiles';
   } else {
     element.classList.add('kreki-offline-basemap');
     try {
@@ -47,6 +51,43 @@ export async function createMap(element, { center = JAKARTA, zoom = 10, label = 
     }
   }
   return map;
+}
+
+/** Loads a vendored script once (a classic script: the libraries set a global). */
+function loadScript(src) {
+  loadScript.loaded ??= new Map();
+  if (!loadScript.loaded.has(src)) {
+    loadScript.loaded.set(src, new Promise((resolve, reject) => {
+      const script = document.createElement('script');
+      script.src = src;
+      script.onload = resolve;
+      script.onerror = reject;
+      document.head.append(script);
+    }));
+  }
+  return loadScript.loaded.get(src);
+}
+
+/** Adds the PMTiles basemap; false when it cannot be read (the outlines are drawn instead). */
+async function pmtilesLayer(map, config) {
+  try {
+    await loadScript('/web/vendor/pmtiles.js');
+    const archive = new pmtiles.PMTiles(config.pmtiles_url);
+    const header = await archive.getHeader();
+    const attribution = config.pmtiles_attribution || '';
+    if (header.tileType === pmtiles.TileType.Mvt) {
+      await loadScript('/web/vendor/protomaps-leaflet.js');
+      const lang = document.documentElement.lang === 'en' ? 'en' : 'id';
+      protomapsL.leafletLayer({ url: config.pmtiles_url, flavor: 'light', lang, attribution, maxDataZoom: header.maxZoom }).addTo(map);
+    } else {
+      pmtiles.leafletRasterLayer(archive, { attribution, maxNativeZoom: header.maxZoom, maxZoom: 19 }).addTo(map);
+    }
+    map.getContainer().dataset.basemapZoom = `${header.minZoom}-${header.maxZoom}`;
+    return true;
+  } catch (error) {
+    console.warn('PMTiles basemap not drawn; using the outlines', error);
+    return false;
+  }
 }
 
 /** A marker icon: a labelled pin whose text names the kind and whose border shape shows status. */

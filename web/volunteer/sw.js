@@ -3,10 +3,12 @@
 // cached or answered from here: an accept must reach the server or visibly fail.
 // A Web Push of an offer (the kind and the distance only; see realtime's PushContent) becomes a
 // notification; tapping it opens (or focuses) the app, which fetches the offer with its own token.
-const CACHE = 'kreki-volunteer-v2';
+const CACHE = 'kreki-volunteer-v4';
 const SHELL = [
   '/volunteer/', '/volunteer/volunteer.js', '/volunteer/manifest.webmanifest',
   '/web/shared/kreki.css', '/web/shared/i18n.js', '/web/shared/api.js', '/web/shared/live.js', '/web/shared/push.js', '/web/shared/icon.svg',
+  '/volunteer/training.js', '/volunteer/practitioner.js', '/web/shared/forms.js', '/web/shared/field-errors.js',
+  '/volunteer/team.js', '/volunteer/checkin.js', '/web/shared/map.js', '/web/vendor/leaflet.js', '/web/vendor/leaflet.css',
 ];
 
 self.addEventListener('install', (event) => {
@@ -39,6 +41,22 @@ const KINDS = {
   en: { medical: 'Medical', cardiac_arrest: 'Cardiac arrest', accident: 'Accident', fire: 'Fire', disaster: 'Disaster', security: 'Security', other: 'Other' },
 };
 
+/** A reminder that a certificate expires soon (the LMS's `certificate.expiring`). */
+function reminderNotification(data) {
+  const lang = (self.navigator.language || 'id').toLowerCase().startsWith('en') ? 'en' : 'id';
+  const days = Number(data.days_before);
+  const title = lang === 'en' ? 'Your certificate expires soon' : 'Sertifikat Anda segera berakhir';
+  const body = lang === 'en'
+    ? `${data.certification ?? ''}: ${Number.isFinite(days) ? `within ${days} days` : 'soon'}. Take a refresher course to keep getting emergency calls.`
+    : `${data.certification ?? ''}: ${Number.isFinite(days) ? `dalam ${days} hari` : 'segera'}. Ikuti kursus penyegaran agar tetap menerima panggilan darurat.`;
+  return [title, {
+    body,
+    tag: data.certificate_id ? `certificate-${data.certificate_id}` : 'kreki-certificate',
+    icon: '/web/shared/icon.svg',
+    data: { url: '/volunteer/#certs' },
+  }];
+}
+
 function offerNotification(data) {
   const lang = (self.navigator.language || 'id').toLowerCase().startsWith('en') ? 'en' : 'id';
   const kind = KINDS[lang][data.kind] ?? KINDS[lang].other;
@@ -68,7 +86,7 @@ self.addEventListener('push', (event) => {
   } catch {
     data = {};
   }
-  const [title, options] = offerNotification(data);
+  const [title, options] = data.type === 'certificate.expiring' ? reminderNotification(data) : offerNotification(data);
   event.waitUntil(self.registration.showNotification(title, options));
 });
 

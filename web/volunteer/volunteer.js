@@ -7,6 +7,10 @@ import { Api, ApiError, distanceM, esc, signInForm } from '/web/shared/api.js';
 import { applyI18n, clock, distance, initI18n, onLanguage, t } from '/web/shared/i18n.js';
 import { connectLive } from '/web/shared/live.js';
 import { disablePush, enablePush } from '/web/shared/push.js';
+import { initTraining, onTrainingMessage, showTab as showTrainingTab } from '/volunteer/training.js';
+import { initPractitioner, showPractitioner } from '/volunteer/practitioner.js';
+import { moveTeam, onTeamMessage, showTeam } from '/volunteer/team.js';
+import { initCheckins, loadCheckins, onCheckinMessage, renderCheckins } from '/volunteer/checkin.js';
 
 const DUTY = 'kreki.volunteer.duty';
 const ASSIGNMENT = 'kreki.volunteer.assignment';
@@ -27,7 +31,12 @@ if ('serviceWorker' in navigator) {
   navigator.serviceWorker.register('/volunteer/sw.js', { scope: '/volunteer/' }).catch(() => {});
 }
 initI18n();
-onLanguage(() => render());
+onLanguage(() => {
+  render();
+  locationLine();
+  renderOutcome();
+  renderCheckins();
+});
 api.onSignedOut = () => show('signin');
 signInForm($('signin-form'), api, { role: 'volunteer', onError: (key, vars) => error(t(key, vars)), done: () => start() });
 $('signout').addEventListener('click', async () => {
@@ -46,6 +55,24 @@ $('duty').addEventListener('click', async () => {
 });
 for (const button of document.querySelectorAll('[data-status]')) {
   button.addEventListener('click', () => setStatus(button.dataset.status, button));
+}
+for (const tab of document.querySelectorAll('[data-tab]')) {
+  tab.addEventListener('click', () => selectTab(tab.dataset.tab));
+}
+initTraining(api);
+initPractitioner(api);
+initCheckins(api);
+
+/** Shows one tab of the app: duty and offers, training, certificates, or health-worker check. */
+function selectTab(name) {
+  for (const tab of document.querySelectorAll('[data-tab]')) {
+    const on = tab.dataset.tab === name;
+    tab.setAttribute('aria-selected', String(on));
+    $(`panel-${tab.dataset.tab}`).hidden = !on;
+  }
+  document.body.dataset.tab = name;
+  if (name === 'training' || name === 'certs') showTrainingTab(name);
+  if (name === 'health') showPractitioner();
 }
 
 if (api.session && api.hasRole('volunteer')) start();
@@ -87,12 +114,15 @@ async function start() {
   show('main');
   error('');
   render();
+  showTrainingTab(null);
   if (state.duty) {
     await setDuty(true).catch((failure) => problem(failure));
     // Renews a subscription allowed before (never prompts without a tap).
     enablePush(api, 'volunteer').then(showPush, () => {});
   }
   await loadOffers();
+  loadCheckins();
+  if (current()) loadTeam(current().alert.id);
   state.live = connectLive(api, {
     onMessage,
     onState: (on) => {
@@ -101,7 +131,10 @@ async function start() {
       live.dataset.i18n = on ? 'common.live.on' : 'common.live.off';
       live.textContent = t(live.dataset.i18n);
     },
-    onResync: () => loadOffers(),
+    onResync: () => {
+      loadOffers();
+      loadCheckins();
+    },
   });
   state.timers.push(setInterval(() => state.duty && loadOffers(), OFFERS_POLL_MS));
   state.timers.push(setInterval(renderOffers, 1000));
@@ -134,14 +167,14 @@ async function setDuty(on) {
 function watchPosition() {
   if (state.watch !== null || !('geolocation' in navigator)) return;
   $('location').hidden = false;
-  $('location').textContent = t('vol.location.waiting');
+  locationLine('message', 'vol.location.waiting');
   state.watch = navigator.geolocation.watchPosition((position) => {
     state.position = { lat: position.coords.latitude, lng: position.coords.longitude, accuracy_m: position.coords.accuracy, at: position.timestamp };
     sendPosition(false);
+    moveTeam(state.position);
   }, (failure) => {
     if (failure.code === 1) {
-      $('location').className = 'message error';
-      $('location').textContent = t('vol.location.denied');
+      locationLine('message error', 'vol.location.denied');
     }
   }, { enableHighAccuracy: true, maximumAge: 5000, timeout: 30000 });
 }
@@ -169,8 +202,7 @@ async function sendPosition(force) {
     await api.request('POST', '/v1/volunteers/me/location', {
       body: { lat: position.lat, lng: position.lng, accuracy_m: Math.max(1, Math.round(position.accuracy_m)), recorded_at: new Date(position.at).toISOString() },
     });
-    $('location').className = 'message ok';
-    $('location').textContent = t('vol.location.sent', { time: clock(new Date().toISOString()) });
+    locationLine('message ok', 'vol.location.sent', new Date().toISOString());
   } catch (failure) {
     state.sent = last;
     if (failure.status !== 0) problem(failure);
@@ -188,6 +220,12 @@ async function loadOffers() {
 }
 
 function onMessage(message) {
+  onTrainingMessage(message);
+  if (message.type === 'responder.position') {
+    // Counted for whoever checks that they stop when the assignment ends.
+    document.body.dataset.responderFrames = String(Number(document.body.dataset.responderFrames ?? 0) + 1);
+  }
+  if (onCheckinMessage(message) || onTeamMessage(message)) return;
   switch (message.type) {
     case 'offer': {
       const offer = message.offer ?? message;
@@ -204,6 +242,19 @@ function onMessage(message) {
       const id = message.offer_id ?? message.offer?.id ?? message.id;
       if (id) state.offers.delete(id);
       renderOffers();
+      break;
+    }
+    case 'alert.updated': {
+      // The coordinator recorded how it ended: those who responded see it.
+      const alert = message.alert;
+      if (alert?.outcome) {
+        const line = $('outcome');
+        line.hidden = false;
+        line.dataset.alert = alert.id;
+        line.dataset.outcome = alert.outcome;
+        line.dataset.kind = alert.kind;
+        renderOutcome();
+      }
       break;
     }
     case 'assignment.updated': {
@@ -273,6 +324,7 @@ function render() {
 function renderAssignment() {
   const kept = current();
   $('assignment').hidden = !kept;
+  showTeam(kept, state.position);
   if (!kept) return;
   const { assignment, alert } = kept;
   const { lat, lng } = alert.location;
@@ -350,6 +402,7 @@ async function accept(id, button) {
     const shown = current();
     if (!(shown && shown.assignment.id === assignment.id && isOlder(assignment, shown.assignment))) keep({ assignment, alert: offer.alert });
     error('');
+    loadTeam(assignment.alert_id);
   } catch (failure) {
     if (failure.status === 409) {
       state.offers.delete(id);
@@ -389,4 +442,35 @@ async function setStatus(status, button) {
     button.disabled = false;
     render();
   }
+}
+
+/** The alert of the assignment shown, fetched again for who else responds (names and roles). */
+async function loadTeam(alertId) {
+  try {
+    const alert = await api.request('GET', `/v1/alerts/${encodeURIComponent(alertId)}`);
+    const kept = current();
+    if (kept && kept.alert.id === alert.id) {
+      keep({ ...kept, alert: { ...kept.alert, ...alert } });
+      render();
+    }
+  } catch {
+    // The offer's summary of the alert stays; positions still arrive over the WebSocket.
+  }
+}
+
+/** The outcome line of the last alert this volunteer helped with, in the page's language. */
+function renderOutcome() {
+  const line = $('outcome');
+  if (line.hidden || !line.dataset.outcome) return;
+  line.textContent = t('vol.outcome', { kind: t(`kind.${line.dataset.kind}`), outcome: t(`outcome.${line.dataset.outcome}`) });
+}
+
+/** The position line: set with (className, key, the ISO time it names), or redrawn in the page's
+ *  language with no arguments. */
+function locationLine(className, key, at) {
+  const line = $('location');
+  if (key) Object.assign(line.dataset, { key, at: at ?? '' });
+  if (className) line.className = className;
+  if (!line.dataset.key) return;
+  line.textContent = t(line.dataset.key, { time: clock(line.dataset.at || null) });
 }

@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod admin_console;
 mod bad_input;
 mod housekeeping;
 mod keys;

@@ -84,6 +84,29 @@ pub struct KindSettings {
 }
 
 impl KindSettings {
+    /// These settings with one more wave per radius a coordinator added to an alert, after the
+    /// kind's own: each asks as many as the last wave, waits as long, within its radius.
+    pub fn with_extra_radii(mut self, radii_m: &[u32]) -> Self {
+        let Some(last) = self.waves.last().copied() else {
+            return self;
+        };
+        self.waves.extend(
+            radii_m
+                .iter()
+                .map(|&radius_m| WaveSpec { radius_m, ..last }),
+        );
+        self
+    }
+
+    /// The widest radius its waves reach, metres.
+    pub fn widest_radius_m(&self) -> u32 {
+        self.waves
+            .iter()
+            .map(|wave| wave.radius_m)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Range checks; each error names its field under `prefix` (such as `dispatch.kinds.fire.`).
     pub fn validate(&self, prefix: &str) -> Vec<FieldError> {
         let mut errors = Vec::new();
@@ -159,5 +182,26 @@ impl KindSettings {
             }
         }
         errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_radii_add_waves_like_the_last_one() {
+        let settings = crate::config::default_kind_settings(crate::domain::AlertKind::Fire)
+            .with_extra_radii(&[8000, 12_000]);
+        assert_eq!(settings.waves.len(), 5);
+        assert_eq!(
+            settings.waves[3],
+            WaveSpec {
+                count: 10,
+                radius_m: 8000,
+                timeout_s: 30
+            }
+        );
+        assert_eq!(settings.widest_radius_m(), 12_000);
     }
 }

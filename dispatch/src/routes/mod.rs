@@ -79,6 +79,8 @@ pub fn router(state: DispatchState) -> OpenApiRouter {
         .routes(routes!(regions::set_coordinators))
         .routes(routes!(triage::release))
         .routes(routes!(triage::add_note))
+        .routes(routes!(triage::redispatch))
+        .routes(routes!(triage::hand_off))
         .routes(routes!(triage::phone_in))
         .routes(routes!(escalations::list_escalations))
         .routes(routes!(escalations::acknowledge))

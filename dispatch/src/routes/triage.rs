@@ -1,5 +1,6 @@
-//! The coordinator's tools on an alert: release from triage, notes on the timeline, and alerts
-//! for emergencies phoned in to a coordinator.
+//! The coordinator's tools on an alert: release from triage, notes on the timeline, re-dispatch
+//! to a wider radius, a hand-off to 112 / PSC 119, and alerts for emergencies phoned in to a
+//! coordinator.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -60,6 +61,71 @@ pub(crate) async fn add_note(
 ) -> DispatchResult<impl IntoResponse> {
     let Json(body) = body.map_err(problem_to_error)?;
     let event = state.service.add_note(&user, id, &body.text).await?;
+    Ok((StatusCode::CREATED, Json(event)))
+}
+
+/// Body of `POST /v1/alerts/{id}/redispatch`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RedispatchRequest {
+    /// The new wave's radius, metres: wider than the alert's widest wave (at most 100000).
+    pub radius_m: u32,
+}
+
+/// Sends an open alert out again to a wider radius (a coordinator of its region): one more wave
+/// to volunteers never asked; an unmatched alert dispatches again.
+#[utoipa::path(post, path = "/v1/alerts/{id}/redispatch", tag = TAG, request_body = RedispatchRequest, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Alert id")),
+    responses(
+        (status = 200, description = "Dispatching again; the wider wave went out", body = Alert),
+        (status = 403, description = "Not a coordinator of its region", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such alert", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The alert is closed (or in triage: release it)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`radius_m` out of range or not wider than its waves", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn redispatch(
+    State(state): State<DispatchState>,
+    user: CurrentUser,
+    Path(id): Path<AlertId>,
+    body: Result<Json<RedispatchRequest>, Problem>,
+) -> DispatchResult<Json<Alert>> {
+    let Json(body) = body.map_err(problem_to_error)?;
+    Ok(Json(
+        state.service.redispatch(&user, id, body.radius_m).await?,
+    ))
+}
+
+/// Body of `POST /v1/alerts/{id}/handoff`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HandoffRequest {
+    /// The service that took it: `112`, `psc119` or `other`.
+    pub to: String,
+    /// The reference that service gave (1 to 100 characters).
+    pub reference: String,
+}
+
+/// Records that the alert was handed to 112 or PSC 119 (a coordinator of its region), with the
+/// reference they gave, on its timeline.
+#[utoipa::path(post, path = "/v1/alerts/{id}/handoff", tag = TAG, request_body = HandoffRequest, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Alert id")),
+    responses(
+        (status = 201, description = "The timeline entry", body = TimelineEvent),
+        (status = 403, description = "Not a coordinator of its region", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such alert", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad `to` or `reference`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn hand_off(
+    State(state): State<DispatchState>,
+    user: CurrentUser,
+    Path(id): Path<AlertId>,
+    body: Result<Json<HandoffRequest>, Problem>,
+) -> DispatchResult<impl IntoResponse> {
+    let Json(body) = body.map_err(problem_to_error)?;
+    let event = state
+        .service
+        .hand_off(&user, id, &body.to, &body.reference)
+        .await?;
     Ok((StatusCode::CREATED, Json(event)))
 }
 

@@ -174,6 +174,25 @@ impl DispatchService {
     }
 }
 
+impl DispatchService {
+    /// Locks alert `id` in `conn`'s transaction for a coordinator's action on it.
+    ///
+    /// # Errors
+    /// 404 unknown; 403 when `user` does not answer for its region.
+    pub(crate) async fn lock_for_coordinator(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        user: &CurrentUser,
+        id: crate::domain::AlertId,
+    ) -> DispatchResult<crate::store::AlertRow> {
+        let alert = crate::store::lock_alert(conn, id)
+            .await?
+            .ok_or(DispatchError::NotFound("alert"))?;
+        self.require_covers(user, alert.region_id)?;
+        Ok(alert)
+    }
+}
+
 fn region_view(row: RegionRow) -> Region {
     Region {
         id: row.id,

@@ -34,10 +34,7 @@ impl DispatchService {
         note: Option<String>,
     ) -> DispatchResult<Alert> {
         let mut tx = self.pool.begin().await?;
-        let alert = store::lock_alert(&mut tx, id)
-            .await?
-            .ok_or(DispatchError::NotFound("alert"))?;
-        self.require_covers(coordinator, alert.region_id)?;
+        let alert = self.lock_for_coordinator(&mut tx, coordinator, id).await?;
         if alert.status == AlertStatus::Cancelled {
             return Err(DispatchError::AlertClosed(alert.status));
         }

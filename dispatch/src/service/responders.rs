@@ -231,10 +231,7 @@ impl DispatchService {
         volunteer_id: Uuid,
     ) -> DispatchResult<Alert> {
         let mut tx = self.pool.begin().await?;
-        let alert = store::lock_alert(&mut tx, id)
-            .await?
-            .ok_or(DispatchError::NotFound("alert"))?;
-        self.require_covers(coordinator, alert.region_id)?;
+        let alert = self.lock_for_coordinator(&mut tx, coordinator, id).await?;
         if matches!(alert.status, AlertStatus::Cancelled | AlertStatus::Resolved) {
             return Err(DispatchError::AlertClosed(alert.status));
         }

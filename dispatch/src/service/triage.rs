@@ -5,8 +5,9 @@
 //! escalation, the caller's details for a call-back, and a timer: a coordinator of the region
 //! releases it to volunteers with one tap ([`DispatchService::release`]) or closes it as a false
 //! alarm (`resolve` with `false_alarm`); if nobody does within `triage_auto_release_s`, the wave
-//! policy releases it by itself. Coordinators also write notes on the timeline and raise alerts
-//! for emergencies phoned in to them (the same dispatch as a panic).
+//! policy releases it by itself. Coordinators also write notes on the timeline, raise alerts for
+//! emergencies phoned in to them (the same dispatch as a panic), send an alert out again to a
+//! wider radius, and record a hand-off to 112 or PSC 119 with its reference.
 
 use chrono::{DateTime, Duration, Utc};
 use kreki_auth::{CurrentUser, Role, Trust};
@@ -97,10 +98,7 @@ impl DispatchService {
     /// 404 unknown; 403 another region's; 409 `not-in-triage`.
     pub async fn release(&self, user: &CurrentUser, id: AlertId) -> DispatchResult<Alert> {
         let mut tx = self.pool.begin().await?;
-        let alert = store::lock_alert(&mut tx, id)
-            .await?
-            .ok_or(DispatchError::NotFound("alert"))?;
-        self.require_covers(user, alert.region_id)?;
+        let alert = self.lock_for_coordinator(&mut tx, user, id).await?;
         if alert.status != AlertStatus::Triage {
             return Err(DispatchError::NotInTriage(alert.status));
         }
@@ -123,16 +121,132 @@ impl DispatchService {
         .await?;
         store::enqueue_wave(&mut tx, id).await?;
         tx.commit().await?;
+        self.send_wave_now(id).await;
+        self.apply(vec![Effect::AlertChanged(id)]).await;
+        self.alert(id).await
+    }
+
+    /// Sends an open alert out again to a wider radius than its kind's waves (a coordinator of its
+    /// region): one more wave within `radius_m` to volunteers never asked; an `unmatched` alert is
+    /// dispatching again and its `unmatched` escalation acknowledged. The wave goes out before the
+    /// answer when this instance dispatches.
+    ///
+    /// # Errors
+    /// 422 `radius_m` out of range or not wider than the alert's waves; 404; 403 another region's;
+    /// 409 for a closed alert.
+    pub async fn redispatch(
+        &self,
+        user: &CurrentUser,
+        id: AlertId,
+        radius_m: u32,
+    ) -> DispatchResult<Alert> {
+        if !(10..=100_000).contains(&radius_m) {
+            return Err(DispatchError::field(
+                "radius_m",
+                "must be 10 to 100000 metres",
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        let alert = self.lock_for_coordinator(&mut tx, user, id).await?;
+        if !matches!(
+            alert.status,
+            AlertStatus::Dispatching
+                | AlertStatus::Assigned
+                | AlertStatus::OnScene
+                | AlertStatus::Unmatched
+        ) {
+            return Err(DispatchError::AlertClosed(alert.status));
+        }
+        let widest = store::widest_radius_m(&mut tx, id, &self.kind_settings(alert.kind)).await?;
+        if radius_m <= widest {
+            return Err(DispatchError::field(
+                "radius_m",
+                format!("must be wider than the alert's widest wave ({widest} m)"),
+            ));
+        }
+        store::add_extra_radius(&mut tx, id, radius_m).await?;
+        if alert.status == AlertStatus::Unmatched {
+            store::set_alert_status(&mut tx, id, AlertStatus::Dispatching).await?;
+            store::escalations::acknowledge_reason(
+                &mut tx,
+                id,
+                EscalationReason::Unmatched,
+                user.id.0,
+            )
+            .await?;
+        }
+        store::insert_event(
+            &mut tx,
+            id,
+            Some(user.id.0),
+            &Event::Redispatched {
+                radius_m,
+                by: person(user),
+            },
+        )
+        .await?;
+        store::enqueue_wave(&mut tx, id).await?;
+        tx.commit().await?;
+        self.send_wave_now(id).await;
+        self.apply(vec![Effect::AlertChanged(id)]).await;
+        self.alert(id).await
+    }
+
+    /// Records that a coordinator handed the alert to another service (112, PSC 119) and the
+    /// reference it gave.
+    ///
+    /// # Errors
+    /// 422 bad `to` or `reference`; 404; 403 another region's.
+    pub async fn hand_off(
+        &self,
+        user: &CurrentUser,
+        id: AlertId,
+        to: &str,
+        reference: &str,
+    ) -> DispatchResult<TimelineEvent> {
+        let to = to.trim();
+        let reference = reference.trim();
+        let mut errors = Vec::new();
+        if !matches!(to, "112" | "psc119" | "other") {
+            errors.push(kreki_platform::FieldError::new(
+                "to",
+                "must be 112, psc119 or other",
+            ));
+        }
+        if reference.is_empty() || reference.chars().count() > 100 {
+            errors.push(kreki_platform::FieldError::new(
+                "reference",
+                "must be 1 to 100 characters",
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(DispatchError::Validation(errors));
+        }
+        let alert = store::alert_view(&mut *self.pool.acquire().await?, id)
+            .await?
+            .ok_or(DispatchError::NotFound("alert"))?;
+        self.require_covers(user, alert.alert.region_id)?;
+        let event = Event::HandedOff {
+            to: to.to_owned(),
+            reference: reference.to_owned(),
+            by: person(user),
+        };
+        let row = store::insert_event_returning(&self.pool, id, Some(user.id.0), &event).await?;
+        self.apply(vec![Effect::AlertChanged(id)]).await;
+        Ok(row.into())
+    }
+
+    /// Runs the alert's outbox row now when this instance dispatches (else wakes the dispatcher
+    /// that will).
+    async fn send_wave_now(&self, id: AlertId) {
         if self.is_dispatching() {
             if let Err(error) = self.process_outbox(Some(id)).await {
                 // The outbox row stays: the poller sends the wave.
-                tracing::warn!(alert_id = %id, %error, "first wave after release deferred");
+                tracing::warn!(alert_id = %id, %error, "wave deferred to the poller");
             }
         } else {
             self.wake_dispatcher(Wake::Alert(id));
         }
-        self.apply(vec![Effect::AlertChanged(id)]).await;
-        self.alert(id).await
     }
 
     /// Adds a coordinator's note to the alert's timeline.

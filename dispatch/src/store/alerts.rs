@@ -298,6 +298,43 @@ pub async fn lock_alert(
     .await
 }
 
+/// Adds a coordinator's wider wave to an alert (bumps `version`, so a plan read before it does
+/// not land).
+pub async fn add_extra_radius(
+    conn: &mut PgConnection,
+    id: AlertId,
+    radius_m: u32,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE dispatch.alerts SET extra_radii_m = extra_radii_m || $2, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(i32::try_from(radius_m).unwrap_or(i32::MAX))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The widest radius an alert's waves reach: its kind's (`settings`) or a coordinator's wider
+/// one, metres.
+pub async fn widest_radius_m(
+    conn: &mut PgConnection,
+    id: AlertId,
+    settings: &crate::domain::KindSettings,
+) -> Result<u32, sqlx::Error> {
+    let extra: Option<i32> = sqlx::query_scalar(
+        "SELECT max(r) FROM dispatch.alerts, unnest(extra_radii_m) AS r WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await?;
+    let extra = extra
+        .and_then(|radius| u32::try_from(radius).ok())
+        .unwrap_or(0);
+    Ok(settings.widest_radius_m().max(extra))
+}
+
 /// Sets an alert's status (and bumps `updated_at`, and through its trigger `version`).
 pub async fn set_alert_status(
     conn: &mut PgConnection,

@@ -159,6 +159,7 @@ struct WorkRow {
     wave_ends_at: Option<DateTime<Utc>>,
     version: i64,
     traceparent: Option<String>,
+    extra_radii_m: Vec<i32>,
     required_certifications: Option<Vec<String>>,
     requires_verified_practitioner: Option<bool>,
     kind_responders_needed: Option<i32>,
@@ -183,7 +184,7 @@ macro_rules! snapshot_columns {
     () => {
         "a.id, a.kind, a.status, ST_Y(a.location::geometry) AS lat, ST_X(a.location::geometry) AS lng,
          a.accuracy_m, a.note, a.drill, a.responders_needed, a.wave, a.wave_ends_at, a.version,
-         a.traceparent, k.required_certifications, k.requires_verified_practitioner,
+         a.traceparent, a.extra_radii_m, k.required_certifications, k.requires_verified_practitioner,
          k.responders_needed AS kind_responders_needed, k.waves, k.policy, k.roles,
          coalesce(p.ids, '{}') AS pending_ids, coalesce(p.volunteers, '{}') AS pending_volunteers,
          coalesce(p.waves, '{}') AS pending_waves, coalesce(p.expires, '{}') AS pending_expires,
@@ -292,6 +293,13 @@ fn claimed_from(
         },
         _ => defaults(row.kind),
     };
+    // A coordinator's wider waves for this alert follow the kind's own.
+    let extra: Vec<u32> = row
+        .extra_radii_m
+        .iter()
+        .map(|&radius| count(radius))
+        .collect();
+    let settings = settings.with_extra_radii(&extra);
     let pending = row
         .pending_ids
         .into_iter()

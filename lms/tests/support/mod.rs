@@ -20,6 +20,8 @@ pub struct Recorder {
     pub changed: Mutex<Vec<Uuid>>,
     pub notified: Mutex<Vec<(Uuid, Value)>>,
     pub resyncs: std::sync::atomic::AtomicUsize,
+    /// KREKI ID as the LMS sees it through `AccountNames`: every `person()` is an account.
+    pub accounts: Mutex<std::collections::HashMap<Uuid, String>>,
 }
 
 impl Recorder {
@@ -63,6 +65,20 @@ impl CertificationListener for Recorder {
     }
 }
 
+impl kreki_lms::AccountNames for Recorder {
+    fn name_of(
+        &self,
+        user: Uuid,
+    ) -> kreki_lms::ports::BoxFuture<'_, Result<Option<String>, String>> {
+        let name = self
+            .accounts
+            .lock()
+            .map_err(|_| "poisoned".to_owned())
+            .map(|accounts| accounts.get(&user).cloned());
+        Box::pin(std::future::ready(name))
+    }
+}
+
 impl Notifier for Recorder {
     fn notify_user(&self, user: Uuid, message: Value) {
         if let Ok(mut notes) = self.notified.lock() {
@@ -101,8 +117,11 @@ impl TestApp {
                 ..LmsConfig::default()
             },
             verifier,
-            recorder.clone(),
-            recorder.clone(),
+            kreki_lms::Ports {
+                listener: recorder.clone(),
+                notifier: recorder.clone(),
+                names: recorder.clone(),
+            },
         );
         let service = state.service.clone();
         let (router, _) = kreki_lms::routes::router(state).split_for_parts();
@@ -117,6 +136,9 @@ impl TestApp {
 
     pub fn person(&self, name: &str, roles: &[Role]) -> Person {
         let id = Uuid::now_v7();
+        if let Ok(mut accounts) = self.recorder.accounts.lock() {
+            accounts.insert(id, name.to_owned());
+        }
         let token = self
             .issuer
             .for_user(UserId(id), &Roles::new(roles.iter().copied()), name)

@@ -1,43 +1,79 @@
 -- Numbers one published message for its recipients and appends it to the fan-out stream, atomically.
--- ARGV: 1 key prefix, 2 audience kind (users | role | topic), 3 role or topic name, 4 frame body,
--- 5 now (Unix ms), 6 user hash TTL (ms), 7 stream MAXLEN (approximate), 8 origin (the publishing
--- instance when it delivered the message to its own sockets already, else empty), 9.. user ids
--- (kind users).
--- Returns how many users it numbered (0: nobody; nothing is appended).
+-- ARGV: 1 key prefix, 2 audience kind (users | role | topic | everyone), 3 role or topic name (for
+-- everyone: the instance asking), 4 frame body, 5 numbering period (ms), 6 stream MAXLEN
+-- (approximate), 7 origin (the publishing instance when it delivered the message to its own sockets
+-- already, else empty), 8.. user ids (kind users).
+--
+-- Numberings live in two hashes per period of Redis time (`{prefix}seq:{period}`: user -> seq,
+-- `{prefix}ep:{period}`: user -> epoch), one field per user: a user's first message in a period
+-- carries their numbering over from the period before, so a numbering lives at least one period
+-- past its last message and the keys expire whole (per-user keys would cost a key and a TTL per
+-- recipient: three times the work for a message to 1,000 users). A new numbering gets an epoch
+-- greater than any this prefix handed out, about now in ms.
+--
+-- Every entry carries `n`, one more than the entry before it (`{prefix}entries`): a reader that sees
+-- `n` jump, or start again, knows it missed entries (trimmed, or Redis restarted empty).
+-- Kind everyone appends `{g: instance, n}`: every instance resyncs every session it holds.
+-- Entry of a message: `{u: "user,user,…", r: "epoch:seq:epoch:seq:…", b: body, o?: origin, n}`.
+-- Returns how many users it numbered (0: nobody; nothing is appended), or 1 for everyone.
 local prefix, kind, target, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local now_ms = tonumber(ARGV[5])
-local users
+local period_ms = tonumber(ARGV[5])
+local stream = prefix .. 'stream'
+if kind == 'everyone' then
+  local n = redis.call('INCR', prefix .. 'entries')
+  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], '*', 'g', target, 'n', n)
+  return 1
+end
+local time = redis.call('TIME')
+local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local users, first
 if kind == 'users' then
-  users = {}
-  for i = 9, #ARGV do users[#users + 1] = ARGV[i] end
+  users, first = ARGV, 8
 else
   -- Role and topic members carry their session's expiry (Unix ms) as score.
   local index = prefix .. kind .. ':' .. target
-  redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. ARGV[5])
-  users = redis.call('ZRANGE', index, 0, -1)
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. now_ms)
+  users, first = redis.call('ZRANGE', index, 0, -1), 1
 end
-if #users == 0 then return 0 end
-local parts = {}
-for _, user in ipairs(users) do
-  local key = prefix .. 'user:' .. user
-  local epoch = redis.call('HGET', key, 'epoch')
-  if not epoch then
-    -- A new numbering: an epoch greater than any this prefix handed out, about now in ms.
-    local last = tonumber(redis.call('GET', prefix .. 'epoch') or '0')
-    local next_epoch = now_ms
-    if next_epoch <= last then next_epoch = last + 1 end
-    epoch = string.format('%d', next_epoch)
-    redis.call('SET', prefix .. 'epoch', epoch)
-    redis.call('HSET', key, 'epoch', epoch)
+if #users < first then return 0 end
+local period = math.floor(now_ms / period_ms)
+local seq_now, epoch_now = prefix .. 'seq:' .. period, prefix .. 'ep:' .. period
+local seq_before, epoch_before = prefix .. 'seq:' .. (period - 1), prefix .. 'ep:' .. (period - 1)
+local numbers = {}
+for i = first, #users do
+  local user = users[i]
+  local seq = redis.call('HINCRBY', seq_now, user, 1)
+  local epoch
+  if seq == 1 then
+    local carried = redis.call('HGET', seq_before, user)
+    if carried then
+      seq = tonumber(carried) + 1
+      epoch = redis.call('HGET', epoch_before, user)
+      redis.call('HSET', seq_now, user, seq)
+    else
+      local last = tonumber(redis.call('GET', prefix .. 'epoch') or '0')
+      epoch = now_ms
+      if epoch <= last then epoch = last + 1 end
+      epoch = string.format('%d', epoch)
+      redis.call('SET', prefix .. 'epoch', epoch)
+    end
+    redis.call('HSET', epoch_now, user, epoch)
+  else
+    epoch = redis.call('HGET', epoch_now, user)
   end
-  local seq = redis.call('HINCRBY', key, 'seq', 1)
-  redis.call('PEXPIRE', key, ARGV[6])
-  parts[#parts + 1] = user .. ':' .. epoch .. ':' .. string.format('%d', seq)
+  numbers[#numbers + 1] = epoch
+  numbers[#numbers + 1] = seq
 end
-if ARGV[8] == '' then
-  redis.call('XADD', prefix .. 'stream', 'MAXLEN', '~', ARGV[7], '*', 'r', table.concat(parts, ','), 'b', body)
+local lifetime = 2 * period_ms + 60000
+redis.call('PEXPIRE', seq_now, lifetime)
+redis.call('PEXPIRE', epoch_now, lifetime)
+local n = redis.call('INCR', prefix .. 'entries')
+local recipients = table.concat(users, ',', first, #users)
+if ARGV[7] == '' then
+  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], '*', 'u', recipients, 'r', table.concat(numbers, ':'),
+    'b', body, 'n', n)
 else
-  redis.call('XADD', prefix .. 'stream', 'MAXLEN', '~', ARGV[7], '*', 'r', table.concat(parts, ','), 'b', body,
-    'o', ARGV[8])
+  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], '*', 'u', recipients, 'r', table.concat(numbers, ':'),
+    'b', body, 'o', ARGV[7], 'n', n)
 end
-return #users
+return #users - first + 1

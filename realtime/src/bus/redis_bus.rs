@@ -1,22 +1,29 @@
 //! [`RedisBus`]: the [`Bus`] that numbers messages in Redis and reads them back from one stream on
-//! every instance (design in [`crate::bus`]).
+//! every instance (design in [`crate::bus`]), and the Redis side of its publisher and reader.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use axum::extract::ws::Utf8Bytes;
 use kreki_auth::{Role, Roles};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::streams::{StreamReadOptions, StreamReadReply};
+use redis::streams::{StreamId, StreamReadOptions, StreamReadReply};
 use redis::{AsyncCommands, RedisResult};
 use secrecy::ExposeSecret;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::backend::{Backend, Entry, Numberings, Read, Stream, Unreachable, parse_recipients};
 use super::config::RedisBusConfig;
+use super::handle::HubBus;
+use super::outbox::{Command, Outbox};
+use super::publisher::Publisher;
+use super::reader::Reader;
 use crate::config::RealtimeConfig;
-use crate::hub::{Audience, Bus, Envelope, Hub};
+use crate::frame::RESYNC_BODY;
+use crate::hub::{Audience, Hub, Numbering};
+use crate::ports::BoxFuture;
 
 /// The numbering script (see `publish.lua`).
 const PUBLISH_LUA: &str = include_str!("publish.lua");
@@ -24,8 +31,11 @@ const PUBLISH_LUA: &str = include_str!("publish.lua");
 /// The acknowledgement script (see `ack.lua`).
 const ACK_LUA: &str = include_str!("ack.lua");
 
-/// How often a bus that lost Redis tries it again.
-const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+/// The liveness script (see `alive.lua`).
+const ALIVE_LUA: &str = include_str!("alive.lua");
+
+/// The numbering lookup script (see `numbering.lua`).
+const NUMBERING_LUA: &str = include_str!("numbering.lua");
 
 /// Stream entries read per `XREAD`.
 const READ_BATCH: usize = 512;
@@ -60,78 +70,23 @@ impl std::fmt::Debug for RedisBus {
 struct Shared {
     config: RedisBusConfig,
     instance: String,
-    commands: mpsc::Sender<Command>,
-    /// The publisher reached Redis with its last command.
-    publishing: AtomicBool,
+    /// The publisher's link is up.
+    publishing: Arc<AtomicBool>,
     /// The reader's last `XREAD` succeeded.
-    reading: AtomicBool,
+    reading: Arc<AtomicBool>,
     /// For presence queries (multiplexed; the reader has its own connection).
     connection: ConnectionManager,
-    /// Messages delivered on this instance only because Redis was unreachable, oldest first: handed
-    /// to the other instances when Redis answers again (at most `queue` of them, none older than
-    /// `replay_window_s`).
-    held: std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, Envelope)>>,
-    /// How long a held message is worth handing over (`realtime.replay_window_s`).
-    hold_for: Duration,
-}
-
-enum Command {
-    Publish(Envelope),
-    Attached(Uuid, Roles),
-    Detached(Uuid),
-    Subscribed(Uuid, String),
-    Unsubscribed(Uuid, String),
-    Acked(Uuid, u64, u64),
-}
-
-impl Bus for RedisBus {
-    fn send(&self, envelope: Envelope) -> Result<(), Envelope> {
-        if !self.shared.publishing.load(Ordering::Relaxed) {
-            metrics::counter!("realtime_bus_local_deliveries_total").increment(1);
-            self.hold(&envelope);
-            return Err(envelope);
-        }
-        match self.shared.commands.try_reserve() {
-            Ok(permit) => {
-                permit.send(Command::Publish(envelope));
-                Ok(())
-            }
-            Err(_) => {
-                metrics::counter!("realtime_bus_local_deliveries_total").increment(1);
-                tracing::warn!(
-                    "realtime.redis.queue is full: message delivered on this instance only"
-                );
-                Err(envelope)
-            }
-        }
-    }
-
-    fn attached(&self, user: Uuid, roles: &Roles) {
-        self.notify(Command::Attached(user, roles.clone()));
-    }
-
-    fn detached(&self, user: Uuid) {
-        self.notify(Command::Detached(user));
-    }
-
-    fn subscribed(&self, user: Uuid, topic: &str) {
-        self.notify(Command::Subscribed(user, topic.to_owned()));
-    }
-
-    fn unsubscribed(&self, user: Uuid, topic: &str) {
-        self.notify(Command::Unsubscribed(user, topic.to_owned()));
-    }
-
-    fn acked(&self, user: Uuid, epoch: u64, seq: u64) {
-        self.notify(Command::Acked(user, epoch, seq));
-    }
+    /// See [`numbering_period_ms`].
+    period_ms: u64,
 }
 
 impl RedisBus {
-    /// Builds the bus and the hub it serves, and spawns the bus's publisher and stream reader
-    /// (they stop when `shutdown` is cancelled). Redis need not be up: until it answers, the hub
-    /// delivers locally (see [`crate::bus`]). Fails only on an unusable URL. Call inside the
-    /// Tokio runtime.
+    /// Builds the bus and the hub it serves, and spawns the bus's publisher and stream reader.
+    /// Redis need not be up: messages wait in the outbox until it answers the first time, and
+    /// after that, while it is down, the hub delivers locally (see [`crate::bus`]). The reader
+    /// stops when `shutdown` is cancelled; the publisher goes on carrying what is published
+    /// until [`Hub::flush_bus`] (the realtime worker calls it once its sockets closed) or a few
+    /// seconds later. Fails only on an unusable URL. Call inside the Tokio runtime.
     pub fn start(
         config: RealtimeConfig,
         redis: RedisBusConfig,
@@ -166,29 +121,64 @@ impl RedisBus {
         // Register the series at once, so dashboards show zeros rather than gaps.
         metrics::gauge!("realtime_bus_connected").set(0.0);
         metrics::counter!("realtime_bus_local_deliveries_total").increment(0);
-        let (commands, queue) = mpsc::channel(redis.queue);
+        metrics::counter!("realtime_bus_lost_after_shutdown_total").increment(0);
+        let outbox = Arc::new(Outbox::new(
+            redis.queue,
+            Duration::from_secs(config.replay_window_s),
+        ));
+        let publishing = Arc::new(AtomicBool::new(false));
+        let reading = Arc::new(AtomicBool::new(false));
+        let period_ms = numbering_period_ms(&config, &redis);
         let bus = Self {
             shared: Arc::new(Shared {
                 config: redis,
-                instance,
-                commands,
-                publishing: AtomicBool::new(false),
-                reading: AtomicBool::new(false),
+                instance: instance.clone(),
+                publishing: Arc::clone(&publishing),
+                reading: Arc::clone(&reading),
                 connection: connection.clone(),
-                held: std::sync::Mutex::new(std::collections::VecDeque::new()),
-                hold_for: Duration::from_secs(config.replay_window_s),
+                period_ms,
             }),
         };
-        let hub = Hub::with_bus(config, shutdown.clone(), Arc::new(bus.clone()));
-        let publisher = Publisher {
-            bus: bus.clone(),
-            hub: hub.clone(),
+        let redis_config = &bus.shared.config;
+        let backend = RedisBackend {
             connection,
-            script: redis::Script::new(PUBLISH_LUA),
-            ack_script: redis::Script::new(ACK_LUA),
+            publish: redis::Script::new(PUBLISH_LUA),
+            ack: redis::Script::new(ACK_LUA),
+            alive: redis::Script::new(ALIVE_LUA),
+            numbering: redis::Script::new(NUMBERING_LUA),
+            prefix: redis_config.key_prefix.clone(),
+            instance: instance.clone(),
+            stream_max_entries: redis_config.stream_max_entries,
+            presence_ttl_ms: redis_config.presence_ttl_s * 1000,
+            period_ms,
+            session_idle_ms: config.session_idle_s.saturating_mul(1000),
         };
-        tokio::spawn(publisher.run(queue, shutdown.clone()));
-        tokio::spawn(read_stream(bus.clone(), hub.clone(), reader, shutdown));
+        // Mirror what was published within the replay window, as if this instance had been up.
+        let window_ms = config.replay_window_s.saturating_mul(1000);
+        let start_id = format!("{}-0", now_ms().saturating_sub(window_ms));
+        let stream = RedisStream {
+            connection: reader,
+            key: format!("{}stream", redis_config.key_prefix),
+            options: StreamReadOptions::default()
+                .block(usize::try_from(redis_config.read_block_ms).unwrap_or(usize::MAX))
+                .count(READ_BATCH),
+        };
+        let carrier = HubBus {
+            outbox: Arc::clone(&outbox),
+            numberings: Arc::new(RedisNumberings {
+                connection: bus.shared.connection.clone(),
+                prefix: redis_config.key_prefix.clone(),
+                period_ms,
+            }),
+            lookup_timeout: timeout,
+        };
+        let hub = Hub::with_bus(config, shutdown.clone(), Arc::new(carrier));
+        let (finish, finished) = (outbox.finish.clone(), outbox.finished.clone());
+        let publisher = Publisher::new(backend, hub.clone(), outbox, publishing);
+        let refresh_every = Duration::from_secs(redis_config.presence_ttl_s) / 3;
+        tokio::spawn(publisher.run(refresh_every, shutdown.clone(), finish, finished));
+        let reader = Reader::new(stream, hub.clone(), instance, reading, start_id);
+        tokio::spawn(reader.run(shutdown));
         Ok((hub, bus))
     }
 
@@ -208,7 +198,7 @@ impl RedisBus {
     /// to decide whether a phone needs a push. Fails when Redis does not answer.
     pub async fn instances_of(&self, user: Uuid) -> Result<Vec<String>, BusError> {
         let mut connection = self.shared.connection.clone();
-        let key = self.key(&format!("presence:{user}"));
+        let key = format!("{}presence:{user}", self.shared.config.key_prefix);
         let instances: Vec<String> = connection.zrangebyscore(key, now_ms(), "+inf").await?;
         Ok(instances)
     }
@@ -217,302 +207,192 @@ impl RedisBus {
     /// none did, or the user's shared numbering is in another epoch). Fails when Redis does not
     /// answer.
     pub async fn acknowledged_seq(&self, user: Uuid, epoch: u64) -> Result<u64, BusError> {
-        let mut connection = self.shared.connection.clone();
-        let (stored, acked): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
-            .arg(self.key(&format!("user:{user}")))
-            .arg("epoch")
-            .arg("acked")
-            .query_async(&mut connection)
-            .await?;
-        Ok(if stored == Some(epoch) {
-            acked.unwrap_or(0)
-        } else {
-            0
+        let numberings = RedisNumberings {
+            connection: self.shared.connection.clone(),
+            prefix: self.shared.config.key_prefix.clone(),
+            period_ms: self.shared.period_ms,
+        };
+        let (current, acked) = numberings.read(user).await?;
+        Ok(match current {
+            Numbering::Current { epoch: current, .. } if current == epoch => acked,
+            _ => 0,
         })
     }
-
-    /// Keeps a message to users delivered here only, for the other instances once Redis is back.
-    /// Role and topic messages are not kept: they are the high-volume broadcasts (positions on
-    /// the coordinators' map, alert updates) that dashboards refetch after a new epoch, and
-    /// holding them would crowd out the offers.
-    fn hold(&self, envelope: &Envelope) {
-        if !matches!(envelope.audience, Audience::User(_) | Audience::Users(_)) {
-            return;
-        }
-        let mut held = self
-            .shared
-            .held
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if held.len() >= self.shared.config.queue {
-            held.pop_front();
-            metrics::counter!("realtime_bus_held_dropped_total").increment(1);
-        }
-        held.push_back((std::time::Instant::now(), envelope.clone()));
-    }
-
-    /// The held messages still worth handing over, oldest first (emptying the hold).
-    fn take_held(&self) -> Vec<Envelope> {
-        let mut held = self
-            .shared
-            .held
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let hold_for = self.shared.hold_for;
-        held.drain(..)
-            .filter(|(at, _)| at.elapsed() <= hold_for)
-            .map(|(_, envelope)| envelope)
-            .collect()
-    }
-
-    fn notify(&self, command: Command) {
-        if self.shared.publishing.load(Ordering::Relaxed)
-            && self.shared.commands.try_send(command).is_err()
-        {
-            // The periodic refresh writes presence, roles and topics again.
-            tracing::debug!("realtime.redis.queue is full: presence update deferred");
-        }
-    }
-
-    fn key(&self, suffix: &str) -> String {
-        format!("{}{suffix}", self.shared.config.key_prefix)
-    }
 }
 
-/// The task that runs the bus's commands against Redis, in order.
-struct Publisher {
-    bus: RedisBus,
-    hub: Hub,
+/// How long a user's numbering lives at least after their last message, in ms: the session's
+/// idle time or the replay window (whichever is longer) plus the presence TTL.
+fn numbering_period_ms(config: &RealtimeConfig, redis: &RedisBusConfig) -> u64 {
+    config
+        .session_idle_s
+        .max(config.replay_window_s)
+        .max(1)
+        .saturating_mul(1000)
+        .saturating_add(redis.presence_ttl_s * 1000)
+}
+
+/// The publisher's side of Redis: one pipeline per batch.
+struct RedisBackend {
     connection: ConnectionManager,
-    script: redis::Script,
-    ack_script: redis::Script,
+    publish: redis::Script,
+    ack: redis::Script,
+    alive: redis::Script,
+    numbering: redis::Script,
+    prefix: String,
+    instance: String,
+    stream_max_entries: usize,
+    presence_ttl_ms: u64,
+    /// How long a user's numbering outlives their last message at least, in ms (the period of
+    /// the numbering hashes, see `publish.lua`).
+    period_ms: u64,
+    session_idle_ms: u64,
 }
 
-impl Publisher {
-    async fn run(mut self, mut queue: mpsc::Receiver<Command>, shutdown: CancellationToken) {
-        let shared = Arc::clone(&self.bus.shared);
-        let ttl = Duration::from_secs(shared.config.presence_ttl_s);
-        let mut refresh = tokio::time::interval(ttl / 3);
-        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut probe = tokio::time::interval(PROBE_INTERVAL);
-        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let up = shared.publishing.load(Ordering::Relaxed);
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                Some(command) = queue.recv() => self.handle(command).await,
-                _ = probe.tick(), if !up => {
-                    let pong: RedisResult<String> =
-                        redis::cmd("PING").query_async(&mut self.connection).await;
-                    if pong.is_ok() {
-                        // Write what this instance holds before anything else.
-                        self.set_up(true);
-                        self.refresh().await;
-                        self.hand_over_held().await;
-                    }
-                }
-                _ = refresh.tick(), if up => self.refresh().await,
-            }
-        }
-        // Leave no stale presence behind.
-        let users = self.hub.connected_users();
-        let mut pipe = redis::pipe();
-        for (user, _, _) in &users {
-            pipe.zrem(self.bus.key(&format!("presence:{user}")), &shared.instance)
-                .ignore();
-        }
-        if !users.is_empty() {
-            let _: RedisResult<()> = pipe.query_async(&mut self.connection).await;
-        }
+impl RedisBackend {
+    fn key(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
     }
 
-    fn set_up(&self, up: bool) {
-        let was = self.bus.shared.publishing.swap(up, Ordering::Relaxed);
-        metrics::gauge!("realtime_bus_connected").set(if up { 1.0 } else { 0.0 });
-        if was != up {
-            if up {
-                tracing::info!("realtime: Redis bus connected");
-            } else {
-                tracing::warn!("realtime: Redis unreachable; delivering on this instance only");
+    /// Adds the numbering of one message to `pipe`.
+    fn add_publish(
+        &self,
+        pipe: &mut redis::Pipeline,
+        audience: &Audience,
+        body: &str,
+        origin: &str,
+    ) {
+        let (kind, target): (&str, &str) = match audience {
+            Audience::User(_) | Audience::Users(_) => ("users", ""),
+            Audience::Role(role) => ("role", role.as_str()),
+            Audience::Topic(topic) => ("topic", topic.as_str()),
+        };
+        let command = pipe
+            .cmd("EVALSHA")
+            .arg(self.publish.get_hash())
+            .arg(0)
+            .arg(&self.prefix)
+            .arg(kind)
+            .arg(target)
+            .arg(body)
+            .arg(self.period_ms)
+            .arg(self.stream_max_entries)
+            .arg(origin);
+        match audience {
+            Audience::User(user) => {
+                command.arg(user.to_string());
             }
+            Audience::Users(users) => {
+                let mut users = users.clone();
+                users.sort_unstable();
+                users.dedup();
+                for user in users {
+                    command.arg(user.to_string());
+                }
+            }
+            Audience::Role(_) | Audience::Topic(_) => {}
         }
+        command.ignore();
     }
 
-    async fn handle(&mut self, command: Command) {
-        let result = match command {
-            Command::Publish(envelope) => {
-                if let Err(error) = self.publish(&envelope, false).await {
-                    tracing::warn!(%error, "realtime: publish through Redis failed; delivered here only");
-                    self.set_up(false);
-                    metrics::counter!("realtime_bus_local_deliveries_total").increment(1);
-                    self.bus.hold(&envelope);
-                    self.hub.deliver(envelope);
+    fn add_command(&self, pipe: &mut redis::Pipeline, command: &Command) {
+        match command {
+            Command::Publish {
+                envelope,
+                delivered_here,
+            } => {
+                if matches!(&envelope.audience, Audience::Users(users) if users.is_empty()) {
+                    return;
                 }
-                return;
+                let origin = if *delivered_here {
+                    self.instance.as_str()
+                } else {
+                    ""
+                };
+                self.add_publish(
+                    pipe,
+                    &envelope.audience,
+                    envelope.frame.body().as_str(),
+                    origin,
+                );
+            }
+            Command::Resync(audience) => self.add_publish(pipe, audience, RESYNC_BODY, ""),
+            Command::ResyncEveryone => {
+                pipe.cmd("EVALSHA")
+                    .arg(self.publish.get_hash())
+                    .arg(0)
+                    .arg(&self.prefix)
+                    .arg("everyone")
+                    .arg(&self.instance)
+                    .arg("")
+                    .arg(self.period_ms)
+                    .arg(self.stream_max_entries)
+                    .arg("")
+                    .ignore();
             }
             Command::Attached(user, roles) => {
-                let mut pipe = redis::pipe();
-                self.presence(&mut pipe, user, &roles, &[]);
+                self.add_presence(pipe, *user, roles, &[]);
                 for role in Role::ALL {
                     if !roles.grants(role) {
                         pipe.zrem(
-                            self.bus.key(&format!("role:{}", role.as_str())),
+                            self.key(&format!("role:{}", role.as_str())),
                             user.to_string(),
                         )
                         .ignore();
                     }
                 }
-                pipe.query_async::<()>(&mut self.connection).await
             }
             Command::Detached(user) => {
-                self.connection
-                    .zrem::<_, _, ()>(
-                        self.bus.key(&format!("presence:{user}")),
-                        &self.bus.shared.instance,
-                    )
-                    .await
+                pipe.zrem(self.key(&format!("presence:{user}")), &self.instance)
+                    .ignore();
             }
             Command::Subscribed(user, topic) => {
-                let mut pipe = redis::pipe();
-                self.membership(
-                    &mut pipe,
+                self.add_membership(
+                    pipe,
                     &format!("topic:{topic}"),
                     &user.to_string(),
                     self.session_expiry(),
                 );
-                pipe.query_async::<()>(&mut self.connection).await
             }
             Command::Unsubscribed(user, topic) => {
-                self.connection
-                    .zrem::<_, _, ()>(self.bus.key(&format!("topic:{topic}")), user.to_string())
-                    .await
+                pipe.zrem(self.key(&format!("topic:{topic}")), user.to_string())
+                    .ignore();
             }
-            Command::Acked(user, epoch, seq) => self
-                .ack_script
-                .arg(self.bus.key(&format!("user:{user}")))
-                .arg(epoch)
-                .arg(seq)
-                .invoke_async::<u8>(&mut self.connection)
-                .await
-                .map(|_| ()),
-        };
-        if let Err(error) = result {
-            tracing::debug!(%error, "realtime: presence update failed");
-            self.set_up(false);
-        }
-    }
-
-    /// Hands the messages delivered here only while Redis was away to the other instances: each
-    /// is numbered and appended to the stream marked with this instance as its origin, so this
-    /// instance's reader records it in the replay rings without sending it to its sockets again.
-    /// What fails goes back on hold for the next reconnection.
-    async fn hand_over_held(&mut self) {
-        let held = self.bus.take_held();
-        if held.is_empty() {
-            return;
-        }
-        let count = held.len();
-        let mut pending = held.into_iter();
-        for envelope in pending.by_ref() {
-            if let Err(error) = self.publish(&envelope, true).await {
-                tracing::warn!(%error, "realtime: handing over held messages failed; kept for later");
-                self.set_up(false);
-                self.bus.hold(&envelope);
-                for rest in pending {
-                    self.bus.hold(&rest);
-                }
-                return;
-            }
-        }
-        tracing::info!(
-            messages = count,
-            "realtime: messages delivered here while Redis was away handed to the other instances"
-        );
-    }
-
-    /// Numbers `envelope` in Redis and appends it to the stream (delivery comes from the reader).
-    /// With `delivered_here`, the entry names this instance as its origin (see
-    /// [`Self::hand_over_held`]).
-    async fn publish(&mut self, envelope: &Envelope, delivered_here: bool) -> RedisResult<()> {
-        let Some(body) = self
-            .hub
-            .frame_body(&envelope.audience, envelope.message.clone())
-        else {
-            return Ok(());
-        };
-        let config = self.hub.config();
-        let hash_ttl_ms = config
-            .session_idle_s
-            .max(config.replay_window_s)
-            .max(1)
-            .saturating_mul(1000)
-            .saturating_add(self.bus.shared.config.presence_ttl_s * 1000);
-        let (kind, target, users) = match &envelope.audience {
-            Audience::User(id) => ("users", String::new(), vec![*id]),
-            Audience::Users(ids) => {
-                let mut ids = ids.clone();
-                ids.sort_unstable();
-                ids.dedup();
-                ("users", String::new(), ids)
-            }
-            Audience::Role(role) => ("role", role.as_str().to_owned(), Vec::new()),
-            Audience::Topic(topic) => ("topic", topic.clone(), Vec::new()),
-        };
-        if kind == "users" && users.is_empty() {
-            return Ok(());
-        }
-        let mut invocation = self.script.prepare_invoke();
-        invocation
-            .arg(&self.bus.shared.config.key_prefix)
-            .arg(kind)
-            .arg(target)
-            .arg(body)
-            .arg(now_ms())
-            .arg(hash_ttl_ms)
-            .arg(self.bus.shared.config.stream_max_entries)
-            .arg(if delivered_here {
-                self.bus.shared.instance.as_str()
-            } else {
-                ""
-            });
-        for user in &users {
-            invocation.arg(user.to_string());
-        }
-        let _numbered: u64 = invocation.invoke_async(&mut self.connection).await?;
-        Ok(())
-    }
-
-    /// Writes presence, role and topic memberships and keeps the numbering of every user
-    /// connected here alive.
-    async fn refresh(&mut self) {
-        let users = self.hub.connected_users();
-        for chunk in users.chunks(REFRESH_CHUNK) {
-            let mut pipe = redis::pipe();
-            for (user, roles, topics) in chunk {
-                self.presence(&mut pipe, *user, roles, topics);
-            }
-            if let Err(error) = pipe.query_async::<()>(&mut self.connection).await {
-                tracing::debug!(%error, "realtime: presence refresh failed");
-                self.set_up(false);
-                return;
+            Command::Acked(user, epoch, seq) => {
+                pipe.cmd("EVALSHA")
+                    .arg(self.ack.get_hash())
+                    .arg(0)
+                    .arg(&self.prefix)
+                    .arg(self.period_ms)
+                    .arg(user.to_string())
+                    .arg(*epoch)
+                    .arg(*seq)
+                    .ignore();
             }
         }
     }
 
-    /// Adds to `pipe` the records of `user` connected here: presence, roles, topics, numbering.
-    fn presence(&self, pipe: &mut redis::Pipeline, user: Uuid, roles: &Roles, topics: &[String]) {
-        let shared = &self.bus.shared;
-        let ttl_ms = shared.config.presence_ttl_s * 1000;
-        let presence = self.bus.key(&format!("presence:{user}"));
+    /// Adds to `pipe` the records of `user` connected here: presence, roles, topics (their
+    /// numbering is kept alive by [`Backend::refresh`]).
+    fn add_presence(
+        &self,
+        pipe: &mut redis::Pipeline,
+        user: Uuid,
+        roles: &Roles,
+        topics: &[String],
+    ) {
+        let presence = self.key(&format!("presence:{user}"));
         let member = user.to_string();
         let session_expiry = self.session_expiry();
-        pipe.zadd(&presence, &shared.instance, now_ms() + ttl_ms)
+        pipe.zadd(&presence, &self.instance, now_ms() + self.presence_ttl_ms)
             .ignore()
-            .pexpire(&presence, i64::try_from(ttl_ms).unwrap_or(i64::MAX))
+            .pexpire(
+                &presence,
+                i64::try_from(self.presence_ttl_ms).unwrap_or(i64::MAX),
+            )
             .ignore();
         for role in Role::ALL {
             if roles.grants(role) {
-                self.membership(
+                self.add_membership(
                     pipe,
                     &format!("role:{}", role.as_str()),
                     &member,
@@ -521,26 +401,14 @@ impl Publisher {
             }
         }
         for topic in topics {
-            self.membership(pipe, &format!("topic:{topic}"), &member, session_expiry);
+            self.add_membership(pipe, &format!("topic:{topic}"), &member, session_expiry);
         }
-        let config = self.hub.config();
-        let hash_ttl_ms = config
-            .session_idle_s
-            .max(config.replay_window_s)
-            .max(1)
-            .saturating_mul(1000)
-            .saturating_add(ttl_ms);
-        pipe.pexpire(
-            self.bus.key(&format!("user:{user}")),
-            i64::try_from(hash_ttl_ms).unwrap_or(i64::MAX),
-        )
-        .ignore();
     }
 
     /// Adds `member` to the audience set `suffix` until `expiry` (Unix ms); the set itself expires
     /// with its newest member, so sets of topics nobody follows any more do not pile up.
-    fn membership(&self, pipe: &mut redis::Pipeline, suffix: &str, member: &str, expiry: u64) {
-        let key = self.bus.key(suffix);
+    fn add_membership(&self, pipe: &mut redis::Pipeline, suffix: &str, member: &str, expiry: u64) {
+        let key = self.key(suffix);
         pipe.zadd(&key, member, expiry)
             .ignore()
             .pexpire_at(&key, i64::try_from(expiry).unwrap_or(i64::MAX))
@@ -550,90 +418,185 @@ impl Publisher {
     /// When a session of a user connected now ends at the latest, in Unix ms: role and topic
     /// memberships are scored with it.
     fn session_expiry(&self) -> u64 {
-        let idle_ms = self.hub.config().session_idle_s.saturating_mul(1000);
-        now_ms() + idle_ms + self.bus.shared.config.presence_ttl_s * 1000
+        now_ms() + self.session_idle_ms + self.presence_ttl_ms
+    }
+
+    /// Runs `pipe`; when Redis forgot the scripts (it restarted), loads them and runs it again.
+    async fn query(&mut self, pipe: &redis::Pipeline) -> RedisResult<redis::Value> {
+        match pipe.query_async(&mut self.connection).await {
+            Err(error) if error.code() == Some("NOSCRIPT") => {
+                for script in [&self.publish, &self.ack, &self.alive, &self.numbering] {
+                    script.load_async(&mut self.connection).await?;
+                }
+                pipe.query_async(&mut self.connection).await
+            }
+            result => result,
+        }
     }
 }
 
-/// The reader: delivers every stream entry to this instance's hub, in stream order.
-async fn read_stream(
-    bus: RedisBus,
-    hub: Hub,
-    mut connection: ConnectionManager,
-    shutdown: CancellationToken,
-) {
-    let shared = Arc::clone(&bus.shared);
-    let stream = bus.key("stream");
-    // Mirror what was published within the replay window, as if this instance had been up.
-    let window_ms = hub.config().replay_window_s.saturating_mul(1000);
-    let mut last_id = format!("{}-0", now_ms().saturating_sub(window_ms));
-    let options = StreamReadOptions::default()
-        .block(usize::try_from(shared.config.read_block_ms).unwrap_or(usize::MAX))
-        .count(READ_BATCH);
-    loop {
-        let keys = [stream.as_str()];
-        let ids = [last_id.as_str()];
-        let read = tokio::select! {
-            () = shutdown.cancelled() => break,
-            read = connection.xread_options::<_, _, Option<StreamReadReply>>(&keys, &ids, &options) => read,
+impl Backend for RedisBackend {
+    async fn run(&mut self, batch: &[Command]) -> Result<(), Unreachable> {
+        let mut pipe = redis::pipe();
+        for command in batch {
+            self.add_command(&mut pipe, command);
+        }
+        if pipe.cmd_iter().next().is_none() {
+            return Ok(());
+        }
+        self.query(&pipe).await?;
+        Ok(())
+    }
+
+    async fn ping(&mut self) -> Result<(), Unreachable> {
+        let _: String = redis::cmd("PING").query_async(&mut self.connection).await?;
+        Ok(())
+    }
+
+    async fn refresh(
+        &mut self,
+        users: &[(Uuid, Roles, Vec<String>)],
+        first: bool,
+    ) -> Result<usize, Unreachable> {
+        let now = now_ms();
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVALSHA")
+            .arg(self.alive.get_hash())
+            .arg(0)
+            .arg(&self.prefix)
+            .arg(now)
+            .arg(&self.instance)
+            .arg(now + self.presence_ttl_ms)
+            .arg(if first { "1" } else { "0" })
+            .arg(self.stream_max_entries);
+        let reaped: Vec<usize> = redis::from_redis_value(self.query(&pipe).await?)
+            .map_err(|error| Unreachable(error.to_string()))?;
+        for chunk in users.chunks(REFRESH_CHUNK) {
+            let mut pipe = redis::pipe();
+            for (user, roles, topics) in chunk {
+                self.add_presence(&mut pipe, *user, roles, topics);
+            }
+            // The numbering of a user connected here lives on while they are.
+            let carry = pipe
+                .cmd("EVALSHA")
+                .arg(self.numbering.get_hash())
+                .arg(0)
+                .arg(&self.prefix)
+                .arg(self.period_ms)
+                .arg("1");
+            for (user, _, _) in chunk {
+                carry.arg(user.to_string());
+            }
+            carry.ignore();
+            self.query(&pipe).await?;
+        }
+        Ok(reaped.first().copied().unwrap_or(0))
+    }
+
+    async fn goodbye(&mut self, users: &[Uuid]) -> Result<(), Unreachable> {
+        let mut pipe = redis::pipe();
+        pipe.zrem(self.key("alive"), &self.instance).ignore();
+        for user in users {
+            pipe.zrem(self.key(&format!("presence:{user}")), &self.instance)
+                .ignore();
+        }
+        self.query(&pipe).await?;
+        Ok(())
+    }
+}
+
+/// Users' numberings, read from the numbering hashes (`numbering.lua`).
+struct RedisNumberings {
+    connection: ConnectionManager,
+    prefix: String,
+    period_ms: u64,
+}
+
+impl RedisNumberings {
+    /// `user`'s numbering and the highest `seq` of it a socket acknowledged.
+    async fn read(&self, user: Uuid) -> RedisResult<(Numbering, u64)> {
+        let mut connection = self.connection.clone();
+        let answers: Vec<(String, String, String)> = redis::Script::new(NUMBERING_LUA)
+            .arg(&self.prefix)
+            .arg(self.period_ms)
+            .arg("0")
+            .arg(user.to_string())
+            .invoke_async(&mut connection)
+            .await?;
+        let Some((epoch, seq, acked)) = answers.into_iter().next() else {
+            return Ok((Numbering::Fresh, 0));
         };
-        match read {
-            Ok(reply) => {
-                if !shared.reading.swap(true, Ordering::Relaxed) {
-                    tracing::info!("realtime: reading the Redis fan-out stream");
-                }
-                for key in reply.map(|reply| reply.keys).unwrap_or_default() {
-                    for entry in key.ids {
-                        deliver_entry(&hub, &entry, &shared.instance);
-                        last_id = entry.id;
-                    }
-                }
-            }
-            Err(error) => {
-                if shared.reading.swap(false, Ordering::Relaxed) {
-                    tracing::warn!(%error, "realtime: reading the Redis fan-out stream failed; retrying");
-                }
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = tokio::time::sleep(PROBE_INTERVAL) => {}
-                }
-            }
-        }
+        let numbering = match (epoch.parse(), seq.parse()) {
+            (Ok(epoch), Ok(seq)) => Numbering::Current { epoch, seq },
+            _ => Numbering::Fresh,
+        };
+        Ok((numbering, acked.parse().unwrap_or(0)))
     }
 }
 
-/// Delivers one stream entry `{r: "user:epoch:seq,…", b: body, o?: origin}`; a malformed one is
-/// logged. An entry whose origin is this instance was delivered to its sockets already: it only
-/// goes into the replay rings.
-fn deliver_entry(hub: &Hub, entry: &redis::streams::StreamId, instance: &str) {
-    let delivered_here = entry
-        .get::<String>("o")
-        .is_some_and(|origin| origin == instance);
-    let (Some(recipients), Some(body)) = (entry.get::<String>("r"), entry.get::<String>("b"))
-    else {
-        tracing::warn!(id = %entry.id, "realtime: malformed fan-out stream entry skipped");
-        return;
-    };
-    for recipient in recipients.split(',') {
-        let mut fields = recipient.split(':');
-        let parsed = (|| {
-            let user = Uuid::parse_str(fields.next()?).ok()?;
-            let epoch = fields.next()?.parse::<u64>().ok()?;
-            let seq = fields.next()?.parse::<u64>().ok()?;
-            Some((user, epoch, seq))
-        })();
-        match parsed {
-            Some((user, epoch, seq)) if delivered_here => {
-                hub.record_numbered(user, epoch, seq, &body);
-            }
-            Some((user, epoch, seq)) => {
-                hub.deliver_numbered(user, epoch, seq, &body);
-            }
-            None => {
-                tracing::warn!(id = %entry.id, recipient, "realtime: malformed fan-out recipient skipped");
-            }
-        }
+impl Numberings for RedisNumberings {
+    fn numbering(&self, user: Uuid) -> BoxFuture<'_, Result<Numbering, Unreachable>> {
+        Box::pin(async move {
+            let (numbering, _) = self.read(user).await?;
+            Ok(numbering)
+        })
     }
+}
+
+/// The reader's side of Redis.
+struct RedisStream {
+    connection: ConnectionManager,
+    key: String,
+    options: StreamReadOptions,
+}
+
+impl Stream for RedisStream {
+    async fn read(&mut self, after: &str) -> Result<Vec<Read>, Unreachable> {
+        let keys = [self.key.as_str()];
+        let ids = [after];
+        let reply: Option<StreamReadReply> = self
+            .connection
+            .xread_options(&keys, &ids, &self.options)
+            .await?;
+        Ok(reply
+            .map(|reply| reply.keys)
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|key| key.ids)
+            .map(read_entry)
+            .collect())
+    }
+}
+
+/// One stream entry: `{u: "user,…", r: "epoch:seq:…", b: body, o?: origin, n}` or
+/// `{g: instances, n}` (see `publish.lua`).
+fn read_entry(entry: StreamId) -> Read {
+    let StreamId { id, mut map, .. } = entry;
+    let text = |value: Option<redis::Value>| -> Option<String> {
+        value.and_then(|value| redis::from_redis_value::<String>(value).ok())
+    };
+    let number = text(map.remove("n")).and_then(|n| n.parse().ok());
+    let entry = if map.contains_key("g") {
+        Entry::ResyncEveryone
+    } else {
+        let recipients = match (text(map.remove("u")), text(map.remove("r"))) {
+            (Some(users), Some(numbers)) => parse_recipients(&users, &numbers),
+            _ => None,
+        };
+        let body = match map.remove("b") {
+            Some(redis::Value::BulkString(bytes)) => Utf8Bytes::try_from(bytes).ok(),
+            other => text(other).map(Utf8Bytes::from),
+        };
+        match (recipients, body) {
+            (Some(recipients), Some(body)) => Entry::Message {
+                recipients,
+                body,
+                origin: text(map.remove("o")),
+            },
+            _ => Entry::Unreadable,
+        }
+    };
+    Read { id, number, entry }
 }
 
 /// Now in Unix milliseconds (0 if the clock is before 1970).
@@ -643,48 +606,4 @@ fn now_ms() -> u64 {
         .map_or(0, |since| {
             u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
         })
-}
-
-/// The pusher's [`Acknowledgements`](crate::push::Acknowledgements) with several instances: an
-/// offer counts as acknowledged when a socket on this instance acknowledged it, or when a socket
-/// on any instance acknowledged its `seq` in the shared numbering (recorded in Redis by
-/// `ack.lua`, in the user's numbering hash, so it lives as long as the numbering does). When
-/// Redis does not answer, only this instance's acknowledgements count (a push too many rather
-/// than an offer missed).
-#[derive(Clone, Debug)]
-pub struct SharedAcknowledgements {
-    hub: Hub,
-    bus: RedisBus,
-}
-
-impl SharedAcknowledgements {
-    /// Acknowledgements seen by `hub` here and, through `bus`, on every instance.
-    pub fn new(hub: Hub, bus: RedisBus) -> Self {
-        Self { hub, bus }
-    }
-}
-
-impl crate::push::Acknowledgements for SharedAcknowledgements {
-    fn acknowledged(
-        &self,
-        user: Uuid,
-        message: &serde_json::Value,
-    ) -> crate::ports::BoxFuture<'_, bool> {
-        let message = message.clone();
-        Box::pin(async move {
-            if self.hub.acknowledged(user, &message) {
-                return true;
-            }
-            let Some((epoch, seq)) = self.hub.numbered(user, &message) else {
-                return false;
-            };
-            match self.bus.acknowledged_seq(user, epoch).await {
-                Ok(acked) => acked >= seq,
-                Err(error) => {
-                    tracing::debug!(%error, "realtime: acknowledgements of other instances unknown");
-                    false
-                }
-            }
-        })
-    }
 }

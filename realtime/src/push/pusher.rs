@@ -9,10 +9,18 @@
 //! `push.max_retry_after_s`), else after an exponential back-off with jitter. Tokens the push
 //! service calls dead are deleted.
 //!
+//! An offer is never only on a socket: with `push_when = "no_ack"` it is pushed unless a socket
+//! acknowledged it within `push_grace_ms`, whether or not a socket of the volunteer looked alive
+//! (a socket can be open and still not show the offer: a frozen app, a half-open connection, a
+//! `resync` the app has not acted on yet). Those pushes are counted by whether a socket was open:
+//! `push_unacknowledged_offers_total{socket="open"|"none"}`.
+//!
 //! Metrics: `push_sent_total{channel}`, `push_pruned_total{channel}`, `push_failed_total{channel}`,
-//! `push_retries_total{channel}`, `push_skipped_acked_total`, `push_dropped_total`.
+//! `push_retries_total{channel}`, `push_skipped_acked_total`, `push_dropped_total`,
+//! `push_unacknowledged_offers_total{socket}`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -25,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use crate::frame::Frame;
 use crate::hub::{Audience, Hub};
 use crate::ports::BoxFuture;
 use crate::push::config::{PushConfig, PushWhen};
@@ -96,14 +105,22 @@ pub enum Outcome {
 /// bus, a volunteer's socket may be on another instance: the binary wires an implementation that
 /// also knows the acks seen there.
 pub trait Acknowledgements: Send + Sync + 'static {
-    /// True when a connection of `user` acknowledged `message` (compared without `seq` and
-    /// `epoch`). Answer `false` when unsure: a push too many is better than an offer missed.
-    fn acknowledged(&self, user: Uuid, message: &Value) -> BoxFuture<'_, bool>;
+    /// True when a connection of `user` acknowledged `frame` (a message with the same bytes).
+    /// Answer `false` when unsure: a push too many is better than an offer missed.
+    fn acknowledged(&self, user: Uuid, frame: &Frame) -> BoxFuture<'_, bool>;
+
+    /// True when `user` holds a socket now (here or, with a bus, on any instance): only for
+    /// counting offers pushed although a socket looked alive.
+    fn connected(&self, user: Uuid) -> BoxFuture<'_, bool>;
 }
 
 impl Acknowledgements for Hub {
-    fn acknowledged(&self, user: Uuid, message: &Value) -> BoxFuture<'_, bool> {
-        Box::pin(std::future::ready(Hub::acknowledged(self, user, message)))
+    fn acknowledged(&self, user: Uuid, frame: &Frame) -> BoxFuture<'_, bool> {
+        Box::pin(std::future::ready(Hub::acknowledged(self, user, frame)))
+    }
+
+    fn connected(&self, user: Uuid) -> BoxFuture<'_, bool> {
+        Box::pin(std::future::ready(self.connections_of(user) > 0))
     }
 }
 
@@ -133,6 +150,10 @@ struct Inner {
     sends: Semaphore,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    /// Offers pushed because no socket acknowledged them in time although one was open.
+    unacknowledged_open: AtomicU64,
+    /// Offers pushed because no socket acknowledged them in time, none being open.
+    unacknowledged_none: AtomicU64,
 }
 
 impl Pusher {
@@ -149,6 +170,9 @@ impl Pusher {
         for counter in ["push_skipped_acked_total", "push_dropped_total"] {
             metrics::counter!(counter).increment(0);
         }
+        for socket in ["open", "none"] {
+            metrics::counter!("push_unacknowledged_offers_total", "socket" => socket).increment(0);
+        }
         let pending = Arc::new(Semaphore::new(config.queue));
         let sends = Semaphore::new(config.concurrency);
         Self {
@@ -163,6 +187,8 @@ impl Pusher {
                 sends,
                 tracker: TaskTracker::new(),
                 shutdown,
+                unacknowledged_open: AtomicU64::new(0),
+                unacknowledged_none: AtomicU64::new(0),
             }),
         }
     }
@@ -223,14 +249,32 @@ impl Pusher {
         &self.inner.config
     }
 
-    /// Delivers an offer to `user`: publishes `message` (the WebSocket frame, a JSON object with
-    /// `type`) through the hub at once, and pushes `push` to the user's devices: after
-    /// `push_grace_ms` unless a WebSocket acknowledged the message (`push_when = "no_ack"`), or
-    /// at once (`"always"`). Synchronous and never waits; call it inside the Tokio runtime.
-    /// When `push.queue` offers are waiting already, this one is not pushed (logged, counted).
+    /// Delivers an offer to `user`: publishes `frame` (the WebSocket message, encoded once)
+    /// through the hub at once, and pushes `push` to the user's devices: after `push_grace_ms`
+    /// unless a WebSocket acknowledged the frame (`push_when = "no_ack"`), or at once
+    /// (`"always"`). Synchronous and never waits; call it inside the Tokio runtime. When
+    /// `push.queue` offers are waiting already, this one is not pushed (logged, counted).
+    pub fn offer_frame(&self, user: Uuid, frame: &Frame, push: PushContent) {
+        self.inner.hub.publish_frame(Audience::User(user), frame);
+        self.schedule(user, Some(frame.clone()), push);
+    }
+
+    /// [`offer_frame`](Self::offer_frame) for a JSON value (a JSON object with `type`). A value
+    /// that is not a valid message is not published (logged, counted as a rejected publish); the
+    /// push still goes, after the grace under `no_ack` (nothing can acknowledge it).
     pub fn offer(&self, user: Uuid, message: Value, push: PushContent) {
+        match Frame::from_value(message) {
+            Ok(frame) => self.offer_frame(user, &frame, push),
+            Err(error) => {
+                metrics::counter!("realtime_rejected_publishes_total").increment(1);
+                tracing::error!(%user, offer = %push.offer_id, %error, "offer message not published; pushed only");
+                self.schedule(user, None, push);
+            }
+        }
+    }
+
+    fn schedule(&self, user: Uuid, frame: Option<Frame>, push: PushContent) {
         let inner = &self.inner;
-        inner.hub.publish(Audience::User(user), message.clone());
         let Ok(permit) = Arc::clone(&inner.pending).try_acquire_owned() else {
             metrics::counter!("push_dropped_total").increment(1);
             tracing::warn!(%user, offer = %push.offer_id, queue = inner.config.queue,
@@ -244,9 +288,20 @@ impl Pusher {
         let this = self.clone();
         let published_at = Instant::now();
         runtime.spawn(inner.tracker.track_future(async move {
-            this.deliver(user, &message, &push, published_at).await;
+            this.deliver(user, frame.as_ref(), &push, published_at)
+                .await;
             drop(permit);
         }));
+    }
+
+    /// Offers that needed the push because no socket acknowledged them within the grace
+    /// (`no_ack` policy), since this pusher started: `(with a socket open, with none)`. The same
+    /// counts as `push_unacknowledged_offers_total{socket="open"|"none"}`.
+    pub fn unacknowledged_offers(&self) -> (u64, u64) {
+        (
+            self.inner.unacknowledged_open.load(Ordering::Relaxed),
+            self.inner.unacknowledged_none.load(Ordering::Relaxed),
+        )
     }
 
     /// Stops taking work and waits up to `within` for pushes in flight (shutdown).
@@ -263,7 +318,7 @@ impl Pusher {
     async fn deliver(
         &self,
         user: Uuid,
-        message: &Value,
+        frame: Option<&Frame>,
         push: &PushContent,
         published_at: Instant,
     ) {
@@ -274,10 +329,23 @@ impl Pusher {
                 () = tokio::time::sleep_until(published_at + grace) => {}
                 () = inner.shutdown.cancelled() => return,
             }
-            if inner.acks.acknowledged(user, message).await {
+            if let Some(frame) = frame
+                && inner.acks.acknowledged(user, frame).await
+            {
                 metrics::counter!("push_skipped_acked_total").increment(1);
                 tracing::debug!(%user, offer = %push.offer_id, "offer acknowledged on a WebSocket: not pushed");
                 return;
+            }
+            if inner.acks.connected(user).await {
+                inner.unacknowledged_open.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("push_unacknowledged_offers_total", "socket" => "open")
+                    .increment(1);
+                tracing::info!(%user, offer = %push.offer_id,
+                    "offer not acknowledged within the grace although a socket is open: pushed");
+            } else {
+                inner.unacknowledged_none.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("push_unacknowledged_offers_total", "socket" => "none")
+                    .increment(1);
             }
         }
         let devices = match store::list(&inner.pool, user).await {
