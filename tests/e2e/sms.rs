@@ -170,7 +170,7 @@ async fn a_phone_is_verified_by_code_and_five_wrong_codes_lock_it(pool: PgPool) 
 
     // The texts' delivery statuses came back through the signed callback.
     let mut delivered = 0;
-    for _ in 0..100 {
+    for _ in 0..300 {
         delivered = sqlx::query_scalar::<_, i64>(
             "SELECT count(*) FROM sms.messages WHERE status = 'delivered'",
         )
@@ -218,7 +218,7 @@ async fn forged_webhooks_are_refused_and_change_nothing(pool: PgPool) {
             .await
             .expect("row")
     };
-    for _ in 0..100 {
+    for _ in 0..300 {
         if status_of().await == "delivered" {
             break;
         }
@@ -603,7 +603,7 @@ async fn an_escalation_nobody_acknowledged_is_texted_to_the_regions_coordinators
         .expect("answered");
     assert_eq!(response.status(), StatusCode::CREATED);
     let mut texts = Vec::new();
-    for _ in 0..150 {
+    for _ in 0..300 {
         texts = fake.messages_to("+6281700000002");
         if !texts.is_empty() {
             break;
