@@ -130,6 +130,7 @@ impl Services {
         (name = "dispatch", description = "Panic alerts, volunteers on duty, offers and assignments"),
         (name = "push", description = "Devices that get offers by FCM or Web Push when the app is in the background"),
         (name = "mqtt", description = "MQTT devices: panic buttons and location trackers, their credentials"),
+        (name = "sms", description = "The SMS provider's webhooks (inbound texts, delivery statuses), signed with X-Twilio-Signature"),
         (name = "lms", description = "Training and certification: courses, quizzes, certificates"),
         (name = "volunteers", description = "Volunteers: duty, position, practitioner verification"),
         (name = "guidance", description = "First-aid guidance pages in Bahasa Indonesia and English (Markdown, served sanitised)"),
@@ -181,6 +182,7 @@ pub fn build(
 
     let auth = kreki_auth::build(pool.clone(), config.auth.clone())?
         .with_erasers(crate::erasure::hooks(pool));
+    let sms = kreki_sms::build(pool.clone(), config.sms.clone())?;
     if services.contains(Service::Auth) {
         if auth.service.keys().current().is_none() {
             anyhow::bail!(
@@ -188,6 +190,9 @@ pub fn build(
             );
         }
         api = api.merge(kreki_auth::routes::router(auth.clone()));
+        // Texts go with KREKI ID: it sends the phone codes, and the provider's webhooks land here.
+        auth.service.set_sms(sms.service.clone());
+        api = api.merge(kreki_sms::routes::router(sms.clone()));
         workers.push(tokio::spawn(kreki_auth::worker::run(
             pool.clone(),
             config.auth.throttle_window_s,
@@ -262,11 +267,27 @@ pub fn build(
         },
     );
 
+    // Offers not acknowledged on a socket in time go out by text (with the hub: it knows the acks).
+    if let Some(hub) = &hub {
+        sms.service
+            .set_cap_warning(Arc::new(crate::sms_offers::CapWarningToCoordinators(
+                hub.clone(),
+            )));
+    }
+    let offer_texts = match &hub {
+        Some(hub) if sms.service.enabled() => Some(crate::sms_offers::OfferTexts::new(
+            sms.service.clone(),
+            hub.clone(),
+            pool.clone(),
+        )),
+        _ => None,
+    };
     let dispatch = if services.contains(Service::Dispatch) {
         let notifier: Arc<dyn kreki_dispatch::Notifier> = match &hub {
             Some(hub) => Arc::new(crate::wiring::HubNotifier {
                 hub: hub.clone(),
                 pusher: pusher.clone(),
+                texts: offer_texts.clone(),
             }),
             None => {
                 tracing::warn!(
@@ -317,6 +338,16 @@ pub fn build(
             Arc::new(crate::wiring::EligibilityRelay(eligibility_tx)),
             shutdown.clone(),
         )));
+        if let Some(texts) = &offer_texts {
+            texts.set_dispatch(service.clone());
+        }
+        // Replies to texted offers ("1 K7QM") go through dispatch's own accept and decline.
+        sms.service
+            .set_inbound_handler(Arc::new(crate::sms_offers::OfferReplies {
+                sms: sms.service.clone(),
+                dispatch: service.clone(),
+                pool: pool.clone(),
+            }));
         Some(service)
     } else {
         None

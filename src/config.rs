@@ -52,6 +52,8 @@ pub struct Config {
     pub push: kreki_realtime::push::PushConfig,
     /// `[mqtt]`: MQTT devices (broker, consumer bounds, device registry limits).
     pub mqtt: kreki_realtime::mqtt::MqttConfig,
+    /// `[sms]`: text messages (phone codes, offers without data, escalations) and their webhooks.
+    pub sms: kreki_sms::SmsConfig,
 }
 
 /// `[server]`
@@ -238,6 +240,7 @@ impl Config {
         problems.extend(self.dispatch.validate());
         problems.extend(self.push.validate());
         problems.extend(self.mqtt.validate());
+        problems.extend(self.sms.validate());
         if problems.is_empty() {
             Ok(())
         } else {

@@ -84,6 +84,7 @@ pub async fn run(
         config.satusehat.environment = kreki_bridge_satusehat::config::Environment::Fake;
     }
     let fake_fcm = fake_push(&mut config, data_dir).await?;
+    let fake_sms = fake_sms(&mut config).await?;
     let pool = config.database.pool().map_err(anyhow::Error::msg)?;
     app::migrate(&pool).await?;
     let auth = kreki_auth::build(pool.clone(), config.auth.clone())?;
@@ -123,7 +124,12 @@ pub async fn run(
         .map_err(|error| anyhow::anyhow!(error.to_problem()))?;
     seed_regions(&pool).await?;
     pool.close().await;
-    banner(&config, fake_fcm.as_ref(), simulate.as_ref());
+    banner(
+        &config,
+        fake_fcm.as_ref(),
+        fake_sms.as_ref(),
+        simulate.as_ref(),
+    );
     let simulator = simulate.map(|options| {
         let base = local_base(config.server.listen);
         let stop = CancellationToken::new();
@@ -151,6 +157,7 @@ pub async fn run(
     };
     let served = app::serve_until(&config, &Services::all(), false, stop).await;
     drop(fake_fcm);
+    drop(fake_sms);
     served
 }
 
@@ -233,6 +240,29 @@ async fn fake_push(
     Ok(Some(fake))
 }
 
+/// Points `[sms]` at a fake Twilio started in-process (unless a real account is configured): phone
+/// codes and offers by text then show up in its message log, and its status callbacks and replies
+/// are signed webhooks to this demo.
+async fn fake_sms(config: &mut Config) -> anyhow::Result<Option<kreki_sms::fake::FakeTwilio>> {
+    if config.sms.provider != kreki_sms::ProviderKind::Off {
+        return Ok(None);
+    }
+    let fake = kreki_sms::fake::FakeTwilio::start(
+        kreki_sms::fake::FakeTwilioConfig::default(),
+        "127.0.0.1:0".parse()?,
+    )
+    .await?;
+    let base = local_base(config.server.listen);
+    config.sms.provider = kreki_sms::ProviderKind::Fake;
+    config.sms.base_url = fake.base_url();
+    config.sms.account_sid = fake.config().account_sid.clone();
+    config.sms.auth_token = secrecy::SecretString::from(fake.config().auth_token.clone());
+    config.sms.from = fake.config().number.clone();
+    config.sms.public_base_url = base;
+    fake.set_inbound_url(config.sms.inbound_url());
+    Ok(Some(fake))
+}
+
 /// Loads the demo courses (idempotent).
 async fn load_courses(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<()> {
     let lms =
@@ -246,6 +276,7 @@ async fn load_courses(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<()
 fn banner(
     config: &Config,
     fake_fcm: Option<&kreki_realtime::push::FakeFcm>,
+    fake_sms: Option<&kreki_sms::fake::FakeTwilio>,
     simulate: Option<&SimulateOptions>,
 ) {
     let base = format!("http://{}", config.server.listen);
@@ -278,6 +309,12 @@ fn banner(
     if let Some(fake) = fake_fcm {
         say(&format!(
             "  FCM           a fake one runs in-process; pushes it received: {}/requests",
+            fake.base_url()
+        ));
+    }
+    if let Some(fake) = fake_sms {
+        say(&format!(
+            "  SMS           a fake Twilio runs in-process; texts it received: {}/messages",
             fake.base_url()
         ));
     }

@@ -87,6 +87,23 @@ impl AccountErasure for Cms {
     }
 }
 
+/// Texts sent to the person and their STOP record (the `sms` schema holds their number).
+struct Sms(PgPool);
+
+impl AccountErasure for Sms {
+    fn service(&self) -> &'static str {
+        "sms"
+    }
+
+    fn erase<'a>(&'a self, account: &'a ErasedAccount) -> ErasureFuture<'a> {
+        Box::pin(kreki_sms::erasure::erase_person(
+            &self.0,
+            account.id.0,
+            &account.phone,
+        ))
+    }
+}
+
 /// Every service's erasure hook over `pool`, in the order they run (devices first, so nothing more
 /// is pushed to the person while the rest is erased).
 pub fn hooks(pool: &PgPool) -> Vec<Arc<dyn AccountErasure>> {
@@ -96,5 +113,6 @@ pub fn hooks(pool: &PgPool) -> Vec<Arc<dyn AccountErasure>> {
         Arc::new(Lms(pool.clone())),
         Arc::new(Bridge(pool.clone())),
         Arc::new(Cms(pool.clone())),
+        Arc::new(Sms(pool.clone())),
     ]
 }

@@ -9,6 +9,7 @@
 //! - [`demo`]: a local platform with a persistent signing key and demo accounts.
 //! - [`web`]: the coordinator dashboard and the citizen and volunteer web apps, compiled in.
 //! - [`wiring`]: the adapters joining dispatch and the realtime hub.
+//! - [`sms_offers`]: offers by text when no socket took them, and the replies that answer them.
 
 pub mod app;
 pub mod basemap;
@@ -17,5 +18,6 @@ pub mod config;
 pub mod demo;
 pub mod erasure;
 pub mod lms_names;
+pub mod sms_offers;
 pub mod web;
 pub mod wiring;

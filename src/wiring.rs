@@ -35,6 +35,8 @@ pub struct HubNotifier {
     pub hub: Hub,
     /// Push delivery, where configured.
     pub pusher: Option<kreki_realtime::push::Pusher>,
+    /// Offers by text when no socket acknowledged them, where texts are configured.
+    pub texts: Option<crate::sms_offers::OfferTexts>,
 }
 
 impl Notifier for HubNotifier {
@@ -49,8 +51,16 @@ impl Notifier for HubNotifier {
                 return;
             }
         };
+        if let (Some(texts), Message::Escalation { escalation }) = (&self.texts, message) {
+            texts.schedule_escalation(escalation);
+        }
         for audience in to {
             // An offer to one volunteer also goes to their phone, typed, never parsed back.
+            if let (Some(texts), kreki_dispatch::Audience::User(user), Message::Offer { offer }) =
+                (&self.texts, audience, message)
+            {
+                texts.schedule(*user, frame.clone(), offer);
+            }
             if let (Some(pusher), kreki_dispatch::Audience::User(user), Message::Offer { offer }) =
                 (&self.pusher, audience, message)
             {

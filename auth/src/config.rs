@@ -40,6 +40,14 @@ pub struct AuthConfig {
     /// Password hashes computed at once at most; further sign-ins wait, so a flood of logins
     /// cannot take every core.
     pub max_concurrent_hashes: usize,
+    /// How long a phone verification code is valid, in seconds (10 minutes).
+    pub phone_code_ttl_s: u64,
+    /// Wrong codes before verification is locked.
+    pub phone_code_max_tries: u32,
+    /// How long a locked verification stays locked, in seconds.
+    pub phone_code_lock_s: u64,
+    /// Least time between two codes texted to one account, in seconds.
+    pub phone_code_resend_s: u64,
 }
 
 impl Default for AuthConfig {
@@ -59,6 +67,10 @@ impl Default for AuthConfig {
             account_lock_max_s: 900,
             trust_forwarded_for: false,
             max_concurrent_hashes: 4,
+            phone_code_ttl_s: 600,
+            phone_code_max_tries: 5,
+            phone_code_lock_s: 900,
+            phone_code_resend_s: 60,
         }
     }
 }
@@ -105,6 +117,22 @@ impl AuthConfig {
         check(
             self.max_concurrent_hashes >= 1,
             "auth.max_concurrent_hashes: must be at least 1",
+        );
+        check(
+            (60..=3600).contains(&self.phone_code_ttl_s),
+            "auth.phone_code_ttl_s: must be 60 to 3600 seconds",
+        );
+        check(
+            (1..=20).contains(&self.phone_code_max_tries),
+            "auth.phone_code_max_tries: must be 1 to 20",
+        );
+        check(
+            (1..=86_400).contains(&self.phone_code_lock_s),
+            "auth.phone_code_lock_s: must be 1 to 86400 seconds",
+        );
+        check(
+            self.phone_code_resend_s <= 3600,
+            "auth.phone_code_resend_s: must be at most 3600 seconds",
         );
         check(
             !(self.signing_key_file.is_some() && self.signing_key_pem.is_some()),

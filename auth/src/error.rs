@@ -60,6 +60,18 @@ pub enum AuthError {
     /// 400 (`invalid_request`): the token request lacks a required parameter.
     #[error("invalid token request: {0}")]
     InvalidTokenRequest(String),
+    /// 429 with `Retry-After`: a code was texted moments ago, or too many wrong codes locked
+    /// verification for a while.
+    #[error("phone verification throttled: {why}")]
+    PhoneCodeThrottled {
+        /// Why (`resend` or `locked`).
+        why: &'static str,
+        /// Seconds until a new attempt is accepted.
+        retry_after_s: u64,
+    },
+    /// 503: no SMS provider is configured, or the text could not be sent.
+    #[error("text messages unavailable: {0}")]
+    SmsUnavailable(String),
     /// 503 when the database is unreachable (retry), 500 otherwise.
     #[error("database error")]
     Database(#[from] sqlx::Error),
@@ -116,6 +128,17 @@ impl AuthError {
                 .with_field("grant_type", "must be client_credentials")
                 .with_extension("error", "unsupported_grant_type"),
             Self::InvalidTokenRequest(why) => Problem::bad_request(why.clone()).with_extension("error", "invalid_request"),
+            Self::PhoneCodeThrottled { why, retry_after_s } => {
+                let detail = if *why == "locked" {
+                    format!("Too many wrong codes; verification is locked. Try again in {retry_after_s} s.")
+                } else {
+                    format!("A code was sent moments ago; ask for another in {retry_after_s} s.")
+                };
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, "phone-code-throttled", "Too many requests")
+                    .with_detail(detail)
+                    .with_retry_after_s(*retry_after_s)
+            }
+            Self::SmsUnavailable(why) => Problem::unavailable(format!("The code could not be texted: {why}.")),
             Self::Database(error) => kreki_platform::problem::from_sqlx(error),
             Self::Internal(_) => Problem::internal(self),
         }

@@ -7,6 +7,7 @@
 //! - [`extract`]: the extractors other services use: [`CurrentUser`], [`Caller`], [`ClientCaller`].
 //! - [`service`]: register, login, refresh rotation, logout, roles, OAuth2 clients.
 //! - [`throttle`]: login throttling per address and account.
+//! - [`phone`]: phone verification with a one-time code by SMS.
 //! - [`password`]: Argon2id, off the async runtime and bounded.
 //! - [`store`]: the SQL (schema `auth`).
 //! - [`routes`]: the HTTP endpoints and their OpenAPI description.
@@ -27,6 +28,7 @@ pub mod error;
 pub mod extract;
 pub mod keys;
 pub mod password;
+pub mod phone;
 pub mod routes;
 pub mod service;
 pub mod store;

@@ -64,6 +64,8 @@ pub fn router(state: AuthState) -> OpenApiRouter {
         .routes(routes!(crate::audit::read_audit))
         .routes(routes!(set_roles))
         .routes(routes!(crate::trust::set_trust))
+        .routes(routes!(crate::phone::send_code::send_code))
+        .routes(routes!(crate::phone::verify_code::verify_code))
         .routes(routes!(create_client, crate::admin::list_clients))
         .routes(routes!(crate::admin::search_users))
         .routes(routes!(crate::admin::rotate_secret))

@@ -89,6 +89,8 @@ pub struct AuthService {
     issuer: Issuer,
     verifier: TokenVerifier,
     hasher: SecretHasher,
+    /// Texts the phone verification codes; unset until `kreki` wires the SMS service in.
+    sms: std::sync::OnceLock<Arc<kreki_sms::SmsService>>,
 }
 
 impl AuthService {
@@ -112,7 +114,18 @@ impl AuthService {
             issuer,
             verifier,
             hasher,
+            sms: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sends phone verification codes through `sms` (once; later calls are ignored).
+    pub fn set_sms(&self, sms: Arc<kreki_sms::SmsService>) {
+        let _ = self.sms.set(sms);
+    }
+
+    /// The SMS service, when one is wired in.
+    pub(crate) fn sms(&self) -> Option<&Arc<kreki_sms::SmsService>> {
+        self.sms.get()
     }
 
     /// Verifies access tokens.
@@ -135,7 +148,8 @@ impl AuthService {
         &self.hasher
     }
 
-    /// The database (the admin queries of [`crate::admin`], the audit log, erasure).
+    /// The database (the admin queries of [`crate::admin`], the audit log, erasure, phone
+    /// verification).
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }

@@ -60,6 +60,9 @@ pub struct DispatchConfig {
     pub escalation_sweep_s: u32,
     /// `[dispatch.retention]`: how long positions, drills and exact alert positions are kept.
     pub retention: crate::retention::RetentionConfig,
+    /// Volunteers must have verified their phone (trust `verified` or `trusted` in their access
+    /// token) to go on duty, so an offer can always reach them by text.
+    pub require_verified_phone: bool,
 }
 
 impl Default for DispatchConfig {
@@ -83,6 +86,7 @@ impl Default for DispatchConfig {
             open_too_long_s: 3600,
             escalation_sweep_s: 15,
             retention: crate::retention::RetentionConfig::default(),
+            require_verified_phone: false,
         }
     }
 }

@@ -15,6 +15,7 @@ mod process;
 mod responders;
 mod satusehat;
 mod simulate;
+mod sms;
 mod support;
 mod traces;
 mod training_to_dispatch;

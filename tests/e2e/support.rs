@@ -121,8 +121,11 @@ impl Server {
                 Stdio::null()
             })
             .stderr(stderr);
+        // `{base}` in a value is this server's own URL (known only once its port is picked), for
+        // settings such as `sms.public_base_url` that name the server itself.
+        let base = format!("http://127.0.0.1:{port}");
         for (key, value) in env {
-            command.env(key, value);
+            command.env(key, value.replace("{base}", &base));
         }
         let child = command.spawn().expect("kreki serve starts");
         Self {

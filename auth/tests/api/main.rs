@@ -14,6 +14,7 @@ mod housekeeping;
 mod keys;
 mod oauth_clients;
 mod privacy;
+mod phone;
 mod refresh;
 mod registration;
 mod roles;

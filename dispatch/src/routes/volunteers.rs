@@ -35,7 +35,7 @@ pub struct DutyResponse {
 #[utoipa::path(put, path = "/v1/volunteers/me/duty", tag = TAG, request_body = DutyRequest, security(("bearer" = [])),
     responses(
         (status = 200, description = "Duty set", body = DutyResponse),
-        (status = 403, description = "Not a volunteer", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a volunteer, or (with `dispatch.require_verified_phone`) the phone is not verified", body = Problem, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn set_duty(
     State(state): State<DispatchState>,
@@ -43,6 +43,17 @@ pub(crate) async fn set_duty(
     Json(body): Json<DutyRequest>,
 ) -> DispatchResult<Json<DutyResponse>> {
     user.require(Role::Volunteer)?;
+    if body.on_duty
+        && state.service.config().require_verified_phone
+        && !matches!(
+            user.trust,
+            kreki_auth::Trust::Verified | kreki_auth::Trust::Trusted
+        )
+    {
+        return Err(DispatchError::Forbidden(
+            "verify your phone (POST /v1/auth/phone/code) before going on duty",
+        ));
+    }
     let eligible_kinds = state.service.set_duty(&user, body.on_duty).await?;
     Ok(Json(DutyResponse {
         on_duty: body.on_duty,
