@@ -9,7 +9,9 @@
 // of real emergencies, and sees the open drills counted apart beneath them.
 //
 // SATUSEHAT sync failures (sync.js), check-ins asking for support (support.js) and recording an
-// outcome (resolve.js) have modules of their own; the AED screen is aeds.html.
+// outcome (resolve.js) have modules of their own; the AED screen is aeds.html. The operations centre
+// (triage queue, escalation alarm, region filter: operations.js) and the coordinator's tools in the
+// detail (notes, hand-off, re-dispatch: tools.js) too.
 /* global L */
 import { Api, ApiError, distanceM, esc, signInForm } from '/web/shared/api.js';
 import { applyI18n, clock, distance, initI18n, onLanguage, t } from '/web/shared/i18n.js';
@@ -19,10 +21,13 @@ import { initSupport, loadSupport, onSupportMessage, renderSupport } from '/dash
 import { initResolve, renderResolve } from '/dashboard/resolve.js';
 import { initSync, loadSyncFailures, onSyncClick, renderSync, syncFailuresOf } from '/dashboard/sync.js';
 import { clearFieldErrors, showProblem } from '/web/shared/forms.js';
+import '/dashboard/operations-text.js';
+import { initOperations, inRegion, loadOperations, onOperationsMessage, renderOperations } from '/dashboard/operations.js';
+import { initTools, renderTools } from '/dashboard/tools.js';
 
 const KINDS = ['medical', 'cardiac_arrest', 'accident', 'fire', 'disaster', 'security', 'other'];
-const STATUSES = ['dispatching', 'assigned', 'on_scene', 'unmatched', 'resolved', 'cancelled'];
-const OPEN = new Set(['dispatching', 'assigned', 'on_scene', 'unmatched']);
+const STATUSES = ['triage', 'dispatching', 'assigned', 'on_scene', 'unmatched', 'resolved', 'cancelled'];
+const OPEN = new Set(['triage', 'dispatching', 'assigned', 'on_scene', 'unmatched']);
 const ACTIVE_ASSIGNMENT = new Set(['accepted', 'en_route', 'on_scene']);
 /** How often state is refetched even when the live channel is quiet, in milliseconds. */
 const POLL_MS = 20000;
@@ -58,6 +63,18 @@ initResolve(api, {
     state.alerts.set(alert.id, alert);
     render();
     renderDetail();
+  },
+});
+initOperations(api, {
+  alerts: () => state.alerts,
+  upsert: (alert) => state.alerts.set(alert.id, { ...state.alerts.get(alert.id), ...alert }),
+  select: (id) => select(id),
+  onFilter: () => render(),
+});
+initTools(api, {
+  onChanged: (alert, id) => {
+    if (alert) state.alerts.set(alert.id, alert);
+    loadDetail(id);
   },
 });
 fillFilters();
@@ -134,6 +151,8 @@ async function start() {
     }
   }
   await refresh();
+  await loadOperations(state.map);
+  render();
   await fitToWhatMatters();
   loadSupport();
   state.live = connectLive(api, {
@@ -145,7 +164,7 @@ async function start() {
       live.textContent = t(live.dataset.i18n);
     },
     onResync: () => {
-      refresh();
+      refresh().then(() => loadOperations(state.map));
       loadSupport();
     },
   });
@@ -226,7 +245,7 @@ async function loadVolunteers() {
 
 /** One message from /v1/ws. Fields are read leniently: the whole object when sent, else its id. */
 function onLive(message) {
-  if (onSupportMessage(message)) return;
+  if (onSupportMessage(message) || onOperationsMessage(message)) return;
   switch (message.type) {
     case 'alert.updated': {
       const alert = message.alert ?? (message.kind && message.status ? message : null);
@@ -297,6 +316,7 @@ function render() {
   renderList();
   renderFigures();
   renderSync();
+  renderOperations();
 }
 
 function activeAssignments(alert) {
@@ -308,6 +328,7 @@ function renderMap() {
   const seen = new Set();
   for (const alert of state.alerts.values()) {
     if (!OPEN.has(alert.status) && alert.id !== state.selected) continue;
+    if (!inRegion(alert) && alert.id !== state.selected) continue;
     seen.add(alert.id);
     const at = [alert.location.lat, alert.location.lng];
     const title = `${t(`kind.${alert.kind}`)} — ${t(`status.${alert.status}`)}${isDrill(alert) ? ` (${t('dash.drill')})` : ''}`;
@@ -389,6 +410,7 @@ function filtered() {
   return [...state.alerts.values()]
     .filter((a) => (status === 'open' ? OPEN.has(a.status) : !status || a.status === status))
     .filter((a) => !kind || a.kind === kind)
+    .filter((a) => inRegion(a))
     .sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
 }
 
@@ -444,7 +466,10 @@ function renderFigures() {
 function select(id) {
   state.selected = id;
   $('detail').hidden = !id;
-  if (!id) renderResolve(null);
+  if (!id) {
+    renderResolve(null);
+    renderTools(null);
+  }
   showError($('detail-message'), '');
   renderList();
   if (id) {
@@ -495,6 +520,7 @@ function renderDetail() {
   const responders = (alert.assignments ?? []).map((a) =>
     `<li>${esc(a.volunteer?.name ?? '')}${a.role ? ` (${esc(t(`responder.rolename.${a.role}`))})` : ''} — ${esc(t(`astatus.${a.status}`))}${typeof a.distance_m === 'number' ? `, ${esc(distance(a.distance_m))}` : ''}</li>`).join('');
   renderResolve(alert);
+  renderTools(alert);
   $('detail-body').innerHTML = `
     <p><span class="badge">${esc(KIND_CODE[alert.kind] ?? '?')}</span> <strong>${esc(t(`kind.${alert.kind}`))}</strong>
       — <span class="badge" id="detail-status">${esc(t(`status.${alert.status}`))}</span>${drillBadge(alert)}</p>
@@ -534,9 +560,16 @@ function describe(event) {
     radius: distance(data.radius_m),
     distance: distance(data.distance_m),
     name: data.volunteer?.name ?? '',
-    status: data.to ? t(`astatus.${data.to}`) : data.status ? t(`astatus.${data.status}`) : '',
+    status: data.to && event.type === 'assignment_status' ? t(`astatus.${data.to}`) : data.status ? t(`astatus.${data.status}`) : '',
+    text: data.text ?? '',
+    to: data.to ? t(`ops.handoff.to.${data.to}`) : '',
+    reference: data.reference ?? '',
+    time: clock(data.auto_release_at),
+    phone: data.caller_phone ? ` (${data.caller_phone})` : '',
+    reason: data.reason ? t(`ops.esc.reason.${data.reason}`) : '',
   });
-  const reason = data.reason ? ` (${data.reason})` : '';
+  if (event.type === 'released' && !data.by) return t('tl.released.auto');
+  const reason = data.reason && event.type !== 'escalation_acknowledged' ? ` (${data.reason})` : '';
   const outcome = data.outcome ? `: ${t(`outcome.${data.outcome}`)}${data.note ? ` (${data.note})` : ''}` : '';
   return (text === key ? String(event.type).replaceAll(/[._]/g, ' ') : text) + outcome + reason;
 }
