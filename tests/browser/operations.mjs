@@ -72,13 +72,14 @@ export function operationsTests({ newPage, signIn, phone, noPageErrors }) {
       assert(text.includes('diteruskan otomatis dalam'), `the countdown in Indonesian: ${text}`);
       assert(await page.getAttribute('#triage', 'data-count') === '1', 'one waiting');
       await page.waitForSelector('#escalations [data-reason="triage_waiting"]');
-      await page.waitForTimeout(1100);
-      assert(Number(await page.getAttribute(`${item} [data-countdown]`, 'data-seconds')) < left, 'the countdown counts down');
+      await page.waitForTimeout(2100);
+      const later = Number(await page.getAttribute(`${item} [data-countdown]`, 'data-seconds'));
+      assert(later < left, `the countdown counts down: ${left} then ${later}`);
       await screenshot(page, 'ops-triage-queue');
-      await page.click('button[data-lang="en"]');
+      await page.click('#dash button[data-lang="en"]');
       await page.waitForFunction((sel) => document.querySelector(sel)?.textContent.includes('Release to volunteers'), item);
       await screenshot(page, 'ops-triage-queue-en');
-      await page.click('button[data-lang="id"]');
+      await page.click('#dash button[data-lang="id"]');
 
       await page.click(`${item} button[data-release]`);
       await page.waitForSelector(item, { state: 'detached' });
@@ -135,9 +136,9 @@ export function operationsTests({ newPage, signIn, phone, noPageErrors }) {
 
       // Acknowledge: the banner and the alarm stop here, and on the other coordinator's dashboard.
       await page.click('#escalations button[data-ack]');
-      await page.waitForSelector('#escalations[data-alarm="off"]');
+      await page.waitForSelector('#escalations[data-alarm="off"]', { state: 'attached' });
       assert(await page.isHidden('#escalations'), 'the banner leaves');
-      await second.page.waitForSelector('#escalations[data-alarm="off"]', { timeout: 10000 });
+      await second.page.waitForSelector('#escalations[data-alarm="off"]', { state: 'attached', timeout: 10000 });
       assert(await second.page.isHidden('#escalations'), 'and leaves the other dashboard');
       await page.waitForFunction(() => document.querySelector('#timeline')?.textContent.includes('Eskalasi diakui'), null, { timeout: 25000 });
       const open = await apiCall(server.base, coordinator, 'GET', '/v1/escalations?status=open');

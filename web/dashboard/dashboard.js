@@ -24,6 +24,7 @@ import { clearFieldErrors, showProblem } from '/web/shared/forms.js';
 import '/dashboard/operations-text.js';
 import { initOperations, inRegion, loadOperations, onOperationsMessage, renderOperations } from '/dashboard/operations.js';
 import { initTools, renderTools } from '/dashboard/tools.js';
+import { describe } from '/dashboard/timeline.js';
 
 const KINDS = ['medical', 'cardiac_arrest', 'accident', 'fire', 'disaster', 'security', 'other'];
 const STATUSES = ['triage', 'dispatching', 'assigned', 'on_scene', 'unmatched', 'resolved', 'cancelled'];
@@ -548,30 +549,6 @@ function renderDetail() {
     const actor = actorName(alert, event.actor);
     return `<li><time datetime="${esc(event.at)}">${esc(clock(event.at))}</time>${esc(describe(event))}${actor ? ` — ${esc(actor)}` : ''}</li>`;
   }).join('');
-}
-
-/** A timeline event in words; unknown types show as they are. */
-function describe(event) {
-  const data = event.data ?? {};
-  const key = `tl.${event.type}`;
-  const text = t(key, {
-    wave: data.wave ?? '?',
-    n: Array.isArray(data.volunteers) ? data.volunteers.length : (data.volunteers ?? data.count ?? '?'),
-    radius: distance(data.radius_m),
-    distance: distance(data.distance_m),
-    name: data.volunteer?.name ?? '',
-    status: data.to && event.type === 'assignment_status' ? t(`astatus.${data.to}`) : data.status ? t(`astatus.${data.status}`) : '',
-    text: data.text ?? '',
-    to: data.to ? t(`ops.handoff.to.${data.to}`) : '',
-    reference: data.reference ?? '',
-    time: clock(data.auto_release_at),
-    phone: data.caller_phone ? ` (${data.caller_phone})` : '',
-    reason: data.reason ? t(`ops.esc.reason.${data.reason}`) : '',
-  });
-  if (event.type === 'released' && !data.by) return t('tl.released.auto');
-  const reason = data.reason && event.type !== 'escalation_acknowledged' ? ` (${data.reason})` : '';
-  const outcome = data.outcome ? `: ${t(`outcome.${data.outcome}`)}${data.note ? ` (${data.note})` : ''}` : '';
-  return (text === key ? String(event.type).replaceAll(/[._]/g, ' ') : text) + outcome + reason;
 }
 
 /** Who an event's actor id is, from what the page knows: the citizen, a responder, a volunteer, or you. */

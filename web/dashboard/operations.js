@@ -18,6 +18,8 @@ const TICK_MS = 1000;
 const BEEP_EVERY_MS = 1500;
 const BEEP_HZ = 880;
 const BEEP_S = 0.35;
+/** How long after an alert changed the open escalations are fetched again, in milliseconds. */
+const ESCALATION_RELOAD_MS = 400;
 /** Most refused-press notices kept on screen. */
 const MAX_LIMITED = 10;
 
@@ -58,8 +60,22 @@ export function initOperations(api, { alerts, upsert, select, onFilter }) {
   document.addEventListener('pointerdown', () => state.audio?.resume?.().catch(() => {}), { passive: true });
 }
 
+/** The regions this coordinator is assigned to; empty for a national coordinator. Live frames
+ *  reach every coordinator, so a regional one's dashboard leaves out the other regions' alerts. */
+function mine() {
+  const me = state.api.user?.id;
+  return new Set(state.regions.filter((r) => (r.coordinator_ids ?? []).includes(me)).map((r) => r.id));
+}
+
+/** True when an alert or escalation of `regionId` is this coordinator's to see (no region: everyone's). */
+function ours(regionId) {
+  const regions = mine();
+  return !regionId || regions.size === 0 || regions.has(regionId);
+}
+
 /** True when `alert` passes the region filter (an alert without a region shows under every one). */
 export function inRegion(alert) {
+  if (!ours(alert.region_id)) return false;
   return !state.region || !alert.region_id || alert.region_id === state.region;
 }
 
@@ -136,6 +152,12 @@ export function onOperationsMessage(message) {
     renderEscalations();
     return true;
   }
+  if (message.type === 'alert.updated') {
+    // Releasing, re-dispatching or closing an alert acknowledges its escalations on the server
+    // without an `escalation` frame: the open list is fetched again once the changes settle.
+    reloadEscalationsSoon();
+    return false;
+  }
   if (message.type === 'panic.limited' && message.citizen?.id) {
     state.limited.set(message.citizen.id, { ...message, at: Date.now() });
     while (state.limited.size > MAX_LIMITED) state.limited.delete(state.limited.keys().next().value);
@@ -143,6 +165,14 @@ export function onOperationsMessage(message) {
     return true;
   }
   return false;
+}
+
+function reloadEscalationsSoon() {
+  clearTimeout(state.escalationReload);
+  state.escalationReload = setTimeout(async () => {
+    await loadEscalations();
+    renderEscalations();
+  }, ESCALATION_RELOAD_MS);
 }
 
 /** Redraws the triage queue and the alarm (after any change of the dashboard's alerts). */
@@ -239,6 +269,7 @@ async function onTriageClick(event) {
       : await state.api.request('POST', `/v1/alerts/${encodeURIComponent(id)}/resolve`, { body: { outcome: 'false_alarm' } });
     if (alert?.id) state.upsert(alert);
     say($('triage-message'), t(release ? 'ops.triage.released' : 'ops.triage.closed'));
+    reloadEscalationsSoon();
   } catch (error) {
     say($('triage-message'), t('common.error.generic', { detail: error.message }), false);
     button.disabled = false;
@@ -252,8 +283,9 @@ function reasonText(escalation) {
 }
 
 function renderEscalations() {
+  // Not narrowed by the filter: an escalation anywhere a coordinator covers must not go unheard.
   const open = [...state.escalations.values()]
-    .filter((e) => !state.region || !e.region_id || e.region_id === state.region)
+    .filter((e) => ours(e.region_id))
     .sort((a, b) => String(a.raised_at).localeCompare(String(b.raised_at)));
   const limited = [...state.limited.values()].reverse();
   const banner = $('escalations');
