@@ -4,7 +4,8 @@
 // unmatched alert sounds the escalation alarm on every dashboard until one coordinator
 // acknowledges it, and the detail's tools (note, hand-off, re-dispatch) show the server's field
 // errors beside the fields; the region filter hides the other region's alert.
-import { apiCall, assert, screenshot, startKreki } from './harness.mjs';
+import { join } from 'node:path';
+import { apiCall, assert, screenshot, SCREENSHOTS, startKreki } from './harness.mjs';
 
 /** A square GeoJSON Polygon `size` degrees wide with its south-west corner at (lat, lng). */
 function square(lat, lng, size) {
@@ -122,9 +123,14 @@ export function operationsTests({ newPage, signIn, phone, noPageErrors }) {
       await page.fill('#redispatch-radius', '100');
       await page.click('#redispatch-form button[type=submit]');
       await page.waitForSelector('#redispatch-form .field-error[data-for="radius_m"]');
+      const widest = await page.textContent('#redispatch-form .field-error[data-for="radius_m"]');
+      assert(widest.includes('lebih luas'), `the server's refusal beside the radius, in Indonesian: ${widest}`);
       await page.click('#handoff-form button[type=submit]');
       await page.waitForSelector('#handoff-form .field-error[data-for="reference"]');
-      await screenshot(page, 'ops-tools-field-errors');
+      // The tools are down the side panel: scrolled into view, the window is what is shown.
+      await page.evaluate(() => document.getElementById('tools').scrollIntoView());
+      await page.screenshot({ path: join(SCREENSHOTS, 'ops-tools-field-errors.png') });
+      assert(await page.evaluate(() => document.documentElement.scrollHeight <= innerHeight), 'the page itself does not scroll; the side panel does');
       await page.fill('#note-text', 'Penelepon dihubungi, menunggu Damkar');
       await page.click('#note-form button[type=submit]');
       await page.waitForFunction(() => document.querySelector('#timeline')?.textContent.includes('Catatan: Penelepon dihubungi'));
@@ -144,6 +150,7 @@ export function operationsTests({ newPage, signIn, phone, noPageErrors }) {
       const open = await apiCall(server.base, coordinator, 'GET', '/v1/escalations?status=open');
       assert(open.json.length === 0, `no open escalation: ${JSON.stringify(open.json)}`);
       await screenshot(page, 'ops-escalation-acknowledged');
+      await page.locator('#timeline').screenshot({ path: join(SCREENSHOTS, 'ops-timeline.png') });
       noPageErrors(page);
       noPageErrors(second.page);
       await second.context.close();
