@@ -158,6 +158,30 @@ export function operationsTests({ newPage, signIn, phone, noPageErrors }) {
       await context.close();
     })],
 
+    ['operations: a refused panic press tells the coordinator, who blocks the account from the notice', async ({ browser }) => withOwnKreki({}, async (server) => {
+      const coordinator = server.user(phone(), 'koordinator-rahasia', 'Bima Blokir', ['coordinator']);
+      const prankster = await registered(server.base, phone(), 'Iseng Terus');
+      const { context, page } = await dashboard((o) => newPage(browser, o), signIn, server, coordinator);
+      let refused = null;
+      for (let press = 0; press < 15 && !refused; press += 1) {
+        const answer = await apiCall(server.base, prankster, 'POST', '/v1/alerts', { kind: 'other', location: { lat: -6.2 + press * 0.01, lng: 106.8, accuracy_m: 10 } }, { 'idempotency-key': crypto.randomUUID() });
+        if (answer.status === 429) refused = answer;
+      }
+      assert(refused, 'a press past the limit is refused with 429');
+      const notice = `#escalations [data-limited="${prankster.token ? (await apiCall(server.base, prankster, 'GET', '/v1/auth/me')).json.id : ''}"]`;
+      await page.waitForSelector(notice, { timeout: 10000 });
+      assert((await page.textContent(notice)).includes('Iseng Terus'), 'the account is named');
+      await screenshot(page, 'ops-panic-limited');
+      await page.click(`${notice} button[data-block]`);
+      await page.waitForFunction((sel) => document.querySelector(sel)?.textContent.includes('diblokir'), notice);
+      const again = await apiCall(server.base, { phone: prankster.phone, password: prankster.password }, 'POST', '/v1/auth/login', { login: prankster.phone, password: prankster.password });
+      assert(again.status !== 200, `a blocked account gets no new tokens (${again.status})`);
+      await page.click(`${notice} button[data-dismiss]`);
+      await page.waitForSelector(notice, { state: 'detached' });
+      noPageErrors(page);
+      await context.close();
+    })],
+
     ['operations: the region filter shows one region\'s alerts and outlines the regions on the map', async ({ browser }) => withOwnKreki({ KREKI_DISPATCH__TRIAGE_AUTO_RELEASE_S: '600' }, async (server) => {
       const admin = server.user(phone(), 'admin-rahasia', 'Ade Admin', ['admin']);
       const coordinator = server.user(phone(), 'koordinator-rahasia', 'Nasi Nasional', ['coordinator']);

@@ -292,6 +292,12 @@ function renderEscalations() {
   banner.hidden = open.length === 0 && limited.length === 0;
   banner.dataset.count = String(open.length);
   banner.innerHTML = (open.length ? `<h2>${esc(t('ops.esc.title'))} <span class="badge">${open.length}</span></h2>` : '')
+    + limited.map((n) => `<div class="escalation limited" data-limited="${esc(n.citizen.id)}">
+        <p>${esc(t('ops.limited', { name: n.citizen.name ?? '', s: n.retry_after_s }))}</p>
+        ${n.blocked ? `<p>${esc(t('ops.limited.blocked', { name: n.citizen.name ?? '' }))}</p>`
+    : `<button type="button" class="danger" data-block="${esc(n.citizen.id)}">${esc(t('ops.limited.block'))}</button>`}
+        <button type="button" data-dismiss="${esc(n.citizen.id)}">${esc(t('ops.limited.dismiss'))}</button>
+      </div>`).join('')
     + open.map((e) => {
       const alert = state.alerts().get(e.alert_id);
       const what = reasonText(e);
@@ -302,12 +308,6 @@ function renderEscalations() {
         <button type="button" class="primary" data-ack="${esc(e.id)}" aria-label="${esc(t('ops.esc.ack.aria', { what }))}">${esc(t('ops.esc.ack'))}</button>
       </div>`;
     }).join('')
-    + limited.map((n) => `<div class="escalation limited" data-limited="${esc(n.citizen.id)}">
-        <p>${esc(t('ops.limited', { name: n.citizen.name ?? '', s: n.retry_after_s }))}</p>
-        ${n.blocked ? `<p>${esc(t('ops.limited.blocked', { name: n.citizen.name ?? '' }))}</p>`
-    : `<button type="button" class="danger" data-block="${esc(n.citizen.id)}">${esc(t('ops.limited.block'))}</button>`}
-        <button type="button" data-dismiss="${esc(n.citizen.id)}">${esc(t('ops.limited.dismiss'))}</button>
-      </div>`).join('')
     + '<p id="escalation-message" class="message" role="status" hidden></p>';
   alarm(open.length > 0);
 }
