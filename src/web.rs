@@ -134,6 +134,13 @@ static ASSETS: &[Asset] = &[
     asset!("dashboard/support.js", "text/javascript; charset=utf-8"),
     asset!("dashboard/resolve.js", "text/javascript; charset=utf-8"),
     asset!("dashboard/sync.js", "text/javascript; charset=utf-8"),
+    asset!("dashboard/operations.js", "text/javascript; charset=utf-8"),
+    asset!(
+        "dashboard/operations-text.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!("dashboard/tools.js", "text/javascript; charset=utf-8"),
+    asset!("dashboard/timeline.js", "text/javascript; charset=utf-8"),
     asset!("dashboard/aeds.html", "text/html; charset=utf-8"),
     asset!("dashboard/aeds.js", "text/javascript; charset=utf-8"),
     asset!("app/index.html", "text/html; charset=utf-8"),

@@ -8,6 +8,7 @@ import { simulateTests, stopDemo } from './simulate.mjs';
 import { drillTests } from './drill.mjs';
 import { screenTests } from './screens.mjs';
 import { responderTests } from './responders.mjs';
+import { operationsTests } from './operations.mjs';
 
 const JAKARTA = { latitude: -6.2, longitude: 106.8167, accuracy: 15 };
 let phoneCounter = 0;
@@ -474,6 +475,7 @@ tests.push(...drillTests({ newPage, signIn, phone, noPageErrors }));
 tests.push(...simulateTests({ newPage, signIn, noPageErrors }));
 tests.push(...screenTests({ newPage, signIn, phone, noPageErrors }));
 tests.push(...responderTests({ newPage, signIn, phone, noPageErrors }));
+tests.push(...operationsTests({ newPage, signIn, phone, noPageErrors }));
 
 const server = await startKreki();
 let browser;

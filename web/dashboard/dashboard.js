@@ -9,7 +9,9 @@
 // of real emergencies, and sees the open drills counted apart beneath them.
 //
 // SATUSEHAT sync failures (sync.js), check-ins asking for support (support.js) and recording an
-// outcome (resolve.js) have modules of their own; the AED screen is aeds.html.
+// outcome (resolve.js) have modules of their own; the AED screen is aeds.html. The operations centre
+// (triage queue, escalation alarm, region filter: operations.js) and the coordinator's tools in the
+// detail (notes, hand-off, re-dispatch: tools.js) too.
 /* global L */
 import { Api, ApiError, distanceM, esc, signInForm } from '/web/shared/api.js';
 import { applyI18n, clock, distance, initI18n, onLanguage, t } from '/web/shared/i18n.js';
@@ -19,10 +21,14 @@ import { initSupport, loadSupport, onSupportMessage, renderSupport } from '/dash
 import { initResolve, renderResolve } from '/dashboard/resolve.js';
 import { initSync, loadSyncFailures, onSyncClick, renderSync, syncFailuresOf } from '/dashboard/sync.js';
 import { clearFieldErrors, showProblem } from '/web/shared/forms.js';
+import '/dashboard/operations-text.js';
+import { initOperations, inRegion, loadOperations, onOperationsMessage, renderOperations } from '/dashboard/operations.js';
+import { initTools, renderTools } from '/dashboard/tools.js';
+import { describe } from '/dashboard/timeline.js';
 
 const KINDS = ['medical', 'cardiac_arrest', 'accident', 'fire', 'disaster', 'security', 'other'];
-const STATUSES = ['dispatching', 'assigned', 'on_scene', 'unmatched', 'resolved', 'cancelled'];
-const OPEN = new Set(['dispatching', 'assigned', 'on_scene', 'unmatched']);
+const STATUSES = ['triage', 'dispatching', 'assigned', 'on_scene', 'unmatched', 'resolved', 'cancelled'];
+const OPEN = new Set(['triage', 'dispatching', 'assigned', 'on_scene', 'unmatched']);
 const ACTIVE_ASSIGNMENT = new Set(['accepted', 'en_route', 'on_scene']);
 /** How often state is refetched even when the live channel is quiet, in milliseconds. */
 const POLL_MS = 20000;
@@ -58,6 +64,18 @@ initResolve(api, {
     state.alerts.set(alert.id, alert);
     render();
     renderDetail();
+  },
+});
+initOperations(api, {
+  alerts: () => state.alerts,
+  upsert: (alert) => state.alerts.set(alert.id, { ...state.alerts.get(alert.id), ...alert }),
+  select: (id) => select(id),
+  onFilter: () => render(),
+});
+initTools(api, {
+  onChanged: (alert, id) => {
+    if (alert) state.alerts.set(alert.id, alert);
+    loadDetail(id);
   },
 });
 fillFilters();
@@ -134,6 +152,8 @@ async function start() {
     }
   }
   await refresh();
+  await loadOperations(state.map);
+  render();
   await fitToWhatMatters();
   loadSupport();
   state.live = connectLive(api, {
@@ -145,7 +165,7 @@ async function start() {
       live.textContent = t(live.dataset.i18n);
     },
     onResync: () => {
-      refresh();
+      refresh().then(() => loadOperations(state.map));
       loadSupport();
     },
   });
@@ -226,7 +246,7 @@ async function loadVolunteers() {
 
 /** One message from /v1/ws. Fields are read leniently: the whole object when sent, else its id. */
 function onLive(message) {
-  if (onSupportMessage(message)) return;
+  if (onSupportMessage(message) || onOperationsMessage(message)) return;
   switch (message.type) {
     case 'alert.updated': {
       const alert = message.alert ?? (message.kind && message.status ? message : null);
@@ -297,6 +317,7 @@ function render() {
   renderList();
   renderFigures();
   renderSync();
+  renderOperations();
 }
 
 function activeAssignments(alert) {
@@ -308,6 +329,7 @@ function renderMap() {
   const seen = new Set();
   for (const alert of state.alerts.values()) {
     if (!OPEN.has(alert.status) && alert.id !== state.selected) continue;
+    if (!inRegion(alert) && alert.id !== state.selected) continue;
     seen.add(alert.id);
     const at = [alert.location.lat, alert.location.lng];
     const title = `${t(`kind.${alert.kind}`)} — ${t(`status.${alert.status}`)}${isDrill(alert) ? ` (${t('dash.drill')})` : ''}`;
@@ -389,6 +411,7 @@ function filtered() {
   return [...state.alerts.values()]
     .filter((a) => (status === 'open' ? OPEN.has(a.status) : !status || a.status === status))
     .filter((a) => !kind || a.kind === kind)
+    .filter((a) => inRegion(a))
     .sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
 }
 
@@ -444,7 +467,10 @@ function renderFigures() {
 function select(id) {
   state.selected = id;
   $('detail').hidden = !id;
-  if (!id) renderResolve(null);
+  if (!id) {
+    renderResolve(null);
+    renderTools(null);
+  }
   showError($('detail-message'), '');
   renderList();
   if (id) {
@@ -495,6 +521,7 @@ function renderDetail() {
   const responders = (alert.assignments ?? []).map((a) =>
     `<li>${esc(a.volunteer?.name ?? '')}${a.role ? ` (${esc(t(`responder.rolename.${a.role}`))})` : ''} — ${esc(t(`astatus.${a.status}`))}${typeof a.distance_m === 'number' ? `, ${esc(distance(a.distance_m))}` : ''}</li>`).join('');
   renderResolve(alert);
+  renderTools(alert);
   $('detail-body').innerHTML = `
     <p><span class="badge">${esc(KIND_CODE[alert.kind] ?? '?')}</span> <strong>${esc(t(`kind.${alert.kind}`))}</strong>
       — <span class="badge" id="detail-status">${esc(t(`status.${alert.status}`))}</span>${drillBadge(alert)}</p>
@@ -522,23 +549,6 @@ function renderDetail() {
     const actor = actorName(alert, event.actor);
     return `<li><time datetime="${esc(event.at)}">${esc(clock(event.at))}</time>${esc(describe(event))}${actor ? ` — ${esc(actor)}` : ''}</li>`;
   }).join('');
-}
-
-/** A timeline event in words; unknown types show as they are. */
-function describe(event) {
-  const data = event.data ?? {};
-  const key = `tl.${event.type}`;
-  const text = t(key, {
-    wave: data.wave ?? '?',
-    n: Array.isArray(data.volunteers) ? data.volunteers.length : (data.volunteers ?? data.count ?? '?'),
-    radius: distance(data.radius_m),
-    distance: distance(data.distance_m),
-    name: data.volunteer?.name ?? '',
-    status: data.to ? t(`astatus.${data.to}`) : data.status ? t(`astatus.${data.status}`) : '',
-  });
-  const reason = data.reason ? ` (${data.reason})` : '';
-  const outcome = data.outcome ? `: ${t(`outcome.${data.outcome}`)}${data.note ? ` (${data.note})` : ''}` : '';
-  return (text === key ? String(event.type).replaceAll(/[._]/g, ' ') : text) + outcome + reason;
 }
 
 /** Who an event's actor id is, from what the page knows: the citizen, a responder, a volunteer, or you. */

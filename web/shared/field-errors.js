@@ -26,6 +26,7 @@ const RULES = [
   [/^must be after open \((\S+)\).*$/, 'harus setelah jam buka ($1); jam yang lewat tengah malam dipisah: …–24:00, lalu 00:00–… hari berikutnya'],
   [/^overlaps (\S+) on the same day$/, 'bertumpuk dengan $1 di hari yang sama'],
   [/^must say where exactly the device is.*$/, 'sebutkan tempat persisnya (mis. lobi, samping lift)'],
+  [/^must be wider than the alert's widest wave \((\d+) m\)$/, 'harus lebih luas dari gelombang terluasnya ($1 m)'],
   [/^must be 1 \(very bad\) to 5 \(fine\)$/, 'harus 1 (sangat buruk) sampai 5 (baik)'],
   [/^must be a certification code such as .*$/, 'harus kode sertifikasi, mis. bls atau first_aid'],
   [/^must be an e-mail address such as .*$/, 'harus alamat email, mis. ani@example.id'],

@@ -903,6 +903,12 @@ export function applyI18n(root = document) {
   }
 }
 
+/** Adds a screen's own texts (`{id: {...}, en: {...}}`) to the tables, so a big screen keeps its
+ *  words in a file beside it instead of growing this one. Called when that module loads. */
+export function addTexts(tables) {
+  for (const language of LANGUAGES) Object.assign(TEXT[language], tables[language] ?? {});
+}
+
 /** Switches the language, re-labels the page and tells `onLanguage` listeners (to redraw). */
 export function setLang(next) {
   if (!LANGUAGES.includes(next)) return;
