@@ -29,7 +29,7 @@
 # URL, default postgres://postgres@127.0.0.1:5432/postgres; the scratch databases are created next
 # to it), REST_S (the server's dispatch.rest_period_s, default 30), KREKI_DATABASE__MAX_CONNECTIONS
 # (the server's pool, default 32 here: 16 waves at once), KEEP_LOG=1 (print the servers' logs at
-# the end). Needs PostgreSQL + PostGIS (deploy/local-services.sh) and `ulimit -Hn` above the
+# the end), KREKI_BIN (a release `kreki` of this checkout built already: not rebuilt). Needs PostgreSQL + PostGIS (deploy/local-services.sh) and `ulimit -Hn` above the
 # volunteer count plus ~600 (each socket is one open file in the client and one in the server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -121,7 +121,12 @@ if [ -n "$old" ]; then
   echo "# building A (old, $old_commit) and B (new, $new_commit), profile $profile" >&2
   build "$old_tree" "$work/kreki-old"
 fi
-build . "$work/kreki"
+if [ -n "${KREKI_BIN:-}" ]; then
+  # A build of this checkout made already (KREKI_BIN=path): used as it is.
+  cp "$KREKI_BIN" "$work/kreki"
+else
+  build . "$work/kreki"
+fi
 # The load generator is always this checkout's.
 kreki="$work/kreki"
 "$kreki" keys generate --out "$work/key.pem" >/dev/null
@@ -158,7 +163,13 @@ run() {
   done
   echo "# $(date -u +%FT%TZ) server commit $commit, load generator $new_commit, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), profile $profile, ulimit -n $(ulimit -n), rest_period_s ${REST_S:-30}"
   local status=0
-  "$generator" loadtest "$which" --server-pid "$server_pid" --commit "$commit" "$@" | tee "$out" ||
+  local loadtest=(loadtest "$which" --server-pid "$server_pid" --commit "$commit")
+  if [ "$generator" != "$kreki" ]; then
+    # An old build's own generator: its common options come before the mode, and it has no
+    # --commit (its report names the build itself).
+    loadtest=(loadtest --server-pid "$server_pid" "$which")
+  fi
+  "$generator" "${loadtest[@]}" "$@" | tee "$out" ||
     status=$?
   stop_server
   drop_db
