@@ -107,6 +107,7 @@ psql_at "$source_port" postgres "create database kreki"
 psql_at "$source_port" kreki "create extension postgis"
 database_url="postgres://$pg_user@127.0.0.1:$source_port/kreki"
 # kreki reads every KREKI_* variable as configuration: start it with only the ones given here.
+# One citizen presses a dozen panics within the minute: above the default panic limit (10).
 kreki_env() { env -i PATH="$PATH" HOME="$HOME" "$@"; }
 kreki_env KREKI_DATABASE__URL="$database_url" "$kreki" migrate >/dev/null
 
@@ -119,6 +120,7 @@ http_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0
 base="http://127.0.0.1:$http_port"
 kreki_env KREKI_DATABASE__URL="$database_url" KREKI_AUTH__SIGNING_KEY_FILE="$work/signing-key.pem" \
   KREKI_SERVER__LISTEN="127.0.0.1:$http_port" KREKI_LOG__FILTER=warn \
+  KREKI_DISPATCH__PANICS_PER_MINUTE=1000 \
   "$kreki" serve >"$work/kreki.log" 2>&1 &
 kreki_pid=$!
 for _ in $(seq 300); do
