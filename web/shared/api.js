@@ -1,6 +1,6 @@
 // The HTTP side of the pages: sign-in, tokens (kept in localStorage per app, refreshed before they
 // expire and once more on a 401), and JSON requests whose failures arrive as ApiError carrying the
-// server's problem+json. Every path is the contract in API.md.
+// server's problem+json. Every path is the contract in docs/API.md.
 import { t } from '/web/shared/i18n.js';
 
 /** A failed request: `status` 0 means the network (or the server) could not be reached. */
