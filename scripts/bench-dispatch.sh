@@ -72,8 +72,9 @@ CARGO_TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 export CARGO_TARGET_DIR
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 admin=${KREKI_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+prebuilt=${KREKI_BIN:-}
 # Every KREKI_* variable is configuration to `kreki`, which refuses keys it does not know.
-unset KREKI_BENCH_DATABASE_URL
+unset KREKI_BENCH_DATABASE_URL KREKI_BIN
 work=$(mktemp -d)
 old_tree=""
 db=""
@@ -121,9 +122,9 @@ if [ -n "$old" ]; then
   echo "# building A (old, $old_commit) and B (new, $new_commit), profile $profile" >&2
   build "$old_tree" "$work/kreki-old"
 fi
-if [ -n "${KREKI_BIN:-}" ]; then
+if [ -n "$prebuilt" ]; then
   # A build of this checkout made already (KREKI_BIN=path): used as it is.
-  cp "$KREKI_BIN" "$work/kreki"
+  cp "$prebuilt" "$work/kreki"
 else
   build . "$work/kreki"
 fi
