@@ -6,17 +6,16 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::support::{JsonApi, Server, TempDir, database_url, kreki, signing_key};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::support::{
+    JsonApi, Server, Socket, TempDir, create_account, database_url, frame_where, open_socket,
+    signing_key,
+};
 
 const MONAS: (f64, f64) = (-6.175392, 106.827153);
 const PATIENCE: Duration = Duration::from_secs(15);
@@ -24,49 +23,18 @@ const PASSWORD: &str = "kata-sandi-aman";
 
 /// Creates an account with the CLI (extra `roles` beyond citizen).
 fn account(url: &str, phone: &str, name: &str, roles: &[&str]) {
-    let mut command = kreki();
-    command
-        .args(["user", "create", "--phone", phone, "--password", PASSWORD])
-        .args(["--name", name])
-        .env("KREKI_DATABASE__URL", url);
-    for role in roles {
-        command.args(["--role", role]);
-    }
-    let created = command.output().expect("runs");
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
+    create_account(url, phone, PASSWORD, name, roles);
 }
 
 async fn connect(server: &Server, token: &str) -> Socket {
-    let url = format!(
-        "{}/v1/ws?access_token={token}",
-        server.base.replacen("http://", "ws://", 1)
-    );
-    let (socket, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("upgraded");
-    socket
+    open_socket(&server.base, token).await
 }
 
 /// The next frame of `kind` that satisfies `wanted`, skipping the others.
 async fn next_where(socket: &mut Socket, kind: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let message = tokio::time::timeout_at(deadline, socket.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {kind} frame in time"))
-            .expect("open")
-            .expect("a valid frame");
-        if let Message::Text(text) = message {
-            let frame: Value = serde_json::from_str(text.as_str()).expect("JSON");
-            if frame["type"] == kind && wanted(&frame) {
-                return frame;
-            }
-        }
-    }
+    frame_where(socket, kind, PATIENCE, wanted)
+        .await
+        .unwrap_or_else(|| panic!("no {kind} frame in time"))
 }
 
 async fn next_of(socket: &mut Socket, kind: &str) -> Value {
