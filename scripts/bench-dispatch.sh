@@ -10,8 +10,12 @@
 #   scripts/bench-dispatch.sh surge --volunteers 10000 --panics 5000 --within-s 10
 #   scripts/bench-dispatch.sh throughput --from-rate 100 --step-rate 100 --to-rate 2000 --step-s 5
 #   scripts/bench-dispatch.sh ab 5b8a837 steady --volunteers 10000 --rate 100 --duration-s 30
+#   RETENTION_BACKLOG_ROWS=2000000 PROFILE=release scripts/bench-dispatch.sh retention --rate 100
 #
-# `both` is steady then surge; `all` is steady, throughput, then surge. The options go to every
+# `both` is steady then surge; `all` is steady, throughput, then surge. `retention` is steady twice
+# on a database holding RETENTION_BACKLOG_ROWS (default 2,000,000) location-history rows past the
+# retention, with the retention job off, then on (a pass every second): the hot path's latency
+# while the job prunes, side by side. The options go to every
 # run of the mode(s) named, so give only the ones they share when naming several.
 #
 # `ab <old-commit>` is the A/B: it builds the old commit's `kreki` in a temporary `git worktree`
@@ -36,7 +40,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-  echo "usage: $0 [ab <old-commit>] [steady|surge|throughput|both|all] [kreki loadtest options...]" >&2
+  echo "usage: $0 [ab <old-commit>] [steady|surge|throughput|both|all|retention] [kreki loadtest options...]" >&2
   exit 2
 }
 
@@ -56,6 +60,7 @@ case "$mode" in
   steady | surge | throughput) modes=("$mode") ;;
   both) modes=(steady surge) ;;
   all) modes=(steady throughput surge) ;;
+  retention) modes=(retention) ;;
   *) usage ;;
 esac
 default_profile=debug
@@ -148,6 +153,16 @@ run() {
   shift 4
   db="kreki_loadtest_$$_$which"
   psql -q "$admin" -c "CREATE DATABASE $db TEMPLATE template1" >/dev/null
+  if [ -n "${backlog_rows:-}" ]; then
+    # Location history past the retention (31 to 60 days old) for the job to prune.
+    KREKI_DATABASE__URL="${admin%/*}/$db" KREKI_LOG__FILTER=warn "$server" migrate >/dev/null
+    psql -q "${admin%/*}/$db" -c "INSERT INTO dispatch.location_history (volunteer_id, location, accuracy_m, recorded_at)
+      SELECT md5((i % 5000)::text)::uuid,
+             ST_SetSRID(ST_MakePoint(106.7 + (i % 997) * 0.0003, -6.3 + (i % 991) * 0.0003), 4326)::geography,
+             10, now() - interval '31 days' - (i % 2592000) * interval '1 second'
+      FROM generate_series(1, $backlog_rows) AS i" >/dev/null
+    psql -q "${admin%/*}/$db" -c "ANALYZE dispatch.location_history" >/dev/null
+  fi
   local port
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   export KREKI_DATABASE__URL="${admin%/*}/$db"
@@ -181,6 +196,11 @@ run() {
   fi
   "$generator" "${loadtest[@]}" "$@" | tee "$out" ||
     status=$?
+  if [ -n "${backlog_rows:-}" ]; then
+    local left
+    left=$(psql -qtA "${admin%/*}/$db" -c "SELECT count(*) FROM dispatch.location_history WHERE recorded_at < now() - interval '30 days'")
+    echo "- Retention backlog: $backlog_rows old location rows before, $left left after the run" | tee -a "$out"
+  fi
   stop_server
   drop_db
   return "$status"
@@ -238,6 +258,24 @@ PY
 
 status=0
 for which in "${modes[@]}"; do
+  if [ "$which" = retention ]; then
+    # The hot path while the retention job prunes a backlog (issue 18): steady panics on the same
+    # backlog of old location history, the job off, then on (a pass every second, default batches).
+    export backlog_rows=${RETENTION_BACKLOG_ROWS:-2000000}
+    for job in off on; do
+      echo "## retention job $job, steady, $backlog_rows old location rows"
+      enabled=false
+      [ "$job" = on ] && enabled=true
+      KREKI_DISPATCH__RETENTION__ENABLED=$enabled KREKI_DISPATCH__RETENTION__INTERVAL_S=1 \
+        run "$kreki" "$new_commit" steady "$work/retention-$job.md" "$@" || status=$?
+    done
+    unset backlog_rows
+    echo "## retention side by side: job off, job on"
+    echo
+    side_by_side "$work/retention-off.md" "$work/retention-on.md" "job off" "job on"
+    echo
+    continue
+  fi
   if [ -n "$old" ]; then
     echo "## A: old build $old_commit, $which"
     old_generator="$kreki"
