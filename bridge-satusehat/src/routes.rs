@@ -44,6 +44,7 @@ pub struct VerificationRequest {
         (status = 200, description = "`verified` (with the IHS number), `not_found`, `ambiguous`, or `unavailable` (SATUSEHAT could not be asked; KREKI retries in the background)", body = Verification),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a volunteer", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another account is already verified with this NIK", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`nik` is not 16 digits", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Asked again within 10 s; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -54,6 +55,13 @@ async fn practitioner_verification(
 ) -> BridgeResult<Json<Verification>> {
     user.require(Role::Volunteer)?;
     let nik = Nik::parse(&body.nik).map_err(|why| BridgeError::field("nik", why))?;
+    // One NIK, one health worker: found through the keyed hash, never the digits.
+    if crate::store::verified_practitioner_by_nik(&state.pool, &state.pii.hash(&nik), user.id.0)
+        .await?
+        .is_some()
+    {
+        return Err(BridgeError::NikTaken);
+    }
     // Every request is a search at SATUSEHAT on the organization's one credential: a volunteer
     // hammering this endpoint must not get the whole organization rate-limited.
     if let Some(elapsed_s) = crate::store::seconds_since_check(&state.pool, user.id.0).await?

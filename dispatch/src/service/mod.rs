@@ -84,6 +84,8 @@ pub struct Ports {
     pub notifier: Arc<dyn Notifier>,
     /// Valid certifications of volunteers (dispatch's own table until the LMS supplies them).
     pub certs: Arc<dyn CertificationSource>,
+    /// Keys that seal patients' NIKs at rest ([`kreki_platform::pii`]); `Pii::dev()` in tests.
+    pub pii: kreki_platform::pii::Pii,
 }
 
 /// The dispatch service. One per process; shared as `Arc<DispatchService>`.
@@ -93,6 +95,7 @@ pub struct DispatchService {
     index: Index,
     notifier: Arc<dyn Notifier>,
     certs: Arc<dyn CertificationSource>,
+    pii: kreki_platform::pii::Pii,
     wake: mpsc::Sender<Wake>,
     history: HistoryQueue,
     /// Positions applied to the matcher, waiting to be written ([`crate::positions`]).
@@ -143,6 +146,7 @@ impl DispatchService {
             index,
             notifier: ports.notifier,
             certs: ports.certs,
+            pii: ports.pii,
             wake,
             history,
             positions,
@@ -166,6 +170,11 @@ impl DispatchService {
     /// The pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The keys that seal NIKs.
+    pub fn pii(&self) -> &kreki_platform::pii::Pii {
+        &self.pii
     }
 
     /// The configuration.

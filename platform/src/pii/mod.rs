@@ -16,6 +16,7 @@
 //! `pii.require_keys` is set or a real SATUSEHAT is configured (see the binary's `app.rs`).
 
 mod nik;
+pub mod reseal;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 pub use nik::{NIK_RULE, Nik};
+pub use reseal::{ResealCount, ResealTarget, reseal};
 
 /// Version tag of the envelope format.
 const ENVELOPE_V1: &str = "v1";
