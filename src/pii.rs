@@ -4,8 +4,9 @@
 //!
 //! Policy: without `[pii]` keys, NIKs are sealed with the built-in development keys (they protect
 //! nothing; a warning says so at start). That is refused where NIKs are real: when
-//! `pii.require_keys` is set, or when the bridge talks to a real SATUSEHAT (sandbox or
-//! production), the same rule `[sms]` follows for a real SMS provider.
+//! `pii.require_keys` is set (the production overlay of deploy/k8s sets it), or when the bridge
+//! talks to SATUSEHAT production, the same rule `[sms]` follows for a real SMS provider. The
+//! SATUSEHAT sandbox holds test data only, so it does not force keys.
 
 use kreki_bridge_satusehat::config::Environment;
 use kreki_platform::pii::{Pii, ResealCount};
@@ -22,10 +23,9 @@ pub fn keys(config: &Config) -> anyhow::Result<Pii> {
     let pii = Pii::from_config(&config.pii).map_err(anyhow::Error::msg)?;
     if pii.is_dev() {
         let satusehat = &config.satusehat;
-        if satusehat.enabled && satusehat.environment != Environment::Fake {
+        if satusehat.enabled && satusehat.environment == Environment::Production {
             anyhow::bail!(
-                "pii.keys: SATUSEHAT ({:?}) is configured, so NIKs are real: set pii.current_key, pii.keys.<id> and pii.search_key (create keys with `kreki pii generate-key`); the built-in keys are for development only",
-                satusehat.environment
+                "pii.keys: SATUSEHAT production is configured, so NIKs are real: set pii.current_key, pii.keys.<id> and pii.search_key (create keys with `kreki pii generate-key`); the built-in keys are for development only"
             );
         }
         tracing::warn!(
