@@ -243,7 +243,10 @@ impl DispatchService {
         if let Some(by) = &origin.phoned_in_by {
             before.push(Event::PhonedIn {
                 by: by.clone(),
-                caller_phone: origin.caller_phone.clone(),
+                caller_phone: origin
+                    .caller_phone
+                    .as_deref()
+                    .map(super::contacts::mask_phone),
             });
         }
         let first = match admission {

@@ -17,6 +17,7 @@
 //! - [`regions`]: regions, their coordinators, and where a coordinator may look and act.
 //! - [`triage`]: releasing a triaged alert, notes on the timeline, alerts phoned in to a
 //!   coordinator.
+//! - [`contacts`]: a coordinator's recorded view of the phones of an alert's caller and responders.
 //! - [`escalations`]: the alarms a region's coordinators must acknowledge.
 //!
 //! Every state change is one transaction (or one statement) that changes the alert row, so
@@ -27,6 +28,7 @@
 pub mod aeds;
 pub mod alerts;
 pub mod checkins;
+pub mod contacts;
 pub mod effects;
 pub mod escalations;
 pub mod regions;
