@@ -81,7 +81,7 @@ impl DispatchService {
         if reason.chars().count() < 3 || reason.chars().count() > MAX_REASON_CHARS {
             return Err(DispatchError::field(
                 "reason",
-                format!("must be 3 to {MAX_REASON_CHARS} characters: why you call back"),
+                format!("must be 3 to {MAX_REASON_CHARS} characters"),
             ));
         }
         let mut tx = self.pool.begin().await?;
