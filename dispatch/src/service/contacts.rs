@@ -28,7 +28,7 @@ pub struct CallerContact {
     pub id: Option<Uuid>,
     /// Their name; null for a phoned-in caller.
     pub name: Option<String>,
-    /// Their phone (E.164 for accounts, as typed for phoned-in callers); null when none is known.
+    /// Their phone (E.164); null when none is known.
     pub phone: Option<String>,
 }
 
