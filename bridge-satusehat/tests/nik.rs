@@ -189,5 +189,9 @@ async fn garbage_niks_are_422_naming_the_field(pool: PgPool) {
         );
         let problem: Value = response.json().await.expect("json");
         assert_eq!(problem["errors"][0]["field"], "nik", "{problem}");
+        assert!(
+            !problem.to_string().contains("3171012345678901"),
+            "never quoted back: {problem}"
+        );
     }
 }

@@ -77,6 +77,10 @@ async fn a_patients_nik_is_sealed_in_every_table_and_garbage_is_a_422(pool: PgPo
         let (status, problem) = app.panic(&ani, "nik-garbage", body).await;
         assert_eq!(status, 422, "{garbage}: {problem}");
         assert_eq!(problem["errors"][0]["field"], "patient.nik", "{problem}");
+        assert!(
+            !problem.to_string().contains("3171234567890001"),
+            "{problem}"
+        );
     }
 }
 

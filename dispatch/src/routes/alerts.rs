@@ -37,8 +37,10 @@ pub struct AlertLocation {
 #[derive(Deserialize, ToSchema)]
 pub struct Patient {
     /// NIK, 16 digits (spaces, dots and dashes between groups are ignored). Stored encrypted, never
-    /// answered back except masked.
-    pub nik: Option<String>,
+    /// answered back except masked. Any JSON is taken here and checked by `Nik::from_json`, so a
+    /// wrong type is never quoted back in the problem.
+    #[schema(value_type = Option<String>)]
+    pub nik: Option<serde_json::Value>,
 }
 
 /// The NIK never reaches a log through a debug print of the body.
@@ -86,7 +88,7 @@ fn validate_alert(body: CreateAlertRequest) -> DispatchResult<AlertRequest> {
     }
     let nik = match body.patient.and_then(|patient| patient.nik) {
         None => None,
-        Some(raw) => Nik::parse(&raw)
+        Some(raw) => Nik::from_json(&raw)
             .map_err(|rule| errors.push(FieldError::new("patient.nik", rule)))
             .ok(),
     };

@@ -39,6 +39,15 @@ impl Nik {
         }
     }
 
+    /// Parses a NIK from any JSON value without ever echoing it: a wrong type is [`NIK_RULE`] too
+    /// (serde's own message would quote the number, which may be a whole NIK).
+    ///
+    /// # Errors
+    /// [`NIK_RULE`] when it is not a string of 16 digits.
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, &'static str> {
+        value.as_str().map_or(Err(NIK_RULE), Self::parse)
+    }
+
     /// The 16 digits. Call it only to encrypt, to hash, or to hand the NIK to SATUSEHAT.
     pub fn expose(&self) -> &str {
         &self.0
