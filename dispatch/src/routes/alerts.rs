@@ -37,8 +37,9 @@ pub struct AlertLocation {
 #[derive(Deserialize, ToSchema)]
 pub struct Patient {
     /// NIK, 16 digits (spaces, dots and dashes between groups are ignored). Stored encrypted, never
-    /// answered back except masked. Any JSON is taken here and checked by `Nik::from_json`, so a
-    /// wrong type is never quoted back in the problem.
+    /// answered back except masked.
+    // Any JSON is taken here and checked by `Nik::from_json`, so a wrong type (a NIK sent as a
+    // number) is never quoted back in the problem.
     #[schema(value_type = Option<String>)]
     pub nik: Option<serde_json::Value>,
 }
