@@ -162,7 +162,9 @@ impl PiiConfig {
         !self.keys.is_empty()
     }
 
-    /// Checks the keys' shapes; each message names its key and never echoes a secret.
+    /// Checks the keys' shapes; each message names its key and never echoes a secret. Whether keys
+    /// are required is checked when they are used ([`Pii::from_config`]): in Kubernetes they come
+    /// from a Secret that an offline check of the configuration cannot see.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for (kid, key) in &self.keys {
@@ -201,12 +203,6 @@ impl PiiConfig {
                     .to_owned(),
             );
         }
-        if self.require_keys && !self.has_keys() {
-            problems.push(
-                "pii.keys: pii.require_keys is set; configure pii.current_key, pii.keys and pii.search_key"
-                    .to_owned(),
-            );
-        }
         if !(1..=10_000).contains(&self.reseal_batch) {
             problems.push("pii.reseal_batch: must be 1 to 10000 rows".to_owned());
         }
@@ -238,11 +234,18 @@ impl Pii {
     /// The keys of `config`, or [`Pii::dev`] when it names none.
     ///
     /// # Errors
-    /// The problems of [`PiiConfig::validate`], one per line.
+    /// The problems of [`PiiConfig::validate`], one per line, and missing keys when
+    /// `pii.require_keys` is set.
     pub fn from_config(config: &PiiConfig) -> Result<Self, String> {
         let problems = config.validate();
         if !problems.is_empty() {
             return Err(problems.join("\n"));
+        }
+        if config.require_keys && !config.has_keys() {
+            return Err(
+                "pii.keys: pii.require_keys is set; configure pii.current_key, pii.keys.<id> and pii.search_key (kreki pii generate-key)"
+                    .to_owned(),
+            );
         }
         if !config.has_keys() {
             return Ok(Self::dev());

@@ -135,7 +135,15 @@ fn config_is_checked_and_development_keys_are_marked() {
         require_keys: true,
         ..PiiConfig::default()
     };
-    assert!(required.validate().join("\n").contains("pii.require_keys"));
+    assert!(
+        required.validate().is_empty(),
+        "checked where the keys are used"
+    );
+    assert!(
+        Pii::from_config(&required)
+            .expect_err("refused")
+            .contains("pii.require_keys")
+    );
     assert!(
         !format!("{config:?}").contains(&key),
         "secrets do not print"
