@@ -389,6 +389,7 @@ async fn run(
         Ports {
             notifier: notifier.clone(),
             certs: Arc::new(PgCertificationSource::new(pool.clone())),
+            pii: kreki_platform::pii::Pii::dev(),
         },
     );
     let shutdown = CancellationToken::new();

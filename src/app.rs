@@ -180,6 +180,15 @@ pub fn build(
     let mut api = OpenApiRouter::with_openapi(ApiDoc::openapi());
     let mut workers = Vec::new();
 
+    let pii = crate::pii::keys(config)?;
+    if services.contains(Service::Dispatch) || services.contains(Service::Bridge) {
+        workers.push(tokio::spawn(crate::pii::reseal_at_start(
+            pool.clone(),
+            pii.clone(),
+            config.pii.reseal_batch,
+            shutdown.clone(),
+        )));
+    }
     let auth = kreki_auth::build(pool.clone(), config.auth.clone())?
         .with_erasers(crate::erasure::hooks(pool));
     let sms = kreki_sms::build(pool.clone(), config.sms.clone())?;
@@ -306,6 +315,7 @@ pub fn build(
             kreki_dispatch::service::Ports {
                 notifier,
                 certs: Arc::new(certs),
+                pii: pii.clone(),
             },
         );
         api = api.merge(kreki_dispatch::routes::router(
@@ -410,12 +420,13 @@ pub fn build(
             None => Arc::new(crate::wiring::PractitionerVerifiedInDb(pool.clone())),
         };
         let feed: Arc<dyn kreki_bridge_satusehat::domain::IncidentFeed> =
-            Arc::new(crate::wiring::IncidentChanges(pool.clone()));
+            Arc::new(crate::wiring::IncidentChanges(pool.clone(), pii.clone()));
         let bridge = kreki_bridge_satusehat::build(
             pool.clone(),
             &config.satusehat,
             auth.service.verifier().clone(),
             sink,
+            pii.clone(),
         )?;
         api = api.merge(kreki_bridge_satusehat::router(bridge.clone()));
         workers.extend(kreki_bridge_satusehat::spawn_workers(

@@ -127,11 +127,29 @@ pub enum Command {
         #[command(subcommand)]
         command: GuidanceCommand,
     },
+    /// NIK protection: keys, and re-encrypting stored NIKs.
+    Pii {
+        /// What to do.
+        #[command(subcommand)]
+        command: PiiCommand,
+    },
     /// Check the configuration and print it (secrets redacted).
     Config,
     /// Print the OpenAPI description `/openapi.json` serves (JSON), without a database or a
     /// signing key: what `scripts/validate-openapi.sh` checks and client generators read.
     Openapi,
+}
+
+/// `kreki pii …`
+#[derive(Debug, Subcommand)]
+pub enum PiiCommand {
+    /// Print a new random key (base64 of 32 bytes) for `pii.keys.<id>` or `pii.search_key`.
+    GenerateKey,
+    /// Seal every stored NIK under `pii.current_key`: plaintext rows from before encryption and
+    /// rows under older keys, in batches of `pii.reseal_batch`. Run it after making a new key
+    /// current; remove the old key from `pii.keys` once it reports nothing left. Safe to run while
+    /// `kreki serve` runs (and `serve` runs it at start).
+    Reseal,
 }
 
 /// `kreki guidance …`
@@ -401,6 +419,31 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Loadtest { command } => loadtest(&config, command).await,
+        Command::Pii {
+            command: PiiCommand::GenerateKey,
+        } => {
+            say(&kreki_platform::pii::generate_key());
+            Ok(())
+        }
+        Command::Pii {
+            command: PiiCommand::Reseal,
+        } => {
+            let pii = crate::pii::keys(&config)?;
+            let pool = config.database.pool().map_err(anyhow::Error::msg)?;
+            let count = crate::pii::reseal_all(&pool, &pii, config.pii.reseal_batch).await?;
+            say(&format!(
+                "resealed {} NIKs under key `{}`; {} unreadable",
+                count.resealed,
+                pii.current_kid(),
+                count.unreadable
+            ));
+            anyhow::ensure!(
+                count.unreadable == 0,
+                "{} stored NIKs cannot be read with pii.keys (see the log); keep their keys configured",
+                count.unreadable
+            );
+            Ok(())
+        }
         Command::Config => {
             say(&format!("{config:#?}"));
             Ok(())

@@ -54,6 +54,8 @@ pub struct Config {
     pub mqtt: kreki_realtime::mqtt::MqttConfig,
     /// `[sms]`: text messages (phone codes, offers without data, escalations) and their webhooks.
     pub sms: kreki_sms::SmsConfig,
+    /// `[pii]`: keys that seal NIKs at rest and key their search hash.
+    pub pii: kreki_platform::pii::PiiConfig,
 }
 
 /// `[server]`
@@ -241,6 +243,7 @@ impl Config {
         problems.extend(self.push.validate());
         problems.extend(self.mqtt.validate());
         problems.extend(self.sms.validate());
+        problems.extend(self.pii.validate());
         if problems.is_empty() {
             Ok(())
         } else {

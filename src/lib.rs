@@ -6,6 +6,7 @@
 //! - [`app`]: wires the service crates into one HTTP server with shared middleware and shutdown.
 //! - [`wiring`]: adapters that connect one service's ports to another service.
 //! - [`erasure`]: each service's part of deleting an account, registered on KREKI ID.
+//! - [`pii`]: which keys seal NIKs, and the batch that reseals stored ones.
 //! - [`demo`]: a local platform with a persistent signing key and demo accounts.
 //! - [`web`]: the coordinator dashboard and the citizen and volunteer web apps, compiled in.
 //! - [`wiring`]: the adapters joining dispatch and the realtime hub.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod demo;
 pub mod erasure;
 pub mod lms_names;
+pub mod pii;
 pub mod sms_offers;
 pub mod web;
 pub mod wiring;

@@ -325,7 +325,8 @@ impl kreki_bridge_satusehat::domain::PractitionerStatusSink for PractitionerVeri
 /// Dispatch's alert changes as the bridge's incident feed (each event carries the full state), read
 /// from the shared database with dispatch's own feed query: it works whether or not the dispatch
 /// service runs in this process.
-pub struct IncidentChanges(pub sqlx::PgPool);
+/// The keys open the patients' NIKs for the bridge (which seals them again in its own table).
+pub struct IncidentChanges(pub sqlx::PgPool, pub kreki_platform::pii::Pii);
 
 impl kreki_bridge_satusehat::domain::IncidentFeed for IncidentChanges {
     fn next_batch(
@@ -334,7 +335,8 @@ impl kreki_bridge_satusehat::domain::IncidentFeed for IncidentChanges {
         limit: u32,
     ) -> BoxFuture<'_, anyhow::Result<Vec<kreki_bridge_satusehat::domain::IncidentEvent>>> {
         Box::pin(async move {
-            let changes = kreki_dispatch::service::changes_after(&self.0, after, limit).await?;
+            let changes =
+                kreki_dispatch::service::changes_after(&self.0, &self.1, after, limit).await?;
             changes.into_iter().map(incident_event).collect()
         })
     }

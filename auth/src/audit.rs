@@ -28,6 +28,8 @@ pub enum Action {
     UserSelfDelete,
     /// A coordinator saw a caller's phone number.
     CallerPhoneView,
+    /// A coordinator saw a responder's phone number (a call-back to the scene).
+    ResponderPhoneView,
     /// Personal data left KREKI in an export.
     Export,
 }
@@ -41,6 +43,7 @@ impl Action {
             Action::UserDelete => "user.delete",
             Action::UserSelfDelete => "user.self_delete",
             Action::CallerPhoneView => "alert.caller_phone.view",
+            Action::ResponderPhoneView => "alert.responder_phone.view",
             Action::Export => "export",
         }
     }
@@ -54,7 +57,7 @@ pub struct AuditEntry {
     /// The account that acted; null when KREKI itself did.
     pub actor: Option<Uuid>,
     /// What was done: `user.view`, `user.search`, `user.delete`, `user.self_delete`, `alert.caller_phone.view`,
-    /// `export`.
+    /// `alert.responder_phone.view`, `export`.
     #[schema(example = "user.view")]
     pub action: String,
     /// Whose data (an account id; after an erasure it names nobody any more).

@@ -22,6 +22,7 @@ pub mod account_view;
 pub mod admin;
 pub mod audit;
 pub mod config;
+pub mod contact_view;
 pub mod domain;
 pub mod erasure;
 pub mod error;

@@ -19,60 +19,8 @@ pub const IHS_SYSTEM: &str = "https://fhir.kemkes.go.id/id/nakes-his-number";
 /// The identifier system of a patient's IHS number in SATUSEHAT.
 pub const PATIENT_IHS_SYSTEM: &str = "https://fhir.kemkes.go.id/id/ihs-number";
 
-/// An Indonesian national id number (Nomor Induk Kependudukan): exactly 16 ASCII digits.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Nik(String);
-
-impl Nik {
-    /// Parses a NIK; spaces, dots and dashes people type between groups are dropped.
-    ///
-    /// ```
-    /// use kreki_bridge_satusehat::Nik;
-    ///
-    /// assert_eq!(Nik::parse("3171-0123-4567-8901").map(|nik| nik.as_str().to_owned()), Ok("3171012345678901".to_owned()));
-    /// assert!(Nik::parse("12345").is_err());
-    /// ```
-    ///
-    /// # Errors
-    /// A message for the caller when it is not 16 digits.
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        let digits: String = raw
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '.' | '-'))
-            .collect();
-        if digits.len() == 16 && digits.bytes().all(|b| b.is_ascii_digit()) {
-            Ok(Self(digits))
-        } else {
-            Err("must be a NIK of exactly 16 digits")
-        }
-    }
-
-    /// The 16 digits.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A NIK is personal data: debug output shows only its last four digits.
-impl std::fmt::Debug for Nik {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Nik(************{})", &self.0[12..])
-    }
-}
-
-impl TryFrom<String> for Nik {
-    type Error = &'static str;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<Nik> for String {
-    fn from(nik: Nik) -> Self {
-        nik.0
-    }
-}
+/// An Indonesian national id number, validated, masked in `Debug`/`Display` (shared with dispatch).
+pub use kreki_platform::pii::Nik;
 
 /// Status of an alert as dispatch reports it (the `status` of docs/API.md's Alert).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,8 +114,8 @@ pub struct IncidentEvent {
     pub occurred_at: DateTime<Utc>,
     /// When this change happened (UTC).
     pub changed_at: DateTime<Utc>,
-    /// The patient's NIK when the citizen gave one (16 digits; anything else is ignored).
-    pub patient_nik: Option<String>,
+    /// The patient's NIK when the citizen gave one (sealed before the bridge stores it).
+    pub patient_nik: Option<Nik>,
     /// Every assignment of the alert, current state.
     pub responders: Vec<Responder>,
     /// The alert is a drill (practice): not a health record, so the bridge neither projects it
@@ -223,20 +171,6 @@ impl IncidentFeed for EmptyFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nik_is_sixteen_digits() {
-        assert_eq!(
-            Nik::parse("3171 0101 0101 0001").map(|n| n.as_str().to_owned()),
-            Ok("3171010101010001".to_owned())
-        );
-        assert!(Nik::parse("317101010101000").is_err());
-        assert!(Nik::parse("31710101010100011").is_err());
-        assert!(Nik::parse("317101010101000x").is_err());
-        assert!(Nik::parse("３１７１０１０１０１０１０００１").is_err());
-        let nik = Nik::parse("3171010101010001").expect("valid");
-        assert_eq!(format!("{nik:?}"), "Nik(************0001)");
-    }
 
     #[test]
     fn statuses_map_to_encounter_statuses() {

@@ -19,6 +19,9 @@ pub enum BridgeError {
         /// Seconds until a new request is accepted.
         retry_after_s: u64,
     },
+    /// 409: another account already verified as a health worker with this NIK.
+    #[error("NIK already verified for another account")]
+    NikTaken,
     /// 401/403: not signed in, or without the role needed.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -47,6 +50,10 @@ impl BridgeError {
                 "A verification was asked moments ago; try again in {retry_after_s} s."
             ))
             .with_retry_after_s(*retry_after_s),
+            Self::NikTaken => Problem::conflict(
+                "nik-taken",
+                "Another account is already verified as a health worker with this NIK.",
+            ),
             Self::Auth(error) => error.to_problem(),
             Self::Database(error) => kreki_platform::problem::from_sqlx(error),
         }

@@ -408,7 +408,10 @@ async fn search_encounters(
     };
     let self_url = link((filter.after_row > 0).then_some(filter.after_row));
     let next_url = more.then(|| link(rows.last().map(|row| row.row_id)));
-    let resources = rows.iter().map(fhir::encounter).collect();
+    let resources = rows
+        .iter()
+        .map(|row| fhir::encounter(row, &state.pii))
+        .collect();
     Ok(fhir_response(
         StatusCode::OK,
         &fhir::searchset(&base, resources, &self_url, next_url.as_deref()),
@@ -435,7 +438,7 @@ async fn read_encounter(
         .ok_or_else(|| FhirError::not_found("Encounter"))?;
     Ok(versioned(
         &headers,
-        &fhir::encounter(&incident),
+        &fhir::encounter(&incident, &state.pii),
         incident.version,
         incident.updated_at,
     ))

@@ -2,14 +2,17 @@
 //! place so their shapes are checked together (unit tests here, and the independent validator under
 //! `validation/`).
 //!
-//! Privacy: no citizen phone number or name appears in any resource; a patient is identified only by
-//! NIK, and only when the citizen gave one.
+//! Privacy: no citizen phone number or name appears in any resource. A patient's NIK goes to
+//! SATUSEHAT only (to find the patient there); health systems reading the FHIR API see that a NIK
+//! was given, masked (`NIK ************2101`), never the digits.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use crate::client::encounter_identifier_system;
-use crate::domain::{IHS_SYSTEM, NIK_SYSTEM};
+use kreki_platform::pii::Pii;
+
+use crate::domain::IHS_SYSTEM;
 use crate::store::{IncidentRow, TaskRow};
 
 /// `Content-Type` of every FHIR answer.
@@ -47,7 +50,7 @@ fn meta(version: i32, updated_at: DateTime<Utc>) -> Value {
 }
 
 /// The Encounter a health system reads for an alert (id = alert id).
-pub fn encounter(incident: &IncidentRow) -> Value {
+pub fn encounter(incident: &IncidentRow, pii: &Pii) -> Value {
     let mut encounter = json!({
         "resourceType": "Encounter",
         "id": incident.alert_id.to_string(),
@@ -67,11 +70,12 @@ pub fn encounter(incident: &IncidentRow) -> Value {
         "period": period(incident),
         "location": [{ "location": { "reference": format!("Location/{}", incident.alert_id) } }]
     });
-    if let Some(nik) = &incident.patient_nik {
-        encounter["subject"] = json!({
-            "type": "Patient",
-            "identifier": { "system": NIK_SYSTEM, "value": nik }
-        });
+    if let Some(stored) = &incident.patient_nik {
+        let display = pii.open_str(stored).map_or_else(
+            |_| "NIK given (unreadable)".to_owned(),
+            |nik| format!("NIK {}", nik.masked()),
+        );
+        encounter["subject"] = json!({ "type": "Patient", "display": display });
     }
     encounter
 }

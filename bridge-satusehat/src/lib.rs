@@ -63,6 +63,7 @@ pub fn build(
     config: &SatusehatConfig,
     verifier: TokenVerifier,
     sink: Arc<dyn PractitionerStatusSink>,
+    pii: kreki_platform::pii::Pii,
 ) -> anyhow::Result<BridgeState> {
     let mut config = config.clone();
     let mut fake = None;
@@ -102,8 +103,25 @@ pub fn build(
         verifier,
         settings: Arc::new(BridgeSettings::from_config(&config)),
         fake,
+        pii,
     })
 }
+
+/// The bridge's columns of NIKs, for the reseal batch ([`kreki_platform::pii::reseal`]).
+pub const NIK_COLUMNS: &[kreki_platform::pii::ResealTarget] = &[
+    kreki_platform::pii::ResealTarget {
+        table: "bridge.incidents",
+        key: "alert_id",
+        column: "patient_nik",
+        hash_column: None,
+    },
+    kreki_platform::pii::ResealTarget {
+        table: "bridge.practitioners",
+        key: "user_id",
+        column: "nik",
+        hash_column: Some("nik_hash"),
+    },
+];
 
 /// Every route of the bridge: `/v1/volunteers/me/practitioner-verification`,
 /// `/v1/fhir-sync/failures` and `/fhir/r4/...`.

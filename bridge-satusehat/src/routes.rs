@@ -29,11 +29,20 @@ pub fn router(state: BridgeState) -> OpenApiRouter {
 pub const VERIFICATION_COOLDOWN_S: f64 = 10.0;
 
 /// Body of `POST /v1/volunteers/me/practitioner-verification`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct VerificationRequest {
     /// The volunteer's NIK: 16 digits (spaces, dots and dashes between groups are ignored).
-    #[schema(example = "3171012345678901")]
-    pub nik: String,
+    #[schema(example = "3171012345678901", value_type = String)]
+    pub nik: serde_json::Value,
+}
+
+/// The NIK never reaches a log through a debug print of the body.
+impl std::fmt::Debug for VerificationRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerificationRequest")
+            .field("nik", &"[REDACTED]")
+            .finish()
+    }
 }
 
 /// Checks the signed-in volunteer against SATUSEHAT's health-worker registry by NIK. `verified`
@@ -44,6 +53,7 @@ pub struct VerificationRequest {
         (status = 200, description = "`verified` (with the IHS number), `not_found`, `ambiguous`, or `unavailable` (SATUSEHAT could not be asked; KREKI retries in the background)", body = Verification),
         (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a volunteer", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another account is already verified with this NIK", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`nik` is not 16 digits", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Asked again within 10 s; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -53,7 +63,15 @@ async fn practitioner_verification(
     Json(body): Json<VerificationRequest>,
 ) -> BridgeResult<Json<Verification>> {
     user.require(Role::Volunteer)?;
-    let nik = Nik::parse(&body.nik).map_err(|why| BridgeError::field("nik", why))?;
+    // Any JSON is taken, so a wrong type is never quoted back (it may be a whole NIK as a number).
+    let nik = Nik::from_json(&body.nik).map_err(|why| BridgeError::field("nik", why))?;
+    // One NIK, one health worker: found through the keyed hash, never the digits.
+    if crate::store::verified_practitioner_by_nik(&state.pool, &state.pii.hash(&nik), user.id.0)
+        .await?
+        .is_some()
+    {
+        return Err(BridgeError::NikTaken);
+    }
     // Every request is a search at SATUSEHAT on the organization's one credential: a volunteer
     // hammering this endpoint must not get the whole organization rate-limited.
     if let Some(elapsed_s) = crate::store::seconds_since_check(&state.pool, user.id.0).await?

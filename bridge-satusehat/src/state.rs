@@ -72,6 +72,8 @@ pub struct BridgeState {
     pub settings: Arc<BridgeSettings>,
     /// The in-process fake SATUSEHAT, when `environment = "fake"` (kept alive with the state).
     pub fake: Option<Arc<FakeSatusehat>>,
+    /// Keys that seal NIKs at rest; opened only to ask or tell SATUSEHAT.
+    pub pii: kreki_platform::pii::Pii,
 }
 
 impl FromRef<BridgeState> for TokenVerifier {

@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use kreki_platform::pii::{NikHash, Pii, SealedNik};
+
 use crate::domain::{IncidentEvent, IncidentStatus};
 
 /// A stored verification.
@@ -16,7 +18,7 @@ use crate::domain::{IncidentEvent, IncidentStatus};
 pub struct PractitionerRow {
     /// The volunteer.
     pub user_id: Uuid,
-    /// Their NIK while a lookup is pending.
+    /// Their NIK, sealed, while a lookup is pending.
     pub nik: Option<String>,
     /// `verified`, `not_found`, `ambiguous` or `unavailable`.
     pub status: String,
@@ -34,7 +36,8 @@ pub struct PractitionerRow {
 pub async fn save_practitioner(
     pool: &PgPool,
     user_id: Uuid,
-    nik: Option<&str>,
+    nik: Option<&SealedNik>,
+    nik_hash: &NikHash,
     status: &str,
     ihs_number: Option<&str>,
     attempts: i32,
@@ -43,23 +46,42 @@ pub async fn save_practitioner(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO bridge.practitioners
-             (user_id, nik, status, ihs_number, attempts, next_attempt_at, last_error, checked_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+             (user_id, nik, status, ihs_number, attempts, next_attempt_at, last_error, checked_at, nik_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8)
          ON CONFLICT (user_id) DO UPDATE SET
-             nik = excluded.nik, status = excluded.status, ihs_number = excluded.ihs_number,
+             nik = excluded.nik, nik_hash = excluded.nik_hash, status = excluded.status, ihs_number = excluded.ihs_number,
              attempts = excluded.attempts, next_attempt_at = excluded.next_attempt_at,
              last_error = excluded.last_error, checked_at = now()",
     )
     .bind(user_id)
-    .bind(nik)
+    .bind(nik.map(SealedNik::as_str))
     .bind(status)
     .bind(ihs_number)
     .bind(attempts)
     .bind(next_attempt_at)
     .bind(last_error)
+    .bind(nik_hash.as_bytes())
     .execute(pool)
     .await
     .map(drop)
+}
+
+/// The account that verified with the NIK of keyed hash `nik_hash` (`verified` only), other than
+/// `except`: the one lookup by NIK there is, through the search hash (index
+/// `practitioners_nik_hash_idx`), never the digits.
+pub async fn verified_practitioner_by_nik(
+    pool: &PgPool,
+    nik_hash: &NikHash,
+    except: Uuid,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT user_id FROM bridge.practitioners
+         WHERE nik_hash = $1 AND status = 'verified' AND user_id <> $2 LIMIT 1",
+    )
+    .bind(nik_hash.as_bytes())
+    .bind(except)
+    .fetch_optional(pool)
+    .await
 }
 
 /// The stored verification of `user_id`.
@@ -119,6 +141,7 @@ pub async fn feed_cursor(pool: &PgPool) -> Result<i64, sqlx::Error> {
 /// Events at or before the cursor are skipped, and so are drills (never a health record).
 pub async fn apply_events(
     pool: &PgPool,
+    pii: &Pii,
     events: &[IncidentEvent],
     sync: bool,
 ) -> Result<i64, sqlx::Error> {
@@ -132,7 +155,7 @@ pub async fn apply_events(
         // A drill is not a health record: it moves the cursor and leaves no trace here, so no
         // Encounter is queued for it and the FHIR API cannot serve it.
         if !event.drill {
-            apply_event(&mut tx, event, sync).await?;
+            apply_event(&mut tx, pii, event, sync).await?;
         }
         last = last.max(event.seq);
     }
@@ -146,15 +169,15 @@ pub async fn apply_events(
 
 async fn apply_event(
     conn: &mut PgConnection,
+    pii: &Pii,
     event: &IncidentEvent,
     sync: bool,
 ) -> Result<(), sqlx::Error> {
     let (lat, lng) = event.location;
     let nik = event
         .patient_nik
-        .as_deref()
-        .and_then(|nik| crate::domain::Nik::parse(nik).ok())
-        .map(String::from);
+        .as_ref()
+        .map(|nik| pii.seal(nik).as_str().to_owned());
     let ended_at = event.status.is_final().then_some(event.changed_at);
     let previous: Option<String> =
         sqlx::query_scalar("SELECT status FROM bridge.incidents WHERE alert_id = $1 FOR UPDATE")
@@ -258,7 +281,7 @@ pub struct IncidentRow {
     pub occurred_at: DateTime<Utc>,
     /// When it ended, if it has.
     pub ended_at: Option<DateTime<Utc>>,
-    /// The patient's NIK, if given.
+    /// The patient's NIK, sealed ([`Pii::open_str`] reads it), if given.
     pub patient_nik: Option<String>,
     /// FHIR version.
     pub version: i32,

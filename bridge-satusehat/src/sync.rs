@@ -16,7 +16,7 @@ use chrono::Utc;
 use kreki_platform::shutdown::CancellationToken;
 
 use crate::client::{SatusehatClient, SatusehatError};
-use crate::domain::{IncidentFeed, Nik};
+use crate::domain::IncidentFeed;
 use crate::state::BridgeState;
 use crate::store::{self, OutboxRow, SyncRow};
 
@@ -33,7 +33,7 @@ pub async fn pump_once(state: &BridgeState, feed: &dyn IncidentFeed) -> anyhow::
     if events.is_empty() {
         return Ok(0);
     }
-    store::apply_events(&state.pool, &events, state.client.is_some()).await?;
+    store::apply_events(&state.pool, &state.pii, &events, state.client.is_some()).await?;
     Ok(events.len())
 }
 
@@ -175,11 +175,20 @@ async fn create(
         tracing::info!(alert_id = %row.alert_id, "no verified practitioner on the alert any more; no Encounter sent");
         return Ok(());
     };
-    let patient_ihs = match incident
+    // The one place a patient's NIK is decrypted: to find the patient in SATUSEHAT.
+    let patient_nik = match incident
         .patient_nik
         .as_deref()
-        .and_then(|nik| Nik::parse(nik).ok())
+        .map(|stored| state.pii.open_str(stored))
     {
+        None => None,
+        Some(Ok(nik)) => Some(nik),
+        Some(Err(error)) => {
+            tracing::error!(alert_id = %row.alert_id, %error, "the patient's NIK cannot be read; the Encounter goes without a subject");
+            None
+        }
+    };
+    let patient_ihs = match patient_nik {
         None => None,
         Some(nik) => {
             let mut patients = client.search_patients(&nik).await?;

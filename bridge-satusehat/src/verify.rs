@@ -86,6 +86,7 @@ async fn look_up(state: &BridgeState, nik: &Nik) -> Result<Verification, String>
 async fn settle(
     state: &BridgeState,
     user: Uuid,
+    nik: &Nik,
     attempts: i32,
     found: &Verification,
 ) -> Result<(), sqlx::Error> {
@@ -93,6 +94,7 @@ async fn settle(
         &state.pool,
         user,
         None,
+        &state.pii.hash(nik),
         found.status.as_str(),
         found.ihs_number.as_deref(),
         attempts,
@@ -119,7 +121,7 @@ pub async fn verify(
 ) -> Result<Verification, sqlx::Error> {
     match look_up(state, nik).await {
         Ok(found) => {
-            settle(state, user, 1, &found).await?;
+            settle(state, user, nik, 1, &found).await?;
             Ok(found)
         }
         Err(why) => {
@@ -131,7 +133,8 @@ pub async fn verify(
             store::save_practitioner(
                 &state.pool,
                 user,
-                Some(nik.as_str()),
+                Some(&state.pii.seal(nik)),
+                &state.pii.hash(nik),
                 VerificationStatus::Unavailable.as_str(),
                 None,
                 1,
@@ -155,12 +158,17 @@ pub async fn retry_due(state: &BridgeState) -> Result<usize, sqlx::Error> {
     let lease_s = state.settings.retry_max.as_secs_f64().max(60.0);
     let due = store::claim_due_practitioners(&state.pool, 20, lease_s).await?;
     for row in &due {
-        let Some(nik) = row.nik.as_deref().and_then(|nik| Nik::parse(nik).ok()) else {
-            continue;
+        let nik = match row.nik.as_deref().map(|stored| state.pii.open_str(stored)) {
+            Some(Ok(nik)) => nik,
+            None => continue,
+            Some(Err(error)) => {
+                tracing::error!(user = %row.user_id, %error, "a pending verification's NIK cannot be read; the volunteer must ask again");
+                continue;
+            }
         };
         let attempts = row.attempts.saturating_add(1);
         match look_up(state, &nik).await {
-            Ok(found) => settle(state, row.user_id, attempts, &found).await?,
+            Ok(found) => settle(state, row.user_id, &nik, attempts, &found).await?,
             Err(why) => {
                 let attempt = u32::try_from(attempts).unwrap_or(u32::MAX);
                 let retry_at = (attempt < state.settings.max_attempts).then(|| {
@@ -174,7 +182,8 @@ pub async fn retry_due(state: &BridgeState) -> Result<usize, sqlx::Error> {
                 store::save_practitioner(
                     &state.pool,
                     row.user_id,
-                    retry_at.is_some().then_some(nik.as_str()),
+                    retry_at.is_some().then(|| state.pii.seal(&nik)).as_ref(),
+                    &state.pii.hash(&nik),
                     VerificationStatus::Unavailable.as_str(),
                     None,
                     attempts,

@@ -409,9 +409,10 @@ async fn a_failing_feed_is_retried_without_losing_events(pool: PgPool) {
     // Replaying an event already applied changes nothing.
     let mut replay = event(alert, IncidentStatus::Cancelled, Utc::now(), None, vec![]);
     replay.seq = 1;
-    let cursor = kreki_bridge_satusehat::store::apply_events(&h.state.pool, &[replay], true)
-        .await
-        .expect("applies");
+    let cursor =
+        kreki_bridge_satusehat::store::apply_events(&h.state.pool, &h.state.pii, &[replay], true)
+            .await
+            .expect("applies");
     assert_eq!(cursor, 1);
     let incident = kreki_bridge_satusehat::store::incident(&h.state.pool, alert)
         .await
@@ -657,10 +658,12 @@ async fn resources_are_versioned_scoped_and_free_of_personal_data(pool: PgPool) 
     assert_eq!(headers[reqwest::header::ETAG], "W/\"2\"");
     assert_eq!(encounter["status"], "in-progress");
     assert_eq!(encounter["class"]["code"], "EMER");
+    // Health systems see that a NIK was given, masked; only SATUSEHAT gets the digits.
     assert_eq!(
-        encounter["subject"]["identifier"]["value"],
-        fake::SEED_PATIENT_NIK
+        encounter["subject"]["display"],
+        format!("NIK ************{}", &fake::SEED_PATIENT_NIK[12..])
     );
+    assert!(!encounter.to_string().contains(fake::SEED_PATIENT_NIK));
     keep_sample("encounter", &encounter);
     let unchanged = h
         .http

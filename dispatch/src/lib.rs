@@ -65,3 +65,12 @@ pub use messages::Message;
 pub use notify::{Audience, Notifier, RecordingNotifier};
 pub use routes::DispatchState;
 pub use service::DispatchService;
+
+/// Dispatch's columns of NIKs, for the reseal batch ([`kreki_platform::pii::reseal`]).
+pub const NIK_COLUMNS: &[kreki_platform::pii::ResealTarget] =
+    &[kreki_platform::pii::ResealTarget {
+        table: "dispatch.alerts",
+        key: "id",
+        column: "patient_nik",
+        hash_column: None,
+    }];

@@ -175,8 +175,17 @@ pub enum Event {
     PhonedIn {
         /// The coordinator.
         by: Person,
-        /// The caller's number, when given (shown to the region's coordinators for a call-back).
+        /// The caller's number masked to its last four digits (`*******7890`), when given; the
+        /// whole number only through a recorded call-back view (`POST /v1/alerts/{id}/contacts/view`).
         caller_phone: Option<String>,
+    },
+    /// A coordinator was shown the caller's and the responders' phone numbers for a call-back
+    /// (each view is also in KREKI ID's audit log).
+    ContactsViewed {
+        /// Who.
+        by: Person,
+        /// Why, as they gave it.
+        reason: String,
     },
     /// A coordinator sent the alert out again, to a wider radius than its kind's waves.
     Redispatched {

@@ -803,6 +803,7 @@ async fn readiness_waits_for_the_matcher(pool: PgPool) {
         kreki_dispatch::service::Ports {
             notifier: std::sync::Arc::new(kreki_dispatch::notify::NullNotifier),
             certs: std::sync::Arc::new(kreki_dispatch::PgCertificationSource::new(pool.clone())),
+            pii: kreki_platform::pii::Pii::dev(),
         },
     );
     let check = kreki_dispatch::worker::DispatchReadiness(service.clone());

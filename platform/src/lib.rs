@@ -7,12 +7,14 @@
 //! - [`telemetry`]: JSON `tracing` logs and the Prometheus recorder.
 //! - [`health`]: `/healthz` (the process answers) and `/readyz` (its dependencies answer).
 //! - [`db`]: PostgreSQL pool, migrations and constraint helpers.
+//! - [`pii`]: NIKs sealed with AES-256-GCM under named keys, their keyed search hash, masking.
 //! - [`shutdown`]: SIGTERM/SIGINT handling shared by the server and background workers.
 
 pub mod db;
 pub mod extract;
 pub mod health;
 pub mod http;
+pub mod pii;
 pub mod problem;
 pub mod shutdown;
 pub mod telemetry;

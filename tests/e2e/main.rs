@@ -2,12 +2,14 @@
 //! real PostgreSQL, spoken to over HTTP like any client. One test binary; each module is a theme.
 
 mod aftercare;
+mod callback;
 mod fanout;
 mod instances;
 mod lms;
 mod loadtest;
 mod mqtt;
 mod mqtt_tls;
+mod nik;
 mod openapi;
 mod operations;
 mod overload;

@@ -100,10 +100,13 @@ impl Server {
         let port = free_port();
         let log =
             std::env::temp_dir().join(format!("kreki-e2e-{port}-{}.log", uuid::Uuid::new_v4()));
-        let stderr = if std::env::var_os("TEST_LOG").is_some() {
-            Stdio::inherit()
+        // Logs go to stdout (`telemetry::init_logging`), panics to stderr: both into the one file.
+        let (stdout, stderr) = if std::env::var_os("TEST_LOG").is_some() {
+            (Stdio::inherit(), Stdio::inherit())
         } else {
-            Stdio::from(std::fs::File::create(&log).expect("log file is creatable"))
+            let file = std::fs::File::create(&log).expect("log file is creatable");
+            let second = file.try_clone().expect("log file handle is clonable");
+            (Stdio::from(second), Stdio::from(file))
         };
         let mut command = kreki();
         command
@@ -114,12 +117,7 @@ impl Server {
             // request waiting for a pooled connection then may wait longer than in service.
             // Tests that are about the timeout set their own value.
             .env("KREKI_DATABASE__ACQUIRE_TIMEOUT_MS", "15000")
-            // Logs go to stdout (`telemetry::init_logging`): shown live with `TEST_LOG=1` too.
-            .stdout(if std::env::var_os("TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stdout(stdout)
             .stderr(stderr);
         // `{base}` in a value is this server's own URL (known only once its port is picked), for
         // settings such as `sms.public_base_url` that name the server itself.
@@ -163,7 +161,8 @@ impl Server {
         ))
     }
 
-    fn log_text(&self) -> String {
+    /// What the process logged so far (empty with `TEST_LOG=1`, which shows it live instead).
+    pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 

@@ -24,6 +24,7 @@ import { clearFieldErrors, showProblem } from '/web/shared/forms.js';
 import '/dashboard/operations-text.js';
 import { initOperations, inRegion, loadOperations, onOperationsMessage, renderOperations } from '/dashboard/operations.js';
 import { initTools, renderTools } from '/dashboard/tools.js';
+import { initCallback, renderCallback } from '/dashboard/callback.js';
 import { describe } from '/dashboard/timeline.js';
 
 const KINDS = ['medical', 'cardiac_arrest', 'accident', 'fire', 'disaster', 'security', 'other'];
@@ -78,6 +79,7 @@ initTools(api, {
     loadDetail(id);
   },
 });
+initCallback(api, { onViewed: (id) => loadDetail(id) });
 fillFilters();
 onLanguage(() => {
   fillFilters();
@@ -470,6 +472,7 @@ function select(id) {
   if (!id) {
     renderResolve(null);
     renderTools(null);
+    renderCallback(null);
   }
   showError($('detail-message'), '');
   renderList();
@@ -522,6 +525,7 @@ function renderDetail() {
     `<li>${esc(a.volunteer?.name ?? '')}${a.role ? ` (${esc(t(`responder.rolename.${a.role}`))})` : ''} — ${esc(t(`astatus.${a.status}`))}${typeof a.distance_m === 'number' ? `, ${esc(distance(a.distance_m))}` : ''}</li>`).join('');
   renderResolve(alert);
   renderTools(alert);
+  renderCallback(alert);
   $('detail-body').innerHTML = `
     <p><span class="badge">${esc(KIND_CODE[alert.kind] ?? '?')}</span> <strong>${esc(t(`kind.${alert.kind}`))}</strong>
       — <span class="badge" id="detail-status">${esc(t(`status.${alert.status}`))}</span>${drillBadge(alert)}</p>

@@ -143,6 +143,7 @@ pub async fn harness(pool: PgPool, options: Options) -> Harness {
     });
     let sink = Arc::new(RecordingSink::default());
     let state = BridgeState {
+        pii: kreki_platform::pii::Pii::dev(),
         pool,
         client,
         sink: sink.clone(),
@@ -226,7 +227,7 @@ pub fn event(
         location: (-6.2, 106.816),
         occurred_at,
         changed_at: Utc::now(),
-        patient_nik: patient_nik.map(str::to_owned),
+        patient_nik: patient_nik.map(|nik| kreki_platform::pii::Nik::parse(nik).expect("a NIK")),
         responders,
         drill: false,
     }

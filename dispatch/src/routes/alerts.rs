@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use kreki_auth::{CurrentUser, Role};
 use kreki_platform::extract::{Json, Path, PeerAddr, Query};
+use kreki_platform::pii::Nik;
 use kreki_platform::{FieldError, Problem};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -33,10 +34,23 @@ pub struct AlertLocation {
 }
 
 /// Who needs help, when it is not the citizen.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct Patient {
-    /// NIK, 16 digits.
-    pub nik: Option<String>,
+    /// NIK, 16 digits (spaces, dots and dashes between groups are ignored). Stored encrypted, never
+    /// answered back except masked.
+    // Any JSON is taken here and checked by `Nik::from_json`, so a wrong type (a NIK sent as a
+    // number) is never quoted back in the problem.
+    #[schema(value_type = Option<String>)]
+    pub nik: Option<serde_json::Value>,
+}
+
+/// The NIK never reaches a log through a debug print of the body.
+impl std::fmt::Debug for Patient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Patient")
+            .field("nik", &self.nik.as_ref().map(|_| "[REDACTED]"))
+            .finish()
+    }
 }
 
 /// Body of `POST /v1/alerts`.
@@ -73,13 +87,12 @@ fn validate_alert(body: CreateAlertRequest) -> DispatchResult<AlertRequest> {
     {
         errors.push(FieldError::new("note", "must be at most 1000 characters"));
     }
-    let nik = body.patient.and_then(|patient| patient.nik);
-    if nik
-        .as_ref()
-        .is_some_and(|nik| nik.len() != 16 || !nik.bytes().all(|b| b.is_ascii_digit()))
-    {
-        errors.push(FieldError::new("patient.nik", "must be 16 digits"));
-    }
+    let nik = match body.patient.and_then(|patient| patient.nik) {
+        None => None,
+        Some(raw) => Nik::from_json(&raw)
+            .map_err(|rule| errors.push(FieldError::new("patient.nik", rule)))
+            .ok(),
+    };
     match position {
         Ok(position) if errors.is_empty() => Ok(AlertRequest {
             kind: body.kind,

@@ -11,11 +11,13 @@
 //! - [`resolve`]: a coordinator resolves an alert with its outcome.
 //! - [`regions`]: regions and their coordinators.
 //! - [`triage`]: release from triage, notes, alerts phoned in to a coordinator.
+//! - [`contacts`]: a coordinator's recorded call-back view of phones.
 //! - [`escalations`]: the alarms coordinators acknowledge.
 
 pub mod aeds;
 pub mod alerts;
 pub mod checkins;
+pub mod contacts;
 pub mod escalations;
 pub mod kinds;
 pub mod regions;
@@ -82,6 +84,7 @@ pub fn router(state: DispatchState) -> OpenApiRouter {
         .routes(routes!(triage::redispatch))
         .routes(routes!(triage::hand_off))
         .routes(routes!(triage::phone_in))
+        .routes(routes!(contacts::view_contacts))
         .routes(routes!(escalations::list_escalations))
         .routes(routes!(escalations::acknowledge))
         .with_state(state)

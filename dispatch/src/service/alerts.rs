@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use kreki_auth::CurrentUser;
+use kreki_platform::pii::{Nik, Pii, PiiError, SealedNik};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -36,22 +37,23 @@ pub struct AlertRequest {
     pub accuracy_m: Option<f32>,
     /// Free text from the citizen (at most 1000 characters).
     pub note: Option<String>,
-    /// The patient's NIK (16 digits), if given.
-    pub patient_nik: Option<String>,
+    /// The patient's NIK, if given (sealed before it is stored).
+    pub patient_nik: Option<Nik>,
     /// Raised to practise (`"drill": true`), not a real emergency.
     pub drill: bool,
 }
 
 impl AlertRequest {
     /// SHA-256 over the normalised request: a retry with the same key must carry the same body.
-    fn hash(&self) -> Vec<u8> {
+    /// The NIK enters as its keyed hash, so the stored digest cannot be tried against NIKs.
+    fn hash(&self, pii: &Pii) -> Vec<u8> {
         let mut canonical = json!({
             "kind": self.kind.as_str(),
             "lat": self.at.lat(),
             "lng": self.at.lng(),
             "accuracy_m": self.accuracy_m,
             "note": self.note,
-            "nik": self.patient_nik,
+            "nik": self.patient_nik.as_ref().map(|nik| hex_of(pii.hash(nik).as_bytes())),
         });
         // Only drills add the flag, so keys stored before drills existed still match their retries.
         if self.drill {
@@ -83,8 +85,10 @@ pub struct AlertChange {
     pub seq: i64,
     /// The alert as it is now.
     pub alert: Alert,
-    /// The patient's NIK, when the citizen gave one (kept out of the public Alert).
-    pub patient_nik: Option<String>,
+    /// The patient's NIK, when the citizen gave one (kept out of the public Alert), decrypted for
+    /// the SATUSEHAT bridge. A stored value these keys cannot open is logged (never its content)
+    /// and left out.
+    pub patient_nik: Option<Nik>,
 }
 
 /// Dispatch's change feed read straight from PostgreSQL: alerts that changed after event `after`
@@ -98,6 +102,7 @@ pub struct AlertChange {
 /// Database failures.
 pub async fn changes_after(
     pool: &PgPool,
+    pii: &Pii,
     after: i64,
     limit: u32,
 ) -> DispatchResult<Vec<AlertChange>> {
@@ -114,6 +119,15 @@ pub async fn changes_after(
     Ok(changed
         .into_iter()
         .filter_map(|(seq, id, patient_nik)| {
+            let patient_nik = patient_nik.and_then(|stored| match pii.open_str(&stored) {
+                Ok(nik) => Some(nik),
+                // Written before NIKs were sealed and not yet reached by the reseal batch.
+                Err(PiiError::Malformed) => Nik::parse(&stored).ok(),
+                Err(error) => {
+                    tracing::error!(alert_id = %id, %error, "the patient's NIK of this alert cannot be read; the bridge gets none");
+                    None
+                }
+            });
             Some(AlertChange {
                 seq,
                 alert: alerts.remove(&id)?,
@@ -211,7 +225,7 @@ impl DispatchService {
         if origin.phoned_in_by.is_none() {
             self.check_panic_limit(citizen, origin.address, now)?;
         }
-        let hash = request.hash();
+        let hash = request.hash(&self.pii);
         let alert_id = AlertId::new();
         let citizen_id = citizen.id.0;
         let settings = self.kind_settings(request.kind);
@@ -229,7 +243,10 @@ impl DispatchService {
         if let Some(by) = &origin.phoned_in_by {
             before.push(Event::PhonedIn {
                 by: by.clone(),
-                caller_phone: origin.caller_phone.clone(),
+                caller_phone: origin
+                    .caller_phone
+                    .as_deref()
+                    .map(super::contacts::mask_phone),
             });
         }
         let first = match admission {
@@ -256,6 +273,7 @@ impl DispatchService {
                     first.changes.status.unwrap_or(AlertStatus::Dispatching),
                 )
             });
+        let sealed_nik = request.patient_nik.as_ref().map(|nik| self.pii.seal(nik));
         let new = NewAlert {
             id: alert_id,
             citizen_id,
@@ -264,7 +282,7 @@ impl DispatchService {
             at: request.at,
             accuracy_m: request.accuracy_m,
             note: request.note.as_deref(),
-            patient_nik: request.patient_nik.as_deref(),
+            patient_nik: sealed_nik.as_ref().map(SealedNik::as_str),
             drill: request.drill,
             responders_needed: i32::try_from(responders_needed).unwrap_or(1),
             wave: i32::try_from(wave).unwrap_or(i32::MAX),
@@ -472,7 +490,7 @@ impl DispatchService {
     /// # Errors
     /// Database failures.
     pub async fn changes_after(&self, after: i64, limit: u32) -> DispatchResult<Vec<AlertChange>> {
-        changes_after(&self.pool, after, limit).await
+        changes_after(&self.pool, &self.pii, after, limit).await
     }
 
     /// Cancels an alert (its citizen or a coordinator): pending offers are withdrawn, active
@@ -576,4 +594,8 @@ pub(crate) fn location(at: LatLng, accuracy_m: Option<f32>) -> Location {
         lng: at.lng(),
         accuracy_m,
     }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }

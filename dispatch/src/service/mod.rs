@@ -17,6 +17,7 @@
 //! - [`regions`]: regions, their coordinators, and where a coordinator may look and act.
 //! - [`triage`]: releasing a triaged alert, notes on the timeline, alerts phoned in to a
 //!   coordinator.
+//! - [`contacts`]: a coordinator's recorded view of the phones of an alert's caller and responders.
 //! - [`escalations`]: the alarms a region's coordinators must acknowledge.
 //!
 //! Every state change is one transaction (or one statement) that changes the alert row, so
@@ -27,6 +28,7 @@
 pub mod aeds;
 pub mod alerts;
 pub mod checkins;
+pub mod contacts;
 pub mod effects;
 pub mod escalations;
 pub mod regions;
@@ -84,6 +86,8 @@ pub struct Ports {
     pub notifier: Arc<dyn Notifier>,
     /// Valid certifications of volunteers (dispatch's own table until the LMS supplies them).
     pub certs: Arc<dyn CertificationSource>,
+    /// Keys that seal patients' NIKs at rest ([`kreki_platform::pii`]); `Pii::dev()` in tests.
+    pub pii: kreki_platform::pii::Pii,
 }
 
 /// The dispatch service. One per process; shared as `Arc<DispatchService>`.
@@ -93,6 +97,7 @@ pub struct DispatchService {
     index: Index,
     notifier: Arc<dyn Notifier>,
     certs: Arc<dyn CertificationSource>,
+    pii: kreki_platform::pii::Pii,
     wake: mpsc::Sender<Wake>,
     history: HistoryQueue,
     /// Positions applied to the matcher, waiting to be written ([`crate::positions`]).
@@ -143,6 +148,7 @@ impl DispatchService {
             index,
             notifier: ports.notifier,
             certs: ports.certs,
+            pii: ports.pii,
             wake,
             history,
             positions,
@@ -166,6 +172,11 @@ impl DispatchService {
     /// The pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The keys that seal NIKs.
+    pub fn pii(&self) -> &kreki_platform::pii::Pii {
+        &self.pii
     }
 
     /// The configuration.

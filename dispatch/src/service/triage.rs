@@ -308,7 +308,7 @@ impl DispatchService {
     }
 }
 
-fn person(user: &CurrentUser) -> Person {
+pub(crate) fn person(user: &CurrentUser) -> Person {
     Person {
         id: user.id.0,
         name: user.name.clone(),

@@ -237,6 +237,7 @@ pub mod alerts;
 pub mod assignments;
 pub mod changes;
 pub mod checkins;
+pub mod contacts;
 pub mod erasure;
 pub mod escalations;
 pub mod kinds;

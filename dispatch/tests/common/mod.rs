@@ -67,6 +67,7 @@ impl TestApp {
             Ports {
                 notifier: notifier.clone(),
                 certs: Arc::new(PgCertificationSource::new(pool.clone())),
+                pii: kreki_platform::pii::Pii::dev(),
             },
         );
         service.prepare().await.expect("dispatch prepares");
