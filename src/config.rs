@@ -54,6 +54,8 @@ pub struct Config {
     pub mqtt: kreki_realtime::mqtt::MqttConfig,
     /// `[sms]`: text messages (phone codes, offers without data, escalations) and their webhooks.
     pub sms: kreki_sms::SmsConfig,
+    /// `[cap]`: CAP 1.2 warnings read from feeds (off without feeds), broadcasts, CAP out.
+    pub cap: kreki_cap::CapConfig,
 }
 
 /// `[server]`
@@ -240,6 +242,7 @@ impl Config {
         problems.extend(self.dispatch.validate());
         problems.extend(self.push.validate());
         problems.extend(self.mqtt.validate());
+        problems.extend(self.cap.validate());
         problems.extend(self.sms.validate());
         if problems.is_empty() {
             Ok(())

@@ -19,3 +19,4 @@ mod sms;
 mod support;
 mod traces;
 mod training_to_dispatch;
+mod warnings;

@@ -1,0 +1,109 @@
+//! The CAP service's ports, wired here (the binary is the one place that knows every crate):
+//! [`CapPeople`] answers who is inside an area from dispatch's volunteers and regions (ids only;
+//! positions never leave the server), [`CapHub`] sends warnings to the coordinators' dashboards
+//! and broadcasts to their recipients through the realtime hub, as typed messages encoded once.
+
+use std::sync::Arc;
+
+use kreki_auth::Role;
+use kreki_cap::ports::{Announcer, BoxFuture, People};
+use kreki_cap::views::{BroadcastMessage, CapMessage, Warning};
+use kreki_realtime::{Audience, Frame, Hub};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Most recipients of one broadcast (a whole city's on-duty volunteers fit many times over).
+const MAX_RECIPIENTS: i64 = 200_000;
+
+/// Who is inside an area, from dispatch's tables through dispatch's own queries.
+pub struct CapPeople {
+    /// The shared database.
+    pub pool: PgPool,
+    /// Positions older than this do not count, seconds (dispatch's `position_max_age_s`).
+    pub position_max_age_s: u64,
+}
+
+impl People for CapPeople {
+    fn volunteers_inside(&self, area: &str) -> BoxFuture<'_, anyhow::Result<Vec<Uuid>>> {
+        let area = area.to_owned();
+        Box::pin(async move {
+            Ok(kreki_dispatch::store::areas::on_duty_inside(
+                &self.pool,
+                &area,
+                self.position_max_age_s as f64,
+                MAX_RECIPIENTS,
+            )
+            .await?)
+        })
+    }
+
+    /// KREKI keeps no citizen's position outside their own alerts, so no citizen is known to be
+    /// inside an area: citizens are reached by the public CAP feed their apps and agencies read.
+    fn citizens_inside(&self, _area: &str) -> BoxFuture<'_, anyhow::Result<Vec<Uuid>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn region_area(
+        &self,
+        region: Uuid,
+    ) -> BoxFuture<'_, anyhow::Result<Option<serde_json::Value>>> {
+        Box::pin(async move {
+            Ok(kreki_dispatch::store::regions::regions(&self.pool)
+                .await?
+                .into_iter()
+                .find(|row| row.id.0 == region)
+                .map(|row| row.area.0))
+        })
+    }
+}
+
+/// Warnings and broadcasts through the hub.
+pub struct CapHub(pub Hub);
+
+impl CapHub {
+    fn send(&self, audience: Audience, message: &CapMessage<'_>) {
+        match Frame::new(message) {
+            Ok(frame) => self.0.publish_frame(audience, &frame),
+            // Typed messages with a `type` tag: a failure here is a bug, not input.
+            Err(error) => tracing::error!(%error, "CAP message not published"),
+        }
+    }
+}
+
+impl Announcer for CapHub {
+    fn warning_changed(&self, warning: &Warning) {
+        self.send(
+            Audience::Role(Role::Coordinator),
+            &CapMessage::Warning { warning },
+        );
+    }
+
+    fn warnings_removed(&self, ids: &[Uuid]) {
+        self.send(
+            Audience::Role(Role::Coordinator),
+            &CapMessage::WarningsRemoved { ids },
+        );
+    }
+
+    fn severe_warning(&self, warning: &Warning) {
+        tracing::warn!(warning = %warning.id, severity = %warning.severity, event = %warning.event, "severe CAP warning on the map");
+    }
+
+    fn broadcast(&self, recipients: &[Uuid], message: &BroadcastMessage) {
+        if recipients.is_empty() {
+            return;
+        }
+        self.send(
+            Audience::Users(recipients.to_vec()),
+            &CapMessage::Broadcast { broadcast: message },
+        );
+    }
+}
+
+/// The announcer of a process: the hub where it runs here, silence otherwise (dashboards poll).
+pub fn announcer(hub: Option<&Hub>) -> Arc<dyn Announcer> {
+    match hub {
+        Some(hub) => Arc::new(CapHub(hub.clone())),
+        None => Arc::new(kreki_cap::ports::Silent),
+    }
+}
