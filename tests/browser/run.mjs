@@ -9,6 +9,7 @@ import { drillTests } from './drill.mjs';
 import { screenTests } from './screens.mjs';
 import { responderTests } from './responders.mjs';
 import { operationsTests } from './operations.mjs';
+import { warningsTests } from './warnings.mjs';
 
 const JAKARTA = { latitude: -6.2, longitude: 106.8167, accuracy: 15 };
 let phoneCounter = 0;
@@ -476,6 +477,7 @@ tests.push(...simulateTests({ newPage, signIn, noPageErrors }));
 tests.push(...screenTests({ newPage, signIn, phone, noPageErrors }));
 tests.push(...responderTests({ newPage, signIn, phone, noPageErrors }));
 tests.push(...operationsTests({ newPage, signIn, phone, noPageErrors }));
+tests.push(...warningsTests({ newPage, signIn, phone, noPageErrors }));
 
 const server = await startKreki();
 let browser;

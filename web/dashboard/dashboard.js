@@ -24,7 +24,7 @@ import { clearFieldErrors, showProblem } from '/web/shared/forms.js';
 import '/dashboard/operations-text.js';
 import { initOperations, inRegion, loadOperations, onOperationsMessage, renderOperations } from '/dashboard/operations.js';
 import { initTools, renderTools } from '/dashboard/tools.js';
-import { initWarnings, onWarningsMessage, warningMark } from '/dashboard/warnings.js';
+import { initWarnings, onWarningsMessage, warningCorners, warningMark } from '/dashboard/warnings.js';
 import { describe } from '/dashboard/timeline.js';
 
 const KINDS = ['medical', 'cardiac_arrest', 'accident', 'fire', 'disaster', 'security', 'other'];
@@ -191,6 +191,7 @@ async function fitToWhatMatters() {
   const points = [
     ...[...state.alerts.values()].filter((a) => OPEN.has(a.status)).map((a) => [a.location.lat, a.location.lng]),
     ...volunteers.filter((v) => v.on_duty && typeof v.lat === 'number').map((v) => [v.lat, v.lng]),
+    ...warningCorners(),
   ];
   if (points.length === 0) return;
   state.framed = state.markers.size;

@@ -69,6 +69,17 @@ export function onWarningsMessage(message) {
   return true;
 }
 
+/** Corners ([lat, lng]) of the warnings' areas, so the first framing of the map shows them whole. */
+export function warningCorners() {
+  const corners = [];
+  for (const warning of state.warnings) {
+    if (!warning.area) continue;
+    const bounds = L.geoJSON(warning.area).getBounds();
+    corners.push([bounds.getSouth(), bounds.getWest()], [bounds.getNorth(), bounds.getEast()]);
+  }
+  return corners;
+}
+
 /** The active warnings whose area contains the point. */
 export function warningsAt(lat, lng) {
   return state.warnings.filter((w) => w.area && inside(w.area, lat, lng));
