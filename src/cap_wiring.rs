@@ -1,7 +1,8 @@
 //! The CAP service's ports, wired here (the binary is the one place that knows every crate):
 //! [`CapPeople`] answers who is inside an area from dispatch's volunteers and regions (ids only;
 //! positions never leave the server), [`CapHub`] sends warnings to the coordinators' dashboards
-//! and broadcasts to their recipients through the realtime hub, as typed messages encoded once.
+//! and broadcasts to their recipients through the realtime hub, as typed messages encoded once,
+//! and has dispatch escalate a Severe or Extreme warning to the regions it covers.
 
 use std::sync::Arc;
 
@@ -57,13 +58,22 @@ impl People for CapPeople {
     }
 }
 
-/// Warnings and broadcasts through the hub.
-pub struct CapHub(pub Hub);
+/// Warnings and broadcasts through the hub (where it runs in this process), and severe warnings'
+/// escalations through dispatch.
+pub struct CapHub {
+    /// The WebSocket hub; without it the dashboards poll `GET /v1/warnings`.
+    pub hub: Option<Hub>,
+    /// Dispatch, which raises and announces escalations.
+    pub dispatch: Arc<kreki_dispatch::DispatchService>,
+}
 
 impl CapHub {
     fn send(&self, audience: Audience, message: &CapMessage<'_>) {
+        let Some(hub) = &self.hub else {
+            return;
+        };
         match Frame::new(message) {
-            Ok(frame) => self.0.publish_frame(audience, &frame),
+            Ok(frame) => hub.publish_frame(audience, &frame),
             // Typed messages with a `type` tag: a failure here is a bug, not input.
             Err(error) => tracing::error!(%error, "CAP message not published"),
         }
@@ -85,8 +95,20 @@ impl Announcer for CapHub {
         );
     }
 
+    /// Raises the escalations of the regions the warning covers, off the poller's path (a
+    /// severe warning is rare: one short task each).
     fn severe_warning(&self, warning: &Warning) {
-        tracing::warn!(warning = %warning.id, severity = %warning.severity, event = %warning.event, "severe CAP warning on the map");
+        let Some(area) = warning.area.as_ref().map(serde_json::Value::to_string) else {
+            return;
+        };
+        let dispatch = self.dispatch.clone();
+        let id = warning.id;
+        tokio::spawn(async move {
+            match dispatch.escalate_warning(id, &area).await {
+                Ok(raised) => tracing::info!(warning = %id, raised, "severe warning escalated"),
+                Err(error) => tracing::warn!(warning = %id, %error, "severe warning not escalated"),
+            }
+        });
     }
 
     fn broadcast(&self, recipients: &[Uuid], message: &BroadcastMessage) {
@@ -100,10 +122,13 @@ impl Announcer for CapHub {
     }
 }
 
-/// The announcer of a process: the hub where it runs here, silence otherwise (dashboards poll).
-pub fn announcer(hub: Option<&Hub>) -> Arc<dyn Announcer> {
-    match hub {
-        Some(hub) => Arc::new(CapHub(hub.clone())),
-        None => Arc::new(kreki_cap::ports::Silent),
-    }
+/// The announcer of a process running dispatch: the hub where it runs here too.
+pub fn announcer(
+    hub: Option<&Hub>,
+    dispatch: &Arc<kreki_dispatch::DispatchService>,
+) -> Arc<dyn Announcer> {
+    Arc::new(CapHub {
+        hub: hub.cloned(),
+        dispatch: dispatch.clone(),
+    })
 }

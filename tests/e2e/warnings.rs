@@ -150,6 +150,7 @@ async fn a_bmkg_earthquake_reaches_the_map_and_the_volunteers_inside(pool: PgPoo
         ("081500000001", "Koordinator", &["coordinator"][..]),
         ("081500000002", "Relawan Monas", &["volunteer"][..]),
         ("081500000003", "Relawan Bandung", &["volunteer"][..]),
+        ("081500000004", "Admin", &["admin"][..]),
     ] {
         create_account(&url, phone, PASSWORD, name, roles);
     }
@@ -157,6 +158,26 @@ async fn a_bmkg_earthquake_reaches_the_map_and_the_volunteers_inside(pool: PgPoo
     let coordinator = api.login("081500000001", PASSWORD).await;
     let inside = api.login("081500000002", PASSWORD).await;
     let outside = api.login("081500000003", PASSWORD).await;
+    let admin = api.login("081500000004", PASSWORD).await;
+    // Two regions: the quake's area covers Jakarta's, not Bandung's.
+    let mut regions = Vec::new();
+    for (name, (lat, lng)) in [("Jakarta", MONAS), ("Bandung", BANDUNG)] {
+        let (status, region) = api
+            .send(
+                Method::POST,
+                "/v1/regions",
+                Some(&admin),
+                Some(
+                    json!({"name": name, "area": {"type": "Polygon", "coordinates": [[
+                        [lng - 0.1, lat - 0.1], [lng + 0.1, lat - 0.1], [lng + 0.1, lat + 0.1],
+                        [lng - 0.1, lat + 0.1], [lng - 0.1, lat - 0.1]
+                    ]]}}),
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{region}");
+        regions.push(region["id"].as_str().expect("id").to_owned());
+    }
     on_duty_at(&api, &inside, MONAS).await;
     on_duty_at(&api, &outside, BANDUNG).await;
     let mut dashboard = open_socket(&server.base, &coordinator).await;
@@ -218,6 +239,43 @@ async fn a_bmkg_earthquake_reaches_the_map_and_the_volunteers_inside(pool: PgPoo
     })
     .await;
     assert!(shown.is_some(), "the dashboard is told of the warning");
+    // An Extreme warning is an escalation for the region it covers (Jakarta), not the other.
+    let escalated = frame_where(&mut dashboard, "escalation", PATIENCE, |frame| {
+        frame["escalation"]["reason"] == "severe_warning"
+    })
+    .await
+    .expect("the region's coordinators are alarmed");
+    assert_eq!(escalated["escalation"]["warning_id"], warning_id.as_str());
+    assert_eq!(escalated["escalation"]["region_id"], regions[0].as_str());
+    assert!(escalated["escalation"]["alert_id"].is_null());
+    let (status, open) = api
+        .send(
+            Method::GET,
+            "/v1/escalations?status=open",
+            Some(&coordinator),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{open}");
+    let severe: Vec<&Value> = open
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|e| e["reason"] == "severe_warning")
+        .collect();
+    assert_eq!(severe.len(), 1, "one region covered: {open}");
+    let (status, acked) = api
+        .send(
+            Method::POST,
+            &format!(
+                "/v1/escalations/{}/ack",
+                severe[0]["id"].as_str().expect("id")
+            ),
+            Some(&coordinator),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{acked}");
 
     // The rule told the volunteer inside, in both languages, and not the one outside.
     let ruled = broadcast_frame(&mut inside_socket, None, PATIENCE)
