@@ -2,7 +2,8 @@
 //! [`CapPeople`] answers who is inside an area from dispatch's volunteers and regions (ids only;
 //! positions never leave the server), [`CapHub`] sends warnings to the coordinators' dashboards
 //! and broadcasts to their recipients through the realtime hub, as typed messages encoded once,
-//! and has dispatch escalate a Severe or Extreme warning to the regions it covers.
+//! texts a broadcast to recipients with no socket open (where SMS is configured; push carries
+//! offers only), and has dispatch escalate a Severe or Extreme warning to the regions it covers.
 
 use std::sync::Arc;
 
@@ -65,6 +66,72 @@ pub struct CapHub {
     pub hub: Option<Hub>,
     /// Dispatch, which raises and announces escalations.
     pub dispatch: Arc<kreki_dispatch::DispatchService>,
+    /// Texts, where configured: a recipient with no open socket gets the broadcast by SMS.
+    pub sms: Option<Arc<kreki_sms::SmsService>>,
+    /// The shared database (recipients' phone numbers, read here, sent nowhere else).
+    pub pool: PgPool,
+}
+
+/// Most texts one broadcast sends (the SMS service's daily caps apply as well).
+const MAX_TEXTS_PER_BROADCAST: usize = 1000;
+
+/// The text of a broadcast: both languages, cut to three SMS segments.
+pub fn broadcast_text(message: &BroadcastMessage) -> String {
+    let text = format!(
+        "KREKI: {} / {}",
+        message.message.id.trim(),
+        message.message.en.trim()
+    );
+    text.chars().take(450).collect()
+}
+
+/// Texts `message` to each of `users` who has a phone, one after the other (the provider's rate
+/// limit and the daily caps are the SMS service's), at most once per broadcast and person.
+async fn text_broadcast(
+    sms: Arc<kreki_sms::SmsService>,
+    pool: PgPool,
+    users: Vec<Uuid>,
+    message: BroadcastMessage,
+) {
+    let phones: Vec<(Uuid, String)> = match sqlx::query_as(
+        "SELECT id, phone FROM auth.users WHERE id = ANY ($1)",
+    )
+    .bind(&users)
+    .fetch_all(&pool)
+    .await
+    {
+        Ok(phones) => phones,
+        Err(error) => {
+            tracing::warn!(broadcast = %message.id, %error, "broadcast not texted: phones unreadable");
+            return;
+        }
+    };
+    let body = broadcast_text(&message);
+    let mut sent = 0usize;
+    for (user, phone) in phones.into_iter().take(MAX_TEXTS_PER_BROADCAST) {
+        let Some(to) = kreki_sms::E164::parse(&phone) else {
+            continue;
+        };
+        match sms
+            .send(kreki_sms::Text {
+                to,
+                body: body.clone(),
+                purpose: kreki_sms::Purpose::Broadcast,
+                user_id: Some(user),
+                dedupe_key: Some(format!("broadcast:{}:{user}", message.id)),
+                reference: None,
+            })
+            .await
+        {
+            Ok(Some(_)) => sent += 1,
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(broadcast = %message.id, %error, "broadcast text not sent; stopping");
+                break;
+            }
+        }
+    }
+    tracing::info!(broadcast = %message.id, sent, "broadcast texted to recipients without a socket");
 }
 
 impl CapHub {
@@ -111,6 +178,8 @@ impl Announcer for CapHub {
         });
     }
 
+    /// On every socket of each recipient; by SMS to those with no socket open on this instance
+    /// (where texts are configured).
     fn broadcast(&self, recipients: &[Uuid], message: &BroadcastMessage) {
         if recipients.is_empty() {
             return;
@@ -119,16 +188,41 @@ impl Announcer for CapHub {
             Audience::Users(recipients.to_vec()),
             &CapMessage::Broadcast { broadcast: message },
         );
+        let Some(sms) = self.sms.clone().filter(|sms| sms.enabled()) else {
+            return;
+        };
+        let offline: Vec<Uuid> = recipients
+            .iter()
+            .copied()
+            .filter(|user| {
+                self.hub
+                    .as_ref()
+                    .is_none_or(|hub| hub.connections_of(*user) == 0)
+            })
+            .collect();
+        if !offline.is_empty() {
+            tokio::spawn(text_broadcast(
+                sms,
+                self.pool.clone(),
+                offline,
+                message.clone(),
+            ));
+        }
     }
 }
 
-/// The announcer of a process running dispatch: the hub where it runs here too.
+/// The announcer of a process running dispatch: the hub where it runs here too, texts where
+/// configured.
 pub fn announcer(
     hub: Option<&Hub>,
     dispatch: &Arc<kreki_dispatch::DispatchService>,
+    sms: &Arc<kreki_sms::SmsService>,
+    pool: &PgPool,
 ) -> Arc<dyn Announcer> {
     Arc::new(CapHub {
         hub: hub.cloned(),
         dispatch: dispatch.clone(),
+        sms: sms.enabled().then(|| sms.clone()),
+        pool: pool.clone(),
     })
 }
