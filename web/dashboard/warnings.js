@@ -5,7 +5,7 @@
 // (or everyone) inside a warning's area (POST /v1/broadcasts), answered with how many it reached.
 // Kept current by the WebSocket `warning` and `warning.removed` frames, and a slow poll.
 import { esc } from '/web/shared/api.js';
-import { addTexts, clock, lang, t } from '/web/shared/i18n.js';
+import { addTexts, clock, lang, onLanguage, t } from '/web/shared/i18n.js';
 
 addTexts({
   id: {
@@ -36,7 +36,7 @@ addTexts({
 
 const COLOURS = { Extreme: '#8b0000', Severe: '#d9480f', Moderate: '#e8a200', Minor: '#2b8a3e', Unknown: '#5b6573' };
 const POLL_MS = 30000;
-const state = { api: null, map: null, layer: null, warnings: [], poll: null, onChange: null };
+const state = { api: null, map: null, layer: null, warnings: [], poll: null, onChange: null, listed: null };
 const $ = (id) => document.getElementById(id);
 
 /** Starts the warnings layer and list; `onChange` runs when the warnings changed (re-mark alerts). */
@@ -44,7 +44,10 @@ export function initWarnings(api, map, onChange) {
   state.api = api;
   state.map = map;
   state.onChange = onChange;
-  if (!state.layer) state.layer = L.layerGroup().addTo(map);
+  if (!state.layer) {
+    state.layer = L.layerGroup().addTo(map);
+    onLanguage(() => renderWarnings());
+  }
   clearInterval(state.poll);
   state.poll = setInterval(loadWarnings, POLL_MS);
   return loadWarnings();
@@ -129,6 +132,10 @@ function renderWarnings() {
   const section = $('warnings');
   if (!section) return;
   section.hidden = false;
+  // The same warnings as listed already: keep the list (and a broadcast being typed) as it is.
+  const listed = `${document.documentElement.lang}|${state.warnings.map((w) => `${w.id}@${w.received_at}`).join(',')}`;
+  if (listed === state.listed) return;
+  state.listed = listed;
   $('warnings-count').textContent = String(state.warnings.length);
   $('warnings-list').innerHTML = state.warnings.length === 0
     ? `<li class="muted">${esc(t('warn.none'))}</li>`
