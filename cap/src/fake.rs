@@ -13,7 +13,7 @@
 //! | `POST /control/weather` | `{polygon: [[lat, lng], ...], severity?}` -> `{key}` |
 //! | `POST /control/update` | `{key, lat, lng, radius_km}`: an `Update` moving the area |
 //! | `POST /control/cancel` | `{key}`: a `Cancel` |
-//! | `POST /control/faults` | `{down?, broken?, hostile?, huge?}` |
+//! | `POST /control/faults` | `{down?, broken?, hostile?, huge?, oversized?}` |
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -72,6 +72,9 @@ pub struct Faults {
     /// The feed links a document with a polygon of 5,000 points.
     #[serde(default)]
     pub huge: bool,
+    /// The feed itself is 4 MiB (without `Content-Length`: sent in chunks), over any sane limit.
+    #[serde(default)]
+    pub oversized: bool,
 }
 
 #[derive(Debug, Default)]
@@ -530,6 +533,19 @@ async fn feed(State(book): State<Arc<Mutex<Book>>>, headers: HeaderMap) -> Respo
     if book.faults.broken {
         body.truncate(body.len() / 2);
     }
+    if book.faults.oversized {
+        let padding = "<!-- BMKG -->".repeat(4 * 1024 * 1024 / 13);
+        let stream = futures_util::stream::iter(
+            [body, padding]
+                .into_iter()
+                .map(|part| Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(part))),
+        );
+        return (
+            [(header::CONTENT_TYPE, "application/rss+xml".to_owned())],
+            axum::body::Body::from_stream(stream),
+        )
+            .into_response();
+    }
     (
         [
             (header::CONTENT_TYPE, "application/rss+xml".to_owned()),
@@ -547,7 +563,12 @@ async fn feed_with_base(state: State<Arc<Mutex<Book>>>, headers: HeaderMap) -> R
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1")
         .to_owned();
+    let oversized = lock(&state.0).faults.oversized;
     let response = feed(state, headers).await;
+    if oversized {
+        // Streamed as it is: rewriting would buffer it (and give it a length).
+        return response;
+    }
     let (parts, body) = response.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, 4 * 1024 * 1024).await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();

@@ -467,6 +467,23 @@ async fn a_bmkg_earthquake_reaches_the_map_and_the_volunteers_inside(pool: PgPoo
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     bmkg.set_faults(Faults {
+        oversized: true,
+        ..Faults::default()
+    });
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while counted(
+        &metrics(&api).await,
+        "kreki_cap_refused_total",
+        "reason=\"too_large\"",
+    ) < 1.0
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "an oversized feed is not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    bmkg.set_faults(Faults {
         down: true,
         ..Faults::default()
     });
