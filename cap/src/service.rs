@@ -1,6 +1,6 @@
 //! [`CapService`]: applying the CAP messages the poller reads (store, announce, escalate, run the
 //! rules), and what the routes ask of it. Decisions about a message (is it for the map, is it
-//! severe, which rules fire) are pure functions here; the store does the rest in one statement.
+//! severe, which rules fire) are pure functions here; the store applies a message in one transaction.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,6 +44,13 @@ pub enum Outcome {
 /// `Update`); exercises, tests, drafts and cancellations are stored but not shown.
 pub fn is_shown(status: Status, msg_type: MsgType) -> bool {
     status == Status::Actual && matches!(msg_type, MsgType::Alert | MsgType::Update)
+}
+
+/// True when a shown warning of `severity` raises escalations: a Severe or Extreme `Alert`, or an
+/// `Update` that made a warning Severe or Extreme (an Update of one already escalated does not
+/// alarm the regions again; its escalations stay open until acknowledged).
+pub fn needs_escalation(severity: Severity, msg_type: MsgType, replaced_severe: bool) -> bool {
+    severity.is_severe() && (msg_type == MsgType::Alert || !replaced_severe)
 }
 
 /// The rules that fire for a shown warning of `severity` whose events are `events`.
@@ -133,7 +140,9 @@ impl CapService {
             let warning = Warning::from(row);
             self.announcer.warning_changed(&warning);
             let severity = alert.severity();
-            if severity.is_severe() && warning.area.is_some() {
+            if needs_escalation(severity, alert.msg_type, applied.retired_severe)
+                && warning.area.is_some()
+            {
                 self.announcer.severe_warning(&warning);
             }
             if alert.msg_type == MsgType::Alert {
@@ -246,6 +255,14 @@ mod tests {
             rules_firing(&rules, Severity::Unknown, &["Gempabumi"]).len(),
             0
         );
+    }
+
+    #[test]
+    fn severe_alerts_and_updates_that_turn_severe_escalate() {
+        assert!(needs_escalation(Severity::Extreme, MsgType::Alert, false));
+        assert!(needs_escalation(Severity::Severe, MsgType::Update, false));
+        assert!(!needs_escalation(Severity::Extreme, MsgType::Update, true));
+        assert!(!needs_escalation(Severity::Moderate, MsgType::Alert, false));
     }
 
     #[test]

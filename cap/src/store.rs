@@ -1,5 +1,5 @@
 //! The SQL of schema `cap`: applying a CAP message (insert de-duplicated, retire what it updates
-//! or cancels, in one statement), the active warnings, broadcasts and the outgoing feed.
+//! or cancels, in one transaction), the active warnings, broadcasts and the outgoing feed.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
@@ -73,11 +73,14 @@ pub struct Applied {
     pub stored: Option<WarningRow>,
     /// Ids of warnings it retired (updated or cancelled).
     pub retired: Vec<Uuid>,
+    /// True when one of them was `Severe` or `Extreme` (an Update of a warning already escalated).
+    pub retired_severe: bool,
 }
 
 /// Stores `alert` read from `feed` unless it is a duplicate; an `Update` replaces and a `Cancel`
 /// cancels the messages it references; a message already referenced by a later one is stored
-/// retired. One statement.
+/// retired. One transaction: the insert, the retirement of what it references, the retirement of
+/// itself when it arrived after its Update.
 ///
 /// # Errors
 /// Database failures.
@@ -100,6 +103,7 @@ pub async fn apply(
     let refs: Vec<String> = alert.references.iter().map(reference_key).collect();
     let (lats, lngs, radii) = alert.area.circle_arrays();
     let id = Uuid::now_v7();
+    let mut tx = pool.begin().await?;
     let row: Option<WarningRow> = sqlx::query_as(concat!(
         "WITH w AS (
              INSERT INTO cap.warnings (id, feed, sender, identifier, sent, status, msg_type, severity,
@@ -135,46 +139,51 @@ pub async fn apply(
     .bind(&radii)
     .bind(expires)
     .bind(key(&alert.sender, &alert.identifier, sent))
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = row else {
         return Ok(Applied {
             stored: None,
             retired: Vec::new(),
+            retired_severe: false,
         });
     };
-    let mut retired: Vec<Uuid> = Vec::new();
+    let mut retired: Vec<(Uuid, String)> = Vec::new();
     if !refs.is_empty() && matches!(alert.msg_type, MsgType::Update | MsgType::Cancel) {
         let cancel = alert.msg_type == MsgType::Cancel;
-        retired = sqlx::query_scalar(
+        retired = sqlx::query_as(
             "UPDATE cap.warnings SET
                  replaced_by = CASE WHEN $3 THEN replaced_by ELSE $2 END,
                  cancelled_at = CASE WHEN $3 THEN now() ELSE cancelled_at END
              WHERE (sender || ',' || identifier || ',' || extract(epoch FROM sent)::bigint) = ANY ($1)
                AND id <> $2 AND replaced_by IS NULL AND cancelled_at IS NULL
-             RETURNING id",
+             RETURNING id, severity",
         )
         .bind(&refs)
         .bind(row.id)
         .bind(cancel)
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await?;
     }
     // A message that a later Update already names (it arrived late) is replaced at once.
-    let late: Option<Uuid> = sqlx::query_scalar(
+    let late: Option<(Uuid, String)> = sqlx::query_as(
         "UPDATE cap.warnings w SET replaced_by = l.id
          FROM cap.warnings l
          WHERE w.id = $1 AND $2 = ANY (l.refs) AND l.msg_type = 'Update'
-         RETURNING w.id",
+         RETURNING w.id, w.severity",
     )
     .bind(row.id)
     .bind(key(&alert.sender, &alert.identifier, sent))
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     retired.extend(late);
     Ok(Applied {
         stored: Some(row),
-        retired,
+        retired_severe: retired
+            .iter()
+            .any(|(_, severity)| matches!(severity.as_str(), "Severe" | "Extreme")),
+        retired: retired.into_iter().map(|(id, _)| id).collect(),
     })
 }
 
