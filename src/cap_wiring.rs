@@ -17,6 +17,9 @@ use uuid::Uuid;
 /// Most recipients of one broadcast (a whole city's on-duty volunteers fit many times over).
 const MAX_RECIPIENTS: i64 = 200_000;
 
+/// How far back a citizen's own panic places them inside an area, seconds.
+pub const CITIZEN_WINDOW_S: f64 = 12.0 * 3600.0;
+
 /// Who is inside an area, from dispatch's tables through dispatch's own queries.
 pub struct CapPeople {
     /// The shared database.
@@ -39,10 +42,20 @@ impl People for CapPeople {
         })
     }
 
-    /// KREKI keeps no citizen's position outside their own alerts, so no citizen is known to be
-    /// inside an area: citizens are reached by the public CAP feed their apps and agencies read.
-    fn citizens_inside(&self, _area: &str) -> BoxFuture<'_, anyhow::Result<Vec<Uuid>>> {
-        Box::pin(async { Ok(Vec::new()) })
+    /// KREKI keeps no citizen's position outside their own alerts: the citizens known to be
+    /// inside are those whose own panic of the last [`CITIZEN_WINDOW_S`] lies in the area. Others
+    /// follow the public CAP feed their apps and agencies read.
+    fn citizens_inside(&self, area: &str) -> BoxFuture<'_, anyhow::Result<Vec<Uuid>>> {
+        let area = area.to_owned();
+        Box::pin(async move {
+            Ok(kreki_dispatch::store::areas::citizens_inside(
+                &self.pool,
+                &area,
+                CITIZEN_WINDOW_S,
+                MAX_RECIPIENTS,
+            )
+            .await?)
+        })
     }
 
     fn region_area(

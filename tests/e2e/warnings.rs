@@ -631,6 +631,7 @@ async fn a_broadcast_is_texted_to_volunteers_inside_without_an_open_app(pool: Pg
             &["volunteer"][..],
         ),
         ("081500000014", "Relawan Bandung", &["volunteer"][..]),
+        ("081500000015", "Warga Monas", &[][..]),
     ] {
         create_account(&url, phone, PASSWORD, name, roles);
     }
@@ -639,6 +640,17 @@ async fn a_broadcast_is_texted_to_volunteers_inside_without_an_open_app(pool: Pg
     let closed = api.login("081500000012", PASSWORD).await;
     let open = api.login("081500000013", PASSWORD).await;
     let outside = api.login("081500000014", PASSWORD).await;
+    let citizen = api.login("081500000015", PASSWORD).await;
+    let panic = api
+        .client
+        .post(format!("{}/v1/alerts", api.base))
+        .bearer_auth(&citizen)
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .json(&json!({"kind": "other", "location": {"lat": MONAS.0, "lng": MONAS.1, "accuracy_m": 10}}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(panic.status(), StatusCode::CREATED);
     on_duty_at(&api, &closed, MONAS).await;
     on_duty_at(&api, &open, MONAS).await;
     on_duty_at(&api, &outside, BANDUNG).await;
