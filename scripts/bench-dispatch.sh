@@ -29,7 +29,8 @@
 # URL, default postgres://postgres@127.0.0.1:5432/postgres; the scratch databases are created next
 # to it), REST_S (the server's dispatch.rest_period_s, default 30), KREKI_DATABASE__MAX_CONNECTIONS
 # (the server's pool, default 32 here: 16 waves at once), KEEP_LOG=1 (print the servers' logs at
-# the end), KREKI_BIN (a release `kreki` of this checkout built already: not rebuilt). Needs PostgreSQL + PostGIS (deploy/local-services.sh) and `ulimit -Hn` above the
+# the end), KREKI_BIN (a release `kreki` of this checkout built already: not rebuilt), KREKI_OLD_BIN
+# (the same for the old commit of `ab`). Needs PostgreSQL + PostGIS (deploy/local-services.sh) and `ulimit -Hn` above the
 # volunteer count plus ~600 (each socket is one open file in the client and one in the server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,8 +74,9 @@ export CARGO_TARGET_DIR
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 admin=${KREKI_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 prebuilt=${KREKI_BIN:-}
+prebuilt_old=${KREKI_OLD_BIN:-}
 # Every KREKI_* variable is configuration to `kreki`, which refuses keys it does not know.
-unset KREKI_BENCH_DATABASE_URL KREKI_BIN
+unset KREKI_BENCH_DATABASE_URL KREKI_BIN KREKI_OLD_BIN
 work=$(mktemp -d)
 old_tree=""
 db=""
@@ -120,7 +122,12 @@ if [ -n "$old" ]; then
   old_tree="$work/old-checkout"
   git worktree add -q --detach "$old_tree" "$old"
   echo "# building A (old, $old_commit) and B (new, $new_commit), profile $profile" >&2
-  build "$old_tree" "$work/kreki-old"
+  if [ -n "$prebuilt_old" ]; then
+    # A build of the old commit made already (KREKI_OLD_BIN=path): used as it is.
+    cp "$prebuilt_old" "$work/kreki-old"
+  else
+    build "$old_tree" "$work/kreki-old"
+  fi
 fi
 if [ -n "$prebuilt" ]; then
   # A build of this checkout made already (KREKI_BIN=path): used as it is.
@@ -162,13 +169,15 @@ run() {
     }
     sleep 0.1
   done
-  echo "# $(date -u +%FT%TZ) server commit $commit, load generator $new_commit, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), profile $profile, ulimit -n $(ulimit -n), rest_period_s ${REST_S:-30}"
+  local generated_by=$new_commit
+  [ "$generator" != "$kreki" ] && generated_by="$commit (its own)"
+  echo "# $(date -u +%FT%TZ) server commit $commit, load generator $generated_by, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), profile $profile, ulimit -n $(ulimit -n), rest_period_s ${REST_S:-30}"
   local status=0
   local loadtest=(loadtest "$which" --server-pid "$server_pid" --commit "$commit")
   if [ "$generator" != "$kreki" ]; then
-    # An old build's own generator: its common options come before the mode, and it has no
-    # --commit (its report names the build itself).
-    loadtest=(loadtest --server-pid "$server_pid" "$which")
+    # An old build's own generator: the mode first, then its options; it has no --commit (its
+    # report names the build itself).
+    loadtest=(loadtest "$which" --server-pid "$server_pid")
   fi
   "$generator" "${loadtest[@]}" "$@" | tee "$out" ||
     status=$?
@@ -235,7 +244,11 @@ for which in "${modes[@]}"; do
     if "$work/kreki-old" loadtest --help >/dev/null 2>&1; then
       old_generator="$work/kreki-old"
     fi
-    generator="$old_generator" run "$work/kreki-old" "$old_commit" "$which" "$work/a-$which.md" "$@" || status=$?
+    if [ "$old_generator" != "$kreki" ] && ! "$old_generator" loadtest "$which" --help >/dev/null 2>&1; then
+      echo "A: the old build's load generator has no \`$which\` mode: not measured" | tee "$work/a-$which.md"
+    else
+      generator="$old_generator" run "$work/kreki-old" "$old_commit" "$which" "$work/a-$which.md" "$@" || status=$?
+    fi
     echo "## B: new build $new_commit, $which"
     run "$kreki" "$new_commit" "$which" "$work/b-$which.md" "$@" || status=$?
     echo "## $which side by side: A = $old_commit (old), B = $new_commit (new)"

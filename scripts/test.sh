@@ -8,7 +8,8 @@
 #    pgBackRest point-in-time restore is tested (deploy/backup/test-restore.sh, PostgreSQL on :5444
 #    and :5445).
 # 3. Every FHIR resource shape KREKI serves or sends is checked by an independent validator.
-# 4. The OpenAPI description `/openapi.json` serves passes openapi-spec-validator.
+# 4. The OpenAPI description `/openapi.json` serves passes openapi-spec-validator, and a Python
+#    client generated from it (openapi-python-client) signs in and raises a panic on a real kreki.
 # 5. Doc tests, then every unit, integration and end-to-end test of the workspace with cargo-nextest
 #    (plain `cargo test` where nextest is missing). Each database test gets its own fresh database.
 # 6. The dashboard and the web apps in a real headless Chromium (tests/browser/; installs Debian's
@@ -40,7 +41,7 @@ bash deploy/backup/test-restore.sh
 echo "==> FHIR resources checked by an independent validator (fhir.resources)"
 bash bridge-satusehat/validation/run.sh
 
-echo "==> /openapi.json checked by openapi-spec-validator"
+echo "==> /openapi.json checked by openapi-spec-validator and a generated client"
 bash scripts/validate-openapi.sh
 
 echo "==> doc tests"

@@ -22,6 +22,7 @@ use kreki_auth::{CurrentUser, Role};
 use kreki_dispatch::{DispatchService, Message, Notifier};
 use kreki_platform::Problem;
 use kreki_platform::shutdown::CancellationToken;
+use kreki_platform::telemetry::traces::traceparent_of;
 use kreki_realtime::{BoxFuture, Frame, Hub, InboundHandler, TopicAuthorizer};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -43,8 +44,12 @@ impl Notifier for HubNotifier {
     /// Encodes `message` once: every audience, socket, replay ring, the Redis bus and the push's
     /// acknowledgement check share the same bytes.
     fn publish(&self, to: &[kreki_dispatch::Audience], message: &Message) {
+        // A span of its own in the trace of the work publishing (a wave); the frame carries it
+        // to every instance's socket writes and to the push (`realtime.socket_write`, `push.send`).
+        let span = tracing::info_span!("realtime.publish", kind = message.kind());
+        let _entered = span.enter();
         let frame = match Frame::new(message) {
-            Ok(frame) => frame,
+            Ok(frame) => frame.with_trace(traceparent_of(&span)),
             Err(error) => {
                 // Dispatch's messages are tagged objects without `seq`: this is a bug, not input.
                 tracing::error!(kind = message.kind(), %error, "dispatch message not published");
@@ -90,6 +95,9 @@ fn hub_audience(audience: &kreki_dispatch::Audience) -> kreki_realtime::Audience
         kreki_dispatch::Audience::User(id) => kreki_realtime::Audience::User(*id),
         kreki_dispatch::Audience::Users(ids) => kreki_realtime::Audience::Users(ids.clone()),
         kreki_dispatch::Audience::Role(role) => kreki_realtime::Audience::Role(*role),
+        kreki_dispatch::Audience::RoleExcept(role, except) => {
+            kreki_realtime::Audience::RoleExcept(*role, except.clone())
+        }
         kreki_dispatch::Audience::Topic(topic) => kreki_realtime::Audience::Topic(topic.clone()),
     }
 }

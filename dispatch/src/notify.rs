@@ -21,6 +21,9 @@ pub enum Audience {
     Users(Vec<Uuid>),
     /// Everyone holding a role (coordinators see everything).
     Role(Role),
+    /// Everyone holding a role but these users: a region's news goes to the coordinators except
+    /// those assigned to other regions only ([`crate::domain::regions::RegionMap::outsiders`]).
+    RoleExcept(Role, Vec<Uuid>),
     /// Everyone subscribed to a topic such as `alert:{id}`.
     Topic(String),
 }

@@ -28,11 +28,13 @@ use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use futures_util::SinkExt;
 use kreki_auth::CurrentUser;
+use kreki_platform::telemetry::traces::continue_trace;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 use tokio_util::sync::WaitForCancellationFuture;
 
 use crate::error::RealtimeError;
+use crate::frame::Outgoing;
 use crate::hub::{Attachment, Cursor, Hub, SubscribeError};
 use crate::ports::{BoxFuture, InboundHandler, TopicAuthorizer, inbound_timeout};
 use crate::protocol::{self, ClientFrame};
@@ -236,8 +238,10 @@ async fn pump(
                 let Some(frame) = frame else { return Err(Ending::TooSlow) };
                 // What is queued already goes out with it, in one flush (within a bound, so a
                 // batch never fills the write buffer on its own).
+                let mut traced = Vec::new();
                 let mut batched = frame.encode();
                 let mut bytes = batched.len();
+                write_span(&frame, &mut traced);
                 let mut frames = vec![Message::Text(batched)];
                 while frames.len() < WRITE_BATCH
                     && bytes < WRITE_BATCH_BYTES
@@ -245,10 +249,13 @@ async fn pump(
                 {
                     batched = frame.encode();
                     bytes += batched.len();
+                    write_span(&frame, &mut traced);
                     frames.push(Message::Text(batched));
                 }
                 let frames = frames.into_iter();
                 let written = write_all(socket, frames, write_timeout, &mut shutdown).await?;
+                // The spans of traced frames end once their bytes are flushed.
+                drop(traced);
                 sent.increment(written);
             }
             reply = poll_handling(&mut handling), if handling.is_some() => {
@@ -409,6 +416,24 @@ async fn handle(connection: &Connection, frame: ClientFrame) -> Option<Utf8Bytes
         }
     };
     result.err().map(|error| protocol::error_frame(&error))
+}
+
+/// A `realtime.socket_write` span for `frame` when it carries a trace (traces are exported and
+/// the work that published it was recorded), in that trace: it lasts until the batch holding the
+/// frame is flushed to the socket. Untraced frames cost nothing here.
+fn write_span(frame: &Outgoing, traced: &mut Vec<tracing::Span>) {
+    let Outgoing::Message {
+        epoch,
+        seq,
+        trace: Some(trace),
+        ..
+    } = frame
+    else {
+        return;
+    };
+    let span = tracing::info_span!("realtime.socket_write", seq, epoch);
+    continue_trace(&span, Some(&**trace));
+    traced.push(span);
 }
 
 /// Sends a close frame and waits (briefly) for the client's answer.

@@ -40,7 +40,14 @@ pub struct Frame {
     body: Utf8Bytes,
     /// The value of `type`.
     kind: Arc<str>,
+    /// The trace of the work that published it (a W3C `traceparent`), when traces are exported:
+    /// the socket writes and pushes it causes join that trace, on every instance.
+    trace: Option<Traceparent>,
 }
+
+/// A W3C `traceparent` (`00-{trace id}-{span id}-{flags}`) carried with a frame through the hub,
+/// the Redis bus and the socket queues, never written to a client.
+pub type Traceparent = Arc<str>;
 
 impl std::fmt::Debug for Frame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -110,7 +117,21 @@ impl Frame {
         Self {
             body: Utf8Bytes::from(json),
             kind: Arc::from(kind),
+            trace: None,
         }
+    }
+
+    /// The same frame carrying `traceparent` (see
+    /// `kreki_platform::telemetry::traces::traceparent_of`), or none.
+    #[must_use]
+    pub fn with_trace(mut self, traceparent: Option<String>) -> Self {
+        self.trace = traceparent.map(Arc::from);
+        self
+    }
+
+    /// The trace the frame belongs to, if it carries one.
+    pub fn trace(&self) -> Option<&Traceparent> {
+        self.trace.as_ref()
     }
 
     /// The `type` of the message (`offer`, `alert.updated`, …).
@@ -156,6 +177,8 @@ pub(crate) enum Outgoing {
         seq: u64,
         /// The shared body (see [`Frame`]).
         body: Utf8Bytes,
+        /// The trace it belongs to (live messages only; replays carry none).
+        trace: Option<Traceparent>,
     },
     /// `{"type":"resync","seq":n,"epoch":e}`: messages before `seq` + 1 cannot be replayed (or
     /// the numbering changed); refetch over HTTP, the next message is `seq` + 1 of `epoch`.
@@ -171,7 +194,9 @@ impl Outgoing {
     /// The text frame: the only per-recipient work is this prefix and one copy of the body.
     pub(crate) fn encode(&self) -> Utf8Bytes {
         match self {
-            Self::Message { epoch, seq, body } => {
+            Self::Message {
+                epoch, seq, body, ..
+            } => {
                 let mut text = String::with_capacity(body.len() + 48);
                 // Writing to a String cannot fail.
                 let _ = write!(text, "{{\"seq\":{seq},\"epoch\":{epoch},");
@@ -214,6 +239,7 @@ mod tests {
             epoch,
             seq,
             body: frame.body().clone(),
+            trace: None,
         }
         .encode();
         serde_json::from_str(text.as_str()).expect("a numbered frame is JSON")
@@ -295,6 +321,7 @@ mod tests {
                 epoch: 9,
                 seq: 5,
                 body: Utf8Bytes::from_static(RESYNC_BODY),
+                trace: None,
             }
             .encode()
             .as_str(),

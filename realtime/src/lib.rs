@@ -44,7 +44,7 @@ pub mod worker;
 
 pub use config::RealtimeConfig;
 pub use error::RealtimeError;
-pub use frame::{Frame, FrameError};
+pub use frame::{Frame, FrameError, Traceparent};
 pub use hub::{Audience, Bus, Envelope, Hub, HubStats, Numbering};
 pub use ports::{BoxFuture, InboundHandler, NoInbound, OwnTopicOnly, TopicAuthorizer};
 pub use routes::{RealtimeState, router};

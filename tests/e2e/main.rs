@@ -7,6 +7,7 @@ mod instances;
 mod lms;
 mod loadtest;
 mod mqtt;
+mod mqtt_tls;
 mod openapi;
 mod operations;
 mod overload;

@@ -13,7 +13,7 @@ use sqlx::PgPool;
 
 use crate::support::{Server, TempDir, database_url, free_port, signing_key};
 
-pub(crate) struct Mosquitto(Child);
+pub(crate) struct Mosquitto(pub(crate) Child);
 
 impl Drop for Mosquitto {
     fn drop(&mut self) {

@@ -140,6 +140,7 @@ async fn triage_regions_limits_and_escalations_work_as_a_coordinator_uses_them(p
     // Regions reach the other instances' memory at their next poll; this one has them at once.
 
     let mut ani_socket = open_socket(&server.base, &ani).await;
+    let mut budi_socket = open_socket(&server.base, &budi).await;
     let mut volunteer_socket = open_socket(&server.base, &volunteer).await;
     let (status, body) = api
         .send(
@@ -198,6 +199,24 @@ async fn triage_regions_limits_and_escalations_work_as_a_coordinator_uses_them(p
     offer_of(&mut volunteer_socket, &id, PATIENCE)
         .await
         .expect("offered after the release");
+    // The release acknowledged the triage escalation: Ani's screen hears of it.
+    let acknowledged = frame_where(&mut ani_socket, "escalation", PATIENCE, |f| {
+        f["escalation"]["alert_id"] == id.as_str() && !f["escalation"]["acknowledged_at"].is_null()
+    })
+    .await
+    .expect("Ani heard the escalation was dealt with");
+    assert_eq!(acknowledged["escalation"]["reason"], "triage_waiting");
+    // Budi answers for another region: his socket carried none of this alert's news.
+    for kind in ["escalation", "alert.updated"] {
+        let heard = frame_where(&mut budi_socket, kind, Duration::from_millis(500), |f| {
+            f["escalation"]["alert_id"] == id.as_str() || f["alert"]["id"] == id.as_str()
+        })
+        .await;
+        assert!(
+            heard.is_none(),
+            "Budi heard {kind} of Ani's alert: {heard:?}"
+        );
+    }
 
     // Nobody releases the next one: it goes by itself after 3 s.
     let (status, alert, _) = panic(&api, &other_newcomer, "other", (MONAS.0, MONAS.1 + 0.01)).await;

@@ -160,6 +160,23 @@ impl RegionMap {
             .collect()
     }
 
+    /// The coordinators who do not answer for `region`: those assigned to other regions only.
+    /// Everyone else of the role (national coordinators, admins, the region's own) hears of
+    /// its alerts and escalations; an alert without a region goes to all.
+    pub fn outsiders(&self, region: Option<RegionId>) -> Vec<Uuid> {
+        let Some(region) = region else {
+            return Vec::new();
+        };
+        let mut outsiders: Vec<Uuid> = self
+            .regional
+            .iter()
+            .copied()
+            .filter(|coordinator| !self.covers(*coordinator, Some(region)))
+            .collect();
+        outsiders.sort_unstable();
+        outsiders
+    }
+
     /// True when `coordinator` answers for an alert in `region`: a national coordinator for
     /// every alert, a regional one for their regions' alerts (and alerts with no region).
     pub fn covers(&self, coordinator: Uuid, region: Option<RegionId>) -> bool {
@@ -387,6 +404,11 @@ mod tests {
         assert!(map.covers(ani, None));
         assert_eq!(map.regions_of(budi), vec![RegionId(Uuid::from_u128(2))]);
         assert!(map.regions_of(citra).is_empty());
+        // News of region a leaves out only the coordinators of other regions.
+        assert_eq!(map.outsiders(a), vec![budi]);
+        assert_eq!(map.outsiders(b), vec![ani]);
+        assert!(map.outsiders(None).is_empty());
+        assert!(RegionMap::default().outsiders(a).is_empty());
     }
 
     #[test]

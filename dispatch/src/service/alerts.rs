@@ -523,7 +523,8 @@ impl DispatchService {
         }
         store::schedule_checkins(&mut tx, id, self.config.checkin_after_s).await?;
         store::cancel_timers(&mut tx, id).await?;
-        store::escalations::close_all_of_alert(&mut tx, id, user.id.0).await?;
+        let acknowledged = store::escalations::close_all_of_alert(&mut tx, id, user.id.0).await?;
+        effects.push(Effect::EscalationsAcknowledged(acknowledged));
         store::set_alert_status(&mut tx, id, AlertStatus::Cancelled).await?;
         store::insert_event(&mut tx, id, Some(user.id.0), &Event::Cancelled { reason }).await?;
         tx.commit().await?;

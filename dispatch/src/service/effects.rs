@@ -36,6 +36,9 @@ pub(crate) enum Effect {
     Unmatched(AlertId),
     /// The alert's status raised an escalation (unmatched, triage): tell the coordinators.
     Escalated(AlertId),
+    /// Escalations a coordinator's action acknowledged (a release, a redispatch, a close): their
+    /// screens drop them.
+    EscalationsAcknowledged(Vec<crate::store::escalations::EscalationRow>),
     /// An assignment changed: tell its volunteer and coordinators.
     AssignmentChanged(Assignment),
     /// The volunteer became busy or free (the matcher skips busy volunteers).
@@ -97,6 +100,11 @@ impl DispatchService {
                             // The escalation is stored; dashboards list it when they next read.
                             tracing::warn!(alert_id = %id, %error, "escalation not announced");
                         }
+                    }
+                }
+                Effect::EscalationsAcknowledged(rows) => {
+                    for row in rows {
+                        self.announce_escalation(row.into());
                     }
                 }
                 Effect::AssignmentChanged(assignment) => {
@@ -177,7 +185,8 @@ impl DispatchService {
         Ok(effects)
     }
 
-    /// `alert.updated` to the alert's citizen, its responders, coordinators and its topic
+    /// `alert.updated` to the alert's citizen, its responders, the coordinators answering for its
+    /// region and its topic
     /// (encoded once by the transport for all of them).
     pub(crate) fn publish_alert(&self, alert: Alert) {
         let mut to = vec![Audience::User(alert.citizen.id)];
@@ -189,7 +198,7 @@ impl DispatchService {
         if !volunteers.is_empty() {
             to.push(Audience::Users(volunteers));
         }
-        to.push(Audience::Role(Role::Coordinator));
+        to.push(self.coordinators_of(alert.region_id));
         to.push(Audience::Topic(format!("alert:{}", alert.id)));
         self.notifier.publish(
             &to,

@@ -11,7 +11,6 @@ use super::DispatchService;
 use crate::domain::EscalationId;
 use crate::error::{DispatchError, DispatchResult};
 use crate::messages::Message;
-use crate::notify::Audience;
 use crate::store::escalations as store;
 use crate::timeline::{Event, Person};
 use crate::views::Escalation;
@@ -111,14 +110,14 @@ impl DispatchService {
         Ok(count)
     }
 
-    /// `escalation` to the coordinators (raised, or acknowledged).
+    /// `escalation` to the coordinators answering for its region (raised, or acknowledged).
     pub(crate) fn announce_escalation(&self, escalation: Escalation) {
         if escalation.acknowledged_at.is_none() {
             metrics::counter!("kreki_dispatch_escalations_total", "reason" => escalation.reason.as_str())
                 .increment(1);
         }
         self.notifier.publish(
-            &[Audience::Role(Role::Coordinator)],
+            &[self.coordinators_of(escalation.region_id)],
             &Message::Escalation {
                 escalation: Box::new(escalation),
             },

@@ -14,6 +14,7 @@ use super::DispatchService;
 use crate::domain::RegionId;
 use crate::domain::regions::{RegionArea, RegionMap, TriagePolicy, parse_area};
 use crate::error::{DispatchError, DispatchResult};
+use crate::notify::Audience;
 use crate::store::regions::{self as store, RegionRow};
 use crate::views::Region;
 
@@ -132,6 +133,17 @@ impl DispatchService {
     /// Runs `f` with the regions as last read.
     pub(crate) fn with_regions<T>(&self, f: impl FnOnce(&RegionMap) -> T) -> T {
         f(&self.regions.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The coordinators who hear of an alert or escalation in `region` over WebSocket: all of
+    /// them but those assigned to other regions only ([`RegionMap::outsiders`]).
+    pub(crate) fn coordinators_of(&self, region: Option<RegionId>) -> Audience {
+        let outsiders = self.with_regions(|map| map.outsiders(region));
+        if outsiders.is_empty() {
+            Audience::Role(Role::Coordinator)
+        } else {
+            Audience::RoleExcept(Role::Coordinator, outsiders)
+        }
     }
 
     /// Where `user` (a coordinator or admin) may look and act.

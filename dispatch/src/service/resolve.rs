@@ -71,7 +71,9 @@ impl DispatchService {
         }
         // Closed (from triage, usually as a false alarm, or at any point): nothing is left for an
         // alarm to call for.
-        store::escalations::close_all_of_alert(&mut tx, id, coordinator.id.0).await?;
+        let acknowledged =
+            store::escalations::close_all_of_alert(&mut tx, id, coordinator.id.0).await?;
+        effects.push(Effect::EscalationsAcknowledged(acknowledged));
         store::record_outcome(&mut tx, id, outcome, note.as_deref(), coordinator.id.0).await?;
         store::insert_event(
             &mut tx,

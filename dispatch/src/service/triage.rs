@@ -112,7 +112,7 @@ impl DispatchService {
             },
         )
         .await?;
-        store::escalations::acknowledge_reason(
+        let acknowledged = store::escalations::acknowledge_reason(
             &mut tx,
             id,
             EscalationReason::TriageWaiting,
@@ -122,7 +122,11 @@ impl DispatchService {
         store::enqueue_wave(&mut tx, id).await?;
         tx.commit().await?;
         self.send_wave_now(id).await;
-        self.apply(vec![Effect::AlertChanged(id)]).await;
+        self.apply(vec![
+            Effect::EscalationsAcknowledged(acknowledged),
+            Effect::AlertChanged(id),
+        ])
+        .await;
         self.alert(id).await
     }
 
@@ -165,9 +169,10 @@ impl DispatchService {
             ));
         }
         store::add_extra_radius(&mut tx, id, radius_m).await?;
+        let mut acknowledged = Vec::new();
         if alert.status == AlertStatus::Unmatched {
             store::set_alert_status(&mut tx, id, AlertStatus::Dispatching).await?;
-            store::escalations::acknowledge_reason(
+            acknowledged = store::escalations::acknowledge_reason(
                 &mut tx,
                 id,
                 EscalationReason::Unmatched,
@@ -188,7 +193,11 @@ impl DispatchService {
         store::enqueue_wave(&mut tx, id).await?;
         tx.commit().await?;
         self.send_wave_now(id).await;
-        self.apply(vec![Effect::AlertChanged(id)]).await;
+        self.apply(vec![
+            Effect::EscalationsAcknowledged(acknowledged),
+            Effect::AlertChanged(id),
+        ])
+        .await;
         self.alert(id).await
     }
 

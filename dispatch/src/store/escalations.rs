@@ -119,41 +119,43 @@ pub async fn acknowledge(
 }
 
 /// Acknowledges the alert's open escalations of `reason` (a coordinator dealt with it: released
-/// or closed a triaged alert), inside the caller's transaction.
+/// or closed a triaged alert), inside the caller's transaction; answers those it acknowledged, for
+/// the coordinators' screens to hear of after the commit.
 pub async fn acknowledge_reason(
     conn: &mut sqlx::PgConnection,
     alert_id: AlertId,
     reason: EscalationReason,
     by: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<Vec<EscalationRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
         "UPDATE dispatch.escalations SET acknowledged_at = now(), acknowledged_by = $3
-         WHERE alert_id = $1 AND reason = $2 AND acknowledged_at IS NULL",
-    )
+         WHERE alert_id = $1 AND reason = $2 AND acknowledged_at IS NULL RETURNING ",
+        columns!()
+    ))
     .bind(alert_id)
     .bind(reason)
     .bind(by)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_all(conn)
+    .await
 }
 
 /// Acknowledges every open escalation of an alert that is being closed (cancelled or resolved:
-/// nothing is left to act on), as `by`, inside the caller's transaction.
+/// nothing is left to act on), as `by`, inside the caller's transaction; answers those it
+/// acknowledged.
 pub async fn close_all_of_alert(
     conn: &mut sqlx::PgConnection,
     alert_id: AlertId,
     by: Uuid,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<Vec<EscalationRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
         "UPDATE dispatch.escalations SET acknowledged_at = now(), acknowledged_by = $2
-         WHERE alert_id = $1 AND acknowledged_at IS NULL",
-    )
+         WHERE alert_id = $1 AND acknowledged_at IS NULL RETURNING ",
+        columns!()
+    ))
     .bind(alert_id)
     .bind(by)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_all(conn)
+    .await
 }
 
 /// Raises the escalations no status change raises, in one statement, and answers those it raised:

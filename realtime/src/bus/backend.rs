@@ -11,6 +11,7 @@ use kreki_auth::Roles;
 use uuid::Uuid;
 
 use super::outbox::Command;
+use crate::frame::Traceparent;
 use crate::hub::{Numbered, Numbering};
 use crate::ports::BoxFuture;
 
@@ -72,6 +73,8 @@ pub(crate) enum Entry {
         body: Utf8Bytes,
         /// Set on messages handed over after an outage.
         origin: Option<String>,
+        /// The trace of the work that published it (`t`), when traces are exported.
+        trace: Option<Traceparent>,
     },
     /// Some instance lost messages it had not numbered yet: every session resyncs.
     ResyncEveryone,

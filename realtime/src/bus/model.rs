@@ -29,7 +29,7 @@ use super::outbox::{Command, Outbox};
 use super::publisher::{Link, Publisher};
 use super::reader::Reader;
 use crate::config::RealtimeConfig;
-use crate::frame::{Frame, Outgoing, RESYNC_BODY};
+use crate::frame::{Frame, Outgoing, RESYNC_BODY, Traceparent};
 use crate::hub::{Attachment, Audience, Cursor, Hub, Numbered, Numbering};
 use crate::ports::BoxFuture;
 
@@ -87,7 +87,13 @@ impl ModelRedis {
     }
 
     /// `publish.lua`.
-    fn publish(&mut self, audience: &Audience, body: &Utf8Bytes, origin: Option<&str>) {
+    fn publish(
+        &mut self,
+        audience: &Audience,
+        body: &Utf8Bytes,
+        origin: Option<&str>,
+        trace: Option<&Traceparent>,
+    ) {
         let mut users: Vec<Uuid> = match audience {
             Audience::User(user) => vec![*user],
             Audience::Users(users) => users.clone(),
@@ -95,6 +101,17 @@ impl ModelRedis {
                 .roles
                 .get(role)
                 .map(|users| users.iter().copied().collect())
+                .unwrap_or_default(),
+            Audience::RoleExcept(role, except) => self
+                .roles
+                .get(role)
+                .map(|users| {
+                    users
+                        .iter()
+                        .copied()
+                        .filter(|user| !except.contains(user))
+                        .collect()
+                })
                 .unwrap_or_default(),
             Audience::Topic(_) => Vec::new(),
         };
@@ -121,6 +138,7 @@ impl ModelRedis {
             recipients,
             body: body.clone(),
             origin: origin.map(str::to_owned),
+            trace: trace.cloned(),
         });
     }
 
@@ -131,10 +149,15 @@ impl ModelRedis {
                 delivered_here,
             } => {
                 let origin = delivered_here.then_some(instance);
-                self.publish(&envelope.audience, envelope.frame.body(), origin);
+                self.publish(
+                    &envelope.audience,
+                    envelope.frame.body(),
+                    origin,
+                    envelope.frame.trace(),
+                );
             }
             Command::Resync(audience) => {
-                self.publish(audience, &Utf8Bytes::from_static(RESYNC_BODY), None);
+                self.publish(audience, &Utf8Bytes::from_static(RESYNC_BODY), None, None);
             }
             Command::ResyncEveryone => self.append(Entry::ResyncEveryone),
             Command::Attached(user, roles) => self.member(*user, roles),
@@ -395,7 +418,9 @@ impl Client {
                 self.cursor = Some((*epoch, *seq));
                 self.refetch(step);
             }
-            Outgoing::Message { epoch, seq, body } => {
+            Outgoing::Message {
+                epoch, seq, body, ..
+            } => {
                 if let Some((last_epoch, last_seq)) = self.cursor
                     && last_seq != 0
                     && !(last_epoch == *epoch && *seq == last_seq + 1)

@@ -95,7 +95,8 @@ impl Gaps {
                 self.users.insert(*user);
             }
             Audience::Users(users) => self.users.extend(users.iter().copied()),
-            Audience::Role(role) => {
+            // Everyone of the role resyncs: more than lost the message, never fewer.
+            Audience::Role(role) | Audience::RoleExcept(role, _) => {
                 self.roles.insert(*role);
             }
             Audience::Topic(topic) => {

@@ -2,7 +2,8 @@
 -- ARGV: 1 key prefix, 2 audience kind (users | role | topic | everyone), 3 role or topic name (for
 -- everyone: the instance asking), 4 frame body, 5 numbering period (ms), 6 stream MAXLEN
 -- (approximate), 7 origin (the publishing instance when it delivered the message to its own sockets
--- already, else empty), 8.. user ids (kind users).
+-- already, else empty), 8 traceparent (the trace of the work that published it, else empty),
+-- 9.. user ids (kind users: the recipients; kind role: users left out).
 --
 -- Numberings live in two hashes per period of Redis time (`{prefix}seq:{period}`: user -> seq,
 -- `{prefix}ep:{period}`: user -> epoch), one field per user: a user's first message in a period
@@ -14,7 +15,8 @@
 -- Every entry carries `n`, one more than the entry before it (`{prefix}entries`): a reader that sees
 -- `n` jump, or start again, knows it missed entries (trimmed, or Redis restarted empty).
 -- Kind everyone appends `{g: instance, n}`: every instance resyncs every session it holds.
--- Entry of a message: `{u: "user,user,…", r: "epoch:seq:epoch:seq:…", b: body, o?: origin, n}`.
+-- Entry of a message: `{u: "user,user,…", r: "epoch:seq:epoch:seq:…", b: body, o?: origin,
+-- t?: traceparent, n}`.
 -- Returns how many users it numbered (0: nobody; nothing is appended), or 1 for everyone.
 local prefix, kind, target, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local period_ms = tonumber(ARGV[5])
@@ -28,12 +30,21 @@ local time = redis.call('TIME')
 local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local users, first
 if kind == 'users' then
-  users, first = ARGV, 8
+  users, first = ARGV, 9
 else
   -- Role and topic members carry their session's expiry (Unix ms) as score.
   local index = prefix .. kind .. ':' .. target
   redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. now_ms)
   users, first = redis.call('ZRANGE', index, 0, -1), 1
+  if #ARGV >= 9 then
+    local left_out = {}
+    for i = 9, #ARGV do left_out[ARGV[i]] = true end
+    local kept = {}
+    for _, user in ipairs(users) do
+      if not left_out[user] then kept[#kept + 1] = user end
+    end
+    users = kept
+  end
 end
 if #users < first then return 0 end
 local period = math.floor(now_ms / period_ms)
@@ -69,11 +80,16 @@ redis.call('PEXPIRE', seq_now, lifetime)
 redis.call('PEXPIRE', epoch_now, lifetime)
 local n = redis.call('INCR', prefix .. 'entries')
 local recipients = table.concat(users, ',', first, #users)
-if ARGV[7] == '' then
-  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], '*', 'u', recipients, 'r', table.concat(numbers, ':'),
-    'b', body, 'n', n)
-else
-  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], '*', 'u', recipients, 'r', table.concat(numbers, ':'),
-    'b', body, 'o', ARGV[7], 'n', n)
+local fields = {'u', recipients, 'r', table.concat(numbers, ':'), 'b', body}
+if ARGV[7] ~= '' then
+  fields[#fields + 1] = 'o'
+  fields[#fields + 1] = ARGV[7]
 end
+if ARGV[8] ~= '' then
+  fields[#fields + 1] = 't'
+  fields[#fields + 1] = ARGV[8]
+end
+fields[#fields + 1] = 'n'
+fields[#fields + 1] = n
+redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], '*', unpack(fields))
 return #users - first + 1

@@ -107,9 +107,11 @@ impl<S: Stream> Reader<S> {
                 recipients,
                 body,
                 origin,
+                trace,
             } => {
                 let send = origin.as_deref() != Some(self.instance.as_str());
-                self.hub.deliver_numbered(&recipients, &body, send);
+                self.hub
+                    .deliver_numbered(&recipients, &body, trace.as_ref(), send);
             }
             Entry::ResyncEveryone => {
                 self.hub.resync_everyone();

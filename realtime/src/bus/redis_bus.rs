@@ -21,7 +21,7 @@ use super::outbox::{Command, Outbox};
 use super::publisher::Publisher;
 use super::reader::Reader;
 use crate::config::RealtimeConfig;
-use crate::frame::RESYNC_BODY;
+use crate::frame::{RESYNC_BODY, Traceparent};
 use crate::hub::{Audience, Hub, Numbering};
 use crate::ports::BoxFuture;
 
@@ -260,10 +260,11 @@ impl RedisBackend {
         audience: &Audience,
         body: &str,
         origin: &str,
+        trace: Option<&Traceparent>,
     ) {
         let (kind, target): (&str, &str) = match audience {
             Audience::User(_) | Audience::Users(_) => ("users", ""),
-            Audience::Role(role) => ("role", role.as_str()),
+            Audience::Role(role) | Audience::RoleExcept(role, _) => ("role", role.as_str()),
             Audience::Topic(topic) => ("topic", topic.as_str()),
         };
         let command = pipe
@@ -276,12 +277,14 @@ impl RedisBackend {
             .arg(body)
             .arg(self.period_ms)
             .arg(self.stream_max_entries)
-            .arg(origin);
+            .arg(origin)
+            .arg(trace.map_or("", |trace| &**trace));
         match audience {
             Audience::User(user) => {
                 command.arg(user.to_string());
             }
-            Audience::Users(users) => {
+            // For a role, the users given are the ones left out.
+            Audience::Users(users) | Audience::RoleExcept(_, users) => {
                 let mut users = users.clone();
                 users.sort_unstable();
                 users.dedup();
@@ -313,9 +316,10 @@ impl RedisBackend {
                     &envelope.audience,
                     envelope.frame.body().as_str(),
                     origin,
+                    envelope.frame.trace(),
                 );
             }
-            Command::Resync(audience) => self.add_publish(pipe, audience, RESYNC_BODY, ""),
+            Command::Resync(audience) => self.add_publish(pipe, audience, RESYNC_BODY, "", None),
             Command::ResyncEveryone => {
                 pipe.cmd("EVALSHA")
                     .arg(self.publish.get_hash())
@@ -326,6 +330,7 @@ impl RedisBackend {
                     .arg("")
                     .arg(self.period_ms)
                     .arg(self.stream_max_entries)
+                    .arg("")
                     .arg("")
                     .ignore();
             }
@@ -568,7 +573,7 @@ impl Stream for RedisStream {
     }
 }
 
-/// One stream entry: `{u: "user,…", r: "epoch:seq:…", b: body, o?: origin, n}` or
+/// One stream entry: `{u: "user,…", r: "epoch:seq:…", b: body, o?: origin, t?: traceparent, n}` or
 /// `{g: instances, n}` (see `publish.lua`).
 fn read_entry(entry: StreamId) -> Read {
     let StreamId { id, mut map, .. } = entry;
@@ -592,6 +597,7 @@ fn read_entry(entry: StreamId) -> Read {
                 recipients,
                 body,
                 origin: text(map.remove("o")),
+                trace: text(map.remove("t")).map(Traceparent::from),
             },
             _ => Entry::Unreadable,
         }

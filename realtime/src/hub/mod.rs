@@ -50,7 +50,7 @@ use uuid::Uuid;
 use self::outbound::OutboundReceiver;
 use self::session::{Connection, Continuity, Session};
 use crate::config::RealtimeConfig;
-use crate::frame::{Frame, Outgoing};
+use crate::frame::{Frame, Outgoing, Traceparent};
 use crate::ports::BoxFuture;
 
 /// Who a published message is for.
@@ -66,6 +66,9 @@ pub enum Audience {
     /// Every user with a session whose roles grant this role (`Roles::grants`: admins get what
     /// coordinators get). Users who never connected are not reached.
     Role(Role),
+    /// [`Audience::Role`] but for these users: a region's message goes to every coordinator
+    /// except those assigned to other regions only (national ones see every region).
+    RoleExcept(Role, Vec<Uuid>),
     /// Every user with a session subscribed to this topic (`alert:{id}`).
     Topic(String),
 }
@@ -365,10 +368,16 @@ impl Hub {
     /// shared one.
     pub fn deliver(&self, envelope: Envelope) -> usize {
         let Envelope { audience, frame } = envelope;
-        self.deliver_at(&audience, frame.body(), Instant::now())
+        self.deliver_at(&audience, frame.body(), frame.trace(), Instant::now())
     }
 
-    fn deliver_at(&self, audience: &Audience, body: &Utf8Bytes, now: Instant) -> usize {
+    fn deliver_at(
+        &self,
+        audience: &Audience,
+        body: &Utf8Bytes,
+        trace: Option<&Traceparent>,
+        now: Instant,
+    ) -> usize {
         let config = &self.inner.config;
         let now_s = self.clock_s(now);
         let mut guard = self.lock();
@@ -398,6 +407,7 @@ impl Hub {
                     epoch: session.epoch,
                     seq,
                     body: body.clone(),
+                    trace: trace.cloned(),
                 },
                 now,
             );
@@ -420,6 +430,7 @@ impl Hub {
         &self,
         recipients: &[Numbered],
         body: &Utf8Bytes,
+        trace: Option<&Traceparent>,
         send: bool,
     ) -> usize {
         let now = Instant::now();
@@ -459,6 +470,7 @@ impl Hub {
                         epoch,
                         seq,
                         body: body.clone(),
+                        trace: trace.cloned(),
                     },
                     now,
                 );
@@ -893,6 +905,16 @@ impl State {
                 .by_role
                 .get(role)
                 .map(|ids| ids.iter().copied().collect())
+                .unwrap_or_default(),
+            Audience::RoleExcept(role, except) => self
+                .by_role
+                .get(role)
+                .map(|ids| {
+                    ids.iter()
+                        .copied()
+                        .filter(|id| !except.contains(id))
+                        .collect()
+                })
                 .unwrap_or_default(),
             Audience::Topic(topic) => self
                 .by_topic

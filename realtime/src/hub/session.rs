@@ -171,6 +171,7 @@ impl Session {
                 epoch: self.epoch,
                 seq,
                 body: body.clone(),
+                trace: None,
             })
             .collect()
     }

@@ -169,7 +169,7 @@ fn with_a_bus_publish_goes_through_it_and_nothing_is_numbered_here() {
     assert_eq!(carried.len(), 1);
     assert_eq!(carried[0].frame.to_json(), r#"{"type":"offer"}"#);
     assert_eq!(
-        hub.deliver_numbered(&numbered(user, 40, 1), carried[0].frame.body(), true),
+        hub.deliver_numbered(&numbered(user, 40, 1), carried[0].frame.body(), None, true),
         1
     );
     assert_eq!(drain(&mut conn), vec![json!({"seq": 1, "type": "offer"})]);
@@ -194,6 +194,16 @@ fn roles_reach_holders_and_admins_but_not_others() {
     assert_eq!(drain(&mut c).len(), 1);
     assert_eq!(drain(&mut a).len(), 1);
     assert!(drain(&mut v).is_empty());
+    // A region's news leaves out the coordinators of other regions.
+    assert_eq!(
+        hub.deliver(envelope(
+            Audience::RoleExcept(Role::Coordinator, vec![coordinator]),
+            json!({"type": "escalation"})
+        )),
+        1
+    );
+    assert!(drain(&mut c).is_empty());
+    assert_eq!(drain(&mut a).len(), 1);
     // A new token without the role takes the user out of the audience.
     let _c2 = hub.attach(coordinator, &Roles::new([Role::Volunteer]), None);
     hub.publish(
@@ -321,10 +331,11 @@ fn old_frames_leave_the_ring_and_idle_sessions_expire() {
     let user = Uuid::new_v4();
     let start = Instant::now();
     let offer = frame(json!({"type": "offer"}));
-    hub.deliver_at(&Audience::User(user), offer.body(), start);
+    hub.deliver_at(&Audience::User(user), offer.body(), None, start);
     hub.deliver_at(
         &Audience::User(user),
         offer.body(),
+        None,
         start + Duration::from_secs(50),
     );
     let later = start + Duration::from_secs(70);
@@ -438,12 +449,27 @@ fn the_bus_numbering_skips_duplicates_and_a_jump_is_told_to_open_sockets() {
     let user = Uuid::new_v4();
     let mut connection = hub.attach(user, &Roles::default(), None);
     let offer = body(r#""type":"offer"}"#);
-    assert_eq!(hub.deliver_numbered(&numbered(user, 7, 1), &offer, true), 1);
-    assert_eq!(hub.deliver_numbered(&numbered(user, 7, 2), &offer, true), 1);
-    assert_eq!(hub.deliver_numbered(&numbered(user, 7, 2), &offer, true), 0);
-    assert_eq!(hub.deliver_numbered(&numbered(user, 7, 1), &offer, true), 0);
+    assert_eq!(
+        hub.deliver_numbered(&numbered(user, 7, 1), &offer, None, true),
+        1
+    );
+    assert_eq!(
+        hub.deliver_numbered(&numbered(user, 7, 2), &offer, None, true),
+        1
+    );
+    assert_eq!(
+        hub.deliver_numbered(&numbered(user, 7, 2), &offer, None, true),
+        0
+    );
+    assert_eq!(
+        hub.deliver_numbered(&numbered(user, 7, 1), &offer, None, true),
+        0
+    );
     // 3 never came: the socket is told before 4, and resuming from 2 cannot be served.
-    assert_eq!(hub.deliver_numbered(&numbered(user, 7, 4), &offer, true), 1);
+    assert_eq!(
+        hub.deliver_numbered(&numbered(user, 7, 4), &offer, None, true),
+        1
+    );
     let frames: Vec<String> = std::iter::from_fn(|| connection.outbound.try_recv().ok())
         .map(|frame| frame.encode().to_string())
         .collect();
@@ -471,7 +497,10 @@ fn the_bus_numbering_skips_duplicates_and_a_jump_is_told_to_open_sockets() {
         1
     );
     // Another epoch (Redis restarted empty) replaces the numbering, told likewise.
-    assert_eq!(hub.deliver_numbered(&numbered(user, 9, 1), &offer, true), 1);
+    assert_eq!(
+        hub.deliver_numbered(&numbered(user, 9, 1), &offer, None, true),
+        1
+    );
     assert_eq!(hub.numbering_of(user), Some((9, 1)));
     assert_eq!(
         connection.outbound.try_recv().ok(),
@@ -485,7 +514,12 @@ fn a_connection_made_before_its_first_message_is_not_resynced() {
     let user = Uuid::new_v4();
     let mut connection = hub.attach(user, &Roles::default(), None);
     assert_eq!(
-        hub.deliver_numbered(&numbered(user, 7, 12), &body(r#""type":"offer"}"#), true),
+        hub.deliver_numbered(
+            &numbered(user, 7, 12),
+            &body(r#""type":"offer"}"#),
+            None,
+            true
+        ),
         1
     );
     assert_eq!(
@@ -500,7 +534,12 @@ fn local_numbering_after_the_shared_one_starts_a_new_epoch_and_says_so() {
     let user = Uuid::new_v4();
     let mut connection = hub.attach(user, &Roles::default(), None);
     assert_eq!(
-        hub.deliver_numbered(&numbered(user, 7, 5), &body(r#""type":"offer"}"#), true),
+        hub.deliver_numbered(
+            &numbered(user, 7, 5),
+            &body(r#""type":"offer"}"#),
+            None,
+            true
+        ),
         1
     );
     hub.deliver(envelope(Audience::User(user), json!({"type": "offer"})));
@@ -530,10 +569,10 @@ fn a_message_recorded_without_sending_moves_open_sockets_past_it_with_a_resync()
     let hub = hub(RealtimeConfig::default());
     let user = Uuid::new_v4();
     let offer = body(r#""type":"offer"}"#);
-    hub.deliver_numbered(&numbered(user, 7, 1), &offer, true);
+    hub.deliver_numbered(&numbered(user, 7, 1), &offer, None, true);
     let mut connection = hub.attach(user, &Roles::default(), None);
     assert_eq!(
-        hub.deliver_numbered(&numbered(user, 7, 2), &offer, false),
+        hub.deliver_numbered(&numbered(user, 7, 2), &offer, None, false),
         1
     );
     assert_eq!(
@@ -561,7 +600,7 @@ fn a_message_lost_elsewhere_resyncs_every_session_here() {
     let (connected, away) = (Uuid::new_v4(), Uuid::new_v4());
     let offer = body(r#""type":"offer"}"#);
     for user in [connected, away] {
-        hub.deliver_numbered(&numbered(user, 7, 1), &offer, true);
+        hub.deliver_numbered(&numbered(user, 7, 1), &offer, None, true);
     }
     let mut connection = hub.attach(connected, &Roles::default(), None);
     assert_eq!(hub.resync_everyone(), 2);
@@ -581,7 +620,7 @@ fn a_message_lost_elsewhere_resyncs_every_session_here() {
         vec![Outgoing::Resync { epoch: 7, seq: 1 }]
     );
     // Messages after the loss replay as usual.
-    hub.deliver_numbered(&numbered(away, 7, 2), &offer, true);
+    hub.deliver_numbered(&numbered(away, 7, 2), &offer, None, true);
     assert_eq!(
         hub.attach(away, &Roles::default(), cursor(1)).backlog,
         vec![Outgoing::Resync { epoch: 7, seq: 2 }]
@@ -603,12 +642,13 @@ fn over_the_replay_budget_old_messages_go_and_their_cursors_get_resync() {
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     let start = Instant::now();
     for _ in 0..8 {
-        hub.deliver_at(&Audience::User(a), offer.body(), start);
+        hub.deliver_at(&Audience::User(a), offer.body(), None, start);
     }
     for _ in 0..8 {
         hub.deliver_at(
             &Audience::User(b),
             offer.body(),
+            None,
             start + Duration::from_secs(2),
         );
     }

@@ -1,6 +1,8 @@
 //! `[mqtt]` (`KREKI_MQTT__*`): the broker KREKI's consumer connects to, its bounds, and the device
 //! registry's limits.
 
+use std::path::PathBuf;
+
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -12,8 +14,21 @@ pub struct MqttConfig {
     pub enabled: bool,
     /// Broker host (Mosquitto locally, EMQX in production).
     pub host: String,
-    /// Broker port (plain TCP; TLS is not built in).
+    /// Broker port (1883 plain, 8883 with `tls_ca_file`).
     pub port: u16,
+    /// PEM file of the certificate authority the broker's certificate chains to. Set, the
+    /// consumer connects over TLS and checks the broker's certificate and its name (`host`);
+    /// unset, plain MQTT (inside a cluster, behind a NetworkPolicy).
+    pub tls_ca_file: Option<PathBuf>,
+    /// Where devices connect, told in their registration answer: host (default `host`).
+    pub device_host: Option<String>,
+    /// Devices' port (default `port`; 8883 for TLS).
+    pub device_port: Option<u16>,
+    /// Devices connect over TLS (the production broker's listener for the internet).
+    pub device_tls: bool,
+    /// PEM file of the certificate authority devices should trust for the broker (a fleet's own
+    /// CA); its certificate is given in the registration answer. Unset: a public CA, nothing given.
+    pub device_ca_file: Option<PathBuf>,
     /// MQTT client id; unique per instance (the broker keeps one session per id).
     pub client_id: String,
     /// The consumer's username (the service account in the broker's files).
@@ -47,6 +62,11 @@ impl Default for MqttConfig {
             enabled: false,
             host: "127.0.0.1".to_owned(),
             port: 1883,
+            tls_ca_file: None,
+            device_host: None,
+            device_port: None,
+            device_tls: false,
+            device_ca_file: None,
             client_id: "kreki".to_owned(),
             username: "kreki".to_owned(),
             password: SecretString::from(""),
@@ -106,11 +126,48 @@ impl MqttConfig {
         if !(1..=1000).contains(&self.max_devices_per_user) {
             problems.push("mqtt.max_devices_per_user: must be 1 to 1000".to_owned());
         }
+        for (key, file) in [
+            ("mqtt.tls_ca_file", &self.tls_ca_file),
+            ("mqtt.device_ca_file", &self.device_ca_file),
+        ] {
+            if let Some(path) = file
+                && let Err(why) = read_certificate(path)
+            {
+                problems.push(format!("{key}: {why}"));
+            }
+        }
+        if self
+            .device_host
+            .as_deref()
+            .is_some_and(|host| host.trim().is_empty())
+        {
+            problems.push("mqtt.device_host: must not be empty when set".to_owned());
+        }
+        if self.device_port == Some(0) {
+            problems.push("mqtt.device_port: must be 1 to 65535".to_owned());
+        }
         if self.enabled && secrecy::ExposeSecret::expose_secret(&self.password).is_empty() {
             problems.push("mqtt.password: must be set when mqtt.enabled is true".to_owned());
         }
         problems
     }
+}
+
+/// The PEM certificate(s) of `path`, checked to hold at least one certificate: what the TLS
+/// client trusts, or what devices are given.
+///
+/// # Errors
+/// Why the file is unusable, for a configuration problem.
+pub fn read_certificate(path: &std::path::Path) -> Result<String, String> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    if !pem.contains("-----BEGIN CERTIFICATE-----") || pem.len() > 64 * 1024 {
+        return Err(format!(
+            "{} is not a PEM certificate (-----BEGIN CERTIFICATE-----, at most 64 KiB)",
+            path.display()
+        ));
+    }
+    Ok(pem)
 }
 
 #[cfg(test)]
@@ -127,12 +184,21 @@ mod tests {
             shared_group: "a/b".to_owned(),
             ..MqttConfig::default()
         };
+        let config = MqttConfig {
+            tls_ca_file: Some(PathBuf::from("/nonexistent/ca.pem")),
+            device_ca_file: Some(PathBuf::from("Cargo.toml")),
+            device_port: Some(0),
+            ..config
+        };
         let problems = config.validate().join("\n");
         for key in [
             "mqtt.port",
             "mqtt.max_in_flight",
             "mqtt.shared_group",
             "mqtt.password",
+            "mqtt.tls_ca_file",
+            "mqtt.device_ca_file",
+            "mqtt.device_port",
         ] {
             assert!(problems.contains(key), "{problems}");
         }

@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::config::MqttConfig;
+use super::config::{MqttConfig, read_certificate};
 use super::credentials::{self, DeviceId, DeviceKind};
 use super::error::MqttError;
 use super::store::{self, DeviceRow};
@@ -90,8 +90,14 @@ pub struct MqttCredentials {
     pub password: String,
     /// The broker the device connects to.
     pub host: String,
-    /// Its port.
+    /// Its port (8883 for TLS).
     pub port: u16,
+    /// Connect over TLS (MQTTS).
+    pub tls: bool,
+    /// PEM certificate of the authority to trust for the broker, when the fleet has its own CA
+    /// (`mqtt.device_ca_file`); absent for a publicly trusted certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_certificate: Option<String>,
 }
 
 /// Answer of `POST /v1/mqtt/devices`.
@@ -164,13 +170,22 @@ async fn register_device(
     let hash = credentials::mosquitto_hash(password.expose_secret());
     let row = store::insert(&state.pool, &id, owner, body.kind, &label, &hash).await?;
     tracing::info!(device = %id, kind = body.kind.as_str(), "MQTT device registered");
+    let config = &state.config;
     let answer = RegisteredMqttDevice {
         device: MqttDevice::from_row(row)?,
         mqtt: MqttCredentials {
             username: id.to_string(),
             password: password.expose_secret().to_owned(),
-            host: state.config.host.clone(),
-            port: state.config.port,
+            host: config
+                .device_host
+                .clone()
+                .unwrap_or_else(|| config.host.clone()),
+            port: config.device_port.unwrap_or(config.port),
+            tls: config.device_tls,
+            ca_certificate: config
+                .device_ca_file
+                .as_deref()
+                .and_then(|path| read_certificate(path).ok()),
         },
     };
     Ok((StatusCode::CREATED, axum::Json(answer)))

@@ -107,6 +107,9 @@ pub struct TransportOptions {
     pub max_inflight: u16,
     /// Longest back-off between reconnects, milliseconds.
     pub reconnect_max_ms: u64,
+    /// PEM certificate(s) of the authority the broker's certificate chains to: connect over
+    /// TLS, checking the broker's certificate and its name (`host`). `None`: plain MQTT.
+    pub tls_ca_pem: Option<Vec<u8>>,
     /// Start a fresh broker session on every connect. Off for the consumer (the broker keeps its
     /// subscriptions and queues QoS 1 messages while it is away); on for short-lived clients such
     /// as benchmarks, whose sessions would otherwise go on queueing after they left.
@@ -125,6 +128,16 @@ impl TransportOptions {
             }
         };
         let password = config.password.expose_secret().to_owned();
+        // Checked at start-up (`MqttConfig::validate`); a file gone since is a broker the
+        // consumer cannot trust, so it connects to none (the logs and `mqtt_connects_total` say).
+        let tls_ca_pem = config.tls_ca_file.as_deref().map(|path| {
+            super::config::read_certificate(path)
+                .map(String::into_bytes)
+                .unwrap_or_else(|why| {
+                    tracing::error!(%why, "mqtt.tls_ca_file unusable: the consumer trusts no broker");
+                    Vec::new()
+                })
+        });
         Self {
             host: config.host.clone(),
             port: config.port,
@@ -139,6 +152,7 @@ impl TransportOptions {
             request_capacity: MAX_UNACKED + config.max_in_flight + 64,
             max_inflight: 100,
             reconnect_max_ms: config.reconnect_max_ms,
+            tls_ca_pem,
             clean_session: false,
         }
     }
@@ -203,6 +217,15 @@ pub fn connect_rumqttc(
         .set_max_packet_size(64 * 1024, 64 * 1024);
     if let Some((username, password)) = &options.credentials {
         mqtt.set_credentials(username.clone(), password.clone());
+    }
+    if let Some(ca) = &options.tls_ca_pem {
+        mqtt.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Simple {
+                ca: ca.clone(),
+                alpn: None,
+                client_auth: None,
+            },
+        ));
     }
     let (client, eventloop) = AsyncClient::new(mqtt, options.request_capacity.max(64));
     let (events, receiver) = mpsc::channel(options.queue.max(1));

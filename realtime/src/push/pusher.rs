@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use kreki_platform::telemetry::traces::continue_trace;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -31,6 +32,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::frame::Frame;
@@ -355,7 +357,14 @@ impl Pusher {
                 return;
             }
         };
-        let sends = devices.iter().map(|device| self.send_to(device, push));
+        // Each device's push is a span in the trace of the work that made the offer (a wave).
+        let trace = frame.and_then(Frame::trace).map(|trace| &**trace);
+        let sends = devices.iter().map(|device| {
+            let span =
+                tracing::info_span!("push.send", device = %device.id, offer = %push.offer_id);
+            continue_trace(&span, trace);
+            self.send_to(device, push).instrument(span)
+        });
         futures_util::future::join_all(sends).await;
     }
 
