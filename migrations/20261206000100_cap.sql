@@ -37,16 +37,19 @@ CREATE INDEX warnings_area_gix ON cap.warnings USING gist (area)
 CREATE INDEX warnings_refs_gin ON cap.warnings USING gin (refs);
 
 -- An area from checked polygons (WKT MULTIPOLYGON, lng lat) and circles (centre, radius in metres,
--- buffered on the spheroid): one valid MultiPolygon, or NULL when there is nothing.
+-- buffered on the spheroid): one valid MultiPolygon, or NULL when there is nothing (or nothing but
+-- degenerate rings, which ST_MakeValid leaves empty).
 CREATE FUNCTION cap.area_of(polygons text, lats float8[], lngs float8[], radii_m float8[])
 RETURNS geometry(MultiPolygon, 4326) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_Union(part)), 3))::geometry(MultiPolygon, 4326)
+    SELECT CASE WHEN ST_IsEmpty(area) THEN NULL ELSE area END FROM (
+    SELECT ST_Multi(ST_CollectionExtract(ST_MakeValid(ST_Union(part)), 3))::geometry(MultiPolygon, 4326) AS area
     FROM (
         SELECT ST_GeomFromText(polygons, 4326) AS part WHERE polygons IS NOT NULL
         UNION ALL
         SELECT ST_Buffer(ST_SetSRID(ST_MakePoint(c.lng, c.lat), 4326)::geography, c.r, 'quad_segs=16')::geometry
         FROM unnest(lats, lngs, radii_m) AS c (lat, lng, r)
     ) parts
+    ) united
 $$;
 
 -- A short message sent to the people inside an area. Recipients are counted, never listed.
