@@ -5,7 +5,8 @@
 # `kreki`, then runs `kreki demo`: a signing key kept in .kreki/ (so restarts sign nobody out),
 # migrations, demo accounts, and every service on http://127.0.0.1:8080 until Ctrl-C, with the
 # simulator running against it: simulated volunteers move around central Jakarta and answer
-# offers, simulated citizens press panic (alerts noted [SIMULASI]), so the dashboard is alive.
+# offers, simulated citizens press panic (alerts noted [SIMULASI]), so the dashboard is alive; a fake
+# BMKG serves a CAP 1.2 earthquake warning south of Jakarta, which the dashboard shows as an area.
 # Extra arguments go to `kreki demo` (`--no-simulate`, `--sim-alerts-per-minute 6`, ...; see
 # `kreki demo --help`); any KREKI_* setting works (see README.md).
 set -euo pipefail

@@ -2,7 +2,7 @@
 # Runs the whole KREKI test suite on this machine.
 #
 # 1. deploy/local-services.sh makes sure PostgreSQL + PostGIS, Redis and Mosquitto run (installing
-#    Debian packages and starting services as needed).
+#    Debian packages and starting services as needed); xmllint is installed for the CAP XSD checks.
 # 2. The deployment files are validated offline (deploy/validate.sh: both Kustomize overlays against
 #    the Kubernetes and vendored CRD schemas, promtool checks and rule unit tests, dashboards), and a
 #    pgBackRest point-in-time restore is tested (deploy/backup/test-restore.sh, PostgreSQL on :5444
@@ -21,6 +21,15 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/kreki-target}"
 
 bash deploy/local-services.sh
+
+# CAP 1.2 documents (KREKI's and the fake BMKG's) are checked against the vendored OASIS XSD
+# by xmllint in cap/tests/xsd.rs and tests/e2e/warnings.rs (Debian's libxml2-utils).
+if ! command -v xmllint >/dev/null 2>&1; then
+  echo "==> installing xmllint (libxml2-utils)"
+  sudo_if() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+  sudo_if env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  sudo_if env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends libxml2-utils >/dev/null
+fi
 
 echo "==> deployment files"
 cargo build --bin kreki --quiet

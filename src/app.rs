@@ -133,6 +133,7 @@ impl Services {
         (name = "sms", description = "The SMS provider's webhooks (inbound texts, delivery statuses), signed with X-Twilio-Signature"),
         (name = "lms", description = "Training and certification: courses, quizzes, certificates"),
         (name = "volunteers", description = "Volunteers: duty, position, practitioner verification"),
+        (name = "warnings", description = "Warnings in and out: CAP 1.2 warnings read from BMKG's feeds, area broadcasts, the public CAP 1.2 feed"),
         (name = "guidance", description = "First-aid guidance pages in Bahasa Indonesia and English (Markdown, served sanitised)"),
         (name = "fhir", description = "FHIR R4 for health systems (`application/fhir+json`, OperationOutcome errors) and SATUSEHAT sync"),
     )
@@ -432,6 +433,24 @@ pub fn build(
         workers.extend(kreki_bridge_satusehat::spawn_workers(
             &bridge, feed, shutdown,
         ));
+    }
+
+    // Warnings in and out (`[cap]`): with dispatch, which knows who is inside an area.
+    if let Some(dispatch) = &dispatch {
+        let cap = kreki_cap::CapService::new(
+            pool.clone(),
+            config.cap.clone(),
+            Arc::new(crate::cap_wiring::CapPeople {
+                pool: pool.clone(),
+                position_max_age_s: dispatch.config().position_max_age_s,
+            }),
+            crate::cap_wiring::announcer(hub.as_ref(), dispatch, &sms.service, pool),
+        );
+        workers.extend(kreki_cap::poller::spawn(&cap, shutdown));
+        api = api.merge(kreki_cap::router(kreki_cap::CapState {
+            service: cap,
+            verifier: auth.service.verifier().clone(),
+        }));
     }
 
     if services.contains(Service::Guidance) {

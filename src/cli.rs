@@ -133,6 +133,13 @@ pub enum Command {
         #[command(subcommand)]
         command: PiiCommand,
     },
+    /// Run a fake BMKG (CAP 1.2 earthquake and weather warnings, controllable over HTTP at
+    /// `/control/...`) until Ctrl-C: for the browser tests and trying `[cap] feeds` locally.
+    FakeBmkg {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: std::net::SocketAddr,
+    },
     /// Check the configuration and print it (secrets redacted).
     Config,
     /// Print the OpenAPI description `/openapi.json` serves (JSON), without a database or a
@@ -446,6 +453,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Config => {
             say(&format!("{config:#?}"));
+            Ok(())
+        }
+        Command::FakeBmkg { listen } => {
+            let fake = kreki_cap::fake::FakeBmkg::start(listen).await?;
+            say(&format!("fake BMKG: feed at {}", fake.feed_url()));
+            kreki_platform::shutdown::signal().await;
+            drop(fake);
             Ok(())
         }
         // Answered in `main`, before logging and the runtime start.

@@ -56,6 +56,8 @@ pub struct Config {
     pub sms: kreki_sms::SmsConfig,
     /// `[pii]`: keys that seal NIKs at rest and key their search hash.
     pub pii: kreki_platform::pii::PiiConfig,
+    /// `[cap]`: CAP 1.2 warnings read from feeds (off without feeds), broadcasts, CAP out.
+    pub cap: kreki_cap::CapConfig,
 }
 
 /// `[server]`
@@ -242,6 +244,7 @@ impl Config {
         problems.extend(self.dispatch.validate());
         problems.extend(self.push.validate());
         problems.extend(self.mqtt.validate());
+        problems.extend(self.cap.validate());
         problems.extend(self.sms.validate());
         problems.extend(self.pii.validate());
         if problems.is_empty() {

@@ -85,6 +85,7 @@ pub async fn run(
     }
     let fake_fcm = fake_push(&mut config, data_dir).await?;
     let fake_sms = fake_sms(&mut config).await?;
+    let fake_bmkg = fake_bmkg(&mut config).await?;
     let pool = config.database.pool().map_err(anyhow::Error::msg)?;
     app::migrate(&pool).await?;
     let auth = kreki_auth::build(pool.clone(), config.auth.clone())?;
@@ -130,6 +131,14 @@ pub async fn run(
         fake_sms.as_ref(),
         simulate.as_ref(),
     );
+    if let Some(fake) = &fake_bmkg {
+        say(&format!(
+            "  BMKG          a fake one runs in-process with an M6.1 earthquake south of Jakarta on the map; \
+             more: POST {0}/control/earthquake {{\"lat\":-6.2,\"lng\":106.8,\"radius_km\":30,\"magnitude\":6.4}}, \
+             {0}/control/update, {0}/control/cancel (see cap/src/fake.rs)",
+            fake.base_url()
+        ));
+    }
     let simulator = simulate.map(|options| {
         let base = local_base(config.server.listen);
         let stop = CancellationToken::new();
@@ -158,7 +167,43 @@ pub async fn run(
     let served = app::serve_until(&config, &Services::all(), false, stop).await;
     drop(fake_fcm);
     drop(fake_sms);
+    drop(fake_bmkg);
     served
+}
+
+/// Points `[cap]` at a fake BMKG started in-process (unless feeds are configured) with one
+/// earthquake warning already published, so a coordinator sees a warning on the map at once; the
+/// rule tells on-duty volunteers inside an Extreme earthquake warning.
+async fn fake_bmkg(config: &mut Config) -> anyhow::Result<Option<kreki_cap::fake::FakeBmkg>> {
+    if !config.cap.feeds.is_empty() {
+        return Ok(None);
+    }
+    let fake = kreki_cap::fake::FakeBmkg::start("127.0.0.1:0".parse()?).await?;
+    fake.earthquake(&kreki_cap::fake::Earthquake {
+        lat: -6.45,
+        lng: 106.84,
+        radius_km: 30.0,
+        magnitude: 6.1,
+        severity: None,
+    });
+    config.cap.feeds.push(kreki_cap::config::FeedConfig {
+        name: "bmkg-demo".to_owned(),
+        url: fake.feed_url(),
+    });
+    config.cap.poll_interval_s = 5;
+    config.cap.public_base_url = local_base(config.server.listen);
+    if config.cap.rules.is_empty() {
+        config.cap.rules.push(kreki_cap::config::RuleConfig {
+            event: "gempa".to_owned(),
+            min_severity: "Extreme".to_owned(),
+            audience: "volunteers".to_owned(),
+            message_id: "Peringatan BMKG: {headline}. Periksa keadaan sekitar dan siaga."
+                .to_owned(),
+            message_en: "BMKG warning: {headline}. Check your surroundings and stand by."
+                .to_owned(),
+        });
+    }
+    Ok(Some(fake))
 }
 
 /// The demo's regions: Jakarta's five cities as rough boxes (south-west corner lng, lat; north-east

@@ -10,10 +10,12 @@
 //! - [`demo`]: a local platform with a persistent signing key and demo accounts.
 //! - [`web`]: the coordinator dashboard and the citizen and volunteer web apps, compiled in.
 //! - [`wiring`]: the adapters joining dispatch and the realtime hub.
+//! - [`cap_wiring`]: the CAP service's ports (who is inside an area, the hub).
 //! - [`sms_offers`]: offers by text when no socket took them, and the replies that answer them.
 
 pub mod app;
 pub mod basemap;
+pub mod cap_wiring;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -345,7 +345,13 @@ async fn text_escalation(
     .bind(region.0)
     .fetch_all(&inner.pool)
     .await?;
-    let body = escalation_text(escalation.reason.as_str(), escalation.alert_id.0);
+    let body = escalation_text(
+        escalation.reason.as_str(),
+        escalation.alert_id.map_or_else(
+            || escalation.warning_id.unwrap_or_default(),
+            |alert| alert.0,
+        ),
+    );
     for (user, phone) in coordinators {
         let Some(to) = E164::parse(&phone) else {
             continue;
@@ -375,6 +381,7 @@ pub fn escalation_text(reason: &str, alert: Uuid) -> String {
         "triage_waiting" => ("menunggu triase", "waiting for triage"),
         "responder_stalled" => ("relawan tidak bergerak", "responder stalled"),
         "open_too_long" => ("terbuka terlalu lama", "open too long"),
+        "severe_warning" => ("peringatan BMKG parah", "severe BMKG warning"),
         _ => ("perlu perhatian", "needs attention"),
     };
     let short = alert.simple().to_string();
@@ -438,6 +445,7 @@ mod tests {
             "triage_waiting",
             "responder_stalled",
             "open_too_long",
+            "severe_warning",
         ] {
             let text = escalation_text(reason, Uuid::now_v7());
             assert!(text.len() <= 306 && text.is_ascii(), "{text}");

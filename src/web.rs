@@ -141,6 +141,7 @@ static ASSETS: &[Asset] = &[
     ),
     asset!("dashboard/tools.js", "text/javascript; charset=utf-8"),
     asset!("dashboard/callback.js", "text/javascript; charset=utf-8"),
+    asset!("dashboard/warnings.js", "text/javascript; charset=utf-8"),
     asset!("dashboard/timeline.js", "text/javascript; charset=utf-8"),
     asset!("dashboard/aeds.html", "text/html; charset=utf-8"),
     asset!("dashboard/aeds.js", "text/javascript; charset=utf-8"),

@@ -325,11 +325,13 @@ pub struct Region {
 pub struct Escalation {
     /// Escalation id.
     pub id: crate::domain::EscalationId,
-    /// The alert.
-    pub alert_id: AlertId,
-    /// The alert's region.
+    /// The alert (null for `severe_warning`, which is about a warning).
+    pub alert_id: Option<AlertId>,
+    /// The CAP warning (`GET /v1/warnings/{id}`) of a `severe_warning`; null otherwise.
+    pub warning_id: Option<Uuid>,
+    /// The alert's region (for a warning: a region its area covers).
     pub region_id: Option<crate::domain::RegionId>,
-    /// `unmatched`, `triage_waiting`, `responder_stalled` or `open_too_long`.
+    /// `unmatched`, `triage_waiting`, `responder_stalled`, `open_too_long` or `severe_warning`.
     pub reason: crate::domain::EscalationReason,
     /// When it was raised (UTC).
     pub raised_at: DateTime<Utc>,
@@ -344,6 +346,7 @@ impl From<crate::store::escalations::EscalationRow> for Escalation {
         Self {
             id: row.id,
             alert_id: row.alert_id,
+            warning_id: row.warning_id,
             region_id: row.region_id,
             reason: row.reason,
             raised_at: row.raised_at,

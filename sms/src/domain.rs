@@ -59,6 +59,8 @@ pub enum Purpose {
     Reply,
     /// An escalation to a coordinator.
     Escalation,
+    /// An area broadcast (a warning) to someone inside the area whose app is not connected.
+    Broadcast,
 }
 
 impl Purpose {
@@ -69,6 +71,7 @@ impl Purpose {
             Self::Offer => "offer",
             Self::Reply => "reply",
             Self::Escalation => "escalation",
+            Self::Broadcast => "broadcast",
         }
     }
 }

@@ -23,13 +23,13 @@ const CHROMIUM_ARGS = [
 ];
 const DATABASE_SERVER = process.env.KREKI_BROWSER_PG || 'postgres://postgres@127.0.0.1:5432';
 
-function kreki() {
+export function kreki() {
   if (process.env.KREKI_BIN) return process.env.KREKI_BIN;
   const target = process.env.CARGO_TARGET_DIR || join(homedir(), '.cache', 'kreki-target');
   return join(target, 'debug', 'kreki');
 }
 
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

@@ -10,6 +10,7 @@ import { screenTests } from './screens.mjs';
 import { responderTests } from './responders.mjs';
 import { operationsTests } from './operations.mjs';
 import { callbackTests } from './callback.mjs';
+import { warningsTests } from './warnings.mjs';
 
 const JAKARTA = { latitude: -6.2, longitude: 106.8167, accuracy: 15 };
 let phoneCounter = 0;
@@ -478,6 +479,7 @@ tests.push(...screenTests({ newPage, signIn, phone, noPageErrors }));
 tests.push(...responderTests({ newPage, signIn, phone, noPageErrors }));
 tests.push(...operationsTests({ newPage, signIn, phone, noPageErrors }));
 tests.push(...callbackTests({ newPage, signIn, phone, noPageErrors }));
+tests.push(...warningsTests({ newPage, signIn, phone, noPageErrors }));
 
 const server = await startKreki();
 let browser;

@@ -22,3 +22,4 @@ mod sms;
 mod support;
 mod traces;
 mod training_to_dispatch;
+mod warnings;

@@ -58,6 +58,12 @@ async fn every_contract_path_is_described() {
         ("delete", "/v1/admin/users/{id}"),
         ("get", "/v1/admin/users/{id}"),
         ("get", "/v1/admin/audit"),
+        ("get", "/v1/warnings"),
+        ("get", "/v1/warnings/{id}"),
+        ("post", "/v1/broadcasts"),
+        ("get", "/v1/broadcasts"),
+        ("get", "/cap/alerts.atom"),
+        ("get", "/cap/alerts/{file}"),
     ] {
         assert!(
             paths.get(path).and_then(|item| item.get(method)).is_some(),

@@ -25,6 +25,7 @@ import '/dashboard/operations-text.js';
 import { initOperations, inRegion, loadOperations, onOperationsMessage, renderOperations } from '/dashboard/operations.js';
 import { initTools, renderTools } from '/dashboard/tools.js';
 import { initCallback, renderCallback } from '/dashboard/callback.js';
+import { initWarnings, onWarningsMessage, warningCorners, warningMark } from '/dashboard/warnings.js';
 import { describe } from '/dashboard/timeline.js';
 
 const KINDS = ['medical', 'cardiac_arrest', 'accident', 'fire', 'disaster', 'security', 'other'];
@@ -155,6 +156,7 @@ async function start() {
   }
   await refresh();
   await loadOperations(state.map);
+  await initWarnings(api, state.map, () => renderList());
   render();
   await fitToWhatMatters();
   loadSupport();
@@ -191,6 +193,7 @@ async function fitToWhatMatters() {
   const points = [
     ...[...state.alerts.values()].filter((a) => OPEN.has(a.status)).map((a) => [a.location.lat, a.location.lng]),
     ...volunteers.filter((v) => v.on_duty && typeof v.lat === 'number').map((v) => [v.lat, v.lng]),
+    ...warningCorners(),
   ];
   if (points.length === 0) return;
   state.framed = state.markers.size;
@@ -248,7 +251,7 @@ async function loadVolunteers() {
 
 /** One message from /v1/ws. Fields are read leniently: the whole object when sent, else its id. */
 function onLive(message) {
-  if (onSupportMessage(message) || onOperationsMessage(message)) return;
+  if (onSupportMessage(message) || onOperationsMessage(message) || onWarningsMessage(message)) return;
   switch (message.type) {
     case 'alert.updated': {
       const alert = message.alert ?? (message.kind && message.status ? message : null);
@@ -424,7 +427,7 @@ function renderList() {
     : list.map((alert) => {
       const responders = activeAssignments(alert).map((a) => a.volunteer?.name).filter(Boolean).join(', ');
       return `<li><button type="button" data-id="${esc(alert.id)}" aria-current="${alert.id === state.selected}">
-        <span><span class="badge">${esc(KIND_CODE[alert.kind] ?? '?')}</span> ${esc(t(`kind.${alert.kind}`))}${drillBadge(alert)}<br>
+        <span><span class="badge">${esc(KIND_CODE[alert.kind] ?? '?')}</span> ${esc(t(`kind.${alert.kind}`))}${drillBadge(alert)}${warningMark(alert)}<br>
         <small>${esc(clock(alert.created_at))}${responders ? ` · ${esc(responders)}` : ''}</small></span>
         <span class="badge">${esc(t(`status.${alert.status}`))}</span></button></li>`;
     }).join('');

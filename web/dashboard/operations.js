@@ -304,7 +304,7 @@ function renderEscalations() {
       return `<div class="escalation" data-escalation="${esc(e.id)}" data-reason="${esc(e.reason)}">
         <p><strong>${esc(what)}</strong>${alert ? ` — ${esc(t(`kind.${alert.kind}`))}, ${esc(place(alert))}` : ''}
           <small>${esc(t('ops.esc.raised', { time: clock(e.raised_at) }))}</small></p>
-        <button type="button" class="link" data-open-alert="${esc(e.alert_id)}">${esc(t('ops.open'))}</button>
+        ${e.alert_id ? `<button type="button" class="link" data-open-alert="${esc(e.alert_id)}">${esc(t('ops.open'))}</button>` : ''}
         <button type="button" class="primary" data-ack="${esc(e.id)}" aria-label="${esc(t('ops.esc.ack.aria', { what }))}">${esc(t('ops.esc.ack'))}</button>
       </div>`;
     }).join('')

@@ -228,5 +228,7 @@ string_enum! {
         ResponderStalled = "responder_stalled",
         /// The alert has been open longer than its kind allows.
         OpenTooLong = "open_too_long",
+        /// A `Severe` or `Extreme` CAP warning (BMKG) covers the region (no alert: `warning_id`).
+        SevereWarning = "severe_warning",
     }
 }

@@ -91,6 +91,25 @@ impl DispatchService {
         Ok(count)
     }
 
+    /// Raises a `severe_warning` escalation for each region a Severe or Extreme CAP warning's
+    /// `area` (GeoJSON text) covers (one without region when none does) and announces them;
+    /// answers how many were raised (none when they are open already).
+    ///
+    /// # Errors
+    /// Database failures; an area PostGIS cannot read.
+    pub async fn escalate_warning(
+        &self,
+        warning_id: uuid::Uuid,
+        area: &str,
+    ) -> DispatchResult<usize> {
+        let raised = store::raise_for_warning(&self.pool, warning_id, area).await?;
+        let count = raised.len();
+        for row in raised {
+            self.announce_escalation(row.into());
+        }
+        Ok(count)
+    }
+
     /// `escalation` to the coordinators answering for its region (raised, or acknowledged).
     pub(crate) fn announce_escalation(&self, escalation: Escalation) {
         if escalation.acknowledged_at.is_none() {

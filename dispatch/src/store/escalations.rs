@@ -14,8 +14,10 @@ use crate::domain::{AlertId, EscalationId, EscalationReason, RegionId};
 pub struct EscalationRow {
     /// The escalation.
     pub id: EscalationId,
-    /// Its alert.
-    pub alert_id: AlertId,
+    /// Its alert (none for a warning's escalation).
+    pub alert_id: Option<AlertId>,
+    /// The CAP warning it is about (schema `cap`), for `severe_warning`.
+    pub warning_id: Option<Uuid>,
     /// The alert's region.
     pub region_id: Option<RegionId>,
     /// Why it was raised.
@@ -30,7 +32,7 @@ pub struct EscalationRow {
 
 macro_rules! columns {
     () => {
-        "id, alert_id, region_id, reason, raised_at, acknowledged_at, acknowledged_by"
+        "id, alert_id, warning_id, region_id, reason, raised_at, acknowledged_at, acknowledged_by"
     };
 }
 
@@ -103,6 +105,7 @@ pub async fn acknowledge(
          ), event AS (
              INSERT INTO dispatch.alert_events (alert_id, type, actor, data)
              SELECT alert_id, 'escalation_acknowledged', $2, $3 FROM acked
+             WHERE alert_id IS NOT NULL
          )
          SELECT ",
         columns!(),
@@ -189,6 +192,36 @@ pub async fn sweep(
     ))
     .bind(stalled_s)
     .bind(open_s)
+    .fetch_all(pool)
+    .await
+}
+
+/// Raises a `severe_warning` escalation for each region whose area meets `area` (GeoJSON text), or
+/// one without region when none does, for the CAP warning `warning_id`; answers those raised (none
+/// when they are open already). One statement.
+pub async fn raise_for_warning(
+    pool: &PgPool,
+    warning_id: Uuid,
+    area: &str,
+) -> Result<Vec<EscalationRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "WITH shape AS (SELECT ST_SetSRID(ST_GeomFromGeoJSON($2), 4326) AS g),
+              covered AS (
+                  SELECT r.id FROM dispatch.regions r, shape WHERE ST_Intersects(r.area, shape.g)
+              ),
+              targets AS (
+                  SELECT id FROM covered
+                  UNION ALL SELECT NULL::uuid WHERE NOT EXISTS (SELECT 1 FROM covered)
+              )
+         INSERT INTO dispatch.escalations (id, alert_id, warning_id, region_id, reason)
+         SELECT dispatch.uuid_v7(), NULL, $1, t.id, 'severe_warning' FROM targets t
+         ON CONFLICT DO NOTHING
+         RETURNING ",
+        columns!(),
+        ""
+    ))
+    .bind(warning_id)
+    .bind(area)
     .fetch_all(pool)
     .await
 }

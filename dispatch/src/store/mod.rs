@@ -21,6 +21,7 @@
 //! - [`escalations`]: escalations (open ones, acknowledging, the sweep of stalled responders and
 //!   alerts open too long).
 //! - [`retention`]: the retention job's batches (old positions, drills, coarsening).
+//! - [`areas`]: on-duty volunteers inside an area (area broadcasts), ids only.
 //! - [`erasure`]: erasing a person whose account is deleted (history kept, anonymised).
 //!
 //! Spatial predicates cast the query point, never an indexed column, so the GiST indexes serve them.
@@ -234,6 +235,7 @@ pub struct EventRow {
 
 pub mod aeds;
 pub mod alerts;
+pub mod areas;
 pub mod assignments;
 pub mod changes;
 pub mod checkins;
