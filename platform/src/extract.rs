@@ -50,7 +50,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             let inner = error.into_inner();
             match inner.classify() {
                 serde_json::error::Category::Data => {
-                    let message = strip_position(&inner.to_string());
+                    let message = redact_value(&strip_position(&inner.to_string()));
                     let field = field_of(&path, &message);
                     Err(Problem::validation(vec![crate::FieldError::new(
                         field, message,
@@ -209,7 +209,7 @@ fn parse_urlencoded<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, 
     let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(bytes));
     serde_path_to_error::deserialize::<_, T>(deserializer).map_err(|error| {
         let path = error.path().to_string();
-        let message = error.into_inner().to_string();
+        let message = redact_value(&error.into_inner().to_string());
         let field = match field_of(&path, &message).as_str() {
             "body" => what.to_owned(),
             named => named.to_owned(),
@@ -233,6 +233,38 @@ fn backticked(message: &str) -> Option<&str> {
     let start = message.find('`')? + 1;
     let len = message[start..].find('`')?;
     Some(&message[start..start + len])
+}
+
+/// serde quotes the value it refused (`invalid type: string "0812 5555 0101", expected u32`,
+/// `unknown variant `…``): a phone number, a name or an ID number would then come back in the
+/// answer and land in whatever logs it. Keep what was wrong and what was expected, never the value:
+/// `invalid type: string, expected u32`.
+fn redact_value(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: ", "unknown variant "] {
+        let Some(rest) = message.strip_prefix(prefix) else {
+            continue;
+        };
+        let Some(expected) = rest.find(", expected") else {
+            continue;
+        };
+        // What serde got: a kind, then the value quoted (`string "…"`, `integer `5``, `char 'x'`).
+        let got = &rest[..expected];
+        let kind = got
+            .find([' ', '`', '"', '\''])
+            .map_or(got, |end| &got[..end])
+            .trim_end();
+        let kind = match kind {
+            "floating" => "floating point",
+            "unit" => "unit value",
+            other => other,
+        };
+        return if prefix == "unknown variant " {
+            format!("unknown variant{}", &rest[expected..])
+        } else {
+            format!("{prefix}{kind}{}", &rest[expected..])
+        };
+    }
+    message.to_owned()
 }
 
 /// serde_json appends " at line 1 column 17", which means nothing to someone reading a field error.
@@ -295,6 +327,60 @@ mod tests {
         let problem =
             parse_urlencoded::<Resume>(b"resume_after=3", "query").expect_err("bbox missing");
         assert_eq!(problem.errors[0].field, "bbox");
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[expect(dead_code, reason = "fields exist to be deserialised")]
+    struct Person {
+        age: u32,
+        role: Role,
+        name: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Role {
+        Volunteer,
+    }
+
+    #[test]
+    fn refused_values_are_not_echoed() {
+        let secret = "3171012345672101";
+        for (body, field, said) in [
+            (
+                format!(r#"{{"age":"{secret}","role":"volunteer","name":"x"}}"#),
+                "age",
+                "invalid type: string, expected u32",
+            ),
+            (
+                format!(r#"{{"age":1,"role":"volunteer","name":{secret}}}"#),
+                "name",
+                "invalid type: integer, expected a string",
+            ),
+            (
+                format!(r#"{{"age":-{secret},"role":"volunteer","name":"x"}}"#),
+                "age",
+                "invalid value: integer, expected u32",
+            ),
+            (
+                format!(r#"{{"age":1.5,"role":"{secret}","name":"x"}}"#),
+                "age",
+                "invalid type: floating point, expected u32",
+            ),
+            (
+                format!(r#"{{"age":1,"role":"{secret}","name":"x"}}"#),
+                "role",
+                "unknown variant, expected `volunteer`",
+            ),
+        ] {
+            let problem = parse_json::<Person>(body.as_bytes()).expect_err("refused");
+            assert_eq!(problem.errors[0].field, field, "{body}");
+            assert_eq!(problem.errors[0].message, said, "{body}");
+            assert!(!format!("{problem:?}").contains("12345"), "{problem:?}");
+        }
+        let problem = parse_urlencoded::<Resume>(b"resume_after=0812-5555-0101&bbox=1", "query")
+            .expect_err("not a u64");
+        assert!(!problem.errors[0].message.contains("0812"), "{problem:?}");
     }
 
     #[test]
