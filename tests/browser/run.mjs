@@ -69,6 +69,13 @@ const tests = [
   }],
 
   ['dashboard: alerts, volunteers and lines on the map; filter, detail, timeline, nearest-first assign', async ({ browser, server }) => {
+    // The figures are of today's alerts in Jakarta (UTC+7, no daylight saving), and the alerts
+    // below start 5 minutes ago: in the first minutes after midnight WIB they would be
+    // yesterday's. Wait those minutes out (the test then runs as on any other minute).
+    const sinceJakartaMidnightMs = (Date.now() + 7 * 3600000) % 86400000;
+    if (sinceJakartaMidnightMs < 600000) {
+      await new Promise((resolve) => setTimeout(resolve, 600000 - sinceJakartaMidnightMs + 1000));
+    }
     const coordinator = server.user(phone(), 'koordinator-rahasia', 'Dedi Koordinator', ['coordinator']);
     const { context, page } = await newPage(browser, server.base);
     // The dispatch answers, shaped as docs/API.md says, so the drawing can be checked on its own.
