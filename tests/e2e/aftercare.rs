@@ -13,11 +13,10 @@ use sqlx::PgPool;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{
-    JsonApi, Server, Socket, TempDir, create_account, database_url, frame_where, open_socket,
-    signing_key,
+    JsonApi, MONAS, Server, Socket, TempDir, create_account, database_url, frame_where, ok,
+    open_socket, signing_key,
 };
 
-const MONAS: (f64, f64) = (-6.175392, 106.827153);
 const PATIENCE: Duration = Duration::from_secs(15);
 const PASSWORD: &str = "kata-sandi-aman";
 
@@ -39,10 +38,6 @@ async fn next_where(socket: &mut Socket, kind: &str, wanted: impl Fn(&Value) -> 
 
 async fn next_of(socket: &mut Socket, kind: &str) -> Value {
     next_where(socket, kind, |_| true).await
-}
-
-fn ok(status: StatusCode, body: &Value) {
-    assert!(status.is_success(), "{status}: {body}");
 }
 
 #[sqlx::test(migrations = false)]

@@ -11,22 +11,12 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::support::{
-    JsonApi, Server, TempDir, create_account, database_url, frame_where, open_socket, signing_key,
+    JsonApi, MONAS, Server, TempDir, create_account, database_url, frame_where, ok, open_socket,
+    signing_key, square,
 };
 
-const MONAS: (f64, f64) = (-6.175392, 106.827153);
 const PASSWORD: &str = "kata-sandi-aman";
 const PATIENCE: Duration = Duration::from_secs(15);
-
-fn square(lat: f64, lng: f64, size: f64) -> Value {
-    json!({"type": "Polygon", "coordinates": [[
-        [lng, lat], [lng + size, lat], [lng + size, lat + size], [lng, lat + size], [lng, lat]
-    ]]})
-}
-
-fn ok(status: StatusCode, body: &Value) {
-    assert!(status.is_success(), "{status}: {body}");
-}
 
 async fn me(api: &JsonApi, token: &str) -> Value {
     let (status, me) = api

@@ -29,11 +29,12 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::fanout::OwnRedis;
 use crate::mqtt::{Mosquitto, start_mosquitto};
-use crate::support::{JsonApi, Server, TempDir, database_url, free_port, kreki, signing_key};
+use crate::support::{
+    JsonApi, MONAS, Server, TempDir, database_url, free_port, kreki, signing_key,
+};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-const MONAS: (f64, f64) = (-6.175392, 106.827153);
 const PATIENCE: Duration = Duration::from_secs(15);
 const MQTT_PASSWORD: &str = "layanan-rahasia";
 

@@ -13,9 +13,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::support::{JsonApi, Server, TempDir, create_account, database_url, kreki, signing_key};
+use crate::support::{
+    JsonApi, MONAS, Server, TempDir, create_account, database_url, kreki, signing_key,
+};
 
-const MONAS: (f64, f64) = (-6.175392, 106.827153);
 const PASSWORD: &str = "kata-sandi-aman";
 /// Test keys (base64 of 32 bytes); never use these anywhere else.
 const KEY_ONE: &str = "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE=";

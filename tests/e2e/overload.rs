@@ -32,9 +32,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::fanout::OwnRedis;
-use crate::support::{Server, TempDir, database_url, signing_key};
+use crate::support::{MONAS, Server, TempDir, database_url, signing_key};
 
-const MONAS: (f64, f64) = (-6.175392, 106.827153);
 const VOLUNTEERS: usize = 12;
 /// Panics in all, sent in bursts of `BURST` at once.
 const PANICS: usize = 48;

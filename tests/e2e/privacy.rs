@@ -13,15 +13,11 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::support::{
-    JsonApi, Server, TempDir, create_account, database_url, frame_where, open_socket, signing_key,
+    JsonApi, MONAS, Server, TempDir, create_account, database_url, frame_where, ok, open_socket,
+    signing_key,
 };
 
-const MONAS: (f64, f64) = (-6.175392, 106.827153);
 const PASSWORD: &str = "kata-sandi-aman";
-
-fn ok(status: StatusCode, body: &Value) {
-    assert!(status.is_success(), "{status}: {body}");
-}
 
 /// `(schema.table, rows whose text holds `needle`)` for every table of every schema of ours.
 async fn rows_holding(pool: &PgPool, needle: &str) -> Vec<(String, i64)> {

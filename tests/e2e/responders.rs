@@ -13,11 +13,10 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::support::{JsonApi, Server, TempDir, database_url, kreki, signing_key};
+use crate::support::{JsonApi, MONAS, Server, TempDir, database_url, kreki, signing_key};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-const MONAS: (f64, f64) = (-6.175392, 106.827153);
 const PATIENCE: Duration = Duration::from_secs(10);
 
 fn north(metres: f64) -> (f64, f64) {

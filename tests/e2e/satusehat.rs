@@ -25,9 +25,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::support::{JsonApi, Server, TempDir, database_url, kreki, signing_key};
-
-const MONAS: (f64, f64) = (-6.175392, 106.827153);
+use crate::support::{JsonApi, MONAS, Server, TempDir, database_url, kreki, signing_key};
 
 /// The `kreki` environment of a deployment that talks to `fake` as its SATUSEHAT, with retries
 /// quick enough for a test (the 60 s silence after a 429 is a floor `kreki` enforces).

@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::PgPool;
 
-use crate::support::{JsonApi, Server, TempDir, create_account, database_url, signing_key};
+use crate::support::{JsonApi, MONAS, Server, TempDir, create_account, database_url, signing_key};
 
 const PASSWORD: &str = "kata-sandi-aman";
 
@@ -350,8 +350,6 @@ async fn an_outage_of_the_provider_delays_a_text_but_never_duplicates_it(pool: P
         .await;
     assert_eq!(status, StatusCode::OK);
 }
-
-const MONAS: (f64, f64) = (-6.175392, 106.827153);
 
 /// The offer code of the latest offer text to `phone`, waiting up to 20 s for it.
 async fn offer_code_for(fake: &FakeTwilio, phone: &str) -> String {

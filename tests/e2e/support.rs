@@ -319,3 +319,18 @@ pub async fn frame_where(
         }
     }
 }
+
+/// The National Monument in Jakarta: where the end-to-end stories happen.
+pub const MONAS: (f64, f64) = (-6.175392, 106.827153);
+
+/// A GeoJSON square polygon with its south-west corner at (`lat`, `lng`), `size` degrees wide.
+pub fn square(lat: f64, lng: f64, size: f64) -> serde_json::Value {
+    serde_json::json!({"type": "Polygon", "coordinates": [[
+        [lng, lat], [lng + size, lat], [lng + size, lat + size], [lng, lat + size], [lng, lat]
+    ]]})
+}
+
+/// Asserts a 2xx answer, showing the body when not.
+pub fn ok(status: reqwest::StatusCode, body: &serde_json::Value) {
+    assert!(status.is_success(), "{status}: {body}");
+}

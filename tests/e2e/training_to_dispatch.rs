@@ -9,9 +9,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::support::{JsonApi, Server, TempDir, database_url, kreki, signing_key};
+use crate::support::{JsonApi, MONAS, Server, TempDir, database_url, kreki, signing_key};
 
-const MONAS: (f64, f64) = (-6.175392, 106.827153);
 const WAIT: Duration = Duration::from_secs(5);
 
 struct Api(JsonApi);

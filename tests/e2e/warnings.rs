@@ -15,11 +15,10 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::support::{
-    JsonApi, Server, Socket, TempDir, create_account, database_url, frame_where, open_socket,
-    signing_key,
+    JsonApi, MONAS, Server, Socket, TempDir, create_account, database_url, frame_where,
+    open_socket, signing_key,
 };
 
-const MONAS: (f64, f64) = (-6.175392, 106.827153);
 const BANDUNG: (f64, f64) = (-6.914744, 107.609810);
 const PASSWORD: &str = "kata-sandi-aman";
 const PATIENCE: Duration = Duration::from_secs(20);
