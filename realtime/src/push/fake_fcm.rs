@@ -6,7 +6,7 @@
 //! | when | status | `error.status` / `errorCode` |
 //! |---|---|---|
 //! | no or unknown access token | 401 | `UNAUTHENTICATED` / `THIRD_PARTY_AUTH_ERROR` |
-//! | malformed message, bad `ttl`/`priority`, non-string `data` | 400 | `INVALID_ARGUMENT` |
+//! | malformed message, bad `ttl`/`priority`, non-string `data`, data over 4,096 bytes | 400 | `INVALID_ARGUMENT` |
 //! | token marked invalid | 400 | `INVALID_ARGUMENT`, field violation on `message.token` |
 //! | token marked unregistered | 404 | `NOT_FOUND` / `UNREGISTERED` |
 //! | [`Fault::QuotaExceeded`] | 429 + `Retry-After` | `RESOURCE_EXHAUSTED` / `QUOTA_EXCEEDED` |
@@ -34,6 +34,9 @@ use http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
+
+/// FCM's limit on a message's data payload, bytes.
+const MAX_DATA_BYTES: usize = 4096;
 
 use crate::push::fcm::FCM_SCOPE;
 
@@ -464,6 +467,15 @@ fn answer_send(
             "Invalid value in data: values must be strings.",
             "message.data",
         );
+    }
+    // FCM allows 4,096 bytes of payload; counted here as the data's keys and values.
+    let data_bytes: usize = message["data"].as_object().map_or(0, |data| {
+        data.iter()
+            .map(|(key, value)| key.len() + value.as_str().map_or(0, str::len))
+            .sum()
+    });
+    if data_bytes > MAX_DATA_BYTES {
+        return invalid("Android message is too big", "message.data");
     }
     let android = &message["android"];
     if let Some(ttl) = android.get("ttl") {

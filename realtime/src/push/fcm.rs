@@ -12,9 +12,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::push::config::FcmConfig;
+use crate::push::content::Payload;
 use crate::push::device::{FcmToken, Platform};
 use crate::push::error::PushError;
-use crate::push::pusher::{Outcome, PushContent};
+use crate::push::pusher::Outcome;
 
 /// The OAuth2 scope of FCM's send API.
 pub const FCM_SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
@@ -97,16 +98,16 @@ impl FcmClient {
         })
     }
 
-    /// Sends one offer to one token and says what became of it. Never panics; network and token
-    /// failures are [`Outcome::Retry`].
+    /// Sends one offer or broadcast to one token and says what became of it. Never panics;
+    /// network and token failures are [`Outcome::Retry`].
     pub async fn send(
         &self,
         platform: Platform,
         token: &FcmToken,
-        content: &PushContent,
+        payload: Payload<'_>,
         now: DateTime<Utc>,
     ) -> Outcome {
-        let Some(ttl_s) = ttl_s(content.expires_at, now) else {
+        let Some(ttl_s) = ttl_s(payload.expires_at(), now) else {
             return Outcome::Expired;
         };
         let access = match self.tokens.token(&[FCM_SCOPE]).await {
@@ -116,7 +117,7 @@ impl FcmClient {
                 return Outcome::Retry { after: None };
             }
         };
-        let body = message(platform, token, content, ttl_s);
+        let body = message(platform, token, payload, ttl_s);
         let response = self
             .http
             .post(&self.send_url)
@@ -145,41 +146,33 @@ fn ttl_s(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<i64> {
     (left >= 1).then_some(left)
 }
 
-/// The `messages:send` body: a high-priority data message living until the offer's deadline,
-/// collapsing per offer; iOS through the APNs block, time-sensitive. Only kind, distance and the
-/// ids the app fetches the rest with: never the citizen's details.
-pub fn message(platform: Platform, token: &FcmToken, content: &PushContent, ttl_s: i64) -> Value {
-    let collapse = content.collapse_key();
-    let data = json!({
-        "type": "offer",
-        "kind": content.kind,
-        "distance_m": content.distance_m.to_string(),
-        "offer_id": content.offer_id.to_string(),
-        "alert_id": content.alert_id.to_string(),
-        "expires_at": content.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "drill": content.drill.to_string(),
-    });
-    let mut message = json!({"token": token.as_str(), "data": data});
+/// The `messages:send` body: a data message living until the deadline, collapsing per offer or
+/// broadcast; high priority for offers and severe broadcasts (iOS: time-sensitive through the
+/// APNs block). Only what [`Payload`] lets out: never the citizen's details, never recipients.
+pub fn message(platform: Platform, token: &FcmToken, payload: Payload<'_>, ttl_s: i64) -> Value {
+    let collapse = payload.collapse_key();
+    let urgent = payload.urgent();
+    let mut message = json!({"token": token.as_str(), "data": payload.fcm_data()});
     match platform {
         Platform::Ios => {
             message["apns"] = json!({
                 "headers": {
-                    "apns-priority": "10",
+                    "apns-priority": if urgent { "10" } else { "5" },
                     "apns-push-type": "alert",
-                    "apns-expiration": content.expires_at.timestamp().to_string(),
+                    "apns-expiration": payload.expires_at().timestamp().to_string(),
                     "apns-collapse-id": collapse,
                 },
                 "payload": {"aps": {
-                    "alert": {"loc-key": if content.drill { "OFFER_DRILL" } else { "OFFER_ALERT" }, "loc-args": [content.kind, content.distance_m.to_string()]},
+                    "alert": payload.apns_alert(),
                     "sound": "default",
-                    "interruption-level": "time-sensitive",
+                    "interruption-level": if urgent { "time-sensitive" } else { "active" },
                     "mutable-content": 1,
                 }},
             });
         }
         Platform::Android | Platform::Web => {
             message["android"] = json!({
-                "priority": "HIGH",
+                "priority": if urgent { "HIGH" } else { "NORMAL" },
                 "ttl": format!("{ttl_s}s"),
                 "collapse_key": collapse,
             });
@@ -237,6 +230,7 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
+    use crate::push::content::{BroadcastContent, PushContent};
 
     fn content() -> PushContent {
         PushContent {
@@ -253,7 +247,7 @@ mod tests {
     fn android_messages_are_high_priority_data_living_until_the_deadline() {
         let content = content();
         let token = FcmToken::parse("tok:1").expect("a token");
-        let body = message(Platform::Android, &token, &content, 27);
+        let body = message(Platform::Android, &token, Payload::Offer(&content), 27);
         let android = &body["message"]["android"];
         assert_eq!(android["priority"], "HIGH");
         assert_eq!(android["ttl"], "27s");
@@ -265,7 +259,7 @@ mod tests {
             "FCM data values are strings"
         );
         assert_eq!(data["distance_m"], "420");
-        let ios = message(Platform::Ios, &token, &content, 27);
+        let ios = message(Platform::Ios, &token, Payload::Offer(&content), 27);
         assert_eq!(ios["message"]["apns"]["headers"]["apns-priority"], "10");
         assert_eq!(
             ios["message"]["apns"]["payload"]["aps"]["interruption-level"],
@@ -285,14 +279,50 @@ mod tests {
             ..content()
         };
         let token = FcmToken::parse("tok:1").expect("a token");
-        let android = message(Platform::Android, &token, &content, 27);
+        let android = message(Platform::Android, &token, Payload::Offer(&content), 27);
         assert_eq!(android["message"]["data"]["drill"], "true");
-        let ios = message(Platform::Ios, &token, &content, 27);
+        let ios = message(Platform::Ios, &token, Payload::Offer(&content), 27);
         assert_eq!(
             ios["message"]["apns"]["payload"]["aps"]["alert"]["loc-key"],
             "OFFER_DRILL"
         );
         assert_eq!(content.data()["drill"], true);
+    }
+
+    #[test]
+    fn a_minor_broadcast_goes_at_normal_priority_and_a_severe_one_wakes_the_phone() {
+        let token = FcmToken::parse("tok:1").expect("a token");
+        let severe = BroadcastContent {
+            broadcast_id: Uuid::now_v7(),
+            severity: "Severe".into(),
+            urgent: true,
+            text_id: "Banjir, hindari Monas.".into(),
+            text_en: "Flooding, avoid Monas.".into(),
+            area_desc: "Monas".into(),
+            expires_at: Utc::now() + chrono::Duration::hours(1),
+        };
+        let minor = BroadcastContent {
+            urgent: false,
+            severity: "Minor".into(),
+            ..severe.clone()
+        };
+        let android = message(Platform::Android, &token, Payload::Broadcast(&severe), 3600);
+        assert_eq!(android["message"]["android"]["priority"], "HIGH");
+        assert_eq!(android["message"]["data"]["type"], "broadcast");
+        assert_eq!(
+            android["message"]["android"]["collapse_key"],
+            severe.collapse_key()
+        );
+        let android = message(Platform::Android, &token, Payload::Broadcast(&minor), 3600);
+        assert_eq!(android["message"]["android"]["priority"], "NORMAL");
+        let ios = message(Platform::Ios, &token, Payload::Broadcast(&minor), 3600);
+        let apns = &ios["message"]["apns"];
+        assert_eq!(apns["headers"]["apns-priority"], "5");
+        assert_eq!(apns["payload"]["aps"]["interruption-level"], "active");
+        assert_eq!(
+            apns["payload"]["aps"]["alert"]["body"],
+            "Banjir, hindari Monas."
+        );
     }
 
     #[test]

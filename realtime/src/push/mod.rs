@@ -8,6 +8,8 @@
 //! - [`pusher`]: [`Pusher::offer`], the entry point when dispatch publishes an offer: the
 //!   WebSocket frame through the hub, then a push by the delivery policy (`push_when`: `no_ack`
 //!   waits `push_grace_ms` for a `{"type":"ack","seq":n}` on a socket; `always`).
+//!   [`Pusher::broadcast_frame`] does the same for an area broadcast (one task per broadcast).
+//! - [`content`]: what a push may say ([`PushContent`] of an offer, [`BroadcastContent`]).
 //! - [`fcm`]: the FCM HTTP v1 client (OAuth2 by `gcp_auth`, `messages:send`, error reading).
 //! - [`webpush`]: Web Push with VAPID (`web-push-native` encrypts; ES256 by `jsonwebtoken`).
 //! - [`fake_fcm`]: [`FakeFcm`], a faithful fake of FCM (and of a browser push service) for tests
@@ -15,6 +17,7 @@
 //! - [`error`]: [`PushError`] and its problem+json.
 
 pub mod config;
+pub mod content;
 pub mod device;
 pub mod error;
 pub mod fake_fcm;
@@ -25,6 +28,7 @@ pub mod store;
 pub mod webpush;
 
 pub use config::{FcmConfig, PushConfig, PushWhen, WebPushConfig};
+pub use content::{BroadcastContent, Payload};
 pub use device::Platform;
 pub use error::PushError;
 pub use fake_fcm::{FakeFcm, Fault};

@@ -1,6 +1,7 @@
 //! The [`Pusher`]: what the binary calls when dispatch publishes an offer. It publishes the
 //! WebSocket frame through the hub and, by the delivery policy, pushes the offer to the user's
-//! registered devices (FCM for apps, Web Push for PWAs).
+//! registered devices (FCM for apps, Web Push for PWAs). Area broadcasts go the same two ways
+//! ([`broadcasts`]).
 //!
 //! Bounded everywhere: at most `push.queue` offers wait (for their grace or a send slot; more
 //! are not pushed, counted in `push_dropped_total`), at most `push.concurrency` requests are in
@@ -23,10 +24,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use kreki_platform::telemetry::traces::continue_trace;
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::PgPool;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -39,50 +39,13 @@ use crate::frame::Frame;
 use crate::hub::{Audience, Hub};
 use crate::ports::BoxFuture;
 use crate::push::config::{PushConfig, PushWhen};
+use crate::push::content::Payload;
+pub use crate::push::content::PushContent;
 use crate::push::device::Target;
 use crate::push::error::PushError;
 use crate::push::fcm::FcmClient;
 use crate::push::store::{self, DeviceRow};
 use crate::push::webpush::{VapidKey, WebPushClient};
-
-/// What a push of an offer may say: the kind and the distance, and the ids the app fetches the
-/// rest with (with its own token). Never the citizen's name, phone, address or position.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PushContent {
-    /// The alert's kind (`cardiac_arrest`, …), for the notification's wording.
-    pub kind: String,
-    /// Straight-line distance from the volunteer to the alert, in metres.
-    pub distance_m: u32,
-    /// The offer, to accept or decline (`POST /v1/offers/{id}/accept`).
-    pub offer_id: Uuid,
-    /// The alert, to fetch its details with the volunteer's token.
-    pub alert_id: Uuid,
-    /// The offer's deadline (UTC): the push's time to live ends here, and no push or retry is
-    /// made after it.
-    pub expires_at: DateTime<Utc>,
-    /// A drill (practice): the notification says so, so nobody rushes out for an exercise.
-    pub drill: bool,
-}
-
-impl PushContent {
-    /// One collapse key per offer: a repeated push replaces the earlier one on the device.
-    pub fn collapse_key(&self) -> String {
-        format!("offer-{}", self.offer_id)
-    }
-
-    /// The payload of a Web Push (the FCM data block holds the same keys, as strings).
-    pub fn data(&self) -> Value {
-        json!({
-            "type": "offer",
-            "kind": self.kind,
-            "distance_m": self.distance_m,
-            "offer_id": self.offer_id,
-            "alert_id": self.alert_id,
-            "expires_at": self.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "drill": self.drill,
-        })
-    }
-}
 
 /// What became of one push request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +112,11 @@ struct Inner {
     fcm: Option<FcmClient>,
     web: Option<WebPushClient>,
     pending: Arc<Semaphore>,
+    /// Send slots of offers.
     sends: Semaphore,
+    /// Send slots of broadcasts, apart from offers' so a city-wide broadcast never makes an
+    /// offer wait for a slot.
+    broadcast_sends: Semaphore,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     /// Offers pushed because no socket acknowledged them in time although one was open.
@@ -169,7 +136,11 @@ impl Pusher {
         web: Option<WebPushClient>,
         shutdown: CancellationToken,
     ) -> Self {
-        for counter in ["push_skipped_acked_total", "push_dropped_total"] {
+        for counter in [
+            "push_skipped_acked_total",
+            "push_dropped_total",
+            "push_broadcast_devices_total",
+        ] {
             metrics::counter!(counter).increment(0);
         }
         for socket in ["open", "none"] {
@@ -177,6 +148,7 @@ impl Pusher {
         }
         let pending = Arc::new(Semaphore::new(config.queue));
         let sends = Semaphore::new(config.concurrency);
+        let broadcast_sends = Semaphore::new((config.concurrency / 4).max(1));
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -187,6 +159,7 @@ impl Pusher {
                 web,
                 pending,
                 sends,
+                broadcast_sends,
                 tracker: TaskTracker::new(),
                 shutdown,
                 unacknowledged_open: AtomicU64::new(0),
@@ -363,13 +336,15 @@ impl Pusher {
             let span =
                 tracing::info_span!("push.send", device = %device.id, offer = %push.offer_id);
             continue_trace(&span, trace);
-            self.send_to(device, push).instrument(span)
+            self.send_to(device, Payload::Offer(push), &inner.sends)
+                .instrument(span)
         });
         futures_util::future::join_all(sends).await;
     }
 
-    /// Pushes to one device with retries; deletes it when the service calls it dead.
-    async fn send_to(&self, device: &DeviceRow, push: &PushContent) {
+    /// Pushes to one device with retries, each attempt holding one of `slots`; deletes the
+    /// device when the service calls it dead.
+    async fn send_to(&self, device: &DeviceRow, payload: Payload<'_>, slots: &Semaphore) {
         let inner = &self.inner;
         let Some(target) = device.target() else {
             tracing::error!(device = %device.id, "stored device does not read; skipped");
@@ -383,16 +358,16 @@ impl Pusher {
         let cap = Duration::from_secs(inner.config.max_retry_after_s);
         for attempt in 1..=inner.config.max_attempts {
             let outcome = {
-                let Ok(_slot) = inner.sends.acquire().await else {
+                let Ok(_slot) = slots.acquire().await else {
                     return;
                 };
                 let now = Utc::now();
                 match (&target, &inner.fcm, &inner.web) {
                     (Target::Fcm { platform, token }, Some(fcm), _) => {
-                        fcm.send(*platform, token, push, now).await
+                        fcm.send(*platform, token, payload, now).await
                     }
                     (Target::Web(subscription), _, Some(web)) => {
-                        web.send(subscription, push, now).await
+                        web.send(subscription, payload, now).await
                     }
                     _ => {
                         tracing::debug!(device = %device.id, channel, "channel not configured; skipped");
@@ -433,10 +408,10 @@ impl Pusher {
                     };
                     backoff = backoff.saturating_mul(2);
                     let deadline =
-                        push.expires_at - chrono::Duration::from_std(wait).unwrap_or_default();
+                        payload.expires_at() - chrono::Duration::from_std(wait).unwrap_or_default();
                     if attempt == inner.config.max_attempts || Utc::now() >= deadline {
                         metrics::counter!("push_failed_total", "channel" => channel).increment(1);
-                        tracing::warn!(device = %device.id, channel, attempt, "push given up: retries or the offer's time are spent");
+                        tracing::warn!(device = %device.id, channel, attempt, id = %payload.id(), "push given up: retries or its time are spent");
                         return;
                     }
                     metrics::counter!("push_retries_total", "channel" => channel).increment(1);
@@ -449,3 +424,5 @@ impl Pusher {
         }
     }
 }
+
+mod broadcasts;

@@ -118,6 +118,18 @@ pub async fn list(pool: &PgPool, user: Uuid) -> Result<Vec<DeviceRow>, sqlx::Err
     .await
 }
 
+/// The devices of any of `users` (a page of a broadcast's recipients), by user.
+pub async fn list_of(pool: &PgPool, users: &[Uuid]) -> Result<Vec<DeviceRow>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT ",
+        device_columns!(),
+        " FROM realtime.devices WHERE user_id = ANY ($1) ORDER BY user_id, last_seen_at DESC, id DESC"
+    ))
+    .bind(users)
+    .fetch_all(pool)
+    .await
+}
+
 /// Removes one of `user`'s devices; false when they have none with that id.
 pub async fn delete_own(pool: &PgPool, user: Uuid, id: Uuid) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("DELETE FROM realtime.devices WHERE id = $1 AND user_id = $2")

@@ -1,7 +1,7 @@
 //! Web Push for the PWAs: the payload encrypted for the browser (RFC 8291, `aes128gcm`, by
 //! `web-push-native`), a VAPID token (RFC 8292, ES256, signed with `jsonwebtoken`), `TTL` to the
-//! offer's deadline, `Urgency: high`, and `Topic` per offer so a newer push replaces an older one
-//! still queued.
+//! offer's deadline (or the broadcast's end), `Urgency: high` (`normal` for a broadcast that is not
+//! severe), and `Topic` per offer or broadcast so a newer push replaces an older one still queued.
 
 use std::time::Duration;
 
@@ -13,10 +13,11 @@ use p256::pkcs8::EncodePrivateKey;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+use crate::push::content::Payload;
 use crate::push::device::{WebSubscription, decode};
 use crate::push::error::PushError;
 use crate::push::fcm::retry_after;
-use crate::push::pusher::{Outcome, PushContent};
+use crate::push::pusher::Outcome;
 
 /// Longest a VAPID token is valid (RFC 8292 says at most 24 hours).
 const VAPID_VALIDITY_S: i64 = 12 * 60 * 60;
@@ -132,21 +133,21 @@ impl WebPushClient {
         &self.key
     }
 
-    /// Sends one offer to one subscription and says what became of it.
+    /// Sends one offer or broadcast to one subscription and says what became of it.
     pub async fn send(
         &self,
         subscription: &WebSubscription,
-        content: &PushContent,
+        payload: Payload<'_>,
         now: DateTime<Utc>,
     ) -> Outcome {
-        let left_s = (content.expires_at - now).num_seconds();
+        let left_s = (payload.expires_at() - now).num_seconds();
         let Ok(ttl_s) = u64::try_from(left_s) else {
             return Outcome::Expired;
         };
         if ttl_s == 0 {
             return Outcome::Expired;
         }
-        let request = match self.build(subscription, content, ttl_s, now) {
+        let request = match self.build(subscription, payload, ttl_s, now) {
             Ok(request) => request,
             Err(why) => return Outcome::Failed(why),
         };
@@ -173,7 +174,7 @@ impl WebPushClient {
     fn build(
         &self,
         subscription: &WebSubscription,
-        content: &PushContent,
+        payload: Payload<'_>,
         ttl_s: u64,
         now: DateTime<Utc>,
     ) -> Result<reqwest::Request, String> {
@@ -187,7 +188,7 @@ impl WebPushClient {
         let ua_auth: [u8; 16] = decode(&subscription.auth)
             .and_then(|bytes| bytes.try_into().ok())
             .ok_or("stored auth is not 16 bytes")?;
-        let body = serde_json::to_vec(&content.data()).map_err(|error| error.to_string())?;
+        let body = serde_json::to_vec(&payload.web_data()).map_err(|error| error.to_string())?;
         let request = web_push_native::WebPushBuilder::new(
             endpoint.clone(),
             ua_public,
@@ -234,8 +235,11 @@ impl WebPushClient {
             "authorization",
             format!("vapid t={jwt}, k={}", self.key.public_key()),
         );
-        set("urgency", "high".to_owned());
-        set("topic", content.offer_id.simple().to_string());
+        set(
+            "urgency",
+            if payload.urgent() { "high" } else { "normal" }.to_owned(),
+        );
+        set("topic", payload.topic());
         *request.body_mut() = Some(body.into());
         Ok(request)
     }
