@@ -444,7 +444,13 @@ pub fn build(
                 pool: pool.clone(),
                 position_max_age_s: dispatch.config().position_max_age_s,
             }),
-            crate::cap_wiring::announcer(hub.as_ref(), dispatch, &sms.service, pool),
+            crate::cap_wiring::announcer(
+                hub.as_ref(),
+                pusher.as_ref(),
+                dispatch,
+                &sms.service,
+                pool,
+            ),
         );
         workers.extend(kreki_cap::poller::spawn(&cap, shutdown));
         api = api.merge(kreki_cap::router(kreki_cap::CapState {

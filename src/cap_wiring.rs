@@ -2,14 +2,17 @@
 //! [`CapPeople`] answers who is inside an area from dispatch's volunteers and regions (ids only;
 //! positions never leave the server), [`CapHub`] sends warnings to the coordinators' dashboards
 //! and broadcasts to their recipients through the realtime hub, as typed messages encoded once,
-//! texts a broadcast to recipients with no socket open (where SMS is configured; push carries
-//! offers only), and has dispatch escalate a Severe or Extreme warning to the regions it covers.
+//! pushes a broadcast to the recipients' phones and browsers (the pusher's delivery policy),
+//! texts it to recipients with no socket open (where SMS is configured), and has dispatch
+//! escalate a Severe or Extreme warning to the regions it covers.
 
 use std::sync::Arc;
 
 use kreki_auth::Role;
+use kreki_cap::model::Severity;
 use kreki_cap::ports::{Announcer, BoxFuture, People};
 use kreki_cap::views::{BroadcastMessage, CapMessage, Warning};
+use kreki_realtime::push::{BroadcastContent, Pusher};
 use kreki_realtime::{Audience, Frame, Hub};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -77,6 +80,9 @@ impl People for CapPeople {
 pub struct CapHub {
     /// The WebSocket hub; without it the dashboards poll `GET /v1/warnings`.
     pub hub: Option<Hub>,
+    /// Push to phones and browsers (where the hub runs): a broadcast goes to the recipients'
+    /// registered devices as well as their sockets.
+    pub pusher: Option<Pusher>,
     /// Dispatch, which raises and announces escalations.
     pub dispatch: Arc<kreki_dispatch::DispatchService>,
     /// Texts, where configured: a recipient with no open socket gets the broadcast by SMS.
@@ -147,15 +153,38 @@ async fn text_broadcast(
     tracing::info!(broadcast = %message.id, sent, "broadcast texted to recipients without a socket");
 }
 
+/// What a push of `message` says: its texts, its area in words and its severity; urgent
+/// (high priority) when `Severe` or `Extreme`.
+pub fn push_content(message: &BroadcastMessage) -> BroadcastContent {
+    BroadcastContent {
+        broadcast_id: message.id,
+        severity: message.severity.clone(),
+        urgent: Severity::parse(&message.severity).is_some_and(Severity::is_severe),
+        text_id: message.message.id.trim().to_owned(),
+        text_en: message.message.en.trim().to_owned(),
+        area_desc: message.area_desc.clone(),
+        expires_at: message.expires_at,
+    }
+}
+
 impl CapHub {
     fn send(&self, audience: Audience, message: &CapMessage<'_>) {
         let Some(hub) = &self.hub else {
             return;
         };
-        match Frame::new(message) {
-            Ok(frame) => hub.publish_frame(audience, &frame),
-            // Typed messages with a `type` tag: a failure here is a bug, not input.
-            Err(error) => tracing::error!(%error, "CAP message not published"),
+        if let Some(frame) = frame(message) {
+            hub.publish_frame(audience, &frame);
+        }
+    }
+}
+
+fn frame(message: &CapMessage<'_>) -> Option<Frame> {
+    match Frame::new(message) {
+        Ok(frame) => Some(frame),
+        // Typed messages with a `type` tag: a failure here is a bug, not input.
+        Err(error) => {
+            tracing::error!(%error, "CAP message not published");
+            None
         }
     }
 }
@@ -191,16 +220,22 @@ impl Announcer for CapHub {
         });
     }
 
-    /// On every socket of each recipient; by SMS to those with no socket open on this instance
-    /// (where texts are configured).
+    /// On every socket of each recipient; by push to their devices (unless a socket
+    /// acknowledged it within the grace, under `push_when = "no_ack"`); by SMS to those with no
+    /// socket open on this instance (where texts are configured).
     fn broadcast(&self, recipients: &[Uuid], message: &BroadcastMessage) {
         if recipients.is_empty() {
             return;
         }
-        self.send(
-            Audience::Users(recipients.to_vec()),
-            &CapMessage::Broadcast { broadcast: message },
-        );
+        let typed = CapMessage::Broadcast { broadcast: message };
+        match &self.pusher {
+            Some(pusher) => {
+                if let Some(frame) = frame(&typed) {
+                    pusher.broadcast_frame(recipients.to_vec(), &frame, push_content(message));
+                }
+            }
+            None => self.send(Audience::Users(recipients.to_vec()), &typed),
+        }
         let Some(sms) = self.sms.clone().filter(|sms| sms.enabled()) else {
             return;
         };
@@ -224,16 +259,18 @@ impl Announcer for CapHub {
     }
 }
 
-/// The announcer of a process running dispatch: the hub where it runs here too, texts where
-/// configured.
+/// The announcer of a process running dispatch: the hub and push where they run here too,
+/// texts where configured.
 pub fn announcer(
     hub: Option<&Hub>,
+    pusher: Option<&Pusher>,
     dispatch: &Arc<kreki_dispatch::DispatchService>,
     sms: &Arc<kreki_sms::SmsService>,
     pool: &PgPool,
 ) -> Arc<dyn Announcer> {
     Arc::new(CapHub {
         hub: hub.cloned(),
+        pusher: pusher.cloned(),
         dispatch: dispatch.clone(),
         sms: sms.enabled().then(|| sms.clone()),
         pool: pool.clone(),

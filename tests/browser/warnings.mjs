@@ -2,7 +2,8 @@
 // (`kreki fake-bmkg`, nothing stubbed): BMKG's M6.3 earthquake warning appears on the map as an
 // area with its severity, urgency, certainty and instruction beside it; an alert raised inside the
 // area is marked with it; the coordinator broadcasts to the volunteers inside from the warning
-// (one reached); BMKG's Cancel takes the area off the map by itself.
+// (one reached); BMKG's Cancel takes the area off the map by itself. A broadcast pushed to the
+// volunteer and citizen apps becomes a notification in the phone's language.
 import { spawn } from 'node:child_process';
 import { apiCall, assert, freePort, kreki, screenshot, startKreki } from './harness.mjs';
 
@@ -85,6 +86,50 @@ export function warningsTests({ newPage, signIn, phone, noPageErrors }) {
       } finally {
         await server.stop();
         bmkg.stop();
+      }
+    }],
+
+    ['warnings: a broadcast pushed to the volunteer and citizen apps becomes a notification in the phone\'s language, a severe one staying until touched', async ({ browser, server }) => {
+      // The payload as realtime's BroadcastContent::data makes it: JSON values for Web Push; FCM
+      // carries the same keys as strings, which the workers read too.
+      const broadcastId = crypto.randomUUID();
+      const payloads = {
+        volunteer: { type: 'broadcast', broadcast_id: broadcastId, severity: 'Extreme', urgent: true, text_id: 'Gempa kuat. Keluar dari bangunan.', text_en: 'Strong earthquake. Leave buildings.', area_desc: 'Jakarta Pusat', expires_at: new Date(Date.now() + 3600e3).toISOString() },
+        app: { type: 'broadcast', broadcast_id: broadcastId, severity: 'Minor', urgent: 'false', text_id: 'Hujan lebat sore ini.', text_en: 'Heavy rain this afternoon.', area_desc: 'Jakarta Pusat', expires_at: new Date(Date.now() + 3600e3).toISOString() },
+      };
+      for (const app of ['volunteer', 'app']) {
+        const { context, page } = await newPage(browser, server.base, { viewport: { width: 412, height: 915 }, permissions: ['notifications'] });
+        await page.goto(`/${app}/`);
+        await page.evaluate(() => navigator.serviceWorker.ready);
+        const cdp = await context.newCDPSession(page);
+        const registration = new Promise((resolve) => {
+          cdp.on('ServiceWorker.workerRegistrationUpdated', ({ registrations }) => {
+            const found = registrations.find((r) => r.scopeURL.endsWith(`/${app}/`) && !r.isDeleted);
+            if (found) resolve(found.registrationId);
+          });
+        });
+        await cdp.send('ServiceWorker.enable');
+        await cdp.send('ServiceWorker.deliverPushMessage', {
+          origin: server.base, registrationId: await registration, data: JSON.stringify(payloads[app]),
+        });
+        let shown = null;
+        for (let tries = 0; !shown && tries < 50; tries += 1) {
+          shown = await page.evaluate(async () => {
+            const list = await (await navigator.serviceWorker.ready).getNotifications();
+            return list.length ? { title: list[0].title, body: list[0].body, tag: list[0].tag, sticky: list[0].requireInteraction } : null;
+          });
+          if (!shown) await page.waitForTimeout(100);
+        }
+        // The worker has no page to ask: it speaks the browser's language.
+        const worker = context.serviceWorkers().find((w) => w.url().endsWith(`/${app}/sw.js`));
+        const english = worker ? (await worker.evaluate(() => navigator.language)).toLowerCase().startsWith('en') : false;
+        const want = payloads[app];
+        assert(shown?.title === `${english ? 'Warning' : 'Peringatan'}: Jakarta Pusat`, `${app}: the title: ${JSON.stringify(shown)}`);
+        assert(shown.body === (english ? want.text_en : want.text_id), `${app}: the text in the phone's language (${english ? 'en' : 'id'}): ${JSON.stringify(shown)}`);
+        assert(shown.tag === `broadcast-${broadcastId}`, `${app}: one notification per broadcast: ${shown.tag}`);
+        assert(shown.sticky === (app === 'volunteer'), `${app}: only the severe one stays until touched: ${shown.sticky}`);
+        noPageErrors(page);
+        await context.close();
       }
     }],
   ];

@@ -2,6 +2,7 @@
 //! real PostgreSQL, spoken to over HTTP like any client. One test binary; each module is a theme.
 
 mod aftercare;
+mod broadcasts;
 mod callback;
 mod fanout;
 mod instances;

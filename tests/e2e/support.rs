@@ -334,3 +334,25 @@ pub fn square(lat: f64, lng: f64, size: f64) -> serde_json::Value {
 pub fn ok(status: reqwest::StatusCode, body: &serde_json::Value) {
     assert!(status.is_success(), "{status}: {body}");
 }
+
+/// Puts the volunteer of `token` on duty at `at` (lat, lng).
+pub async fn on_duty_at(api: &JsonApi, token: &str, at: (f64, f64)) {
+    let (status, body) = api
+        .send(
+            reqwest::Method::PUT,
+            "/v1/volunteers/me/duty",
+            Some(token),
+            Some(serde_json::json!({"on_duty": true})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/v1/volunteers/me/location",
+            Some(token),
+            Some(serde_json::json!({"lat": at.0, "lng": at.1, "accuracy_m": 10})),
+        )
+        .await;
+    assert!(status.is_success(), "{status}: {body}");
+}

@@ -15,13 +15,13 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::support::{
-    JsonApi, MONAS, Server, Socket, TempDir, create_account, database_url, frame_where,
+    JsonApi, MONAS, Server, Socket, TempDir, create_account, database_url, frame_where, on_duty_at,
     open_socket, signing_key,
 };
 
-const BANDUNG: (f64, f64) = (-6.914744, 107.609810);
-const PASSWORD: &str = "kata-sandi-aman";
-const PATIENCE: Duration = Duration::from_secs(20);
+pub(crate) const BANDUNG: (f64, f64) = (-6.914744, 107.609810);
+pub(crate) const PASSWORD: &str = "kata-sandi-aman";
+pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Waits until `GET /v1/warnings` satisfies `wanted`; the list.
 async fn warnings_until(
@@ -72,28 +72,12 @@ fn contains(area: &Value, (lat, lng): (f64, f64)) -> bool {
         })
 }
 
-async fn on_duty_at(api: &JsonApi, token: &str, at: (f64, f64)) {
-    let (status, body) = api
-        .send(
-            Method::PUT,
-            "/v1/volunteers/me/duty",
-            Some(token),
-            Some(json!({"on_duty": true})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = api
-        .send(
-            Method::POST,
-            "/v1/volunteers/me/location",
-            Some(token),
-            Some(json!({"lat": at.0, "lng": at.1, "accuracy_m": 10})),
-        )
-        .await;
-    assert!(status.is_success(), "{status}: {body}");
-}
-
-async fn broadcast_frame(socket: &mut Socket, id: Option<&str>, within: Duration) -> Option<Value> {
+/// The next `broadcast` frame (of broadcast `id` when given) within `within`.
+pub(crate) async fn broadcast_frame(
+    socket: &mut Socket,
+    id: Option<&str>,
+    within: Duration,
+) -> Option<Value> {
     frame_where(socket, "broadcast", within, |frame| {
         id.is_none_or(|id| frame["broadcast"]["id"] == id)
     })
@@ -592,119 +576,4 @@ async fn a_bmkg_earthquake_reaches_the_map_and_the_volunteers_inside(pool: PgPoo
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-}
-
-/// A broadcast reaches an on-duty volunteer inside whose app is closed by SMS (both languages),
-/// the one whose app is open on the socket only, and nobody outside.
-#[sqlx::test(migrations = false)]
-async fn a_broadcast_is_texted_to_volunteers_inside_without_an_open_app(pool: PgPool) {
-    use kreki_sms::fake::{FakeTwilio, FakeTwilioConfig};
-    let twilio = FakeTwilio::start(
-        FakeTwilioConfig::default(),
-        "127.0.0.1:0".parse().expect("addr"),
-    )
-    .await
-    .expect("fake Twilio starts");
-    let dir = TempDir::new();
-    let key = signing_key(&dir.0);
-    let url = database_url(&pool);
-    let env = vec![
-        ("KREKI_DATABASE__URL", url.clone()),
-        ("KREKI_AUTH__SIGNING_KEY_FILE", key.display().to_string()),
-        (
-            "KREKI_DISPATCH__POSITION_FLUSH_INTERVAL_MS",
-            "100".to_owned(),
-        ),
-        ("KREKI_SMS__PROVIDER", "twilio".to_owned()),
-        ("KREKI_SMS__BASE_URL", twilio.base_url()),
-        (
-            "KREKI_SMS__ACCOUNT_SID",
-            twilio.config().account_sid.clone(),
-        ),
-        ("KREKI_SMS__AUTH_TOKEN", twilio.config().auth_token.clone()),
-        ("KREKI_SMS__FROM", twilio.config().number.clone()),
-        ("KREKI_SMS__PUBLIC_BASE_URL", "{base}".to_owned()),
-    ];
-    let server = Server::start(&env).await;
-    for (phone, name, roles) in [
-        ("081500000011", "Koordinator", &["coordinator"][..]),
-        ("081500000012", "Relawan Tanpa Aplikasi", &["volunteer"][..]),
-        (
-            "081500000013",
-            "Relawan Dengan Aplikasi",
-            &["volunteer"][..],
-        ),
-        ("081500000014", "Relawan Bandung", &["volunteer"][..]),
-        ("081500000015", "Warga Monas", &[][..]),
-    ] {
-        create_account(&url, phone, PASSWORD, name, roles);
-    }
-    let api = JsonApi::new(&server.base);
-    let coordinator = api.login("081500000011", PASSWORD).await;
-    let closed = api.login("081500000012", PASSWORD).await;
-    let open = api.login("081500000013", PASSWORD).await;
-    let outside = api.login("081500000014", PASSWORD).await;
-    let citizen = api.login("081500000015", PASSWORD).await;
-    let panic = api
-        .client
-        .post(format!("{}/v1/alerts", api.base))
-        .bearer_auth(&citizen)
-        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
-        .json(&json!({"kind": "other", "location": {"lat": MONAS.0, "lng": MONAS.1, "accuracy_m": 10}}))
-        .send()
-        .await
-        .expect("answered");
-    assert_eq!(panic.status(), StatusCode::CREATED);
-    on_duty_at(&api, &closed, MONAS).await;
-    on_duty_at(&api, &open, MONAS).await;
-    on_duty_at(&api, &outside, BANDUNG).await;
-    let mut open_socket_ = open_socket(&server.base, &open).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
-
-    let (status, sent) = api
-        .send(
-            Method::POST,
-            "/v1/broadcasts",
-            Some(&coordinator),
-            Some(json!({
-                "audience": "volunteers",
-                "area": {"polygon": {"type": "Polygon", "coordinates": [[[106.7, -6.3], [106.9, -6.3], [106.9, -6.1], [106.7, -6.1], [106.7, -6.3]]]}},
-                "message": {"id": "Banjir di Monas, hindari area.", "en": "Flooding at Monas, avoid the area."},
-            })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{sent}");
-    assert_eq!(sent["reached"]["volunteers"], 2);
-    let id = sent["id"].as_str().expect("id").to_owned();
-    assert!(
-        broadcast_frame(&mut open_socket_, Some(&id), PATIENCE)
-            .await
-            .is_some()
-    );
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let text = loop {
-        if let Some(text) = twilio.messages_to("+6281500000012").pop() {
-            break text;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no text: {:?}",
-            twilio.messages()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert!(
-        text.body.contains("Banjir di Monas") && text.body.contains("Flooding at Monas"),
-        "{}",
-        text.body
-    );
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(
-        twilio.messages_to("+6281500000013").is_empty(),
-        "the open app got it on its socket"
-    );
-    assert!(
-        twilio.messages_to("+6281500000014").is_empty(),
-        "nobody outside"
-    );
 }

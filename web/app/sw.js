@@ -1,8 +1,9 @@
 // The citizen app's service worker: keeps the app shell so it opens without a network, and
 // always prefers the network for it (so a new release shows at once). API calls (/v1/) are never
 // cached or answered from here: a panic must reach the server or visibly fail and be retried.
-// A Web Push becomes a notification about the citizen's call; tapping it opens (or focuses) the
-// app, which fetches the news with its own token.
+// A Web Push becomes a notification about the citizen's call, or an area broadcast's text (a
+// warning where the citizen is); tapping it opens (or focuses) the app, which fetches the news
+// with its own token.
 const CACHE = 'kreki-app-v4';
 const SHELL = [
   '/app/', '/app/app.js', '/app/manifest.webmanifest',
@@ -42,6 +43,18 @@ self.addEventListener('push', (event) => {
     data = {};
   }
   const en = (self.navigator.language || 'id').toLowerCase().startsWith('en');
+  if (data.type === 'broadcast') {
+    // An area broadcast (a warning where the citizen is): its text in the phone's language.
+    const area = data.area_desc ? `: ${data.area_desc}` : '';
+    event.waitUntil(self.registration.showNotification(en ? `Warning${area}` : `Peringatan${area}`, {
+      body: (en ? data.text_en : data.text_id) || data.text_id || data.text_en || '',
+      tag: data.broadcast_id ? `broadcast-${data.broadcast_id}` : 'kreki-broadcast',
+      requireInteraction: data.urgent === true || data.urgent === 'true',
+      icon: '/web/shared/icon.svg',
+      data: { url: '/app/' },
+    }));
+    return;
+  }
   const title = data.title || 'KREKI';
   const body = data.body || (en ? 'News about your emergency call. Open the app to see it.' : 'Ada kabar tentang panggilan darurat Anda. Buka aplikasi untuk melihatnya.');
   event.waitUntil(self.registration.showNotification(title, {

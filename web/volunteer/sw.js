@@ -3,6 +3,8 @@
 // cached or answered from here: an accept must reach the server or visibly fail.
 // A Web Push of an offer (the kind and the distance only; see realtime's PushContent) becomes a
 // notification; tapping it opens (or focuses) the app, which fetches the offer with its own token.
+// An area broadcast (a warning for where the volunteer is; realtime's BroadcastContent) shows its
+// text in the phone's language.
 const CACHE = 'kreki-volunteer-v4';
 const SHELL = [
   '/volunteer/', '/volunteer/volunteer.js', '/volunteer/manifest.webmanifest',
@@ -57,6 +59,24 @@ function reminderNotification(data) {
   }];
 }
 
+/** An area broadcast: its text in the phone's language (both are in the push). */
+function broadcastNotification(data) {
+  const lang = (self.navigator.language || 'id').toLowerCase().startsWith('en') ? 'en' : 'id';
+  const urgent = data.urgent === true || data.urgent === 'true';
+  const title = lang === 'en'
+    ? `Warning${data.area_desc ? `: ${data.area_desc}` : ''}`
+    : `Peringatan${data.area_desc ? `: ${data.area_desc}` : ''}`;
+  const body = (lang === 'en' ? data.text_en : data.text_id) || data.text_id || data.text_en || '';
+  return [title, {
+    body,
+    tag: data.broadcast_id ? `broadcast-${data.broadcast_id}` : 'kreki-broadcast',
+    requireInteraction: urgent,
+    icon: '/web/shared/icon.svg',
+    vibrate: urgent ? [500, 200, 500] : undefined,
+    data: { url: '/volunteer/' },
+  }];
+}
+
 function offerNotification(data) {
   const lang = (self.navigator.language || 'id').toLowerCase().startsWith('en') ? 'en' : 'id';
   const kind = KINDS[lang][data.kind] ?? KINDS[lang].other;
@@ -86,7 +106,9 @@ self.addEventListener('push', (event) => {
   } catch {
     data = {};
   }
-  const [title, options] = data.type === 'certificate.expiring' ? reminderNotification(data) : offerNotification(data);
+  const [title, options] = data.type === 'certificate.expiring' ? reminderNotification(data)
+    : data.type === 'broadcast' ? broadcastNotification(data)
+      : offerNotification(data);
   event.waitUntil(self.registration.showNotification(title, options));
 });
 
