@@ -23,12 +23,19 @@
 //! `session_idle_s` so a reconnecting user loses nothing within the window; the sweeper
 //! ([`crate::worker`]) removes them after.
 //!
+//! Where things are: [`connections`] attaches and detaches sockets, [`index`] finds who an
+//! [`Audience`] names, [`port`] is the bus between instances, [`session`] one user's numbering and
+//! ring.
+//!
 //! Several instances: [`Bus`]. Without one, `publish` numbers and delivers here; with one,
 //! `publish` hands the [`Envelope`] to the bus, which numbers it once for every instance and
 //! brings it to each instance's [`Hub::deliver_numbered`] (this one included).
 
 mod budget;
+mod connections;
+mod index;
 mod outbound;
+mod port;
 mod ring;
 mod session;
 #[cfg(test)]
@@ -47,11 +54,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use self::index::remove_from_index;
 use self::outbound::OutboundReceiver;
-use self::session::{Connection, Continuity, Session};
+pub(crate) use self::port::Numbered;
+pub use self::port::{Bus, Envelope, Numbering};
+use self::session::{Continuity, Session};
 use crate::config::RealtimeConfig;
 use crate::frame::{Frame, Outgoing, Traceparent};
-use crate::ports::BoxFuture;
 
 /// Who a published message is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -71,92 +80,6 @@ pub enum Audience {
     RoleExcept(Role, Vec<Uuid>),
     /// Every user with a session subscribed to this topic (`alert:{id}`).
     Topic(String),
-}
-
-/// A message on its way to the hubs: what [`Bus`] implementations carry between instances.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
-    /// Who it is for.
-    pub audience: Audience,
-    /// The message, encoded once; each hub numbers it per recipient.
-    pub frame: Frame,
-}
-
-/// Carries published messages to every instance's hub (several instances: [`crate::bus`]).
-///
-/// `send` must not block. The bus numbers each message once for every instance and brings the
-/// numbered message to [`Hub::deliver_numbered`] on every instance, this one included. When it
-/// cannot carry a message now (its queue is full, its backend is down), it must still never lose
-/// it silently: it delivers it here with [`Hub::deliver`] and hands it to the other instances
-/// later, or it tells every recipient with a numbered `resync` (so they refetch). A message
-/// numbered only here must never be mistaken for a position in the shared numbering: the hub
-/// keeps it under an epoch of its own.
-///
-/// The other methods tell the bus what this instance's connections do, so it can keep presence
-/// and role and topic audiences across instances; they must not block either. By default they do
-/// nothing.
-pub trait Bus: Send + Sync + 'static {
-    /// Takes `envelope` for delivery everywhere (see the trait's rules when it cannot).
-    fn send(&self, envelope: Envelope);
-
-    /// `user` attached a connection to this instance, with the roles of its token.
-    fn attached(&self, _user: Uuid, _roles: &Roles) {}
-
-    /// The last connection of `user` on this instance closed (the session stays).
-    fn detached(&self, _user: Uuid) {}
-
-    /// `user` now follows `topic`.
-    fn subscribed(&self, _user: Uuid, _topic: &str) {}
-
-    /// `user` no longer follows `topic`.
-    fn unsubscribed(&self, _user: Uuid, _topic: &str) {}
-
-    /// A connection of `user` here acknowledged every message up to `seq` of `epoch`, so other
-    /// instances can tell that an offer reached the user (the pusher's `no_ack` policy).
-    fn acked(&self, _user: Uuid, _epoch: u64, _seq: u64) {}
-
-    /// The process is stopping and this instance's sockets have closed: carry what is left and
-    /// stop (bounded in time).
-    fn flush(&self) -> BoxFuture<'_, ()> {
-        Box::pin(std::future::ready(()))
-    }
-
-    /// `user`'s shared numbering now, asked when a connection of theirs arrives at an instance
-    /// with no session for them (after a restart, say), so the session starts where the user is
-    /// rather than replaying older messages as if they were new. Bounded in time; by default
-    /// [`Numbering::Unknown`].
-    fn numbering(&self, _user: Uuid) -> BoxFuture<'_, Numbering> {
-        Box::pin(std::future::ready(Numbering::Unknown))
-    }
-}
-
-/// What a bus knows of a user's shared numbering (see [`Bus::numbering`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Numbering {
-    /// The newest message numbered for the user is `seq` of `epoch`.
-    Current {
-        /// The user's numbering.
-        epoch: u64,
-        /// Its newest number.
-        seq: u64,
-    },
-    /// The user has no numbering (nothing was published to them lately).
-    Fresh,
-    /// The bus could not tell (its backend is unreachable): the session starts at the client's
-    /// cursor, or, without one, takes the first shared message it gets as a `resync` point
-    /// rather than news.
-    Unknown,
-}
-
-/// One recipient of a message the bus numbered: message `seq` of `user`'s numbering `epoch`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Numbered {
-    /// The recipient.
-    pub user: Uuid,
-    /// Their shared numbering.
-    pub epoch: u64,
-    /// The message's number in it.
-    pub seq: u64,
 }
 
 /// Counts of what the hub holds, for tests and diagnostics.
@@ -616,212 +539,6 @@ impl Hub {
         &self.inner.tracker
     }
 
-    /// Attaches a new connection of `user` holding `roles`. With `resume = Some(cursor)` the
-    /// backlog holds the messages after the cursor still in the ring, or a `resync` frame when
-    /// some of them are gone or the cursor belongs to another epoch. With a bus, a session made
-    /// here starts a numbering of its own (see [`Self::attach_resuming`]).
-    #[cfg(test)]
-    pub(crate) fn attach(&self, user: Uuid, roles: &Roles, resume: Option<Cursor>) -> Attachment {
-        self.attach_at(user, roles, resume, Numbering::Fresh, Instant::now())
-    }
-
-    /// [`Self::attach`] as a socket does it: with a bus, when this instance has no session for
-    /// `user` yet, it first asks the bus where the user's shared numbering is, so the session
-    /// starts there: messages up to it that this instance's reader brings later are not sent as
-    /// new, and a client already there resumes without a `resync`.
-    pub(crate) async fn attach_resuming(
-        &self,
-        user: Uuid,
-        roles: &Roles,
-        resume: Option<Cursor>,
-    ) -> Attachment {
-        let numbering = match &self.inner.bus {
-            Some(bus) if !self.lock().sessions.contains_key(&user) => bus.numbering(user).await,
-            _ => Numbering::Fresh,
-        };
-        self.attach_at(user, roles, resume, numbering, Instant::now())
-    }
-
-    fn attach_at(
-        &self,
-        user: Uuid,
-        roles: &Roles,
-        resume: Option<Cursor>,
-        numbering: Numbering,
-        now: Instant,
-    ) -> Attachment {
-        let config = &self.inner.config;
-        let id = self.inner.next_connection.fetch_add(1, Ordering::Relaxed);
-        let (sender, outbound) = outbound::channel(config.outbound_queue);
-        let kicked = CancellationToken::new();
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        let session = state.sessions.entry(user).or_insert_with(|| {
-            metrics::gauge!("realtime_sessions").increment(1.0);
-            let mut session = Session::new(now, self.next_epoch());
-            match (numbering, resume) {
-                (Numbering::Current { epoch, seq }, _) => session.renumber(true, epoch, seq),
-                // The bus cannot tell: the client's own cursor is the best position known.
-                (
-                    Numbering::Unknown,
-                    Some(Cursor {
-                        after,
-                        epoch: Some(epoch),
-                    }),
-                ) => session.renumber(true, epoch, after),
-                (Numbering::Unknown, _) => session.numbering_unknown = true,
-                (Numbering::Fresh, _) => {}
-            }
-            session
-        });
-        let before = session.ring.bytes();
-        session.prune(config, self.clock_s(now));
-        state.replay_bytes = state.replay_bytes + session.ring.bytes() - before;
-        if session.roles.as_ref() != Some(roles) {
-            session.roles = Some(roles.clone());
-            for role in Role::ALL {
-                let members = state.by_role.entry(role).or_default();
-                if roles.grants(role) {
-                    members.insert(user);
-                } else {
-                    members.remove(&user);
-                }
-            }
-        }
-        let (backlog, skip_through) = match resume {
-            None => (Vec::new(), None),
-            Some(cursor) => session.resume(cursor),
-        };
-        session.connections.push(Connection {
-            id,
-            outbound: sender,
-            kicked: kicked.clone(),
-            skip_through,
-        });
-        drop(guard);
-        if let Some(bus) = &self.inner.bus {
-            bus.attached(user, roles);
-        }
-        Attachment {
-            id,
-            backlog,
-            outbound,
-            kicked,
-        }
-    }
-
-    /// Removes connection `id` of `user` (idempotent). The session stays for `session_idle_s`.
-    pub(crate) fn detach(&self, user: Uuid, id: u64) {
-        let now = Instant::now();
-        let mut state = self.lock();
-        let mut gone = false;
-        if let Some(session) = state.sessions.get_mut(&user) {
-            let before = session.connections.len();
-            session.connections.retain(|connection| connection.id != id);
-            if before > 0 && session.connections.is_empty() {
-                session.idle_since = now;
-                gone = true;
-            }
-        }
-        drop(state);
-        if let (true, Some(bus)) = (gone, &self.inner.bus) {
-            bus.detached(user);
-        }
-    }
-
-    /// Records a client's `{"type":"ack","seq":n}`: every message of `user` up to `seq` (in
-    /// `epoch` when given; an ack of another epoch is ignored) was processed by a connection.
-    /// Acknowledgements are cumulative, like the resume cursor; a `seq` not sent yet counts as the
-    /// newest sent.
-    pub(crate) fn ack(&self, user: Uuid, epoch: Option<u64>, seq: u64) {
-        let acked = {
-            let mut state = self.lock();
-            match state.sessions.get_mut(&user) {
-                Some(session) if epoch.is_none_or(|epoch| epoch == session.epoch) => {
-                    session.acked = session.acked.max(seq.min(session.seq));
-                    Some((session.epoch, session.acked))
-                }
-                _ => None,
-            }
-        };
-        if let (Some((epoch, seq)), Some(bus)) = (acked, &self.inner.bus) {
-            bus.acked(user, epoch, seq);
-        }
-    }
-
-    /// The `(epoch, seq)` of the newest message of `user` with the same bytes as `frame` still
-    /// in their replay ring here, acknowledged or not. With the Redis bus every instance numbers
-    /// a message alike, so another instance's acknowledgement of that `seq` can be checked
-    /// against it.
-    pub fn numbered(&self, user: Uuid, frame: &Frame) -> Option<(u64, u64)> {
-        let state = self.lock();
-        let session = state.sessions.get(&user)?;
-        session
-            .ring
-            .iter()
-            .rev()
-            .find(|(_, body)| *body == frame.body())
-            .map(|(seq, _)| (session.epoch, seq))
-    }
-
-    /// True when a connection of `user` acknowledged a message with the same bytes as `frame`
-    /// that is still in their replay ring: how the pusher's `no_ack` policy learns that the
-    /// WebSocket got an offer. False when the session was forgotten or the message left the ring
-    /// (then a push is the safe side).
-    pub fn acknowledged(&self, user: Uuid, frame: &Frame) -> bool {
-        let state = self.lock();
-        let Some(session) = state.sessions.get(&user) else {
-            return false;
-        };
-        session
-            .ring
-            .iter()
-            .rev()
-            .any(|(seq, body)| seq <= session.acked && body == frame.body())
-    }
-
-    /// Records that `user` follows `topic` (authorisation is the caller's job).
-    pub(crate) fn subscribe(&self, user: Uuid, topic: &str) -> Result<(), SubscribeError> {
-        let max = self.inner.config.max_topics_per_session;
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        let Some(session) = state.sessions.get_mut(&user) else {
-            // The connection asking is attached, so its session exists; a race with the sweeper is
-            // impossible while it is attached.
-            return Ok(());
-        };
-        if !session.topics.contains(topic) {
-            if session.topics.len() >= max {
-                return Err(SubscribeError::TooMany(max));
-            }
-            session.topics.insert(topic.to_owned());
-            state
-                .by_topic
-                .entry(topic.to_owned())
-                .or_default()
-                .insert(user);
-        }
-        drop(guard);
-        if let Some(bus) = &self.inner.bus {
-            bus.subscribed(user, topic);
-        }
-        Ok(())
-    }
-
-    /// Forgets that `user` follows `topic`.
-    pub(crate) fn unsubscribe(&self, user: Uuid, topic: &str) {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        if let Some(session) = state.sessions.get_mut(&user) {
-            session.topics.remove(topic);
-        }
-        remove_from_index(&mut state.by_topic, topic, user);
-        drop(guard);
-        if let Some(bus) = &self.inner.bus {
-            bus.unsubscribed(user, topic);
-        }
-    }
-
     /// Drops sessions idle for longer than `session_idle_s` and replay frames older than
     /// `replay_window_s`. Returns how many sessions were dropped.
     pub(crate) fn sweep(&self) -> usize {
@@ -887,53 +604,5 @@ impl Hub {
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl State {
-    /// The users `audience` names on this instance (each once).
-    fn recipients(&self, audience: &Audience) -> Vec<Uuid> {
-        match audience {
-            Audience::User(id) => vec![*id],
-            Audience::Users(ids) => {
-                let mut ids = ids.clone();
-                ids.sort_unstable();
-                ids.dedup();
-                ids
-            }
-            Audience::Role(role) => self
-                .by_role
-                .get(role)
-                .map(|ids| ids.iter().copied().collect())
-                .unwrap_or_default(),
-            Audience::RoleExcept(role, except) => self
-                .by_role
-                .get(role)
-                .map(|ids| {
-                    ids.iter()
-                        .copied()
-                        .filter(|id| !except.contains(id))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            Audience::Topic(topic) => self
-                .by_topic
-                .get(topic)
-                .map(|ids| ids.iter().copied().collect())
-                .unwrap_or_default(),
-        }
-    }
-}
-
-fn remove_from_index<K, Q>(index: &mut HashMap<K, HashSet<Uuid>>, key: &Q, user: Uuid)
-where
-    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
-    Q: std::hash::Hash + Eq + ?Sized,
-{
-    if let Some(members) = index.get_mut(key) {
-        members.remove(&user);
-        if members.is_empty() {
-            index.remove(key);
-        }
     }
 }
