@@ -28,6 +28,9 @@
 //! [`MatcherConfig::position_max_age`], not busy, not resting, holding every required
 //! certification, verified when required, not excluded, within the radius.
 //!
+//! Files: this one holds the index (entries in H3-cell buckets) and its changes; [`search`] the
+//! query; [`cell`] a cell's geometry and the ring-bound step; [`cert`] certification sets.
+//!
 //! # Concurrency
 //! A [`Matcher`] is a plain value with no lock inside: `&mut self` to change, `&self` to query.
 //! The dispatch service owns one behind a `std::sync::RwLock` (or `parking_lot::RwLock`), e.g.
@@ -74,7 +77,9 @@
 //! # }
 //! ```
 
+mod cell;
 mod cert;
+mod search;
 #[cfg(test)]
 mod tests;
 
@@ -85,7 +90,8 @@ use chrono::{DateTime, Utc};
 use h3o::{CellIndex, Resolution};
 use uuid::Uuid;
 
-use crate::geo::{LatLng, LocalMetric};
+use self::cell::CellGeometry;
+use crate::geo::LatLng;
 
 pub use cert::{CertError, CertSet, MAX_CERT_CODE_LEN, MAX_CERT_CODES};
 
@@ -333,85 +339,6 @@ impl Bucket {
     }
 }
 
-/// Ring-bound step: three quarters of the shortest edge of the cell the query starts in.
-///
-/// Why it is a lower bound: to reach a cell at grid distance `k`, a straight line from the query
-/// point crosses every ring `1..k-1` from its inner to its outer side; those sides share no point
-/// (a vertex touches cells whose grid distances differ by at most one), and in a hexagon with
-/// angles near 120° they are at least one edge apart. The quarter of slack covers H3's change of
-/// cell size over the searched distance and the sphere-versus-ellipsoid difference.
-fn ring_step_m(min_edge_m: f64) -> f64 {
-    0.75 * min_edge_m
-}
-
-/// Geometry of one cell, measured with the same local metric the queries use.
-struct CellGeometry {
-    center_lat_rad: f64,
-    center_lng_rad: f64,
-    /// Circumradius around the centre, with a 2 % + 1 m margin, metres.
-    radius_m: f64,
-    /// [`ring_step_m`] of the cell's shortest edge, metres.
-    step_m: f64,
-    /// Nine tenths of the distance from the centre to the nearest side, metres: a disc surely
-    /// inside the cell, whatever the rounding of the flat approximation (errors of micrometres
-    /// at cell sizes).
-    inner_m: f64,
-    /// Metres per radian of latitude and of longitude at the centre.
-    center_scale_m: (f64, f64),
-}
-
-impl CellGeometry {
-    fn of(cell: CellIndex) -> Self {
-        let center = h3o::LatLng::from(cell);
-        let metric = LocalMetric::from_radians(center.lat_radians(), center.lng_radians());
-        let boundary = cell.boundary();
-        let mut radius_m: f64 = 0.0;
-        let mut min_edge_m = f64::INFINITY;
-        let mut inner_m = f64::INFINITY;
-        let mut previous = boundary.iter().last().copied();
-        for vertex in boundary.iter() {
-            radius_m =
-                radius_m.max(metric.distance_rad_m(vertex.lat_radians(), vertex.lng_radians()));
-            if let Some(previous) = previous {
-                let edge_m = LocalMetric::from_radians(vertex.lat_radians(), vertex.lng_radians())
-                    .distance_rad_m(previous.lat_radians(), previous.lng_radians());
-                min_edge_m = min_edge_m.min(edge_m);
-                let a = metric.offset_rad_m(previous.lat_radians(), previous.lng_radians());
-                let b = metric.offset_rad_m(vertex.lat_radians(), vertex.lng_radians());
-                inner_m = inner_m.min(distance_to_segment_m(a, b));
-            }
-            previous = Some(*vertex);
-        }
-        let (east_m, _) = metric.offset_rad_m(center.lat_radians(), center.lng_radians() + 1.0);
-        let (_, north_m) = metric.offset_rad_m(center.lat_radians() + 1e-6, center.lng_radians());
-        Self {
-            center_lat_rad: center.lat_radians(),
-            center_lng_rad: center.lng_radians(),
-            radius_m: radius_m * 1.02 + 1.0,
-            step_m: ring_step_m(min_edge_m),
-            inner_m: if inner_m.is_finite() {
-                0.9 * inner_m
-            } else {
-                0.0
-            },
-            center_scale_m: (north_m * 1e6, east_m),
-        }
-    }
-}
-
-/// Distance from the origin to the segment `a`-`b` of the plane, all in metres.
-fn distance_to_segment_m(a: (f64, f64), b: (f64, f64)) -> f64 {
-    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
-    let length2 = dx * dx + dy * dy;
-    let t = if length2 > 0.0 {
-        (-(a.0 * dx + a.1 * dy) / length2).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    let (x, y) = (a.0 + t * dx, a.1 + t * dy);
-    (x * x + y * y).sqrt()
-}
-
 /// Where a volunteer's entry is.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
@@ -588,161 +515,6 @@ impl Matcher {
             .is_some_and(|entry| entry.flags & BUSY != 0)
     }
 
-    /// The nearest `query.limit` eligible volunteers within `query.radius_m` of `query.point`,
-    /// nearest first, with their distances. Allocates only the result (and, near one of H3's
-    /// twelve pentagons, a list of cells). Equal distances come in no particular order.
-    pub fn nearest(&self, query: &MatchQuery<'_>) -> Vec<Candidate> {
-        let mut out = Vec::new();
-        if query.limit == 0
-            || self.slots.is_empty()
-            || query.radius_m.is_nan()
-            || query.radius_m < 0.0
-        {
-            return out;
-        }
-        out.reserve_exact(query.limit.min(256));
-        let search = Search {
-            metric: LocalMetric::new(query.point),
-            radius_m: query.radius_m.min(MAX_RADIUS_M),
-            query,
-            fresh_after_us: query
-                .now
-                .timestamp_micros()
-                .saturating_sub(self.position_max_age_us),
-            now_us: query.now.timestamp_micros(),
-        };
-        let origin = query.point.to_cell(self.resolution);
-        let step_m = match self.buckets.get(&origin) {
-            Some(bucket) => bucket.step_m,
-            None => CellGeometry::of(origin).step_m,
-        };
-        // Degenerate geometry (a pole, the antimeridian) must not stall the walk: a smaller step
-        // only makes the walk longer, never wrong.
-        let step_m = if step_m.is_finite() && step_m > 0.0 {
-            step_m
-        } else {
-            1.0
-        };
-        if !self.walk_rings_fast(&search, origin, step_m, &mut out) {
-            // A pentagon's distortion broke the fast ring walk: start again the slow, safe way.
-            out.clear();
-            self.walk_rings_safe(&search, origin, step_m, &mut out);
-        }
-        out
-    }
-
-    /// Ring by ring with `grid_ring_fast`; `false` when it hit pentagon distortion.
-    fn walk_rings_fast(
-        &self,
-        search: &Search<'_>,
-        origin: CellIndex,
-        step_m: f64,
-        out: &mut Vec<Candidate>,
-    ) -> bool {
-        // Every cell holding a point within the radius is within this many rings (ring bound);
-        // it also caps the walk whatever the cut-off.
-        let k_max = (search.radius_m / step_m).floor() as u32 + 1;
-        let mut k: u32 = 0;
-        loop {
-            let cutoff = search.cutoff_m(out);
-            if k > k_max || f64::from(k.saturating_sub(1)) * step_m > cutoff {
-                return true;
-            }
-            for cell in origin.grid_ring_fast(k) {
-                let Some(cell) = cell else {
-                    return false;
-                };
-                self.scan(search, cell, out);
-            }
-            k += 1;
-        }
-    }
-
-    /// The same walk over `grid_disk_distances_safe`, which copes with pentagons.
-    fn walk_rings_safe(
-        &self,
-        search: &Search<'_>,
-        origin: CellIndex,
-        step_m: f64,
-        out: &mut Vec<Candidate>,
-    ) {
-        // Every cell holding a point within the radius is within this many rings (ring bound).
-        let k_max = (search.radius_m / step_m).floor() as u32 + 1;
-        let mut cells: Vec<(CellIndex, u32)> = origin.grid_disk_distances_safe(k_max).collect();
-        cells.sort_unstable_by_key(|&(_, k)| k);
-        for (cell, k) in cells {
-            if f64::from(k.saturating_sub(1)) * step_m > search.cutoff_m(out) {
-                break;
-            }
-            self.scan(search, cell, out);
-        }
-    }
-
-    /// Checks the volunteers of one cell, keeping `out` sorted and at most `limit` long.
-    #[inline]
-    fn scan(&self, search: &Search<'_>, cell: CellIndex, out: &mut Vec<Candidate>) {
-        let Some(bucket) = self.buckets.get(&cell) else {
-            return;
-        };
-        if bucket.available == 0 || !bucket.certs_any.contains_all(*search.query.required) {
-            return;
-        }
-        let cutoff = search.cutoff_m(out);
-        let center_m = search
-            .metric
-            .distance_rad_m(bucket.center_lat_rad, bucket.center_lng_rad);
-        if center_m - bucket.radius_m > cutoff {
-            return;
-        }
-        let limit = search.query.limit;
-        let radius_m2 = search.radius_m * search.radius_m;
-        // Entries at a squared distance above this cannot enter `out`; equal ones only while it
-        // is not full (the radius is inclusive, ties with the worst kept do not displace it).
-        let mut cutoff_m2 = cutoff * cutoff;
-        for (&[lat_rad, lng_rad], entry) in bucket.coords.iter().zip(&bucket.entries) {
-            // Cheapest test first: once `out` is full the cut-off rules out nearly everyone by
-            // distance alone; until then, with the whole radius open, eligibility rules out more
-            // (rare certifications, people off duty) than distance does.
-            let distance_m2 = if out.len() >= limit {
-                let distance_m2 = search.metric.distance_squared_rad_m2(lat_rad, lng_rad);
-                if distance_m2 >= cutoff_m2 || !search.eligible(entry) {
-                    continue;
-                }
-                distance_m2
-            } else {
-                if !search.eligible(entry) {
-                    continue;
-                }
-                let distance_m2 = search.metric.distance_squared_rad_m2(lat_rad, lng_rad);
-                if distance_m2 > cutoff_m2 {
-                    continue;
-                }
-                distance_m2
-            };
-            // Looked up only for a volunteer who would make the list.
-            if !search.query.exclude.is_empty() && search.query.exclude.contains(&entry.id) {
-                continue;
-            }
-            if out.len() >= limit {
-                out.pop();
-            }
-            let distance_m = distance_m2.sqrt();
-            let at = out.partition_point(|c| c.distance_m <= distance_m);
-            out.insert(
-                at,
-                Candidate {
-                    id: entry.id,
-                    distance_m,
-                },
-            );
-            if out.len() >= limit {
-                cutoff_m2 = out
-                    .last()
-                    .map_or(radius_m2, |worst| worst.distance_m * worst.distance_m);
-            }
-        }
-    }
-
     fn put(&mut self, cell: CellIndex, entry: Entry) {
         let bucket = self
             .buckets
@@ -801,35 +573,5 @@ impl Matcher {
             }
         }
         true
-    }
-}
-
-/// One query, prepared.
-struct Search<'a> {
-    metric: LocalMetric,
-    radius_m: f64,
-    query: &'a MatchQuery<'a>,
-    fresh_after_us: i64,
-    now_us: i64,
-}
-
-impl Search<'_> {
-    /// Nothing farther than this can enter the answer.
-    #[inline]
-    fn cutoff_m(&self, out: &[Candidate]) -> f64 {
-        if out.len() >= self.query.limit {
-            out.last().map_or(self.radius_m, |worst| worst.distance_m)
-        } else {
-            self.radius_m
-        }
-    }
-
-    #[inline]
-    fn eligible(&self, entry: &Entry) -> bool {
-        entry.flags & (ON_DUTY | BUSY) == ON_DUTY
-            && (!self.query.requires_verified || entry.flags & VERIFIED != 0)
-            && entry.position_at_us > self.fresh_after_us
-            && entry.rest_until_us <= self.now_us
-            && entry.certs.contains_all(*self.query.required)
     }
 }
