@@ -16,7 +16,7 @@
 //!   is skipped without reading its volunteers.
 //! - *Cut-off.* The radius, then, once `limit` candidates are held, the distance of the worst one.
 //!
-//! Distances are measured with [`LocalMetric`], the WGS84 ellipsoid flattened around the alert:
+//! Distances are measured with [`LocalMetric`](crate::geo::LocalMetric), the WGS84 ellipsoid flattened around the alert:
 //! within half a millimetre up to 5 km of the geodesic distance PostGIS `geography` computes (see
 //! [`crate::geo`]), so the matcher and the database agree on who is within a radius and in which
 //! order (`tests/matcher_oracle.rs` checks it against PostGIS).
@@ -28,8 +28,8 @@
 //! [`MatcherConfig::position_max_age`], not busy, not resting, holding every required
 //! certification, verified when required, not excluded, within the radius.
 //!
-//! Files: this one holds the index (entries in H3-cell buckets) and its changes; [`search`] the
-//! query; [`cell`] a cell's geometry and the ring-bound step; [`cert`] certification sets.
+//! Files: this one holds the index (entries in H3-cell buckets) and its changes; `search.rs` the
+//! query; `cell.rs` a cell's geometry and the ring-bound step; `cert.rs` certification sets.
 //!
 //! # Concurrency
 //! A [`Matcher`] is a plain value with no lock inside: `&mut self` to change, `&self` to query.
@@ -196,7 +196,7 @@ pub struct Candidate {
     /// The volunteer's user id.
     pub id: Uuid,
     /// Ellipsoidal distance from the query point, metres: within 0.5 mm of PostGIS
-    /// `ST_Distance` on `geography` up to 5 km (see [`LocalMetric`] for larger distances).
+    /// `ST_Distance` on `geography` up to 5 km (see [`LocalMetric`](crate::geo::LocalMetric) for larger distances).
     pub distance_m: f64,
 }
 
