@@ -8,8 +8,16 @@
 //! the read is not lost when the fresh matcher replaces the old one, the index records which
 //! volunteers changed while a rebuild runs; the service re-reads those from PostgreSQL (which every
 //! change reaches before the index does) right after the swap.
+//!
+//! A catch-up ([`crate::sync`]) has the same race on a smaller scale: the rows it reads may have
+//! been read before a change this instance then applied (an accept making a volunteer busy
+//! commits, its effect reaches the index, and only then does the catch-up apply the older row).
+//! So every availability change made here is stamped ([`Index::read_mark`] tells where the
+//! stamps are when a read begins), [`Index::sync_row`] does not let a row read before such a
+//! change undo it, and the caller re-reads that volunteer instead.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, Duration, Utc};
@@ -65,6 +73,19 @@ pub enum Advance {
     Unknown,
 }
 
+/// What [`Index::sync_row`] did with a row read back from PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synced {
+    /// Applied (or nothing to apply).
+    Applied,
+    /// On duty with a position but unknown here: load them with their certifications and
+    /// [`Index::upsert`] them.
+    Unknown,
+    /// Not applied: this instance changed the volunteer's availability after the row was read.
+    /// Re-read the row and apply it with a fresh mark.
+    ChangedHere,
+}
+
 /// The locked matcher.
 #[derive(Debug)]
 pub struct Index {
@@ -72,6 +93,11 @@ pub struct Index {
     config: MatcherConfig,
     /// While a rebuild runs: the volunteers changed since it started.
     touched: Mutex<Option<HashSet<Uuid>>>,
+    /// The last stamp given to an availability change made here.
+    stamp: AtomicU64,
+    /// Each volunteer's last availability change made here, by stamp (kept until no read that
+    /// began before it can still be applied: [`Index::forget_marks`]).
+    changed_here: Mutex<HashMap<Uuid, u64>>,
 }
 
 impl Index {
@@ -87,7 +113,42 @@ impl Index {
             matcher: RwLock::new(Matcher::new(config)),
             config,
             touched: Mutex::new(None),
+            stamp: AtomicU64::new(0),
+            changed_here: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Where the stamps of changes made here are now: take it before reading rows to apply with
+    /// [`Self::sync_row`].
+    pub fn read_mark(&self) -> u64 {
+        self.stamp.load(Ordering::SeqCst)
+    }
+
+    /// Forgets the stamps at or below `mark`: no read that began at or before `mark` will be
+    /// applied any more (the caller's catch-ups run one at a time and are done with it).
+    pub fn forget_marks(&self, mark: u64) {
+        self.changed_here
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, stamp| *stamp > mark);
+    }
+
+    /// Stamps an availability change of `id` made here.
+    fn stamp(&self, id: Uuid) {
+        let stamp = self.stamp.fetch_add(1, Ordering::SeqCst) + 1;
+        self.changed_here
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, stamp);
+    }
+
+    /// True when `id`'s availability changed here after `mark`.
+    fn changed_after(&self, id: Uuid, mark: u64) -> bool {
+        self.changed_here
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .is_some_and(|stamp| *stamp > mark)
     }
 
     /// Changes volunteer `id` (recording it when a rebuild runs). Lock order: matcher, then
@@ -130,11 +191,13 @@ impl Index {
 
     /// Adds or replaces one volunteer.
     pub fn upsert(&self, state: VolunteerState) {
+        self.stamp(state.id);
         self.write(state.id, |matcher| matcher.upsert(state));
     }
 
     /// Forgets a volunteer (off duty).
     pub fn remove(&self, id: Uuid) {
+        self.stamp(id);
         self.write(id, |matcher| matcher.remove(id));
     }
 
@@ -164,11 +227,13 @@ impl Index {
 
     /// Marks a volunteer busy (active assignment) or free.
     pub fn set_busy(&self, id: Uuid, busy: bool) {
+        self.stamp(id);
         self.write(id, |matcher| matcher.set_busy(id, busy));
     }
 
     /// Starts a rest period.
     pub fn set_rest_until(&self, id: Uuid, until: DateTime<Utc>) {
+        self.stamp(id);
         self.write(id, |matcher| matcher.set_rest_until(id, Some(until)));
     }
 
@@ -180,20 +245,24 @@ impl Index {
 
     /// Sets practitioner verification.
     pub fn set_verified_practitioner(&self, id: Uuid, verified: bool) {
+        self.stamp(id);
         self.write(id, |matcher| {
             matcher.set_verified_practitioner(id, verified)
         });
     }
 
-    /// Applies a volunteer row read back from PostgreSQL (another instance may have written it):
-    /// off duty leaves the matcher; a known volunteer takes the row's availability and the newer
-    /// of the two positions (a position this instance applied after the row was read is kept);
-    /// certifications are left as they are (they change through their own feed). Returns true
-    /// when the volunteer is on duty with a position but unknown here: the caller loads them with
-    /// their certifications and calls [`Self::upsert`].
-    pub fn sync_row(&self, row: &VolunteerRow) -> bool {
+    /// Applies a volunteer row read back from PostgreSQL (another instance may have written it)
+    /// after `read_mark` ([`Self::read_mark`], taken before the read): off duty leaves the matcher;
+    /// a known volunteer takes the row's availability and the newer of the two positions (a
+    /// position this instance applied after the row was read is kept); certifications are left as
+    /// they are (they change through their own feed). A row read before an availability change
+    /// made here is not applied ([`Synced::ChangedHere`]).
+    pub fn sync_row(&self, row: &VolunteerRow, read_mark: u64) -> Synced {
         let id = row.user_id;
-        self.write(id, |matcher| {
+        if self.changed_after(id, read_mark) {
+            return Synced::ChangedHere;
+        }
+        let unknown = self.write(id, |matcher| {
             if !row.on_duty {
                 matcher.remove(id);
                 return false;
@@ -214,7 +283,12 @@ impl Index {
             matcher.set_rest_until(id, row.rest_until);
             matcher.set_verified_practitioner(id, row.practitioner_verified);
             false
-        })
+        });
+        if unknown {
+            Synced::Unknown
+        } else {
+            Synced::Applied
+        }
     }
 
     /// When `id`'s position was recorded (`None`: unknown here).
@@ -281,5 +355,60 @@ impl Index {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .nearest(&query)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: Uuid, busy: bool) -> VolunteerRow {
+        let now = Utc::now();
+        VolunteerRow {
+            user_id: id,
+            name: "Relawan".into(),
+            on_duty: true,
+            lat: Some(-6.1754),
+            lng: Some(106.8272),
+            location_at: Some(now),
+            practitioner_verified: false,
+            rest_until: None,
+            busy,
+            updated_at: now,
+        }
+    }
+
+    /// The race a catch-up has with this instance's own changes: the row was read (free), then
+    /// an accept committed and made the volunteer busy here, then the catch-up applies the row.
+    #[test]
+    fn a_row_read_before_a_change_made_here_does_not_undo_it() {
+        let index = Index::new(Duration::minutes(10));
+        let id = Uuid::new_v4();
+        let state = VolunteerFacts::from_row(&row(id, false), &[]).expect("located");
+        index.upsert(state);
+
+        let mark = index.read_mark();
+        let stale = row(id, false);
+        index.set_busy(id, true);
+        assert_eq!(index.sync_row(&stale, mark), Synced::ChangedHere);
+        assert!(index.is_busy(id), "the accept's effect stands");
+
+        // Read again after the change: applied, whatever it says (here another instance freed
+        // the volunteer after the accept).
+        let mark = index.read_mark();
+        assert_eq!(index.sync_row(&row(id, false), mark), Synced::Applied);
+        assert!(!index.is_busy(id));
+        index.forget_marks(mark);
+        assert!(index.changed_here.lock().expect("unpoisoned").is_empty());
+    }
+
+    #[test]
+    fn a_row_of_someone_unknown_here_asks_to_be_loaded() {
+        let index = Index::new(Duration::minutes(10));
+        let id = Uuid::new_v4();
+        assert_eq!(
+            index.sync_row(&row(id, false), index.read_mark()),
+            Synced::Unknown
+        );
     }
 }

@@ -10,7 +10,7 @@ use crate::domain::AlertKind;
 use crate::error::{DispatchError, DispatchResult};
 use crate::geo::LatLng;
 use crate::history::Sample;
-use crate::index::{Advance, VolunteerFacts};
+use crate::index::{Advance, Synced, VolunteerFacts};
 use crate::messages::Message;
 use crate::notify::Audience;
 use crate::positions::PositionWriter;
@@ -82,6 +82,8 @@ impl DispatchService {
         let mut xmin = None;
         let mut read = 0;
         let mut unknown = Vec::new();
+        let mut changed_here = Vec::new();
+        let mark = self.index.read_mark();
         loop {
             let page =
                 store::volunteers_changed(&mut conn, after_xid, after_user, crate::sync::PAGE)
@@ -97,8 +99,10 @@ impl DispatchService {
                 if key > (after_xid, after_user) {
                     (after_xid, after_user) = key;
                 }
-                if self.index.sync_row(&changed.row) {
-                    unknown.push(changed.row);
+                match self.index.sync_row(&changed.row, mark) {
+                    Synced::Applied => {}
+                    Synced::Unknown => unknown.push(changed.row),
+                    Synced::ChangedHere => changed_here.push(changed.row.user_id),
                 }
             }
             if !full {
@@ -106,6 +110,16 @@ impl DispatchService {
             }
         }
         drop(conn);
+        // Changed here after the page was read: the row read now holds that change and
+        // anything committed before it.
+        for id in changed_here {
+            let mark = self.index.read_mark();
+            if let Some(row) = store::volunteer(&self.pool, id).await?
+                && self.index.sync_row(&row, mark) == Synced::Unknown
+            {
+                unknown.push(row);
+            }
+        }
         for row in unknown {
             let codes = self.certifications(row.user_id).await?;
             if let Some(state) = VolunteerFacts::from_row(&row, &codes) {
@@ -114,6 +128,8 @@ impl DispatchService {
         }
         cursor.xmin = xmin.or(cursor.xmin);
         cursor.started = Some(started);
+        // Catch-ups run one at a time (this lock): none will apply a read older than `mark`.
+        self.index.forget_marks(mark);
         metrics::counter!("kreki_dispatch_volunteer_catch_up_rows_total").increment(read as u64);
         Ok(read)
     }
