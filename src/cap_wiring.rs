@@ -112,13 +112,7 @@ async fn text_broadcast(
     users: Vec<Uuid>,
     message: BroadcastMessage,
 ) {
-    let phones: Vec<(Uuid, String)> = match sqlx::query_as(
-        "SELECT id, phone FROM auth.users WHERE id = ANY ($1)",
-    )
-    .bind(&users)
-    .fetch_all(&pool)
-    .await
-    {
+    let phones = match kreki_auth::store::phones_of(&pool, &users).await {
         Ok(phones) => phones,
         Err(error) => {
             tracing::warn!(broadcast = %message.id, %error, "broadcast not texted: phones unreadable");

@@ -325,26 +325,18 @@ async fn text_escalation(
     inner: &Inner,
     escalation: &kreki_dispatch::views::Escalation,
 ) -> anyhow::Result<()> {
-    // Read from dispatch's tables: any instance's dashboard may have acknowledged it.
-    let open: Option<bool> = sqlx::query_scalar(
-        "SELECT acknowledged_at IS NULL FROM dispatch.escalations WHERE id = $1",
-    )
-    .bind(escalation.id.0)
-    .fetch_optional(&inner.pool)
-    .await?;
-    if open != Some(true) {
+    // Read back from dispatch: any instance's dashboard may have acknowledged it.
+    let open = kreki_dispatch::store::escalations::get(&inner.pool, escalation.id)
+        .await?
+        .is_some_and(|row| row.acknowledged_at.is_none());
+    if !open {
         return Ok(());
     }
     let Some(region) = escalation.region_id else {
         return Ok(());
     };
-    let coordinators: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT u.id, u.phone FROM dispatch.region_coordinators rc
-         JOIN auth.users u ON u.id = rc.user_id WHERE rc.region_id = $1",
-    )
-    .bind(region.0)
-    .fetch_all(&inner.pool)
-    .await?;
+    let coordinators = kreki_dispatch::store::regions::coordinators_of(&inner.pool, region).await?;
+    let coordinators = kreki_auth::store::phones_of(&inner.pool, &coordinators).await?;
     let body = escalation_text(
         escalation.reason.as_str(),
         escalation.alert_id.map_or_else(

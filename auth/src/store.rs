@@ -93,6 +93,16 @@ pub async fn user_by_id(
     .await
 }
 
+/// The phone numbers of these accounts, for texts other services send them (area broadcasts,
+/// escalations to a region's coordinators). Only ids come in and only `(id, phone)` go out: the
+/// caller sends the text and shows the number nowhere.
+pub async fn phones_of(pool: &PgPool, users: &[Uuid]) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT id, phone FROM auth.users WHERE id = ANY ($1)")
+        .bind(users)
+        .fetch_all(pool)
+        .await
+}
+
 /// The account with this E.164 phone.
 pub async fn user_by_phone(pool: &PgPool, phone: &str) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as(concat!(

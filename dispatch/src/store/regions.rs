@@ -31,6 +31,16 @@ macro_rules! region_columns {
     };
 }
 
+/// The coordinators answering for `region` (none for an unknown region).
+pub async fn coordinators_of(pool: &PgPool, region: RegionId) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT user_id FROM dispatch.region_coordinators WHERE region_id = $1 ORDER BY user_id",
+    )
+    .bind(region.0)
+    .fetch_all(pool)
+    .await
+}
+
 /// Adds a region. A name taken is a unique violation on `regions_name_key`; an area PostGIS finds
 /// invalid (self-intersecting) violates `regions_area_valid`.
 pub async fn insert_region(
