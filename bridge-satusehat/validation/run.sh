@@ -30,6 +30,6 @@ KREKI_FHIR_SAMPLES_DIR="$samples" cargo test --quiet -p kreki-bridge-satusehat -
   an_encounter_is_created_exactly_once_when_the_create_times_out_after_commit
 echo "==> writing FHIR samples from the end-to-end test (a real kreki process and a health system)"
 KREKI_FHIR_SAMPLES_DIR="$samples" cargo test --quiet -p kreki --test e2e -- \
-  satusehat::a_verified_health_worker_s_incident_reaches_satusehat_once_under_faults_and_health_systems_page_through_it
+  satusehat::flow::a_verified_health_worker_s_incident_reaches_satusehat_once_under_faults_and_health_systems_page_through_it
 echo "==> validating them with fhir.resources (FHIR R4 4.0.1)"
 "$venv/bin/python" "$here/validate.py" "$samples"
