@@ -150,7 +150,8 @@ pub enum Command {
 /// `kreki pii …`
 #[derive(Debug, Subcommand)]
 pub enum PiiCommand {
-    /// Print a new random key (base64 of 32 bytes) for `pii.keys.<id>` or `pii.search_key`.
+    /// Print a new random key (base64 of 32 bytes) for `pii.keys.<id>`, `pii.search_key` or
+    /// `pii.search_wrap_keys`.
     GenerateKey,
     /// Seal every stored NIK under `pii.current_key`: plaintext rows from before encryption and
     /// rows under older keys, in batches of `pii.reseal_batch`. Run it after making a new key
@@ -439,9 +440,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let pool = config.database.pool().map_err(anyhow::Error::msg)?;
             let count = crate::pii::reseal_all(&pool, &pii, config.pii.reseal_batch).await?;
             say(&format!(
-                "resealed {} NIKs under key `{}`; {} unreadable",
+                "resealed {} NIKs under key `{}`; {} search hashes wrapped with the newest search key; {} unreadable",
                 count.resealed,
                 pii.current_kid(),
+                count.rehashed,
                 count.unreadable
             ));
             anyhow::ensure!(

@@ -49,6 +49,7 @@ pub async fn reseal_all(pool: &PgPool, pii: &Pii, batch: u32) -> anyhow::Result<
         let count = kreki_platform::pii::reseal(pool, pii, *target, batch).await?;
         total.resealed += count.resealed;
         total.unreadable += count.unreadable;
+        total.rehashed += count.rehashed;
     }
     Ok(total)
 }

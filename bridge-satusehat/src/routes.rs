@@ -66,9 +66,13 @@ async fn practitioner_verification(
     // Any JSON is taken, so a wrong type is never quoted back (it may be a whole NIK as a number).
     let nik = Nik::from_json(&body.nik).map_err(|why| BridgeError::field("nik", why))?;
     // One NIK, one health worker: found through the keyed hash, never the digits.
-    if crate::store::verified_practitioner_by_nik(&state.pool, &state.pii.hash(&nik), user.id.0)
-        .await?
-        .is_some()
+    if crate::store::verified_practitioner_by_nik(
+        &state.pool,
+        &state.pii.lookup_hashes(&nik),
+        user.id.0,
+    )
+    .await?
+    .is_some()
     {
         return Err(BridgeError::NikTaken);
     }

@@ -66,19 +66,21 @@ pub async fn save_practitioner(
     .map(drop)
 }
 
-/// The account that verified with the NIK of keyed hash `nik_hash` (`verified` only), other than
+/// The account that verified with the NIK of one of `nik_hashes` (`verified` only), other than
 /// `except`: the one lookup by NIK there is, through the search hash (index
-/// `practitioners_nik_hash_idx`), never the digits.
+/// `practitioners_nik_hash_idx`), never the digits. `nik_hashes` are every form the NIK's hash
+/// may be stored in now ([`kreki_platform::pii::Pii::lookup_hashes`]: rows the reseal batch has
+/// not wrapped with the newest search key yet are found too).
 pub async fn verified_practitioner_by_nik(
     pool: &PgPool,
-    nik_hash: &NikHash,
+    nik_hashes: &[Vec<u8>],
     except: Uuid,
 ) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT user_id FROM bridge.practitioners
-         WHERE nik_hash = $1 AND status = 'verified' AND user_id <> $2 LIMIT 1",
+         WHERE nik_hash = ANY ($1) AND status = 'verified' AND user_id <> $2 LIMIT 1",
     )
-    .bind(nik_hash.as_bytes())
+    .bind(nik_hashes)
     .bind(except)
     .fetch_optional(pool)
     .await

@@ -79,7 +79,7 @@ async fn niks_are_sealed_found_by_keyed_hash_and_masked_for_health_systems(pool:
     assert_eq!(
         kreki_bridge_satusehat::store::verified_practitioner_by_nik(
             &pool,
-            &h.state.pii.hash(&nik),
+            &h.state.pii.lookup_hashes(&nik),
             impostor
         )
         .await

@@ -3,8 +3,9 @@
 //! in-process fake) gets them, while no table of the database and no line of the process's log
 //! (at `debug`) holds the digits. Answers show NIKs masked at most; garbage is a 422 naming the
 //! field; a second account cannot verify with a NIK already verified (the keyed-hash lookup);
-//! `kreki pii reseal` moves every stored NIK to a new key; and a process told to require keys
-//! refuses to start without them.
+//! `kreki pii reseal` moves every stored NIK to a new key, and wraps every search hash with a new
+//! search key (the verified health worker's NIK is gone by then; the NIK is still found taken);
+//! and a process told to require keys refuses to start without them.
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ const PASSWORD: &str = "kata-sandi-aman";
 const KEY_ONE: &str = "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE=";
 const KEY_TWO: &str = "MjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjI=";
 const SEARCH_KEY: &str = "OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk=";
+const WRAP_KEY: &str = "MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM=";
 
 /// `schema.table` of every table of ours whose rows' text holds `needle`.
 async fn tables_holding(pool: &PgPool, needle: &str) -> Vec<String> {
@@ -233,6 +235,60 @@ async fn niks_never_reach_the_database_or_the_logs_in_plain_text(pool: PgPool) {
         sealed.iter().all(|value| value.starts_with("v1:e2e2:")),
         "{sealed:?}"
     );
+
+    // Search-key rotation by wrapping: the verified nurse's NIK was dropped after verification,
+    // only its hash is kept; the batch wraps that hash with the new search key, without the NIK.
+    let stored_hash = || async {
+        sqlx::query_scalar::<_, Vec<u8>>(
+            "SELECT nik_hash FROM bridge.practitioners WHERE status = 'verified'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("the nurse's hash")
+    };
+    let before = stored_hash().await;
+    let mut rotated = pii_env("e2e2");
+    rotated.push(("KREKI_PII__SEARCH_WRAP_KEYS", format!("[\"{WRAP_KEY}\"]")));
+    let reseal = || {
+        kreki()
+            .args(["pii", "reseal"])
+            .env("KREKI_DATABASE__URL", &url)
+            .envs(rotated.clone())
+            .output()
+            .expect("runs")
+    };
+    let wrapped = reseal();
+    let said = String::from_utf8_lossy(&wrapped.stdout);
+    assert!(
+        wrapped.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&wrapped.stderr)
+    );
+    assert!(said.contains("1 search hashes wrapped"), "{said}");
+    assert_ne!(stored_hash().await, before, "wrapped");
+    let again = reseal();
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(said.contains("0 search hashes wrapped"), "{said}");
+    // A server under the rotated keys still finds the NIK taken.
+    let mut env: Vec<(&str, String)> = env
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("KREKI_PII__"))
+        .collect();
+    env.extend(rotated.clone());
+    let server = Server::start(&env).await;
+    let api = JsonApi::new(&server.base);
+    let other = api.login("081300000202", PASSWORD).await;
+    let (status, problem) = api
+        .send(
+            Method::POST,
+            "/v1/volunteers/me/practitioner-verification",
+            Some(&other),
+            Some(json!({ "nik": fake::SEED_NIK_ONE })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    server.terminate();
+    let _ = server.wait().await;
 
     // Told to require keys, kreki refuses to start without them.
     let refused = kreki()

@@ -53,7 +53,7 @@ impl AlertRequest {
             "lng": self.at.lng(),
             "accuracy_m": self.accuracy_m,
             "note": self.note,
-            "nik": self.patient_nik.as_ref().map(|nik| hex_of(pii.hash(nik).as_bytes())),
+            "nik": self.patient_nik.as_ref().map(|nik| hex_of(pii.hash(nik).mac())),
         });
         // Only drills add the flag, so keys stored before drills existed still match their retries.
         if self.drill {

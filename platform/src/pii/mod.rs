@@ -8,7 +8,8 @@
 //! - [`SealedNik`]: what the database holds, `v1:<key id>:<base64url(nonce ‖ ciphertext ‖ tag)>`.
 //!   The key id travels with each value, so a new key can become current while older values stay
 //!   readable until a batch re-encrypts them (`kreki pii reseal`).
-//! - [`NikHash`]: HMAC-SHA256 of the digits, the only thing a lookup by NIK compares.
+//! - [`NikHash`]: HMAC-SHA256 of the digits under the search key (wrapped by newer keys after a
+//!   rotation, [`search`]), the only thing a lookup by NIK compares.
 //! - [`Pii`]: the keys, built once from [`PiiConfig`] (`[pii]` of the `kreki` config).
 //!
 //! Without configured keys [`Pii::dev`] uses keys written in this file: they protect nothing and
@@ -17,6 +18,7 @@
 
 mod nik;
 pub mod reseal;
+pub mod search;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,7 +27,6 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use hmac::{Hmac, Mac};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -33,6 +34,9 @@ use sha2::{Digest, Sha256};
 
 pub use nik::{NIK_RULE, Nik};
 pub use reseal::{ResealCount, ResealTarget, reseal};
+pub use search::{FINGERPRINT_BYTES, HASH_BYTES, NikHash};
+
+use self::search::SearchChain;
 
 /// Version tag of the envelope format.
 const ENVELOPE_V1: &str = "v1";
@@ -55,6 +59,9 @@ pub enum PiiError {
         /// The key id the value names.
         kid: String,
     },
+    /// A search hash made under search keys this process does not have.
+    #[error("a search hash made under search keys that are not configured")]
+    UnknownSearchKey,
     /// The ciphertext, its nonce or its key id was changed: AES-GCM's tag does not verify.
     #[error("sealed value under key `{kid}` failed authentication (tampered or corrupted)")]
     Tampered {
@@ -107,24 +114,6 @@ impl std::fmt::Debug for SealedNik {
     }
 }
 
-/// HMAC-SHA256 of a NIK under the search key: equal NIKs give equal hashes, and without the key
-/// nobody can try the (small, structured) space of NIKs against it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct NikHash([u8; 32]);
-
-impl NikHash {
-    /// The 32 bytes, for a `bytea` column.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for NikHash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("NikHash(..)")
-    }
-}
-
 /// `[pii]` of the `kreki` config (`KREKI_PII__*` in the environment).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -134,9 +123,14 @@ pub struct PiiConfig {
     /// Encryption keys by id (1 to 32 of `a-z 0-9 _ -`): base64 of 32 random bytes each
     /// (`kreki pii generate-key`). Keep retired keys here until `kreki pii reseal` moved every value.
     pub keys: BTreeMap<String, SecretString>,
-    /// Key of the search hash (base64 of 32 random bytes). Changing it breaks every lookup by NIK
-    /// until values are re-hashed, so it does not rotate with `keys`.
+    /// Key of the search hash (base64 of 32 random bytes). Never changed: it is rotated by
+    /// wrapping (`search_wrap_keys`).
     pub search_key: Option<SecretString>,
+    /// Newer search keys wrapping `search_key`, oldest first (base64 of 32 random bytes each). To
+    /// rotate, add one at the end and keep the others: `kreki pii reseal` (also run at start)
+    /// wraps every stored hash with it, without the NIKs, and lookups find the rows not wrapped
+    /// yet meanwhile.
+    pub search_wrap_keys: Vec<SecretString>,
     /// Refuse to start without `keys` (production). Also implied by a real SATUSEHAT
     /// (`satusehat.enabled` with `environment` sandbox or production).
     pub require_keys: bool,
@@ -150,6 +144,7 @@ impl Default for PiiConfig {
             current_key: None,
             keys: BTreeMap::new(),
             search_key: None,
+            search_wrap_keys: Vec::new(),
             require_keys: false,
             reseal_batch: 500,
         }
@@ -189,6 +184,18 @@ impl PiiConfig {
                     .to_owned(),
             );
         }
+        for (index, key) in self.search_wrap_keys.iter().enumerate() {
+            if decode_key(key).is_none() {
+                problems.push(format!(
+                    "pii.search_wrap_keys[{index}]: must be base64 of 32 random bytes (kreki pii generate-key)"
+                ));
+            }
+        }
+        if !self.search_wrap_keys.is_empty() && self.search_key.is_none() {
+            problems.push(
+                "pii.search_wrap_keys: they wrap pii.search_key, which is not set".to_owned(),
+            );
+        }
         if self.has_keys() {
             match &self.current_key {
                 Some(current) if self.keys.contains_key(current) => {}
@@ -217,7 +224,7 @@ pub struct Pii(Arc<Keys>);
 struct Keys {
     current: String,
     ciphers: BTreeMap<String, Aes256Gcm>,
-    search: [u8; KEY_BYTES],
+    search: SearchChain,
     dev: bool,
 }
 
@@ -258,11 +265,18 @@ impl Pii {
         Ok(Self(Arc::new(Keys {
             current: config.current_key.clone().unwrap_or_default(),
             ciphers,
-            search: config
-                .search_key
-                .as_ref()
-                .and_then(decode_key)
-                .unwrap_or_default(),
+            search: SearchChain::new(
+                config
+                    .search_key
+                    .as_ref()
+                    .and_then(decode_key)
+                    .unwrap_or_default(),
+                &config
+                    .search_wrap_keys
+                    .iter()
+                    .filter_map(decode_key)
+                    .collect::<Vec<_>>(),
+            ),
             dev: false,
         })))
     }
@@ -303,7 +317,7 @@ impl Pii {
                 .iter()
                 .map(|(kid, key)| ((*kid).to_owned(), cipher(key)))
                 .collect(),
-            search,
+            search: SearchChain::new(search, &[]),
             dev,
         }))
     }
@@ -392,14 +406,43 @@ impl Pii {
         self.open(&SealedNik::parse(stored)?)
     }
 
-    /// The keyed search hash of `nik`.
+    /// The keyed search hash of `nik` (what is stored).
     pub fn hash(&self, nik: &Nik) -> NikHash {
-        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&self.0.search) else {
-            // HMAC takes keys of any length.
-            unreachable!("HMAC accepts a 32-byte key");
-        };
-        mac.update(nik.expose().as_bytes());
-        NikHash(mac.finalize().into_bytes().into())
+        self.0.search.hash(nik)
+    }
+
+    /// Every stored form `nik`'s hash may have now, for `WHERE hash = ANY (...)`: rows the reseal
+    /// batch has not wrapped with the newest search key yet are found too.
+    pub fn lookup_hashes(&self, nik: &Nik) -> Vec<Vec<u8>> {
+        self.0.search.lookup(nik)
+    }
+
+    /// The fingerprint current search hashes start with: others are for the reseal batch to wrap.
+    pub fn search_fingerprint(&self) -> [u8; FINGERPRINT_BYTES] {
+        self.0.search.current_fingerprint()
+    }
+
+    /// A stored search hash moved under the newest search key, without the NIK; `Ok(None)` when it
+    /// is there already.
+    ///
+    /// # Errors
+    /// [`PiiError::UnknownSearchKey`] when it was made under keys this process does not have.
+    pub fn rewrap_hash(&self, stored: &[u8]) -> Result<Option<NikHash>, PiiError> {
+        self.0
+            .search
+            .rewrap(stored)
+            .map_err(|()| PiiError::UnknownSearchKey)
+    }
+
+    /// These keys with `wraps` wrapping the same search key (tests of search-key rotation).
+    #[must_use]
+    pub fn with_search_wraps(&self, wraps: &[[u8; KEY_BYTES]]) -> Self {
+        Self(Arc::new(Keys {
+            current: self.0.current.clone(),
+            ciphers: self.0.ciphers.clone(),
+            search: self.0.search.with_wraps(wraps),
+            dev: self.0.dev,
+        }))
     }
 
     /// Whether stored text is sealed under the current key already (plaintext, malformed and

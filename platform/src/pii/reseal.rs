@@ -1,5 +1,7 @@
 //! The reseal batch: brings every stored NIK of one column under the current key (plaintext rows
-//! from before encryption, and rows sealed under a retired key), a bounded batch per statement.
+//! from before encryption, and rows sealed under a retired key), and every search hash beside it
+//! under the newest search key (from the NIK where it is kept, else by wrapping the stored hash:
+//! [`super::search`]), a bounded batch per statement.
 //!
 //! Each service names its own columns as [`ResealTarget`]s (no crate touches another's tables);
 //! `kreki pii reseal` and the start of `kreki serve` run them. Rows are read without locks and
@@ -9,7 +11,7 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{Pii, PiiError};
+use super::{FINGERPRINT_BYTES, Pii, PiiError};
 
 /// One column holding NIKs.
 #[derive(Debug, Clone, Copy)]
@@ -29,8 +31,11 @@ pub struct ResealTarget {
 pub struct ResealCount {
     /// Rows written under the current key.
     pub resealed: u64,
-    /// Rows these keys cannot read (unknown key id, tampered, not a NIK); left as they are.
+    /// Rows these keys cannot read (unknown key id, tampered, not a NIK, a search hash of unknown
+    /// keys); left as they are.
     pub unreadable: u64,
+    /// Search hashes wrapped with the newest search key without their NIK.
+    pub rehashed: u64,
 }
 
 /// Reseals every row of `target` not under the current key, `batch` rows per statement.
@@ -49,7 +54,10 @@ pub async fn reseal(
         column,
         hash_column,
     } = target;
-    let missing_hash = hash_column.map_or(String::new(), |hash| format!(" OR {hash} IS NULL"));
+    // A hash is stale when missing, or not starting with the newest search key's fingerprint.
+    let missing_hash = hash_column.map_or(String::new(), |hash| {
+        format!(" OR {hash} IS NULL OR substring({hash} FROM 1 FOR {FINGERPRINT_BYTES}) <> $4")
+    });
     let select = format!(
         "SELECT {key}, {column} FROM {table}
          WHERE {key} > $1 AND {column} IS NOT NULL AND ({column} NOT LIKE $2{missing_hash})
@@ -66,12 +74,14 @@ pub async fn reseal(
     let mut count = ResealCount::default();
     let mut after = Uuid::nil();
     loop {
-        let rows: Vec<(Uuid, String)> = sqlx::query_as(sqlx::AssertSqlSafe(select.clone()))
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(select.clone()))
             .bind(after)
             .bind(&current)
-            .bind(i64::from(batch))
-            .fetch_all(pool)
-            .await?;
+            .bind(i64::from(batch));
+        if hash_column.is_some() {
+            query = query.bind(pii.search_fingerprint().to_vec());
+        }
+        let rows: Vec<(Uuid, String)> = query.fetch_all(pool).await?;
         let Some((last, _)) = rows.last() else {
             break;
         };
@@ -80,7 +90,7 @@ pub async fn reseal(
         for (row_key, stored) in rows {
             let resealed = match pii.reseal(&stored) {
                 Ok(Some((sealed, nik))) => Some((sealed.as_str().to_owned(), nik)),
-                // Current already; only its hash was missing.
+                // Sealed under the current key already; only its hash was missing or stale.
                 Ok(None) => pii.open_str(&stored).ok().map(|nik| (stored.clone(), nik)),
                 Err(error) => {
                     log_unreadable(table, row_key, &error);
@@ -107,11 +117,15 @@ pub async fn reseal(
         count.resealed += written;
         metrics::counter!("kreki_pii_resealed_total", "table" => table).increment(written);
     }
+    if let Some(hash) = hash_column {
+        count.rehashed = rewrap(pool, pii, table, key, hash, batch, &mut count.unreadable).await?;
+    }
     if count != ResealCount::default() {
         tracing::info!(
             table,
             resealed = count.resealed,
             unreadable = count.unreadable,
+            rehashed = count.rehashed,
             current_key = pii.current_kid(),
             "NIKs resealed under the current key"
         );
@@ -121,4 +135,71 @@ pub async fn reseal(
 
 fn log_unreadable(table: &str, key: Uuid, error: &PiiError) {
     tracing::error!(table, key = %key, %error, "a stored NIK cannot be read; left as it is");
+}
+
+/// Wraps every search hash of `table.hash` not under the newest search key (rows whose NIK is
+/// kept were re-hashed from it above; these are the others, a verified practitioner's for
+/// example). Answers how many it wrapped; counts those of unknown keys in `unreadable`.
+async fn rewrap(
+    pool: &PgPool,
+    pii: &Pii,
+    table: &str,
+    key: &str,
+    hash: &str,
+    batch: u32,
+    unreadable: &mut u64,
+) -> Result<u64, sqlx::Error> {
+    // Identifiers come from the `&'static str`s of the services' `NIK_COLUMNS`, never from input.
+    let select = format!(
+        "SELECT {key}, {hash} FROM {table}
+         WHERE {key} > $1 AND {hash} IS NOT NULL
+           AND substring({hash} FROM 1 FOR {FINGERPRINT_BYTES}) <> $2
+         ORDER BY {key} LIMIT $3"
+    );
+    let update = format!(
+        "UPDATE {table} AS t SET {hash} = v.new
+         FROM unnest($1::uuid[], $2::bytea[], $3::bytea[]) AS v(key, old, new)
+         WHERE t.{key} = v.key AND t.{hash} = v.old"
+    );
+    let fingerprint = pii.search_fingerprint().to_vec();
+    let mut after = Uuid::nil();
+    let mut wrapped = 0;
+    loop {
+        let rows: Vec<(Uuid, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(select.clone()))
+            .bind(after)
+            .bind(&fingerprint)
+            .bind(i64::from(batch))
+            .fetch_all(pool)
+            .await?;
+        let Some((last, _)) = rows.last() else {
+            break;
+        };
+        after = *last;
+        let (mut keys, mut olds, mut news) = (vec![], vec![], vec![]);
+        for (row_key, stored) in rows {
+            match pii.rewrap_hash(&stored) {
+                Ok(Some(new)) => {
+                    keys.push(row_key);
+                    olds.push(stored);
+                    news.push(new.as_bytes().to_vec());
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    log_unreadable(table, row_key, &error);
+                    *unreadable += 1;
+                }
+            }
+        }
+        let written = sqlx::query(sqlx::AssertSqlSafe(update.clone()))
+            .bind(&keys)
+            .bind(&olds)
+            .bind(&news)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        wrapped += written;
+        metrics::counter!("kreki_pii_rehashed_total", "table" => table.to_owned())
+            .increment(written);
+    }
+    Ok(wrapped)
 }
