@@ -162,8 +162,10 @@ static ASSETS: &[Asset] = &[
     ),
     asset!("trainer/index.html", "text/html; charset=utf-8"),
     asset!("trainer/trainer.js", "text/javascript; charset=utf-8"),
+    asset!("trainer/trainer-text.js", "text/javascript; charset=utf-8"),
     asset!("admin/index.html", "text/html; charset=utf-8"),
     asset!("admin/admin.js", "text/javascript; charset=utf-8"),
+    asset!("admin/admin-text.js", "text/javascript; charset=utf-8"),
     asset!(
         "volunteer/manifest.webmanifest",
         "application/manifest+json"

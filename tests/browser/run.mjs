@@ -395,7 +395,7 @@ const tests = [
     await context.close();
   }],
 
-  ['accessibility: every control is named, big enough to tap, and text has strong contrast', async ({ browser, server }) => {
+  ['accessibility: every control is named, big enough to tap, text has strong contrast, and no text key shows untranslated', async ({ browser, server }) => {
     const citizen = server.user(phone(), 'warga-rahasia-9', 'Tono Warga');
     const volunteer = server.user(phone(), 'relawan-rahasia-9', 'Tini Relawan', ['volunteer']);
     const coordinator = server.user(phone(), 'koordinator-rahasia-9', 'Tika Koordinator', ['coordinator']);
@@ -434,6 +434,18 @@ const tests = [
         const bg = luminance(background(el));
         const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
         if (ratio < 4.5) problems.push(`contrast ${ratio.toFixed(2)} on "${el.textContent.trim().slice(0, 30)}"`);
+      }
+      // A text key shown as it is (`admin.kind.roles`) is a word missing from the tables.
+      for (const el of document.querySelectorAll('[data-i18n], [data-i18n-placeholder], [data-i18n-aria], [data-i18n-title]')) {
+        const shown = [el.textContent, el.placeholder, el.getAttribute('aria-label'), el.title].map((text) => (text ?? '').trim());
+        const key = el.dataset.i18n ?? el.dataset.i18nPlaceholder ?? el.dataset.i18nAria ?? el.dataset.i18nTitle;
+        if (shown.includes(key)) problems.push(`untranslated ${key}`);
+      }
+      const raw = /^(admin|aed|app|astatus|cert|checkin|common|dash|day|guide|kind|lang|ops|outcome|prac|push|responder|role|status|support|tl|train|trainer|trust|vol|warn)(\.[a-z0-9_]+)+$/;
+      for (const el of document.querySelectorAll('body *')) {
+        if (el.children.length || !visible(el)) continue;
+        const text = el.textContent.trim();
+        if (raw.test(text)) problems.push(`untranslated ${text}`);
       }
       return problems;
     });

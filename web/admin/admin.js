@@ -7,6 +7,7 @@
 // refusal shows the server's field error beside the field.
 import { Api, esc } from '/web/shared/api.js';
 import { clock, initI18n, onLanguage, t } from '/web/shared/i18n.js';
+import '/admin/admin-text.js';
 import { openConsole } from '/web/shared/console.js';
 import { clearFieldErrors, say, showProblem } from '/web/shared/forms.js';
 

@@ -7,6 +7,7 @@
 // beside the field (inputs carry the field's path in `data-field`).
 import { Api, esc } from '/web/shared/api.js';
 import { clock, initI18n, onLanguage, t } from '/web/shared/i18n.js';
+import '/trainer/trainer-text.js';
 import { openConsole } from '/web/shared/console.js';
 import { clearFieldErrors, say, showProblem } from '/web/shared/forms.js';
 
