@@ -118,7 +118,10 @@ say "a real kreki acknowledges $before panics before the target instant and $aft
 kreki_env "$kreki" keys generate --out "$work/signing-key.pem" >/dev/null
 http_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$http_port"
-kreki_env KREKI_DATABASE__URL="$database_url" KREKI_AUTH__SIGNING_KEY_FILE="$work/signing-key.pem" \
+# `env` execs kreki, so $! is kreki's own pid (through the kreki_env function it would be a
+# subshell's, and killing that would leave kreki serving after the script).
+env -i PATH="$PATH" HOME="$HOME" KREKI_DATABASE__URL="$database_url" \
+  KREKI_AUTH__SIGNING_KEY_FILE="$work/signing-key.pem" \
   KREKI_SERVER__LISTEN="127.0.0.1:$http_port" KREKI_LOG__FILTER=warn \
   KREKI_DISPATCH__PANICS_PER_MINUTE=1000 \
   "$kreki" serve >"$work/kreki.log" 2>&1 &
