@@ -55,6 +55,9 @@ pub trait CapWarning: Send + Sync + 'static {
     fn near_cap(&self, used: u32, cap: u32);
 }
 
+/// How long a status callback waits for its message's sid to be recorded by the send.
+pub const EARLY_CALLBACK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The SMS service.
 pub struct SmsService {
     pool: PgPool,
@@ -241,7 +244,10 @@ impl SmsService {
     }
 
     /// Records a delivery status from the provider's callback. Statuses arrive out of order at
-    /// times; a final status is never replaced by an earlier one.
+    /// times: a status never replaces a later one (`queued` < `sending` < `sent` < a final one),
+    /// and a final status is never replaced. A callback can also arrive before the send has
+    /// recorded the message's sid (the provider answers the send and calls back at once): it then
+    /// waits for the sid, up to [`EARLY_CALLBACK_WAIT`], instead of being lost.
     ///
     /// # Errors
     /// Database errors.
@@ -251,16 +257,34 @@ impl SmsService {
         status: &str,
         error_code: Option<&str>,
     ) -> SmsResult<bool> {
-        let updated = sqlx::query(
-            "UPDATE sms.messages SET status = $2, error = COALESCE($3, error), updated_at = now()
-             WHERE sid = $1 AND status NOT IN ('delivered', 'undelivered', 'failed', 'read', 'canceled')",
-        )
-        .bind(sid)
-        .bind(status)
-        .bind(error_code.map(|code| format!("provider error {code}")))
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let deadline = tokio::time::Instant::now() + EARLY_CALLBACK_WAIT;
+        let updated = loop {
+            let updated = sqlx::query(
+                "UPDATE sms.messages SET status = $2, error = COALESCE($3, error), updated_at = now()
+                 WHERE sid = $1
+                   AND status NOT IN ('delivered', 'undelivered', 'failed', 'read', 'canceled')
+                   AND sms.status_rank(status) <= sms.status_rank($2)",
+            )
+            .bind(sid)
+            .bind(status)
+            .bind(error_code.map(|code| format!("provider error {code}")))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            if updated > 0 || tokio::time::Instant::now() >= deadline {
+                break updated;
+            }
+            let known: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM sms.messages WHERE sid = $1)")
+                    .bind(sid)
+                    .fetch_one(&self.pool)
+                    .await?;
+            if known {
+                // Known and already at this status or past it.
+                break 0;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
         if updated > 0 && is_final_status(status) {
             if status == "delivered" || status == "read" {
                 metrics::counter!("sms_delivered_total").increment(1);

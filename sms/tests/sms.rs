@@ -301,3 +301,69 @@ impl kreki_sms::CapWarning for Warnings {
         self.0.lock().expect("lock").push((used, cap));
     }
 }
+
+/// Twilio answers the send and calls back at once: a callback may come before the send recorded
+/// the sid, and callbacks come in any order. None is lost, and none moves a message back.
+#[sqlx::test(migrations = "../migrations")]
+async fn early_and_out_of_order_status_callbacks_end_at_the_latest_status(pool: sqlx::PgPool) {
+    let fake = fake(100).await;
+    let state = kreki_sms::build(pool.clone(), config_for(&fake)).expect("builds");
+    let service = Arc::clone(&state.service);
+    let id = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO sms.messages (id, purpose, to_phone, status) VALUES ($1, 'broadcast', '+6285555555501', 'sending')",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .expect("a text being sent");
+    // `delivered` arrives while the send has not recorded the sid yet.
+    let early = tokio::spawn({
+        let service = Arc::clone(&service);
+        async move { service.record_status("SMearly", "delivered", None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::query("UPDATE sms.messages SET sid = 'SMearly', status = 'queued' WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .expect("the send's answer recorded");
+    assert!(
+        early.await.expect("joined").expect("recorded"),
+        "applied once the sid was known"
+    );
+    // `sent` and `queued` arriving after it change nothing.
+    for late in ["sent", "queued"] {
+        assert!(
+            !service
+                .record_status("SMearly", late, None)
+                .await
+                .expect("answered")
+        );
+    }
+    assert_eq!(
+        service.status_of("SMearly").await.expect("read").as_deref(),
+        Some("delivered")
+    );
+
+    // Out of order before any final status: `sent`, then a late `queued`.
+    sqlx::query(
+        "INSERT INTO sms.messages (id, purpose, to_phone, status, sid) VALUES ($1, 'broadcast', '+6285555555502', 'queued', 'SMorder')",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .execute(&pool)
+    .await
+    .expect("a text sent");
+    service
+        .record_status("SMorder", "sent", None)
+        .await
+        .expect("recorded");
+    service
+        .record_status("SMorder", "queued", None)
+        .await
+        .expect("answered");
+    assert_eq!(
+        service.status_of("SMorder").await.expect("read").as_deref(),
+        Some("sent")
+    );
+}
