@@ -47,6 +47,9 @@ use crate::push::fcm::FcmClient;
 use crate::push::store::{self, DeviceRow};
 use crate::push::webpush::{VapidKey, WebPushClient};
 
+/// Most broadcasts being pushed at once (each walks its recipients' devices in one task).
+const MAX_BROADCASTS_PENDING: usize = 16;
+
 /// What became of one push request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -112,6 +115,9 @@ struct Inner {
     fcm: Option<FcmClient>,
     web: Option<WebPushClient>,
     pending: Arc<Semaphore>,
+    /// Broadcasts being pushed (each one task): apart from `pending`, so many broadcasts never
+    /// leave offers without a place in the queue.
+    broadcasts_pending: Arc<Semaphore>,
     /// Send slots of offers.
     sends: Semaphore,
     /// Send slots of broadcasts, apart from offers' so a city-wide broadcast never makes an
@@ -158,6 +164,7 @@ impl Pusher {
                 fcm,
                 web,
                 pending,
+                broadcasts_pending: Arc::new(Semaphore::new(MAX_BROADCASTS_PENDING)),
                 sends,
                 broadcast_sends,
                 tracker: TaskTracker::new(),

@@ -1,8 +1,8 @@
 //! Area broadcasts by push: what [`Pusher::broadcast_frame`] does when a coordinator (or a rule
 //! relaying a BMKG warning) tells everyone in an area.
 //!
-//! A broadcast may reach a whole city, so it is one task (one place in `push.queue`), not one per
-//! person: recipients are walked in pages of [`PAGE_USERS`], each page's devices read in one
+//! A broadcast may reach a whole city, so it is one task, not one per person (at most 16 such
+//! tasks at once, apart from the offers' `push.queue`, so broadcasts never crowd offers out): recipients are walked in pages of [`PAGE_USERS`], each page's devices read in one
 //! query, and its sends run at most `push.concurrency / 4` at a time on slots of their own, so
 //! offers (whose sends have the other slots) never wait behind a broadcast. Under
 //! `push_when = "no_ack"` the push waits the grace and skips the people whose socket acknowledged
@@ -35,7 +35,7 @@ impl Pusher {
     /// Delivers a broadcast: publishes `frame` (the WebSocket message, encoded once) to every
     /// socket of `recipients` at once, and pushes `content` to their devices by the delivery
     /// policy (see the module). Synchronous and never waits; call it inside the Tokio runtime.
-    /// When `push.queue` is full the broadcast is not pushed (logged, counted in
+    /// When 16 broadcasts are being pushed already this one is not (logged, counted in
     /// `push_dropped_total`); the sockets have it either way.
     pub fn broadcast_frame(&self, recipients: Vec<Uuid>, frame: &Frame, content: BroadcastContent) {
         if recipients.is_empty() {
@@ -45,10 +45,10 @@ impl Pusher {
         inner
             .hub
             .publish_frame(Audience::Users(recipients.clone()), frame);
-        let Ok(permit) = Arc::clone(&inner.pending).try_acquire_owned() else {
+        let Ok(permit) = Arc::clone(&inner.broadcasts_pending).try_acquire_owned() else {
             metrics::counter!("push_dropped_total").increment(1);
-            tracing::warn!(broadcast = %content.broadcast_id, queue = inner.config.queue,
-                "push.queue is full: broadcast not pushed");
+            tracing::warn!(broadcast = %content.broadcast_id,
+                "too many broadcasts being pushed: this one is not");
             return;
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
