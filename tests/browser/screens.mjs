@@ -227,7 +227,11 @@ export function screenTests({ newPage, signIn, phone, noPageErrors }) {
       assert((await apiCall(server.base, learner, 'POST', `/v1/lms/courses/${v1.id}/enroll`)).status === 201, 'a learner starts version 1');
 
       // Version 2, edited from the published definition.
+      // The editor still shows version 1 as authored: wait until Edit has loaded the published
+      // definition and drawn the form again, or the title typed next would be drawn over.
+      const authored = await page.$('[data-field="title"]');
       await page.click(`[data-edit="${v1.id}"]`);
+      await page.waitForFunction((old) => document.querySelector('[data-field="title"]') !== old, authored);
       await page.waitForFunction(() => document.querySelector('[data-field="title"]')?.value === 'Pertolongan Pertama Dasar');
       assert(await page.isChecked('[data-field="modules[0].quizzes[0].questions[0].options[0].correct"]'), 'the correct option comes back to the trainer');
       await page.fill('[data-field="title"]', 'Pertolongan Pertama Dasar (2027)');
