@@ -135,7 +135,7 @@ pub async fn run(
         say(&format!(
             "  BMKG          a fake one runs in-process with an M6.1 earthquake south of Jakarta on the map; \
              more: POST {0}/control/earthquake {{\"lat\":-6.2,\"lng\":106.8,\"radius_km\":30,\"magnitude\":6.4}}, \
-             {0}/control/update, {0}/control/cancel (see cap/src/fake.rs)",
+             {0}/control/update, {0}/control/cancel (see cap/src/fake/mod.rs)",
             fake.base_url()
         ));
     }

@@ -14,6 +14,8 @@
 //! | `POST /control/update` | `{key, lat, lng, radius_km}`: an `Update` moving the area |
 //! | `POST /control/cancel` | `{key}`: a `Cancel` |
 //! | `POST /control/faults` | `{down?, broken?, hostile?, huge?, oversized?}` |
+//!
+//! The documents themselves are written in [`documents`].
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -22,12 +24,16 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use chrono::{DateTime, FixedOffset, Offset as _, Timelike as _, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 
 use crate::out::escape;
+
+mod documents;
+
+use self::documents::{HOSTILE, Message, cap_time, circle_xml, document, huge_document, now_wib};
 
 /// BMKG's `sender` in the fake's documents.
 pub const SENDER: &str = "bmkg@bmkg.go.id";
@@ -146,141 +152,6 @@ struct Move {
 struct Key {
     key: String,
 }
-
-/// Now in WIB, whole seconds, as BMKG writes `sent`.
-fn now_wib() -> DateTime<FixedOffset> {
-    let wib = FixedOffset::east_opt(7 * 3600).unwrap_or_else(|| Utc.fix());
-    let now = Utc::now().with_timezone(&wib);
-    now.with_nanosecond(0).unwrap_or(now)
-}
-
-fn cap_time(at: DateTime<FixedOffset>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%:z").to_string()
-}
-
-struct Message<'a> {
-    identifier: &'a str,
-    sent: DateTime<FixedOffset>,
-    msg_type: &'a str,
-    references: Option<String>,
-    kind: Kind,
-    severity: &'a str,
-    magnitude: f64,
-    area_xml: &'a str,
-    area_desc: &'a str,
-}
-
-fn document(message: &Message<'_>) -> String {
-    let expires = cap_time(message.sent + chrono::Duration::hours(3));
-    let (event_id, event_en, category, urgency) = match message.kind {
-        Kind::Earthquake => ("Gempabumi", "Earthquake", "Geo", "Immediate"),
-        Kind::Weather => ("Cuaca Ekstrem", "Extreme Weather", "Met", "Expected"),
-    };
-    let references = message
-        .references
-        .as_ref()
-        .map(|r| format!("  <references>{}</references>\n", escape(r)))
-        .unwrap_or_default();
-    let mut xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\">\n\
-         \x20 <identifier>{}</identifier>\n\
-         \x20 <sender>{SENDER}</sender>\n\
-         \x20 <sent>{}</sent>\n\
-         \x20 <status>Actual</status>\n\
-         \x20 <msgType>{}</msgType>\n\
-         \x20 <scope>Public</scope>\n\
-         \x20 <code>IDN-BMKG</code>\n\
-         {references}",
-        escape(message.identifier),
-        cap_time(message.sent),
-        message.msg_type,
-    );
-    let wib = message.sent.format("%d-%m-%y %H:%M:%S WIB");
-    for (language, event, headline, instruction) in [
-        (
-            "id-ID",
-            event_id,
-            match message.kind {
-                Kind::Earthquake => format!(
-                    "Gempa Mag:{:.1}, {wib}, {}",
-                    message.magnitude, message.area_desc
-                ),
-                Kind::Weather => {
-                    format!("Peringatan dini cuaca {wib}: hujan lebat disertai angin kencang")
-                }
-            },
-            match message.kind {
-                Kind::Earthquake => {
-                    "Hindari bangunan yang retak atau rusak. Waspada gempa susulan."
-                }
-                Kind::Weather => "Waspada potensi banjir, tanah longsor dan pohon tumbang.",
-            },
-        ),
-        (
-            "en-US",
-            event_en,
-            match message.kind {
-                Kind::Earthquake => format!(
-                    "Earthquake Mag:{:.1}, {wib}, {}",
-                    message.magnitude, message.area_desc
-                ),
-                Kind::Weather => format!("Weather warning {wib}: heavy rain with strong wind"),
-            },
-            match message.kind {
-                Kind::Earthquake => {
-                    "Stay away from cracked or damaged buildings. Expect aftershocks."
-                }
-                Kind::Weather => "Beware of floods, landslides and falling trees.",
-            },
-        ),
-    ] {
-        xml.push_str(&format!(
-            "  <info>\n\
-             \x20   <language>{language}</language>\n\
-             \x20   <category>{category}</category>\n\
-             \x20   <event>{event}</event>\n\
-             \x20   <urgency>{urgency}</urgency>\n\
-             \x20   <severity>{}</severity>\n\
-             \x20   <certainty>Observed</certainty>\n\
-             \x20   <eventCode><valueName>BMKG</valueName><value>{}</value></eventCode>\n\
-             \x20   <expires>{expires}</expires>\n\
-             \x20   <senderName>Badan Meteorologi, Klimatologi, dan Geofisika (BMKG)</senderName>\n\
-             \x20   <headline>{}</headline>\n\
-             \x20   <description>{}</description>\n\
-             \x20   <instruction>{}</instruction>\n\
-             \x20   <web>https://www.bmkg.go.id/</web>\n",
-            escape(message.severity),
-            match message.kind {
-                Kind::Earthquake => "gempabumi",
-                Kind::Weather => "nowcast",
-            },
-            escape(&headline),
-            escape(&headline),
-            escape(instruction),
-        ));
-        if message.kind == Kind::Earthquake {
-            xml.push_str(&format!(
-                "    <parameter><valueName>Magnitude</valueName><value>{:.1}</value></parameter>\n\
-                 \x20   <parameter><valueName>Depth</valueName><value>10 Km</value></parameter>\n",
-                message.magnitude
-            ));
-        }
-        xml.push_str(&format!(
-            "    <area>\n      <areaDesc>{}</areaDesc>\n{}    </area>\n  </info>\n",
-            escape(message.area_desc),
-            message.area_xml
-        ));
-    }
-    xml.push_str("</alert>\n");
-    xml
-}
-
-fn circle_xml(lat: f64, lng: f64, radius_km: f64) -> String {
-    format!("      <circle>{lat},{lng} {radius_km}</circle>\n")
-}
-
-const HOSTILE: &str = "<?xml version=\"1.0\"?>\n<!DOCTYPE alert [\n<!ENTITY a \"aaaaaaaaaaaaaaaaaaaaaaaa\">\n<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">\n<!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">\n<!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\">\n]>\n<alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\"><identifier>&d;</identifier></alert>\n";
 
 impl FakeBmkg {
     /// Starts the fake on `addr` (`127.0.0.1:0` for any port).
@@ -597,23 +468,6 @@ async fn one(State(book): State<Arc<Mutex<Book>>>, Path(file): Path<String>) -> 
         Some(xml) => ([(header::CONTENT_TYPE, "application/cap+xml")], xml).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
-}
-
-fn huge_document() -> String {
-    let mut points: Vec<String> = (0..5_000).map(|i| format!("-6.{i:06},106.8")).collect();
-    points.push("-6.000000,106.8".to_owned());
-    let polygon = format!("      <polygon>{}</polygon>\n", points.join(" "));
-    document(&Message {
-        identifier: "bmkg-huge",
-        sent: now_wib(),
-        msg_type: "Alert",
-        references: None,
-        kind: Kind::Weather,
-        severity: "Severe",
-        magnitude: 0.0,
-        area_xml: &polygon,
-        area_desc: "Seluruh dunia",
-    })
 }
 
 async fn control_earthquake(
