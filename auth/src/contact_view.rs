@@ -38,10 +38,8 @@ pub async fn phones_for_call_back(
         .iter()
         .filter_map(|view| view.subject.map(|id| id.0))
         .collect();
-    let rows: Vec<(Uuid, String)> =
-        sqlx::query_as("SELECT id, phone FROM auth.users WHERE id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(&mut *conn)
-            .await?;
-    Ok(rows.into_iter().collect())
+    Ok(crate::store::phones_of(&mut *conn, &ids)
+        .await?
+        .into_iter()
+        .collect())
 }

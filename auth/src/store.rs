@@ -93,13 +93,16 @@ pub async fn user_by_id(
     .await
 }
 
-/// The phone numbers of these accounts, for texts other services send them (area broadcasts,
-/// escalations to a region's coordinators). Only ids come in and only `(id, phone)` go out: the
+/// The phone numbers of these accounts: for texts other services send them (area broadcasts,
+/// escalations to a region's coordinators) and for a coordinator's audited call-back. Only ids come in and only `(id, phone)` go out: the
 /// caller sends the text and shows the number nowhere.
-pub async fn phones_of(pool: &PgPool, users: &[Uuid]) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+pub async fn phones_of(
+    executor: impl sqlx::PgExecutor<'_>,
+    users: &[Uuid],
+) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
     sqlx::query_as("SELECT id, phone FROM auth.users WHERE id = ANY ($1)")
         .bind(users)
-        .fetch_all(pool)
+        .fetch_all(executor)
         .await
 }
 

@@ -12,14 +12,9 @@ use sqlx::PgPool;
 
 use crate::support::{
     JsonApi, MONAS, Server, Socket, TempDir, create_account, database_url, on_duty_at, open_socket,
-    signing_key,
+    signing_key, square,
 };
 use crate::warnings::{BANDUNG, PASSWORD, PATIENCE, broadcast_frame};
-
-/// A square of about 20 km around Monas.
-fn around_monas() -> Value {
-    json!({"type": "Polygon", "coordinates": [[[106.7, -6.3], [106.9, -6.3], [106.9, -6.1], [106.7, -6.1], [106.7, -6.3]]]})
-}
 
 /// A citizen's panic at `at`: the citizen counts as inside an area around it for 12 hours.
 async fn panic_at(api: &JsonApi, token: &str, at: (f64, f64)) {
@@ -106,7 +101,8 @@ async fn scene(
 
 /// The coordinator broadcasts `body` (with the area around Monas); the answer.
 async fn broadcast(scene: &Scene, mut body: Value) -> Value {
-    body["area"] = json!({"polygon": around_monas()});
+    // A square of about 20 km around Monas.
+    body["area"] = json!({"polygon": square(-6.3, 106.7, 0.2)});
     let (status, sent) = scene
         .api
         .send(
